@@ -1,0 +1,27 @@
+# The two commands of the README: `make book` and `make test`. Both create .venv on first use
+# and reinstall into it only when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test book venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[cpu,dev,book]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --path-output . -W -n --keep-going
+	@echo "Open _build/html/index.html"
+
+clean:
+	rm -rf _build $(VENV)

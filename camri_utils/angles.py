@@ -1,0 +1,117 @@
+"""Angles between features and class weights.
+
+CAMRI's claim, in geometry: the important class's features gather closer to, and more tightly
+around, their class weight. These functions measure that from the features of a trained model
+(the input of its :class:`~camri_utils.layers.CosineHead`) and the head's class weights. All in
+float64 NumPy; angles in degrees unless ``degrees=False``.
+
+A zero feature vector has cosine 0 with every class (angle 90 degrees), as in the head.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "class_weights_of",
+    "feature_class_angles",
+    "own_class_angles",
+    "per_class_angle_stats",
+    "relative_variance",
+]
+
+
+def class_weights_of(model):
+    """The class-weight matrix (d, n_classes) of the last :class:`CosineHead` in ``model``
+    (a Keras model or the head itself), as float64."""
+    from camri_utils.layers import CosineHead
+
+    if isinstance(model, CosineHead):
+        head = model
+    else:
+        heads = [layer for layer in getattr(model, "layers", []) if isinstance(layer, CosineHead)]
+        if not heads:
+            raise ValueError("the model has no CosineHead layer; angles need a cosine classifier.")
+        head = heads[-1]
+    return np.asarray(head.kernel.numpy(), dtype=np.float64)
+
+
+def _unit(x, axis):
+    norm = np.linalg.norm(x, axis=axis, keepdims=True)
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+
+
+def feature_class_angles(features, class_weights, degrees=True):
+    """Angle between every feature (N, d) and every class weight (columns of a (d, C) matrix):
+    shape (N, C)."""
+    z = np.asarray(features, dtype=np.float64)
+    w = np.asarray(class_weights, dtype=np.float64)
+    if z.ndim != 2 or w.ndim != 2 or z.shape[1] != w.shape[0]:
+        raise ValueError(
+            f"features must be (N, d) and class_weights (d, C) with the same d; got "
+            f"{z.shape} and {w.shape}."
+        )
+    cos = np.clip(_unit(z, 1) @ _unit(w, 0), -1.0, 1.0)
+    theta = np.arccos(cos)
+    return np.degrees(theta) if degrees else theta
+
+
+def _labels(labels, n, n_classes):
+    y = np.asarray(labels)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim == 2 and y.shape[1] == n_classes:
+        y = np.argmax(y, axis=1)
+    if y.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},) (one per feature); got {np.asarray(labels).shape}.")
+    y = y.astype(np.int64)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"labels must be class indices in [0, {n_classes}).")
+    return y
+
+
+def own_class_angles(features, class_weights, labels, degrees=True):
+    """Angle between each feature and the weight of its own class: shape (N,)."""
+    angles = feature_class_angles(features, class_weights, degrees)
+    y = _labels(labels, angles.shape[0], angles.shape[1])
+    return angles[np.arange(len(y)), y]
+
+
+def per_class_angle_stats(features, class_weights, labels, degrees=True, class_names=None):
+    """Per class: number of samples, mean and variance (population, ddof=0) of the angle
+    between each sample's feature and its own class weight."""
+    angles = feature_class_angles(features, class_weights, degrees)
+    n_classes = angles.shape[1]
+    y = _labels(labels, angles.shape[0], n_classes)
+    own = angles[np.arange(len(y)), y]
+    frame = pd.DataFrame({"class": y, "angle": own})
+    stats = frame.groupby("class")["angle"].agg(count="size", mean="mean", var=lambda a: np.var(a))
+    stats = stats.reindex(range(n_classes))
+    stats["count"] = stats["count"].fillna(0).astype(int)
+    if class_names is not None:
+        if len(class_names) != n_classes:
+            raise ValueError(f"class_names has {len(class_names)} names but there are {n_classes} classes.")
+        stats.insert(0, "name", list(class_names))
+    stats.attrs["unit"] = "degrees" if degrees else "radians"
+    return stats
+
+
+def relative_variance(stats, important_classes):
+    """Variance of each important class's angle divided by the mean variance of the other
+    classes (from :func:`per_class_angle_stats`). Below 1: the important class is tighter."""
+    if isinstance(important_classes, (numbers.Integral, np.integer)):
+        important_classes = [important_classes]
+    important = [int(c) for c in important_classes]
+    n_classes = len(stats)
+    for c in important:
+        if not 0 <= c < n_classes:
+            raise ValueError(f"important class {c} is outside [0, {n_classes}).")
+    others = stats.drop(index=important)["var"].dropna()
+    if others.empty:
+        raise ValueError("no other class with samples to compare the important classes with.")
+    ratio = stats.loc[important, "var"] / others.mean()
+    ratio.name = "relative_variance"
+    return ratio

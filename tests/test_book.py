@@ -1,0 +1,28 @@
+"""The book builds offline with warnings as errors (what `make book` runs)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_book_builds_without_warnings(tmp_path):
+    jb = Path(sys.executable).with_name("jupyter-book")
+    if not jb.exists():
+        jb = shutil.which("jupyter-book")
+    if jb is None:
+        pytest.fail("jupyter-book is not installed: install the package with the 'book' extra (make venv).")
+    result = subprocess.run(
+        [str(jb), "build", str(ROOT), "--config", str(ROOT / "book/_config.yml"),
+         "--toc", str(ROOT / "book/_toc.yml"), "--path-output", str(tmp_path), "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    html = tmp_path / "_build" / "html"
+    intro = (html / "book" / "intro.html").read_text()
+    assert "CAMRI" in intro and "Nishiyama" in intro  # the citation resolved
+    assert (html / "book" / "references.html").exists()

@@ -1,0 +1,56 @@
+"""environment.yml and pyproject.toml describe the same dependencies."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTRAS_IN_ENV = ("cpu", "dev", "book")
+
+
+def _parse(spec):
+    spec = spec.strip()
+    name = re.match(r"[A-Za-z0-9_.\-]+", spec).group(0)
+    constraint = spec[len(name):].replace(" ", "")
+    return re.sub(r"[-_.]+", "-", name).lower(), constraint
+
+
+def pyproject_requirements():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = list(project["dependencies"])
+    for extra in EXTRAS_IN_ENV:
+        specs += project["optional-dependencies"][extra]
+    return dict(_parse(s) for s in specs)
+
+
+def environment_requirements():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    specs = []
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            specs += dep["pip"]
+        elif not re.match(r"(python|pip)\b(?![-\w])", dep):
+            specs.append(dep)
+    return dict(_parse(s) for s in specs)
+
+
+def test_environment_matches_pyproject():
+    assert environment_requirements() == pyproject_requirements()
+
+
+def test_parser_sees_a_drift():
+    # The comparison above must notice a changed bound or a missing package.
+    env = environment_requirements()
+    changed = dict(env, numpy=">=9")
+    assert changed != pyproject_requirements()
+    assert {k: v for k, v in env.items() if k != "keras"} != pyproject_requirements()
+
+
+def test_version_is_single_sourced():
+    import camri_utils
+
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'version = { attr = "camri_utils.__version__" }' in text
+    assert re.fullmatch(r"\d+\.\d+\.\d+", camri_utils.__version__)
