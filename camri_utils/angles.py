@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numbers
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -25,18 +26,26 @@ __all__ = [
 
 
 def class_weights_of(model):
-    """The class-weight matrix (d, n_classes) of the last :class:`CosineHead` in ``model``
-    (a Keras model or the head itself), as float64."""
+    """The class-weight matrix (d, n_classes) of a model's classifier: the last
+    :class:`CosineHead`, or else a final ``Dense`` layer (a cross-entropy baseline, whose
+    bias is ignored). ``model`` may also be the head layer itself. Returned as float64."""
     from camri_utils.layers import CosineHead
 
-    if isinstance(model, CosineHead):
+    if isinstance(model, (CosineHead, keras.layers.Dense)):
         head = model
     else:
-        heads = [layer for layer in getattr(model, "layers", []) if isinstance(layer, CosineHead)]
-        if not heads:
-            raise ValueError("the model has no CosineHead layer; angles need a cosine classifier.")
-        head = heads[-1]
-    return np.asarray(head.kernel.numpy(), dtype=np.float64)
+        layers = getattr(model, "layers", [])
+        heads = [layer for layer in layers if isinstance(layer, CosineHead)]
+        if heads:
+            head = heads[-1]
+        elif layers and isinstance(layers[-1], keras.layers.Dense):
+            head = layers[-1]
+        else:
+            raise ValueError(
+                "the model has no CosineHead and does not end in a Dense layer; angles need "
+                "class weight vectors."
+            )
+    return np.asarray(keras.ops.convert_to_numpy(head.kernel), dtype=np.float64)
 
 
 def _unit(x, axis):

@@ -54,8 +54,10 @@ def test_class_weights_of_model():
     w = A.class_weights_of(model)
     assert w.shape == (2, 3) and w.dtype == np.float64
     np.testing.assert_array_equal(w, model.layers[-1].kernel.numpy())
+    dense = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    np.testing.assert_array_equal(A.class_weights_of(dense), dense.layers[-1].kernel.numpy())
     with pytest.raises(ValueError, match="no CosineHead"):
-        A.class_weights_of(keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)]))
+        A.class_weights_of(keras.Sequential([keras.Input((2,)), keras.layers.Dense(3), keras.layers.Softmax()]))
 
 
 @pytest.mark.parametrize("call,match", [

@@ -1,0 +1,139 @@
+"""Provenance for the chapters, and the one way they are executed (tests and reference runs).
+
+In a chapter, right after the ``parameters`` cell::
+
+    from camri_utils.notebook import provenance
+    provenance(profile, data="scikit-learn digits (real)")
+
+shows the reader which profile, data, library version and date produced the outputs. The
+runner (``python -m camri_utils.notebook``) executes a chapter with papermill and copies that
+record into the notebook's metadata (``metadata["camri"]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["PROFILES", "provenance", "run", "main"]
+
+PROFILES = ("quick", "full")
+MIME = "application/vnd.camri.provenance+json"
+
+
+def _device():
+    try:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return f"{len(gpus)} GPU(s)" if gpus else "CPU"
+    except Exception:  # pragma: no cover
+        return "unknown"
+
+
+def provenance(profile, data, **extra):
+    """Check ``profile``, then display and return the record of this run: profile, data
+    source, library / TensorFlow / Keras versions, device and date (UTC)."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}.")
+    import keras
+
+    import camri_utils
+
+    try:
+        import tensorflow as tf
+
+        tf_version = tf.__version__
+    except ImportError:  # pragma: no cover
+        tf_version = None
+    record = {
+        "profile": profile,
+        "data": data,
+        "camri_utils": camri_utils.__version__,
+        "tensorflow": tf_version,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "device": _device(),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
+        **extra,
+    }
+    text = (f"Run: profile '{profile}' | data: {data} | camri_utils {record['camri_utils']}, "
+            f"TensorFlow {tf_version}, Keras {record['keras']} | {record['device']} | {record['date']}")
+    try:
+        from IPython.display import display
+
+        display({"text/plain": text, MIME: record}, raw=True)
+    except ImportError:  # pragma: no cover
+        print(text)
+    return record
+
+
+def _record_of(nb):
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if MIME in output.get("data", {}):
+                return dict(output["data"][MIME])
+    return None
+
+
+def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=None):
+    """Execute ``notebook`` with papermill and write it to ``output`` (default: in place) with
+    ``metadata["camri"]`` set from its provenance record. ``profile=None`` keeps the
+    notebook's own default. The output is written atomically: a failed run leaves the
+    previous file untouched. Raises papermill's ``PapermillExecutionError`` naming the cell."""
+    import nbformat
+    import papermill
+
+    notebook = Path(notebook)
+    output = Path(output) if output else notebook
+    params = dict(parameters or {})
+    if profile is not None:
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}.")
+        params["profile"] = profile
+    fd, tmp = tempfile.mkstemp(suffix=".ipynb", dir=output.parent)
+    os.close(fd)
+    try:
+        papermill.execute_notebook(
+            str(notebook), tmp, parameters=params, kernel_name="python3",
+            cwd=str(cwd or notebook.parent), progress_bar=False, execution_timeout=timeout,
+        )
+        nb = nbformat.read(tmp, as_version=4)
+        record = _record_of(nb)
+        if record is None:
+            raise RuntimeError(f"{notebook.name} did not call camri_utils.notebook.provenance().")
+        nb.metadata["camri"] = record
+        nbformat.write(nb, tmp)
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return output
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m camri_utils.notebook",
+        description="Execute chapters with papermill and record their provenance.")
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--profile", choices=PROFILES, default=None,
+                        help="override the notebook's profile (default: its own, 'full')")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="write executed notebooks here (default: in place)")
+    args = parser.parse_args(argv)
+    for nb in args.notebooks:
+        out = args.output_dir / nb.name if args.output_dir else nb
+        print(f"running {nb} -> {out}", flush=True)
+        run(nb, out, profile=args.profile)
+        print(json.dumps(_record_of(__import__("nbformat").read(out, as_version=4))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
