@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test book venv clean
+.PHONY: test book notebooks venv clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,10 @@ test: $(STAMP)
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --path-output . -W -n --keep-going
 	@echo "Open _build/html/index.html"
+
+# Re-run every chapter in the full profile and store it with its outputs and provenance.
+notebooks: $(STAMP)
+	$(PY) -m camri_utils.notebook notebooks/[0-9][0-9]_*.ipynb
 
 clean:
 	rm -rf _build $(VENV)

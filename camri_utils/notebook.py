@@ -17,6 +17,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 __all__ = ["PROFILES", "provenance", "run", "main"]
 
 PROFILES = ("quick", "full")
-MIME = "application/vnd.camri.provenance+json"
+KEY = "camri_provenance"  # the record travels in the banner output's metadata
 
 
 def _device():
@@ -38,8 +39,9 @@ def _device():
 
 
 def provenance(profile, data, **extra):
-    """Check ``profile``, then display and return the record of this run: profile, data
-    source, library / TensorFlow / Keras versions, device and date (UTC)."""
+    """Check ``profile``, then display the record of this run: profile, data source,
+    library / TensorFlow / Keras versions, device, date (UTC) and any ``extra`` settings.
+    Returns nothing, so that it can end a cell without echoing the record."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}.")
     import keras
@@ -65,20 +67,21 @@ def provenance(profile, data, **extra):
     }
     text = (f"Run: profile '{profile}' | data: {data} | camri_utils {record['camri_utils']}, "
             f"TensorFlow {tf_version}, Keras {record['keras']} | {record['device']} | {record['date']}")
+    markdown = (f"**Run:** profile `{profile}` · data: {data} · camri_utils {record['camri_utils']}, "
+                f"TensorFlow {tf_version}, Keras {record['keras']} · {record['device']} · {record['date']}")
     try:
         from IPython.display import display
 
-        display({"text/plain": text, MIME: record}, raw=True)
+        display({"text/plain": text, "text/markdown": markdown}, metadata={KEY: record}, raw=True)
     except ImportError:  # pragma: no cover
         print(text)
-    return record
 
 
 def _record_of(nb):
     for cell in nb.cells:
         for output in cell.get("outputs", []):
-            if MIME in output.get("data", {}):
-                return dict(output["data"][MIME])
+            if KEY in output.get("metadata", {}):
+                return dict(output["metadata"][KEY])
     return None
 
 
@@ -97,8 +100,11 @@ def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}.")
         params["profile"] = profile
-    fd, tmp = tempfile.mkstemp(suffix=".ipynb", dir=output.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".ipynb", dir=output.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise end up on the notebook
     try:
         papermill.execute_notebook(
             str(notebook), tmp, parameters=params, kernel_name="python3",
@@ -127,6 +133,8 @@ def main(argv=None):
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="write executed notebooks here (default: in place)")
     args = parser.parse_args(argv)
+    # A terminated run unwinds like Ctrl-C, so run() removes its temporary file.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for nb in args.notebooks:
         out = args.output_dir / nb.name if args.output_dir else nb
         print(f"running {nb} -> {out}", flush=True)

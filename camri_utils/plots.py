@@ -1,5 +1,5 @@
 """The book's recurring figures: a loss over the 2-D feature plane (the poster's Fig. 2) and
-normalised features with their class weights on the unit circle (the poster's Fig. 3)."""
+normalized features with their class weights on the unit circle (the poster's Fig. 3)."""
 
 from __future__ import annotations
 
@@ -79,8 +79,8 @@ def draw_polar_features(ax, features, labels, weights, important=(), title=None,
     ax.set_xlim(-1.1, 1.1)
     ax.set_ylim(-1.1, 1.1)
     ax.set_aspect("equal")
-    ax.set_xlabel("normalised feature $z_1$")
-    ax.set_ylabel("normalised feature $z_2$")
+    ax.set_xlabel("normalized feature $z_1$")
+    ax.set_ylabel("normalized feature $z_2$")
     if title:
         ax.set_title(title)
     return ax

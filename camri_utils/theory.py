@@ -60,15 +60,21 @@ def target_logit_curve(loss, theta, n_classes=2):
     return (logits[:, 0] / loss.scale).reshape(theta.shape)
 
 
-def decision_angle(loss, separation, tol=1e-7):
-    """For two unit class weights ``separation`` radians apart and a sample of class 0 between
-    them at angle ``a`` from its weight, the angle ``a`` where the loss's target logit equals
-    the other class's logit: the boundary the loss trains towards (``separation / 2`` without
-    a margin). Found by bisection on ``loss.logits``."""
+def decision_angle(loss, separation, target=0, other=1, tol=1e-7):
+    """For two unit class weights ``separation`` radians apart and a sample of class
+    ``target`` between them at angle ``a`` from its weight, the angle ``a`` where the loss's
+    target logit equals the ``other`` class's logit: the boundary the loss trains towards
+    (``separation / 2`` without a margin). Found by bisection on ``loss.logits``; any further
+    classes the loss expects are put opposite (cosine -1), out of the competition."""
+    n_classes = getattr(loss, "n_classes", None) or max(target, other) + 1
+    if target == other or not (0 <= target < n_classes and 0 <= other < n_classes):
+        raise ValueError(f"target and other must be two different classes in [0, {n_classes}).")
+
     def gap(a):
-        cos = np.array([[math.cos(a), math.cos(separation - a)]], np.float32)
-        logits = keras.ops.convert_to_numpy(loss.logits(np.array([0]), cos))[0]
-        return logits[0] - logits[1]
+        cos = np.full((1, n_classes), -1.0, np.float32)
+        cos[0, target], cos[0, other] = math.cos(a), math.cos(separation - a)
+        logits = keras.ops.convert_to_numpy(loss.logits(np.array([target]), cos))[0]
+        return logits[target] - logits[other]
 
     lo, hi = 0.0, float(separation)
     if gap(lo) <= 0:

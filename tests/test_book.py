@@ -26,3 +26,10 @@ def test_book_builds_without_warnings(tmp_path):
     intro = (html / "book" / "intro.html").read_text()
     assert "CAMRI" in intro and "Nishiyama" in intro  # the citation resolved
     assert (html / "book" / "references.html").exists()
+    chapters = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert chapters
+    for nb in chapters:
+        page = (html / "notebooks" / f"{nb.stem}.html").read_text()
+        # The Colab launch button of this chapter, and the provenance banner of its stored run.
+        assert f"colab.research.google.com/github/camri-book/camri-book/blob/main/notebooks/{nb.name}" in page
+        assert "profile <code" in page and "camri_utils" in page, f"{nb.name}: no provenance banner rendered"

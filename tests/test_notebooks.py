@@ -1,0 +1,97 @@
+"""The chapters: each runs top to bottom in the quick profile (papermill, in a temporary
+folder), the stored notebooks pass nbval in lax mode, and their stored form is clean."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import camri_utils
+from camri_utils.notebook import run
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+REPOSITORY = "camri-book/camri-book"
+IDS = [nb.stem for nb in NOTEBOOKS]
+MACHINE_PATH = re.compile(r"(/root/|/home/[A-Za-z]|/tmp/|/work/|/Users/|[A-Za-z]:\\\\Users)")
+
+
+def test_there_are_chapters():
+    assert len(NOTEBOOKS) >= 6
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_runs_in_quick_profile(path, tmp_path):
+    import papermill
+
+    out = tmp_path / path.name
+    try:
+        run(path, out, profile="quick", cwd=tmp_path)
+    except papermill.PapermillExecutionError as err:
+        pytest.fail(f"{path.name}: cell {err.exec_count} raised {err.ename}: {err.evalue}", pytrace=False)
+    executed = nbformat.read(out, as_version=4)
+    assert executed.metadata["camri"]["profile"] == "quick"
+    assert not any(o.get("output_type") == "error" for c in executed.cells for o in c.get("outputs", []))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_stored_notebook_is_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    where = path.name
+
+    # Stored with the outputs of a full-profile run of this library version.
+    meta = nb.metadata.get("camri")
+    assert meta, f"{where}: no provenance metadata; run it with `make notebooks`"
+    assert meta["profile"] == "full", f"{where}: stored outputs are from the {meta['profile']!r} profile"
+    assert meta["camri_utils"] == camri_utils.__version__, f"{where}: outputs from camri_utils {meta['camri_utils']}"
+    assert meta["data"] and meta["date"]
+    assert all(c.execution_count is not None for c in code), f"{where}: has unexecuted cells"
+    outputs = [o for c in code for o in c.outputs]
+    assert outputs, f"{where}: stored without outputs"
+    assert not [o for o in outputs if o.output_type == "error"], f"{where}: has error outputs"
+    text = json.dumps(outputs)
+    assert not MACHINE_PATH.search(text), f"{where}: an absolute path appears in its outputs"
+
+    # One parameters cell with a profile; a standard kernel.
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, f"{where}: {len(params)} cells tagged 'parameters'"
+    assert re.search(r'^profile = "(quick|full)"', params[0].source, re.M)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+    # Title, Colab badge, installer pinned to this version, summary and exercises.
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    badge = f"colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{path.name}"
+    assert badge in nb.cells[0].source, f"{where}: Colab badge missing or pointing elsewhere"
+    assert f"github.com/{REPOSITORY}@v{camri_utils.__version__}" in code[0].source
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "## Summary" in markdown and "## Exercises" in markdown and ":class: dropdown" in markdown
+    assert any("NBVAL_CHECK_OUTPUT" in c.source for c in code), f"{where}: no cell checked by nbval"
+    assert "{cite:" in markdown, f"{where}: cites nothing from references.bib"
+
+
+def test_citations_exist_in_bibliography():
+    bib = (ROOT / "book" / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    for path in NOTEBOOKS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "markdown":
+                for group in re.findall(r"\{cite:[pt]\}`([^`]+)`", cell.source):
+                    for key in group.split(","):
+                        assert key.strip() in keys, f"{path.name}: unknown citation {key}"
+
+
+def test_stored_notebooks_pass_nbval(tmp_path):
+    """nbval (lax) re-executes the stored notebooks and compares the cells marked
+    NBVAL_CHECK_OUTPUT: formula checks, shapes and printed constants."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+         "-q", "--rootdir", str(tmp_path), *map(str, NOTEBOOKS)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1500,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -1,0 +1,81 @@
+import math
+
+import nbformat
+import numpy as np
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from camri_utils import ArcFaceLoss, CAMRILoss, CosFaceLoss, NormalizedSoftmaxLoss, SphereFaceLoss, theory
+from camri_utils.notebook import provenance, run
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10, 43])
+@pytest.mark.parametrize("scale", [1.0, 8.0, 30.0])
+def test_max_probability_is_softmax_on_the_simplex(n_classes, scale):
+    cos = theory.simplex_cosines(n_classes)
+    # The simplex cosines are those of real unit vectors: the Gram matrix is positive semidefinite.
+    assert np.linalg.eigvalsh(cos).min() > -1e-9
+    logits = scale * cos[0]
+    p = np.exp(logits[0]) / np.exp(logits).sum()
+    assert theory.max_probability(scale, n_classes) == pytest.approx(p, rel=1e-12)
+    assert theory.min_scale(p, n_classes) == pytest.approx(scale, rel=1e-9) if p < 1 - 1e-12 else True
+
+
+def test_min_scale_rejects_unreachable_probabilities():
+    with pytest.raises(ValueError, match=r"probability must be in \(1/n_classes, 1\)"):
+        theory.min_scale(0.05, 10)
+    with pytest.raises(ValueError, match="n_classes"):
+        theory.max_probability(4.0, 1)
+
+
+def test_target_logit_curve_and_decision_angles():
+    theta = np.linspace(0, math.pi, 50)
+    np.testing.assert_allclose(theory.target_logit_curve(ArcFaceLoss(0.4, 5.0), theta), np.cos(theta + 0.4), atol=1e-5)
+    sep = math.radians(90)
+    assert theory.decision_angle(NormalizedSoftmaxLoss(1.0), sep) == pytest.approx(sep / 2, abs=1e-6)
+    assert theory.decision_angle(ArcFaceLoss(0.5, 1.0), sep) == pytest.approx((sep - 0.5) / 2, abs=1e-6)
+    assert theory.decision_angle(CosFaceLoss(0.35, 1.0), sep) == pytest.approx(math.acos(0.35 / math.sqrt(2)) - math.pi / 4, abs=1e-6)
+    assert theory.decision_angle(SphereFaceLoss(4.0, 1.0, monotonic=True), sep) == pytest.approx(sep / 5, abs=1e-6)
+    camri = CAMRILoss(3, 0, 0.5, 8.0)
+    assert theory.decision_angle(camri, sep, target=0, other=1) == pytest.approx((sep - 0.5) / 2, abs=1e-6)
+    assert theory.decision_angle(camri, sep, target=1, other=0) == pytest.approx(sep / 2, abs=1e-6)
+    with pytest.raises(ValueError, match="two different classes"):
+        theory.decision_angle(camri, sep, target=1, other=1)
+
+
+def test_provenance_rejects_unknown_profile():
+    with pytest.raises(ValueError, match=r"profile must be one of \('quick', 'full'\)"):
+        provenance("medium", data="x")
+
+
+def _notebook(path, *sources):
+    nb = new_notebook(cells=[new_code_cell(s) for s in sources])
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_run_records_provenance_and_overrides_profile(tmp_path):
+    src = _notebook(tmp_path / "ok.ipynb", 'profile = "full"',
+                    "from camri_utils.notebook import provenance\nprovenance(profile, data='test data')")
+    out = run(src, tmp_path / "out.ipynb", profile="quick")
+    meta = nbformat.read(out, as_version=4).metadata["camri"]
+    assert meta["profile"] == "quick" and meta["data"] == "test data"
+
+
+def test_failed_run_leaves_previous_output_untouched(tmp_path):
+    import papermill
+
+    src = _notebook(tmp_path / "bad.ipynb", 'profile = "full"', "raise RuntimeError('boom')")
+    target = tmp_path / "stored.ipynb"
+    target.write_text("previous")
+    with pytest.raises(papermill.PapermillExecutionError, match="boom"):
+        run(src, target)
+    assert target.read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.ipynb", "stored.ipynb"]
+
+    silent = _notebook(tmp_path / "silent.ipynb", 'profile = "full"', "x = 1")
+    with pytest.raises(RuntimeError, match="did not call camri_utils.notebook.provenance"):
+        run(silent, target)
+    assert target.read_text() == "previous"
