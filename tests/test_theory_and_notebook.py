@@ -18,7 +18,8 @@ def test_max_probability_is_softmax_on_the_simplex(n_classes, scale):
     logits = scale * cos[0]
     p = np.exp(logits[0]) / np.exp(logits).sum()
     assert theory.max_probability(scale, n_classes) == pytest.approx(p, rel=1e-12)
-    assert theory.min_scale(p, n_classes) == pytest.approx(scale, rel=1e-9) if p < 1 - 1e-12 else True
+    if 1 - p > 1e-6:  # beyond that 1 - p itself has lost its digits in float64
+        assert theory.min_scale(p, n_classes) == pytest.approx(scale, rel=1e-6)
 
 
 def test_min_scale_rejects_unreachable_probabilities():
