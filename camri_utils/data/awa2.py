@@ -1,0 +1,116 @@
+"""Animals with Attributes 2 (AwA2): the official ``AwA2-data.zip`` (13 GB; JPEG folders per
+class under ``Animals_with_Attributes2/JPEGImages/``, 50 classes listed in ``classes.txt``), or
+the folder it extracts to.
+
+AwA2 has no official train/test split for classification. This loader makes a seeded,
+stratified split (``test_fraction`` of each class, default 0.3, ``split_seed`` 0) and says so in
+``Dataset.notes``. Images are resized to ``size`` x ``size`` (default 64); the decoded arrays are
+cached, keyed by size, split and source. The release has no published checksum: integrity is
+checked by reading every image (zip members carry CRCs); pass ``sha256`` to check the zip."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from camri_utils.data._archive import Members
+from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, data_dir_candidates,
+                                      decoded_cache_dir, fixture_manifest, keras_cache_dir, not_found, verify)
+from camri_utils.data._images import cached, decode_all
+
+URL = "https://cvml.ista.ac.at/AwA2/AwA2-data.zip"
+ZIP = "AwA2-data.zip"
+ROOT = "Animals_with_Attributes2"
+HOW_TO_GET = (f"Download {URL} (13 GB) and put it, or the {ROOT}/ folder it extracts to, in a "
+              "folder passed as data_dir or CAMRI_DATA_DIR.")
+
+
+def _class_names(members):
+    found = members.find("classes.txt")
+    if not found:
+        raise DataLayoutError(f"{members.root} has no {ROOT}/classes.txt: not an AwA2 release.")
+    names = []
+    for line in members.read(found[0]).decode().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            names.append(parts[1])
+    if not names:
+        raise DataLayoutError(f"{found[0]} in {members.root} lists no classes.")
+    return names
+
+
+def _build(members, class_names, size, test_fraction, split_seed):
+    index = {name: i for i, name in enumerate(class_names)}
+    files, labels = [], []
+    for n in sorted(members.names()):
+        parts = n.split("/")
+        if len(parts) >= 3 and parts[-3] == "JPEGImages" and n.lower().endswith((".jpg", ".jpeg")):
+            if parts[-2] not in index:
+                raise DataLayoutError(f"{n}: folder {parts[-2]!r} is not a class of classes.txt.")
+            files.append(n)
+            labels.append(index[parts[-2]])
+    labels = np.asarray(labels, np.int64)
+    empty = [c for c in class_names if index[c] not in set(labels.tolist())]
+    if empty:
+        raise DataLayoutError(f"{members.root}: no images for classes {empty[:5]} under {ROOT}/JPEGImages/.")
+    try:
+        train_idx, test_idx = train_test_split(np.arange(len(files)), test_size=test_fraction,
+                                               stratify=labels, random_state=split_seed)
+    except ValueError as exc:
+        raise ValueError(f"too few images per class for a stratified split with test_fraction="
+                         f"{test_fraction}: {exc}") from exc
+    images = decode_all(members, files, size, desc="AwA2")
+    return dict(x_train=images[train_idx], y_train=labels[train_idx],
+                x_test=images[test_idx], y_test=labels[test_idx])
+
+
+def _locate(place, sha256):
+    if (place / ZIP).is_file():
+        manifest = fixture_manifest(place)
+        digest = sha256 or (manifest["sha256"][ZIP] if manifest else None)
+        if digest:
+            verify(place / ZIP, digest, "sha256")
+        return place / ZIP
+    if (place / ROOT).is_dir():
+        return place / ROOT
+    return None
+
+
+def load(data_dir=None, download=True, size=64, test_fraction=0.3, split_seed=0, sha256=None):
+    if not isinstance(size, int) or size < 4:
+        raise ValueError(f"size must be an integer >= 4 (pixels); got {size!r}.")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}.")
+    explicit, places = data_dir_candidates(data_dir)
+    if not explicit:
+        places.append(keras_cache_dir() / "awa2")
+    for place in places:
+        found = _locate(place, sha256)
+        if found is not None:
+            break
+    else:
+        if explicit or not download:
+            raise not_found("AwA2", places, HOW_TO_GET)
+        try:
+            keras.utils.get_file(ZIP, origin=URL, file_hash=sha256, cache_subdir=os.path.join("datasets", "awa2"))
+        except Exception as exc:
+            raise not_found("AwA2", places + [f"download failed: {str(exc)[:120]}"], HOW_TO_GET) from exc
+        place = keras_cache_dir() / "awa2"
+        found = _locate(place, sha256)
+    members = Members(found)
+    try:
+        class_names = _class_names(members)
+        stat = found.stat()
+        key = cache_key(dataset="awa2", size=size, test_fraction=test_fraction, split_seed=split_seed,
+                        source=(str(found.resolve()), stat.st_size, stat.st_mtime))
+        arrays = cached(decoded_cache_dir() / f"awa2-{size}px-split{split_seed}-{key}.npz",
+                        lambda: _build(members, class_names, size, test_fraction, split_seed))
+    finally:
+        members.close()
+    return Dataset("awa2", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], class_names,
+                   Source(str(place), real=fixture_manifest(place) is None),
+                   notes={"size": size, "split": f"seeded stratified split, test_fraction={test_fraction}, "
+                                                 f"split_seed={split_seed} (AwA2 has no official split)"})

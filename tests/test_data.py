@@ -1,0 +1,226 @@
+"""Every loader on a fixture in its real on-disk format, the real Fashion-MNIST files when
+present, and each failure a user can meet: missing, corrupt, truncated, wrong layout."""
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from camri_utils import data
+from camri_utils.data import fixtures
+
+EXPECTED = {  # name: (image shape, n_classes, first class name)
+    "fashion_mnist": ((28, 28, 1), 10, "T-shirt/top"),
+    "cifar10": ((32, 32, 3), 10, "airplane"),
+    "gtsrb": ((32, 32, 3), 43, "Speed limit (20km/h)"),
+    "awa2": ((64, 64, 3), 5, "antelope"),
+}
+REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(autouse=True)
+def isolated_caches(tmp_path, monkeypatch):
+    """No test reads or writes the user's caches or data folders."""
+    monkeypatch.setenv("CAMRI_CACHE_DIR", str(tmp_path / "decoded-cache"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.delenv("CAMRI_DATA_DIR", raising=False)
+
+
+def leftovers(folder):
+    """Temporary or partial files a failed load might leave behind."""
+    folder = Path(folder)
+    return [p.name for p in folder.rglob("*") if p.name.startswith(".") or p.suffix == ".part"] if folder.exists() else []
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_loader_reads_its_fixture(name, tmp_path):
+    root = fixtures.write(name, tmp_path / name, per_class=4)
+    ds = data.load(name, data_dir=root)
+    shape, n_classes, first = EXPECTED[name]
+    assert ds.x_train.dtype == np.uint8 and ds.x_test.dtype == np.uint8
+    assert ds.x_train.shape[1:] == shape and ds.x_test.shape[1:] == shape
+    assert ds.y_train.dtype == np.int64 and len(ds.y_train) == len(ds.x_train)
+    assert set(np.unique(ds.y_train)) == set(range(n_classes)), "every class present in training"
+    assert ds.n_classes == n_classes and ds.class_names[0] == first
+    assert not ds.source.real and ds.source.kind == "synthetic fixture" and str(root) in ds.source.location
+    # A second load gives the same arrays (from the cache where there is one).
+    again = data.load(name, data_dir=root)
+    np.testing.assert_array_equal(again.x_train, ds.x_train)
+    np.testing.assert_array_equal(again.y_test, ds.y_test)
+
+
+def test_fixture_pixels_survive_the_parsers(tmp_path):
+    # Fashion-MNIST and CIFAR-10 store raw pixels: what the fixture wrote must come back exactly.
+    root = fixtures.write("fashion_mnist", tmp_path / "f", per_class=2)
+    with gzip.open(root / "train-images-idx3-ubyte.gz") as f:
+        raw = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)
+    np.testing.assert_array_equal(data.load("fashion_mnist", data_dir=root).x_train, raw)
+
+
+def test_gtsrb_options_change_the_arrays_and_the_cache(tmp_path):
+    root = fixtures.write("gtsrb", tmp_path / "g", per_class=2)
+    small = data.load("gtsrb", data_dir=root, size=16)
+    full = data.load("gtsrb", data_dir=root, size=16, crop_roi=False)
+    assert small.x_train.shape[1:] == (16, 16, 3)
+    assert not np.array_equal(small.x_train, full.x_train)
+    assert len(list((tmp_path / "decoded-cache").glob("gtsrb-16px-*.npz"))) == 2
+    with pytest.raises(ValueError, match="size must be an integer >= 4"):
+        data.load("gtsrb", data_dir=root, size=2)
+
+
+def test_awa2_split_is_seeded_and_stratified(tmp_path):
+    root = fixtures.write("awa2", tmp_path / "a", per_class=10)
+    a = data.load("awa2", data_dir=root, size=16, split_seed=1)
+    b = data.load("awa2", data_dir=root, size=16, split_seed=1)
+    c = data.load("awa2", data_dir=root, size=16, split_seed=2)
+    np.testing.assert_array_equal(a.y_test, b.y_test)
+    assert not np.array_equal(a.x_test, c.x_test)
+    assert np.all(np.bincount(a.y_test) == 3)  # 30% of 10 images of each class
+    assert "no official split" in a.notes["split"]
+
+
+def test_extracted_folders_load_like_archives(tmp_path):
+    import tarfile
+    import zipfile
+
+    for name, archives in [("gtsrb", ["GTSRB_Final_Training_Images.zip", "GTSRB_Final_Test_Images.zip",
+                                      "GTSRB_Final_Test_GT.zip"]), ("cifar10", ["cifar-10-python.tar.gz"]),
+                           ("awa2", ["AwA2-data.zip"])]:
+        packed = fixtures.write(name, tmp_path / f"{name}-packed", per_class=4)
+        unpacked = tmp_path / f"{name}-unpacked"
+        unpacked.mkdir()
+        for archive in archives:
+            if archive.endswith(".zip"):
+                zipfile.ZipFile(packed / archive).extractall(unpacked)
+            else:
+                with tarfile.open(packed / archive) as tar:
+                    tar.extractall(unpacked, filter="data")
+        a, b = data.load(name, data_dir=packed), data.load(name, data_dir=unpacked)
+        np.testing.assert_array_equal(a.x_train, b.x_train)
+        np.testing.assert_array_equal(a.y_test, b.y_test)
+        assert b.source.real  # no manifest beside the extracted copy: the loader cannot know
+
+
+@pytest.mark.skipif(not REAL_FASHION.exists(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_real_fashion_mnist_from_the_system_location():
+    ds = data.load("fashion_mnist", download=False)
+    assert ds.source.real and ds.source.location == str(REAL_FASHION)
+    assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
+    assert np.all(np.bincount(ds.y_train) == 6000) and np.all(np.bincount(ds.y_test) == 1000)
+    assert ds.class_names[6] == "Shirt"
+
+
+def test_digits_are_real_and_split(tmp_path):
+    ds = data.load("digits")
+    assert ds.source.real and ds.x_train.shape[1:] == (8, 8, 1) and len(ds.x_train) + len(ds.x_test) == 1797
+    assert ds.x_train.max() == 255
+    with pytest.raises(ValueError, match="needs no fixture"):
+        fixtures.write("digits", tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Failures
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["fashion_mnist", "cifar10", "gtsrb", "awa2"])
+def test_missing_data_says_where_it_looked_and_how_to_get_it(name, tmp_path, monkeypatch):
+    monkeypatch.setattr(data.fashion_mnist, "SYSTEM_DIRS", [str(tmp_path / "no-system-copy")])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(data.DatasetNotFoundError, match=r"(?s)was not found\. Looked in:.*empty.*data_dir"):
+        data.load(name, data_dir=empty)
+    with pytest.raises(data.DatasetNotFoundError, match="keras-home"):  # the Keras cache was searched too
+        data.load(name, download=False)
+
+
+def test_failed_download_is_reported_as_missing_data(tmp_path, monkeypatch):
+    import keras
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(data.DatasetNotFoundError, match="download failed: URL fetch failure"):
+        data.load("gtsrb")
+    assert leftovers(tmp_path / "keras-home") == []
+
+
+@pytest.mark.parametrize("name,archive", [("cifar10", "cifar-10-python.tar.gz"), ("gtsrb", "GTSRB_Final_Test_Images.zip"),
+                                          ("awa2", "AwA2-data.zip"), ("fashion_mnist", "train-images-idx3-ubyte.gz")])
+def test_checksum_mismatch_and_truncation_are_clear_and_leave_no_cache(name, archive, tmp_path):
+    root = fixtures.write(name, tmp_path / name, per_class=2)
+    path = root / archive
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) // 2])  # truncated: the manifest's checksum no longer matches
+    with pytest.raises(data.CorruptDataError, match=r"(?s)expected.*download it again"):
+        data.load(name, data_dir=root)
+    cache = tmp_path / "decoded-cache"
+    assert not cache.exists() or not any(cache.iterdir()), "nothing cached from a corrupt source"
+
+
+def test_truncated_archive_without_checksum_is_reported_as_corrupt(tmp_path):
+    root = fixtures.write("awa2", tmp_path / "a", per_class=2)
+    (root / "CAMRI_SYNTHETIC_FIXTURE.json").unlink()  # like the real release: no checksum to check
+    path = root / "AwA2-data.zip"
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(data.CorruptDataError, match="truncated or corrupt"):
+        data.load("awa2", data_dir=root)
+    assert leftovers(tmp_path / "decoded-cache") == []
+
+
+def test_wrong_layouts_are_named(tmp_path):
+    partial = fixtures.write("fashion_mnist", tmp_path / "f", per_class=2)
+    (partial / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(data.DataLayoutError, match="all four Fashion-MNIST files"):
+        data.load("fashion_mnist", data_dir=partial)
+
+    g = fixtures.write("gtsrb", tmp_path / "g", per_class=2)
+    (g / "GTSRB_Final_Test_GT.zip").unlink()
+    with pytest.raises(data.DataLayoutError, match="not all of"):
+        data.load("gtsrb", data_dir=g)
+
+    (tmp_path / "c" / "cifar-10-batches-py").mkdir(parents=True)
+    with pytest.raises(data.DataLayoutError, match=r"lacks \['data_batch_1'"):
+        data.load("cifar10", data_dir=tmp_path / "c")
+
+    (tmp_path / "w" / "GTSRB" / "Final_Training").mkdir(parents=True)
+    with pytest.raises(data.DataLayoutError, match="not an extracted GTSRB release"):
+        data.load("gtsrb", data_dir=tmp_path / "w")
+
+
+def test_corrupt_decoded_cache_is_rebuilt(tmp_path):
+    root = fixtures.write("gtsrb", tmp_path / "g", per_class=2)
+    first = data.load("gtsrb", data_dir=root, size=8)
+    (cached,) = (tmp_path / "decoded-cache").glob("gtsrb-*.npz")
+    cached.write_bytes(b"garbage")
+    again = data.load("gtsrb", data_dir=root, size=8)
+    np.testing.assert_array_equal(first.x_train, again.x_train)
+
+
+def test_environment_variable_is_searched(tmp_path, monkeypatch):
+    root = fixtures.write("cifar10", tmp_path / "env", per_class=2)
+    monkeypatch.setenv("CAMRI_DATA_DIR", str(root))
+    assert data.load("cifar10", download=False).source.location == str(root)
+
+
+def test_unknown_dataset_and_bad_options():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        data.load("mnist")
+    with pytest.raises(ValueError, match="no fixture for 'mnist'"):
+        fixtures.write("mnist", "/nonexistent")
+    with pytest.raises(TypeError):
+        data.load("cifar10", size=32)
+
+
+def test_pipelines_scale_shuffle_and_batch(tmp_path):
+    ds = data.load("fashion_mnist", data_dir=fixtures.write("fashion_mnist", tmp_path / "f", per_class=3))
+    train, test = data.pipelines(ds, batch_size=8, seed=0)
+    xb, yb = next(iter(train))
+    assert xb.shape == (8, 28, 28, 1) and xb.dtype.name == "float32"
+    assert 0.0 <= float(np.min(xb)) and float(np.max(xb)) <= 1.0
+    labels_in_order = np.concatenate([y.numpy() for _, y in test])
+    np.testing.assert_array_equal(labels_in_order, ds.y_test)  # test pipeline is not shuffled
+    epoch1 = np.concatenate([y.numpy() for _, y in train])
+    epoch2 = np.concatenate([y.numpy() for _, y in train])
+    assert sorted(epoch1) == sorted(ds.y_train) and not np.array_equal(epoch1, epoch2)
