@@ -1,0 +1,148 @@
+"""Models and the training engine on fixtures: every builder trains, a run resumes after an
+interruption, mirrored == default, and evaluation never sees the margin."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from camri_utils import CAMRILoss, metrics, models
+from camri_utils.data import fixtures
+from camri_utils.training import TrainConfig, make_loss, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def isolated_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAMRI_CACHE_DIR", str(tmp_path / "decoded-cache"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+
+
+def test_paper_cnn_matches_the_authors_description():
+    model = models.paper_cnn(feature_dim=128)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [64] * 3 + [128] * 3 + [256] * 5 + [512] * 2
+    assert all(c.kernel_size == (3, 3) and c.padding == "same" for c in convs)
+    names = [layer.name for layer in model.layers]
+    for i in (2, 5, 8, 11):
+        assert names[names.index(f"conv{i}") + 1] == f"bn{i}"
+    assert sum(isinstance(layer, keras.layers.Dropout) for layer in model.layers) == 2
+    assert model.get_layer("feature").output.shape[-1] == 128
+    assert model.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("dataset,model,loss,params", [
+    ("cifar10", "paper_cnn", "camri", {"important_classes": 3, "margin": 0.2, "scale": 16.0}),
+    ("fashion_mnist", "small_cnn", "ce", {}),
+    ("gtsrb", "mlp", "arcface", {"margin": 0.1, "scale": 8.0}),
+    ("awa2", "small_cnn", "wce", {"class_weights": [1.0, 2.0, 1.0, 1.0, 1.0]}),
+])
+def test_each_builder_trains_on_a_fixture(dataset, model, loss, params, tmp_path):
+    root = fixtures.write(dataset, tmp_path / dataset, per_class=4)
+    options = {"size": 16} if dataset in ("gtsrb", "awa2") else {}
+    config = TrainConfig(dataset=dataset, data_dir=str(root), dataset_options=options, model=model,
+                         feature_dim=16 if model != "mlp" else 2, loss=loss, loss_params=params,
+                         important_classes=[1], epochs=2, batch_size=16, verbose=0,
+                         output_dir=str(tmp_path / "run"))
+    result = train(config)
+    assert result.metrics["epochs_run"] == 2 and np.isfinite(result.history["loss"]).all()
+    assert result.metrics["data_source"]["kind"] == "synthetic fixture"
+    out = tmp_path / "run"
+    rows = (out / "history.csv").read_text().strip().splitlines()
+    assert rows[0].split(",") == ["epoch", "accuracy", "loss", "recall_1", "val_accuracy", "val_loss", "val_recall_1"]
+    assert len(rows) == 3
+    assert TrainConfig.from_json(out / "config.json") == config
+    saved = json.loads((out / "metrics.json").read_text())
+    assert len(saved["recall"]) == len(saved["confusion_matrix"]) and saved["environment"]["camri_utils"]
+    reloaded = keras.saving.load_model(out / "model.keras")
+    x = np.zeros((2, *reloaded.input_shape[1:]), np.float32)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), result.model.predict(x, verbose=0), atol=1e-6)
+    assert any((out / "tensorboard").rglob("*.tfevents*"))
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def test_interrupted_run_resumes_from_the_saved_epoch(tmp_path):
+    root = fixtures.write("fashion_mnist", tmp_path / "f", per_class=4)
+    config = TrainConfig(data_dir=str(root), epochs=4, batch_size=8, verbose=0, feature_dim=8,
+                         loss="normsoftmax", loss_params={"scale": 8.0}, output_dir=str(tmp_path / "run"))
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[_Interrupt(at_epoch=1)])
+    assert (tmp_path / "run" / "backup").exists()
+    result = train(config)
+    # Epochs 0 and 1 were done before the interruption; the rerun trains only 2 and 3.
+    assert result.metrics["epochs_run"] == 2
+    epochs = [int(line.split(",")[0]) for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == [0, 1, 2, 3]
+    assert not (tmp_path / "run" / "backup").exists()  # removed once the run completed
+
+
+def test_evaluation_of_a_camri_model_ignores_the_labels(tmp_path, rng):
+    """The model has no label input and the metrics use argmax of the cosines, so evaluating
+    with other labels changes the scores only as the labels do, never the predictions."""
+    keras.utils.set_random_seed(0)
+    model = models.mlp(6, 4, hidden=(16,), feature_dim=3)
+    model.compile(optimizer="adam", loss=CAMRILoss(4, 2, 1.0, 16.0),
+                  metrics=["accuracy", metrics.ImportantClassRecall(2, name="recall_2")])
+    x = rng.normal(size=(200, 6)).astype(np.float32)
+    y = rng.integers(0, 4, size=200)
+    model.fit(x, y, epochs=2, verbose=0)
+    predictions = model.predict(x, verbose=0)
+    for labels in (y, rng.permutation(y), np.full(200, 2)):
+        logs = model.evaluate(x, labels, verbose=0, return_dict=True)
+        assert logs["accuracy"] == pytest.approx(metrics.accuracy(labels, predictions), abs=1e-6)
+        assert logs["recall_2"] == pytest.approx(metrics.important_class_recall(labels, predictions, 2), abs=1e-6)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), predictions)
+
+
+def test_mirrored_strategy_on_two_cpus_matches_default(tmp_path):
+    """Run in a fresh interpreter: logical devices must be set before TensorFlow starts. One
+    batch per epoch (80 images), so that the comparison is of the gradient aggregation and not
+    of how each strategy orders a shuffled dataset."""
+    root = fixtures.write("fashion_mnist", tmp_path / "f", per_class=8)
+    script = textwrap.dedent(f"""
+        import json, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from camri_utils.training import TrainConfig, train
+        out = {{}}
+        for strategy in ("default", "mirrored"):
+            config = TrainConfig(data_dir={str(root)!r}, epochs=3, batch_size=80, verbose=0, feature_dim=8,
+                                 model="mlp", loss="camri", loss_params={{"important_classes": 6, "margin": 0.3, "scale": 8.0}},
+                                 strategy=strategy, seed=0, deterministic=True)
+            out[strategy] = train(config).history["loss"]
+        print(json.dumps(out))
+    """)
+    env = {**os.environ, "CAMRI_CACHE_DIR": str(tmp_path / "c"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    losses = json.loads(proc.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(losses["mirrored"], losses["default"], rtol=1e-4)
+
+
+def test_bad_configs_are_rejected():
+    for kwargs, match in [({"dataset": "mnist"}, "dataset must be one of"), ({"loss": "focal"}, "loss must be one of"),
+                          ({"epochs": 0}, "epochs must be an integer >= 1"), ({"strategy": "gpu"}, "strategy"),
+                          ({"model": "resnet"}, "model must be one of"), ({"xla": "yes"}, "xla")]:
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**kwargs).validate()
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_json('{"epochz": 3}')
+    with pytest.raises(ValueError, match="important class 12 is outside"):
+        train(TrainConfig(dataset="digits", loss="camri", loss_params={"important_classes": 12}, epochs=1, verbose=0))
+    assert make_loss("camri", 10, important_classes=3, margin=0.2, scale=16).n_classes == 10
