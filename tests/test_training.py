@@ -146,3 +146,15 @@ def test_bad_configs_are_rejected():
     with pytest.raises(ValueError, match="important class 12 is outside"):
         train(TrainConfig(dataset="digits", loss="camri", loss_params={"important_classes": 12}, epochs=1, verbose=0))
     assert make_loss("camri", 10, important_classes=3, margin=0.2, scale=16).n_classes == 10
+
+
+def test_mixed_precision_run_is_finite_and_restores_the_policy(tmp_path):
+    root = fixtures.write("fashion_mnist", tmp_path / "f", per_class=4)
+    before = keras.config.dtype_policy().name
+    result = train(TrainConfig(data_dir=str(root), epochs=1, batch_size=8, verbose=0, feature_dim=8,
+                               loss="camri", loss_params={"important_classes": 2, "margin": 0.3, "scale": 16.0},
+                               mixed_precision=True))
+    assert np.isfinite(result.history["loss"]).all()
+    assert result.model.get_layer("conv1").compute_dtype == "float16"
+    assert result.model.get_layer("head").compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == before
