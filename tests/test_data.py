@@ -2,7 +2,6 @@
 present, and each failure a user can meet: missing, corrupt, truncated, wrong layout."""
 
 import gzip
-import shutil
 from pathlib import Path
 
 import numpy as np

@@ -159,6 +159,21 @@ def cache_key(**parts):
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def fetch(dataset, files, subdir, places, how_to_get):
+    """Download ``files`` ({file name: (url, checksum or None)}) into the Keras cache's
+    ``subdir`` with Keras' ``get_file`` (progress bar, checksum, no partial file left on
+    failure) and return that folder. A failure (no network) becomes a
+    :class:`DatasetNotFoundError` that says where the data was looked for."""
+    import keras
+
+    try:
+        for fname, (url, digest) in files.items():
+            keras.utils.get_file(fname, origin=url, file_hash=digest, cache_subdir=os.path.join("datasets", subdir))
+    except Exception as exc:  # no network, or the server refused
+        raise not_found(dataset, list(places) + [f"download failed: {str(exc)[:120]}"], how_to_get) from exc
+    return keras_cache_dir() / subdir
+
+
 def not_found(name, places, how_to_get):
     where = "\n".join(f"  - {p}" for p in places) or "  (nowhere: no directory given)"
     return DatasetNotFoundError(f"{name} was not found. Looked in:\n{where}\n{how_to_get}")

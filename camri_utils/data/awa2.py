@@ -10,15 +10,12 @@ checked by reading every image (zip members carry CRCs); pass ``sha256`` to chec
 
 from __future__ import annotations
 
-import os
-
-import keras
 import numpy as np
 from sklearn.model_selection import train_test_split
 
 from camri_utils.data._archive import Members
 from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, data_dir_candidates,
-                                      decoded_cache_dir, fixture_manifest, keras_cache_dir, not_found, verify)
+                                      decoded_cache_dir, fetch, fixture_manifest, keras_cache_dir, not_found, verify)
 from camri_utils.data._images import cached, decode_all
 
 URL = "https://cvml.ista.ac.at/AwA2/AwA2-data.zip"
@@ -94,11 +91,7 @@ def load(data_dir=None, download=True, size=64, test_fraction=0.3, split_seed=0,
     else:
         if explicit or not download:
             raise not_found("AwA2", places, HOW_TO_GET)
-        try:
-            keras.utils.get_file(ZIP, origin=URL, file_hash=sha256, cache_subdir=os.path.join("datasets", "awa2"))
-        except Exception as exc:
-            raise not_found("AwA2", places + [f"download failed: {str(exc)[:120]}"], HOW_TO_GET) from exc
-        place = keras_cache_dir() / "awa2"
+        place = fetch("AwA2", {ZIP: (URL, sha256)}, "awa2", places, HOW_TO_GET)
         found = _locate(place, sha256)
     members = Members(found)
     try:

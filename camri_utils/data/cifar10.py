@@ -8,7 +8,6 @@ import pickle
 import shutil
 import tarfile
 import tempfile
-from pathlib import Path
 
 import keras
 import numpy as np

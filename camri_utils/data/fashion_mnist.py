@@ -4,14 +4,12 @@ package installs the same files in ``/usr/share/datasets/fashion-mnist``)."""
 from __future__ import annotations
 
 import gzip
-import os
 import zlib
 
-import keras
 import numpy as np
 
 from camri_utils.data._common import (CorruptDataError, Dataset, DataLayoutError, Source, data_dir_candidates,
-                                      fixture_manifest, keras_cache_dir, not_found, verify)
+                                      fetch, fixture_manifest, keras_cache_dir, not_found, verify)
 
 BASE_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 SHA256 = {
@@ -70,11 +68,6 @@ def load(data_dir=None, download=True):
             )
     if explicit or not download:
         raise not_found("Fashion-MNIST", places, HOW_TO_GET)
-    subdir = os.path.join("datasets", "fashion-mnist")
-    try:
-        for name, digest in SHA256.items():
-            keras.utils.get_file(name, origin=BASE_URL + name, file_hash=digest, cache_subdir=subdir)
-    except Exception as exc:  # no network, or the server refused
-        raise not_found("Fashion-MNIST", places + [BASE_URL + " (download failed: " + str(exc)[:120] + ")"],
-                        HOW_TO_GET) from exc
-    return _read(keras_cache_dir() / "fashion-mnist", real=True)
+    folder = fetch("Fashion-MNIST", {n: (BASE_URL + n, d) for n, d in SHA256.items()}, "fashion-mnist",
+                      places, HOW_TO_GET)
+    return _read(folder, real=True)

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 
-import keras
 import numpy as np
 
 from camri_utils.data._archive import Members
 from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, data_dir_candidates,
-                                      decoded_cache_dir, fixture_manifest, keras_cache_dir, not_found, verify)
+                                      decoded_cache_dir, fetch, fixture_manifest, keras_cache_dir, not_found, verify)
 from camri_utils.data._images import cached, decode_all
 
 BASE_URL = "https://sid.erda.dk/public/archives/daaeac0d7ce1152aea9b61d9f1e19370/"
@@ -129,13 +127,7 @@ def load(data_dir=None, download=True, size=32, crop_roi=True):
     else:
         if explicit or not download:
             raise not_found("GTSRB", places, HOW_TO_GET)
-        try:
-            for name, digest in MD5.items():
-                keras.utils.get_file(name, origin=BASE_URL + name, file_hash=digest,
-                                     cache_subdir=os.path.join("datasets", "gtsrb"))
-        except Exception as exc:
-            raise not_found("GTSRB", places + [f"download failed: {str(exc)[:120]}"], HOW_TO_GET) from exc
-        place = keras_cache_dir() / "gtsrb"
+        place = fetch("GTSRB", {n: (BASE_URL + n, d) for n, d in MD5.items()}, "gtsrb", places, HOW_TO_GET)
         located = _locate(place)
     members, test_gt, files = located
     stamp = {k: (str(p.resolve()), p.stat().st_size, p.stat().st_mtime) for k, p in files.items()}
