@@ -1,0 +1,145 @@
+"""The protocol: ranking and selection on hand-made records, the quick profile end to end on a
+fixture through the CLI, resuming, sharding, and bad results folders."""
+
+import json
+
+import numpy as np
+import pytest
+
+from camri_utils import protocol, training
+from camri_utils.cli import main as camri
+from camri_utils.data import fixtures
+
+N = 4
+
+
+def record(method, seed, acc, recall, role=None, c=None, params=None, run_id=None):
+    return {"schema": protocol.SCHEMA, "run_id": run_id or f"{method}-{role}-{seed}-{json.dumps(params)}",
+            "method": method, "role": role, "important_class": c, "params": params or {}, "seed": seed,
+            "accuracy": acc, "recall": list(recall), "precision": [0.5] * N,
+            "data_source": {"kind": "synthetic fixture", "location": "x"}, "environment": {"camri_utils": "t"}}
+
+
+def ce_records():
+    # Mean CE recall per class: [0.9, 0.5, 0.5, 0.7]: classes 1 and 2 tie for worst, median is 2.
+    return [record("CE", 0, 0.80, [0.9, 0.4, 0.6, 0.7]), record("CE", 1, 0.82, [0.9, 0.6, 0.4, 0.7])]
+
+
+def test_ranking_breaks_ties_by_class_index():
+    order, important = protocol.rank_classes(ce_records())
+    assert order == [1, 2, 3, 0]
+    assert important == {"worst1": 1, "worst2": 2, "median": 2}
+
+
+def test_selection_keeps_accuracy_and_takes_the_best_recall():
+    recs = ce_records()
+    # threshold = 0.81 - std([0.80, 0.82]) = 0.81 - 0.01414
+    for seed in (0, 1):
+        recs.append(record("CAMRI", seed, 0.81, [0.9, 0.80, 0.5, 0.7], "worst1", 1, {"margin": 0.1}))
+        recs.append(record("CAMRI", seed, 0.81, [0.9, 0.95, 0.5, 0.7], "worst1", 1, {"margin": 0.2}))
+        recs.append(record("CAMRI", seed, 0.70, [0.9, 0.99, 0.5, 0.7], "worst1", 1, {"margin": 0.4}))  # loses accuracy
+        recs.append(record("WCE", seed, 0.60, [0.9, 0.99, 0.5, 0.7], "worst1", 1, {"weight": 4.0}))  # never keeps it
+    sel = protocol.select(recs, accuracy_k=1.0)
+    assert sel["threshold"] == pytest.approx(0.81 - np.std([0.80, 0.82], ddof=1))
+    assert sel["chosen"][("CAMRI", "worst1")]["params"] == {"margin": 0.2}
+    assert sel["chosen"][("WCE", "worst1")] is None
+    assert sel["chosen"][("ArcFace", "worst1")] is None  # no runs at all
+    # A looser rule lets the margin that costs accuracy win.
+    assert protocol.select(recs, accuracy_k=10.0)["chosen"][("CAMRI", "worst1")]["params"] == {"margin": 0.4}
+
+
+def test_selection_ties_go_to_accuracy_then_grid_order():
+    recs = ce_records()
+    for seed in (0, 1):
+        recs.append(record("ArcFace", seed, 0.81, [0.9, 0.8, 0.5, 0.7], "worst1", 1, {"margin": 0.1}))
+        recs.append(record("ArcFace", seed, 0.82, [0.9, 0.8, 0.5, 0.7], "worst1", 1, {"margin": 0.2}))
+        recs.append(record("ArcFace", seed, 0.82, [0.9, 0.8, 0.5, 0.7], "worst1", 1, {"margin": 0.3}))
+    assert protocol.select(recs)["chosen"][("ArcFace", "worst1")]["params"] == {"margin": 0.2}
+
+
+def _tiny_spec(seeds=(0, 1)):
+    """Two seeds and CAMRI only: 2 CE runs + 3 important classes x 2 seeds = 8 runs."""
+    return protocol.ProtocolSpec("fashion_mnist", "quick", "mlp", epochs=1, batch_size=32, learning_rate=1e-3,
+                                 seeds=list(seeds), camri_grid=[{"margin": 0.3, "scale": 8.0}], arcface_grid=[],
+                                 wce_weights=[], crwwce_weights=[], feature_dim=4, note="test")
+
+
+@pytest.fixture
+def fixture_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAMRI_CACHE_DIR", str(tmp_path / "cache"))
+    from camri_utils import data
+
+    return data.load("fashion_mnist", data_dir=fixtures.write("fashion_mnist", tmp_path / "f", per_class=4))
+
+
+def test_quick_profile_end_to_end_through_the_cli(tmp_path, fixture_data, capsys):
+    root = fixtures.write("fashion_mnist", tmp_path / "fx", per_class=4)
+    out = tmp_path / "results"
+    assert camri(["protocol", "--dataset", "fashion_mnist", "--profile", "quick", "--data-dir", str(root),
+                  "--output", str(out), "--quiet"]) == 0
+    first = capsys.readouterr().out
+    n_runs = len(list((out / "runs").glob("*.json")))
+    assert n_runs == 2 + 3 * 4 * 2  # CE seeds + roles x settings x seeds
+    summary = (out / "summary.md").read_text()
+    assert "| CAMRI |" in summary and "synthetic fixture" in summary and "Selection rule" in summary
+    assert summary in first
+    # A second invocation trains nothing and reports the same table.
+    assert camri(["protocol", "--dataset", "fashion_mnist", "--profile", "quick", "--data-dir", str(root),
+                  "--output", str(out), "--quiet"]) == 0
+    assert "trained 0 run(s)" in capsys.readouterr().out
+    assert (out / "summary.md").read_text() == summary
+    assert camri(["protocol", "report", "--output", str(out)]) == 0
+    assert (out / "summary.md").read_text() == summary
+
+
+def test_interrupted_sweep_loses_and_duplicates_nothing(tmp_path, fixture_data, monkeypatch):
+    spec, out = _tiny_spec(), tmp_path / "r"
+    real_train, calls = training.train, {"n": 0}
+
+    def flaky(config, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real_train(config, **kwargs)
+
+    monkeypatch.setattr(training, "train", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        protocol.run(spec, out, progress=False, dataset=fixture_data)
+    assert len(list((out / "runs").glob("*.json"))) == 4
+    assert not [p for p in (out / "runs").iterdir() if p.name.startswith(".")]
+    monkeypatch.setattr(training, "train", real_train)
+    assert protocol.run(spec, out, progress=False, dataset=fixture_data) == 8 - 4
+    assert len(list((out / "runs").glob("*.json"))) == 8
+
+
+def test_two_shards_give_the_same_table_as_one_run(tmp_path, fixture_data):
+    spec = _tiny_spec()
+    protocol.run(spec, tmp_path / "one", progress=False, dataset=fixture_data)
+    whole = protocol.report(tmp_path / "one")
+    for _ in range(2):  # stage 1 on both shards, then stage 2 on both
+        for i in range(2):
+            protocol.run(spec, tmp_path / "two", shard=(i, 2), progress=False, dataset=fixture_data)
+    assert protocol.report(tmp_path / "two") == whole
+
+
+def test_bad_results_folders_are_clear_errors(tmp_path, fixture_data):
+    spec, out = _tiny_spec(seeds=[0]), tmp_path / "r"
+    spec.camri_grid = []
+    protocol.run(spec, out, progress=False, dataset=fixture_data)
+    (out / "runs" / "notes.txt").write_text("mine")
+    with pytest.raises(protocol.ProtocolError, match="not a protocol record"):
+        protocol.report(out)
+    (out / "runs" / "notes.txt").unlink()
+    (out / "runs" / "abc.json").write_text("{broken")
+    with pytest.raises(protocol.ProtocolError, match="not valid JSON"):
+        protocol.report(out)
+    (out / "runs" / "abc.json").write_text(json.dumps({"schema": "other"}))
+    with pytest.raises(protocol.ProtocolError, match="not a record of this protocol"):
+        protocol.report(out)
+    with pytest.raises(protocol.ProtocolError, match="no protocol.json"):
+        protocol.report(tmp_path)
+    other = _tiny_spec()
+    other.epochs = 2
+    with pytest.raises(protocol.ProtocolError, match="describes another protocol"):
+        protocol.run(other, out, progress=False, dataset=fixture_data)
+    assert camri(["protocol", "report", "--output", str(tmp_path / "nothing")]) == 2
