@@ -374,7 +374,8 @@ def report(output, accuracy_k=None):
 def _cell(row):
     if row.get("setting") == "-" or pd.isna(row.get("recall_mean")):
         return "-"
-    cell = f"{row['recall_mean']:.4f} ± {row['recall_std']:.4f} ({row['accuracy_mean']:.4f}); prec {row['precision_mean']:.3f}"
+    cell = (f"{row['recall_mean']:.4f} ± {row['recall_std']:.4f} ({row['accuracy_mean']:.4f}); "
+            f"prec {row['precision_mean']:.3f}; n={int(row['n_seeds'])}")
     if row["method"] != "CE" and not pd.isna(row.get("recall_gain")):
         cell += f"; Δ {row['recall_gain']:+.4f} [{row['gain_ci_low']:+.4f}, {row['gain_ci_high']:+.4f}]"
     return cell
@@ -397,7 +398,8 @@ def _markdown(spec, sel, table, k, records):
             "important class. '-': no setting maintained accuracy.",
             "",
             "Each cell: recall of the important class, mean ± std over seeds (mean accuracy); precision of the "
-            "important class; Δ = mean paired (same seed) recall gain over CE with a 95% bootstrap interval.",
+            "important class; n = number of seeds; Δ = mean paired (same seed) recall gain over CE with a 95% "
+            "bootstrap interval over seeds.",
             "",
             "| method | " + " | ".join(roles) + " |", "| --- |" + " --- |" * len(roles)]
     for method in METHODS:

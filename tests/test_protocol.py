@@ -48,6 +48,28 @@ def test_selection_keeps_accuracy_and_takes_the_best_recall():
     assert protocol.select(recs, accuracy_k=10.0)["chosen"][("CAMRI", "worst1")]["params"] == {"margin": 0.4}
 
 
+def test_report_shows_a_dash_where_no_setting_keeps_accuracy(tmp_path):
+    out = tmp_path / "r"
+    (out / "runs").mkdir(parents=True)
+    spec = protocol.preset("fashion_mnist", "quick")
+    (out / "protocol.json").write_text(json.dumps(spec.to_dict()))
+    recs = ce_records()
+    for seed in (0, 1):
+        recs.append(record("CAMRI", seed, 0.81, [0.9, 0.95, 0.5, 0.7], "worst1", 1, {"margin": 0.2}))
+        recs.append(record("WCE", seed, 0.60, [0.9, 0.99, 0.5, 0.7], "worst1", 1, {"weight": 4.0}))
+    for i, r in enumerate(recs):
+        r["run_id"] = f"r{i}"
+        (out / "runs" / f"r{i}.json").write_text(json.dumps(r))
+    text = protocol.report(out)
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| ")}
+    assert rows["WCE"] == "-" and rows["ArcFace"] == "-"
+    assert rows["CAMRI"].startswith("0.9500 ± 0.0000 (0.8100)") and "n=2" in rows["CAMRI"]
+    # Paired over seeds, the gains are 0.95 - 0.4 and 0.95 - 0.6; resampling two values gives means 0.35-0.55.
+    assert "Δ +0.4500 [+0.3500, +0.5500]" in rows["CAMRI"]
+    summary = (out / "summary.csv").read_text()
+    assert summary.splitlines()[0].startswith("method,role,class,setting,n_seeds")
+
+
 def test_selection_ties_go_to_accuracy_then_grid_order():
     recs = ce_records()
     for seed in (0, 1):
