@@ -222,7 +222,7 @@ def _environment_from(result):
 def run(spec, output, shard=(0, 1), progress=True, dataset=None):
     """Run (what is left of) the protocol into ``output``. Returns the number of runs trained.
     With several shards, stage 2 starts once every CE run of stage 1 is recorded."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from camri_utils import data as data_mod
     from camri_utils.training import train

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from camri_utils.data._common import CorruptDataError, load_arrays, save_arrays
 
