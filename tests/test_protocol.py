@@ -165,3 +165,17 @@ def test_bad_results_folders_are_clear_errors(tmp_path, fixture_data):
     with pytest.raises(protocol.ProtocolError, match="describes another protocol"):
         protocol.run(other, out, progress=False, dataset=fixture_data)
     assert camri(["protocol", "report", "--output", str(tmp_path / "nothing")]) == 2
+
+
+def test_committed_results_are_exactly_what_report_produces(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[1] / "results" / "fashion_mnist"
+    if not committed.exists():
+        pytest.skip("no committed Fashion-MNIST results")
+    copy = shutil.copytree(committed, tmp_path / "r")
+    assert protocol.report(copy) == (committed / "summary.md").read_text()
+    assert (copy / "summary.csv").read_text() == (committed / "summary.csv").read_text()
+    records = protocol.load_records(committed)
+    assert len(records) == 5 * (1 + 3 * 8) and {r["data_source"]["kind"] for r in records} == {"real"}
