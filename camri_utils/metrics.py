@@ -16,6 +16,8 @@ import pandas as pd
 from keras import ops
 from sklearn import metrics as skm
 
+from camri_utils.losses import sparse_labels
+
 __all__ = [
     "as_labels",
     "accuracy",
@@ -158,8 +160,6 @@ class ImportantClassRecall(keras.metrics.Metric):
         self.positives = self.add_variable(shape=(), initializer="zeros", name="positives")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        from camri_utils.losses import sparse_labels  # one label parser for losses and metrics
-
         y_pred = ops.convert_to_tensor(y_pred)
         n_classes = y_pred.shape[-1]
         if n_classes is not None and self.class_id >= n_classes:

@@ -215,13 +215,10 @@ def rank_classes(ce_records):
     return order, {"worst1": order[0], "worst2": order[1], "median": order[(len(order) - 1) // 2]}
 
 
-def _environment_from(result):
-    return result.metrics["environment"]
-
-
 def run(spec, output, shard=(0, 1), progress=True, dataset=None):
     """Run (what is left of) the protocol into ``output``. Returns the number of runs trained.
     With several shards, stage 2 starts once every CE run of stage 1 is recorded."""
+    import keras
     from tqdm import tqdm
 
     from camri_utils import data as data_mod
@@ -273,14 +270,12 @@ def run(spec, output, shard=(0, 1), progress=True, dataset=None):
                 "recall": result.metrics["recall"], "precision": result.metrics["precision"],
                 "confusion_matrix": result.metrics["confusion_matrix"],
                 "wall_time_s": time.perf_counter() - start,
-                "environment": _environment_from(result), "data_source": result.metrics["data_source"],
+                "environment": result.metrics["environment"], "data_source": result.metrics["data_source"],
                 "class_names": list(ds.class_names),
             }
             with atomic_path(output / "runs" / f"{rid}.json") as tmp:
                 tmp.write_text(json.dumps(record))
             trained += 1
-            import keras
-
             keras.backend.clear_session()
     return trained
 
