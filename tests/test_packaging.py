@@ -4,6 +4,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,3 +55,18 @@ def test_version_is_single_sourced():
     text = (ROOT / "pyproject.toml").read_text()
     assert 'version = { attr = "camri_utils.__version__" }' in text
     assert re.fullmatch(r"\d+\.\d+\.\d+", camri_utils.__version__)
+
+
+def test_nothing_under_results_or_notebooks_is_git_ignored():
+    """Committed results must reach a clean clone: an ignore rule once swallowed results/*/runs/."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    files = [str(p.relative_to(ROOT)) for d in ("results", "notebooks", "book")
+             for p in (ROOT / d).rglob("*") if p.is_file() and "_build" not in p.parts
+             and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT,
+                             input="\n".join(files), capture_output=True, text=True).stdout.split()
+    assert ignored == [], f"git ignores files that must be committed: {ignored[:5]}"
