@@ -194,6 +194,29 @@ class _AngleHistogram(keras.callbacks.Callback):
         self.writer.flush()
 
 
+class _NewModelRetracing:
+    """Hide TensorFlow's "triggered tf.function retracing" warning while one run fits and predicts.
+
+    Every :func:`train` builds a new model, whose train, test and predict functions are traced
+    once; called in a loop (a sweep, chapter 6) TensorFlow counts those first traces as
+    "excessive retracing" and warns. The warning is about the loop, not the code, so only this
+    message is filtered, and only during the run.
+    """
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+    def __enter__(self):
+        import tensorflow as tf
+
+        self._logger = tf.get_logger()
+        self._logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        self._logger.removeFilter(self)
+
+
 def _environment():
     import tensorflow as tf
 
@@ -264,12 +287,12 @@ def train(config, callbacks=(), dataset=None):
         if important:
             cbs.append(_AngleHistogram(out / "tensorboard", x_test.astype("float32") / 255.0, y_test, important))
 
-    start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=cbs,
-                        verbose=config.verbose, shuffle=False)  # the pipeline shuffles, seeded
-    wall = time.perf_counter() - start
-
-    scores = model.predict(test_ds, verbose=0)  # cosines or logits; argmax, no margin
+    with _NewModelRetracing():
+        start = time.perf_counter()
+        history = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=cbs,
+                            verbose=config.verbose, shuffle=False)  # the pipeline shuffles, seeded
+        wall = time.perf_counter() - start
+        scores = model.predict(test_ds, verbose=0)  # cosines or logits; argmax, no margin
     result_metrics = {
         "accuracy": metrics.accuracy(y_test, scores),
         "recall": metrics.per_class_recall(y_test, scores, ds.n_classes).tolist(),

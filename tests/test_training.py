@@ -158,3 +158,31 @@ def test_mixed_precision_run_is_finite_and_restores_the_policy(tmp_path):
     assert result.model.get_layer("conv1").compute_dtype == "float16"
     assert result.model.get_layer("head").compute_dtype == "float32"
     assert keras.config.dtype_policy().name == before
+
+
+def test_train_in_a_loop_logs_no_retracing_warning():
+    """A sweep calls train() again and again; each new model's first trace is not the
+    'excessive retracing' TensorFlow warns about, so that warning must not reach the reader."""
+    import logging
+
+    import tensorflow as tf
+
+    from camri_utils import data
+
+    digits = data.load("digits")
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Collect()
+    tf.get_logger().addHandler(handler)
+    try:
+        for seed in range(7):
+            train(TrainConfig(dataset="digits", model="mlp", feature_dim=2, epochs=1, train_subset=200,
+                              test_subset=100, seed=seed, verbose=0), dataset=digits)
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [m for m in seen if "retracing" in m]
+    assert not tf.get_logger().filters  # the filter is removed after each call
