@@ -1,14 +1,22 @@
-"""The book's recurring figures: a loss over the 2-D feature plane (the poster's Fig. 2) and
-normalized features with their class weights on the unit circle (the poster's Fig. 3)."""
+"""The book's recurring figures: a loss over the 2-D feature plane (the poster's Fig. 2),
+normalized features with their class weights on the unit circle (the poster's Fig. 3), and the
+protocol's sweep and recall gains (from :mod:`camri_utils.protocol` records)."""
 
 from __future__ import annotations
+
+import json
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from camri_utils.feature_plane import feature_grid, logits_on_plane
 
-__all__ = ["class_colors", "draw_loss_on_plane", "draw_polar_features"]
+__all__ = ["class_colors", "draw_loss_on_plane", "draw_polar_features", "METHOD_STYLE", "draw_protocol_sweep",
+           "draw_recall_gains"]
+
+# One colour and marker per protocol method, the same in every figure.
+METHOD_STYLE = {"CE": ("black", "s"), "CAMRI": ("tab:red", "o"), "ArcFace": ("tab:blue", "^"),
+                "WCE": ("tab:green", "v"), "CRWWCE": ("tab:purple", "D")}
 
 
 def class_colors(n_classes):
@@ -83,4 +91,62 @@ def draw_polar_features(ax, features, labels, weights, important=(), title=None,
     ax.set_ylabel("normalized feature $z_2$")
     if title:
         ax.set_title(title)
+    return ax
+
+
+def draw_protocol_sweep(ax, frame, selection, role, class_name=None):
+    """Every setting of every method for one important class: mean accuracy (x) against the
+    important class's mean recall (y), bars one standard deviation over seeds; the accuracy
+    threshold of the selection rule as a dashed line, the chosen settings ringed.
+
+    ``frame`` is :func:`camri_utils.protocol.records_frame`, ``selection`` what
+    :func:`camri_utils.protocol.select` returns."""
+    rows = frame[frame.role == role]
+    if rows.empty:
+        raise ValueError(f"no records for role {role!r}; roles present: {sorted(set(frame.role.dropna()))}.")
+    stats = rows.groupby(["method", "setting"], sort=False).agg(
+        acc=("accuracy", "mean"), acc_sd=("accuracy", "std"), rec=("recall", "mean"), rec_sd=("recall", "std"))
+    for (method, setting), st in stats.fillna(0.0).iterrows():
+        color, marker = METHOD_STYLE.get(method, ("0.5", "x"))
+        ax.errorbar(st.acc, st.rec, xerr=st.acc_sd, yerr=st.rec_sd, color=color, marker=marker, ms=7,
+                    lw=0.8, alpha=0.85, capsize=2, label=method)
+        best = selection["chosen"].get((method, role))
+        if best is not None and setting == json.dumps(best["params"], sort_keys=True):
+            ax.plot(st.acc, st.rec, marker="o", ms=16, mfc="none", mec=color, mew=1.5)
+    ax.axvline(selection["threshold"], color="0.4", ls="--", lw=1, label="accuracy threshold")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="best")
+    c = selection["important"][role]
+    ax.set_title(f"{role}: class {c}" + (f" ({class_name})" if class_name else ""))
+    ax.set_xlabel("test accuracy (mean over seeds)")
+    ax.set_ylabel(f"recall of class {c} (mean over seeds)")
+    return ax
+
+
+def draw_recall_gains(ax, table):
+    """The paired recall gain over CE of each method's chosen setting, per important class,
+    with its 95% bootstrap interval (``table`` is :attr:`camri_utils.protocol.Summary.table`).
+    A method with no accuracy-maintaining setting is left out of its group."""
+    if "recall_gain" not in table:  # no method kept accuracy anywhere: nothing to draw but the axis
+        table = table.assign(recall_gain=np.nan, gain_ci_low=np.nan, gain_ci_high=np.nan)
+    gains = table[(table.method != "CE") & table.recall_gain.notna()]
+    roles = list(dict.fromkeys(table.role))
+    methods = [m for m in METHOD_STYLE if m != "CE" and m in set(table.method)]
+    width = 0.8 / max(len(methods), 1)
+    for i, method in enumerate(methods):
+        color, marker = METHOD_STYLE[method]
+        rows = gains[gains.method == method].set_index("role")
+        if rows.empty:
+            continue
+        xs = [r + (i - (len(methods) - 1) / 2) * width for r, role in enumerate(roles) if role in rows.index]
+        ys = [rows.loc[role, "recall_gain"] for role in roles if role in rows.index]
+        lo = [rows.loc[role, "recall_gain"] - rows.loc[role, "gain_ci_low"] for role in roles if role in rows.index]
+        hi = [rows.loc[role, "gain_ci_high"] - rows.loc[role, "recall_gain"] for role in roles if role in rows.index]
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt=marker, color=color, capsize=3, ms=7, label=method)
+    ax.axhline(0.0, color="0.4", lw=1)
+    classes = dict(zip(table.role, table["class"]))
+    ax.set_xticks(range(len(roles)), [f"{role}\n(class {classes[role]})" for role in roles])
+    ax.set_ylabel("recall gain over CE (paired by seed)")
+    ax.legend(fontsize=8)
     return ax

@@ -28,8 +28,8 @@ import pandas as pd
 
 from camri_utils.data._common import atomic_path
 
-__all__ = ["ProtocolSpec", "PRESETS", "preset", "run", "report", "rank_classes", "select", "load_records",
-           "ProtocolError"]
+__all__ = ["ProtocolSpec", "PRESETS", "preset", "run", "report", "summarize", "Summary", "records_frame",
+           "rank_classes", "select", "load_records", "ProtocolError"]
 
 METHODS = ("CAMRI", "ArcFace", "CRWWCE", "WCE", "CE")
 ROLES = ("worst1", "worst2", "median")
@@ -322,9 +322,36 @@ def _paired_bootstrap(diffs, rng, n=2000):
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def report(output, accuracy_k=None):
-    """Merge the records under ``output`` into the table; write ``summary.csv`` and
-    ``summary.md`` there and return the Markdown text."""
+def records_frame(records):
+    """One row per run: method, role, important class, setting (JSON), seed, accuracy, and the
+    important class's recall and precision (for CE, one row per seed and role it is compared in)."""
+    ce = [r for r in records if r["method"] == "CE"]
+    important = rank_classes(ce)[1] if ce else {}
+    rows = []
+    for r in records:
+        pairs = important.items() if r["method"] == "CE" else [(r.get("role"), r.get("important_class"))]
+        for role, c in pairs:
+            rows.append({"method": r["method"], "role": role, "important_class": c,
+                         "setting": _setting_key(r["params"]) if r["params"] else "", "seed": r["seed"],
+                         "accuracy": r["accuracy"], "recall": r["recall"][c], "precision": r["precision"][c]})
+    columns = ["method", "role", "important_class", "setting", "seed", "accuracy", "recall", "precision"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass
+class Summary:
+    """What :func:`summarize` reads from a results folder."""
+
+    spec: ProtocolSpec
+    records: list
+    selection: dict  # what :func:`select` returns
+    table: pd.DataFrame  # one row per method and role: the numbers of the Markdown table
+    markdown: str
+    accuracy_k: float
+
+
+def summarize(output, accuracy_k=None):
+    """Read the records under ``output`` and build the table, without writing anything."""
     output = Path(output)
     spec_path = output / "protocol.json"
     if not spec_path.exists():
@@ -359,11 +386,17 @@ def report(output, accuracy_k=None):
                 row["gain_ci_low"], row["gain_ci_high"] = _paired_bootstrap(diffs, rng)
             rows.append(row)
     table = pd.DataFrame(rows)
-    table.to_csv(output / "summary.csv", index=False, float_format="%.4f")
-    text = _markdown(spec, sel, table, k, records)
-    with atomic_path(output / "summary.md") as tmp:
-        tmp.write_text(text)
-    return text
+    return Summary(spec, records, sel, table, _markdown(spec, sel, table, k, records), k)
+
+
+def report(output, accuracy_k=None):
+    """Merge the records under ``output`` into the table; write ``summary.csv`` and
+    ``summary.md`` there and return the Markdown text."""
+    summary = summarize(output, accuracy_k)
+    summary.table.to_csv(Path(output) / "summary.csv", index=False, float_format="%.4f")
+    with atomic_path(Path(output) / "summary.md") as tmp:
+        tmp.write_text(summary.markdown)
+    return summary.markdown
 
 
 def _cell(row):

@@ -179,3 +179,90 @@ def test_committed_results_are_exactly_what_report_produces(tmp_path):
     assert (copy / "summary.csv").read_text() == (committed / "summary.csv").read_text()
     records = protocol.load_records(committed)
     assert len(records) == 5 * (1 + 3 * 8) and {r["data_source"]["kind"] for r in records} == {"real"}
+
+
+def test_records_frame_has_one_row_per_run_and_ce_once_per_role():
+    recs = ce_records() + [record("CAMRI", 0, 0.81, [0.9, 0.95, 0.3, 0.7], "worst1", 1, {"margin": 0.2})]
+    frame = protocol.records_frame(recs)
+    ce = frame[frame.method == "CE"]
+    # Two CE seeds, each compared in three roles (worst1 = class 1, worst2 = median = class 2).
+    assert len(ce) == 6 and sorted(set(ce.role)) == ["median", "worst1", "worst2"]
+    assert ce[(ce.role == "worst1") & (ce.seed == 0)].recall.item() == 0.4
+    assert ce[(ce.role == "worst2") & (ce.seed == 0)].recall.item() == 0.6
+    camri = frame[frame.method == "CAMRI"].iloc[0]
+    assert (camri.role, camri.important_class, camri.recall, camri.precision) == ("worst1", 1, 0.95, 0.5)
+    assert json.loads(camri.setting) == {"margin": 0.2}
+
+
+def test_summarize_writes_nothing_and_matches_report(tmp_path):
+    out = tmp_path / "r"
+    (out / "runs").mkdir(parents=True)
+    (out / "protocol.json").write_text(json.dumps(protocol.preset("fashion_mnist", "quick").to_dict()))
+    recs = ce_records() + [record("CAMRI", s, 0.81, [0.9, 0.95, 0.5, 0.7], "worst1", 1, {"margin": 0.2})
+                           for s in (0, 1)]
+    for i, r in enumerate(recs):
+        r["run_id"] = f"r{i}"
+        (out / "runs" / f"r{i}.json").write_text(json.dumps(r))
+    before = sorted(p.name for p in out.rglob("*"))
+    summary = protocol.summarize(out)
+    assert sorted(p.name for p in out.rglob("*")) == before
+    assert summary.table.set_index(["method", "role"]).loc[("CAMRI", "worst1"), "recall_mean"] == pytest.approx(0.95)
+    assert protocol.report(out) == summary.markdown == (out / "summary.md").read_text()
+    assert protocol.summarize(out, accuracy_k=0.0).accuracy_k == 0.0
+
+
+def _sweep_records():
+    recs = ce_records()
+    for seed in (0, 1):
+        recs.append(record("CAMRI", seed, 0.81, [0.9, 0.80 + 0.02 * seed, 0.5, 0.7], "worst1", 1, {"margin": 0.1}))
+        recs.append(record("CAMRI", seed, 0.81, [0.9, 0.95, 0.5, 0.7], "worst1", 1, {"margin": 0.2}))
+        recs.append(record("WCE", seed, 0.60, [0.9, 0.99, 0.5, 0.7], "worst1", 1, {"weight": 4.0}))
+    return recs
+
+
+def test_sweep_figure_plots_each_setting_rings_the_chosen_and_marks_the_threshold():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from camri_utils import plots
+
+    recs = _sweep_records()
+    sel = protocol.select(recs)
+    fig, ax = plt.subplots()
+    plots.draw_protocol_sweep(ax, protocol.records_frame(recs), sel, "worst1", class_name="one")
+    points = {(round(c.lines[0].get_xdata()[0], 6), round(c.lines[0].get_ydata()[0], 6)) for c in ax.containers}
+    assert points == {(0.81, 0.5), (0.81, 0.81), (0.81, 0.95), (0.6, 0.99)}  # CE, two CAMRI settings, WCE
+    rings = [line for line in ax.lines if line.get_markersize() == 16]
+    assert [(line.get_xdata()[0], line.get_ydata()[0]) for line in rings] == [(0.81, 0.95)]  # only CAMRI m=0.2
+    threshold = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert threshold[0].get_xdata()[0] == pytest.approx(sel["threshold"])
+    assert "class 1 (one)" in ax.get_title()
+    with pytest.raises(ValueError, match="no records for role 'median'"):
+        frame = protocol.records_frame(recs)
+        plots.draw_protocol_sweep(ax, frame[frame.role == "worst1"], sel, "median")
+    plt.close(fig)
+
+
+def test_gain_figure_draws_each_kept_method_at_its_gain(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from camri_utils import plots
+
+    out = tmp_path / "r"
+    (out / "runs").mkdir(parents=True)
+    (out / "protocol.json").write_text(json.dumps(protocol.preset("fashion_mnist", "quick").to_dict()))
+    for i, r in enumerate(_sweep_records()):
+        r["run_id"] = f"r{i}"
+        (out / "runs" / f"r{i}.json").write_text(json.dumps(r))
+    table = protocol.summarize(out).table
+    fig, ax = plt.subplots()
+    plots.draw_recall_gains(ax, table)
+    drawn = {c.get_label(): list(c.lines[0].get_ydata()) for c in ax.containers}
+    # CAMRI m=0.2 gains 0.95 - 0.4 and 0.95 - 0.6 (mean 0.45); WCE never kept accuracy: not drawn.
+    assert drawn == {"CAMRI": [pytest.approx(0.45)]}
+    plt.close(fig)
