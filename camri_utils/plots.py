@@ -114,9 +114,9 @@ def draw_protocol_sweep(ax, frame, selection, role, class_name=None):
         if best is not None and setting == json.dumps(best["params"], sort_keys=True):
             ax.plot(st.acc, st.rec, marker="o", ms=16, mfc="none", mec=color, mew=1.5)
     ax.axvline(selection["threshold"], color="0.4", ls="--", lw=1, label="accuracy threshold")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="best")
+    unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
+    order = [m for m in METHOD_STYLE if m in unique] + [k for k in unique if k not in METHOD_STYLE]
+    ax.legend([unique[k] for k in order], order, fontsize=8, loc="best")
     c = selection["important"][role]
     ax.set_title(f"{role}: class {c}" + (f" ({class_name})" if class_name else ""))
     ax.set_xlabel("test accuracy (mean over seeds)")

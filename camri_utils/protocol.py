@@ -29,7 +29,7 @@ import pandas as pd
 from camri_utils.data._common import atomic_path
 
 __all__ = ["ProtocolSpec", "PRESETS", "preset", "run", "report", "summarize", "Summary", "records_frame",
-           "rank_classes", "select", "load_records", "ProtocolError"]
+           "rank_classes", "select", "load_records", "results_folder", "ProtocolError"]
 
 METHODS = ("CAMRI", "ArcFace", "CRWWCE", "WCE", "CE")
 ROLES = ("worst1", "worst2", "median")
@@ -180,6 +180,31 @@ def _train_config(spec, method, c, params, seed, n_classes):
                        test_subset=spec.test_subset, model=spec.model, feature_dim=spec.feature_dim, loss=loss,
                        loss_params=loss_params, important_classes=[] if c is None else [c], epochs=spec.epochs,
                        batch_size=spec.batch_size, learning_rate=spec.learning_rate, seed=seed, verbose=0)
+
+
+def results_folder(path="results/fashion_mnist"):
+    """Find a results folder: ``path`` as given (absolute, or relative to the working
+    directory), then its last part inside ``$CAMRI_RESULTS_DIR``, then ``path`` inside the
+    repository this library was installed from (an editable install, as ``make`` does). A folder
+    without ``protocol.json`` is not one."""
+    import os
+
+    import camri_utils
+
+    path = Path(path)
+    candidates = [path]
+    if os.environ.get("CAMRI_RESULTS_DIR"):
+        candidates.append(Path(os.environ["CAMRI_RESULTS_DIR"]) / path.name)
+    if not path.is_absolute():
+        candidates.append(Path(camri_utils.__file__).resolve().parents[1] / path)
+    for folder in candidates:
+        if (folder / "protocol.json").is_file():
+            return folder
+    raise FileNotFoundError(
+        f"no protocol results folder {str(path)!r} (looked in: {', '.join(str(c) for c in candidates)}). "
+        "The committed results are in the book's repository: clone it (git clone --depth 1 "
+        "https://github.com/camri-book/camri-book) and pass the path of its results folder, set "
+        "CAMRI_RESULTS_DIR to the folder that holds it, or produce your own with `camri protocol`.")
 
 
 def load_records(output):

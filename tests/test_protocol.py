@@ -179,6 +179,9 @@ def test_committed_results_are_exactly_what_report_produces(tmp_path):
     assert (copy / "summary.csv").read_text() == (committed / "summary.csv").read_text()
     records = protocol.load_records(committed)
     assert len(records) == 5 * (1 + 3 * 8) and {r["data_source"]["kind"] for r in records} == {"real"}
+    # They are the current full preset's, so `camri protocol --profile full` resumes that folder.
+    stored = json.loads((committed / "protocol.json").read_text())
+    assert stored == json.loads(json.dumps(protocol.preset("fashion_mnist", "full").to_dict()))
 
 
 def test_records_frame_has_one_row_per_run_and_ce_once_per_role():
@@ -266,3 +269,24 @@ def test_gain_figure_draws_each_kept_method_at_its_gain(tmp_path):
     # CAMRI m=0.2 gains 0.95 - 0.4 and 0.95 - 0.6 (mean 0.45); WCE never kept accuracy: not drawn.
     assert drawn == {"CAMRI": [pytest.approx(0.45)]}
     plt.close(fig)
+
+
+def test_results_folder_lookup_order_and_clear_error(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CAMRI_RESULTS_DIR", raising=False)
+    repo_copy = Path(protocol.__file__).resolve().parents[1] / "results" / "fashion_mnist"
+    if (repo_copy / "protocol.json").is_file():  # an editable install finds the repository's results
+        assert protocol.results_folder("results/fashion_mnist") == repo_copy
+    here = tmp_path / "results" / "fashion_mnist"
+    here.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="git clone"):
+        protocol.results_folder("results/elsewhere")  # a folder without protocol.json is no result
+    (here / "protocol.json").write_text("{}")
+    assert protocol.results_folder("results/fashion_mnist") == Path("results/fashion_mnist")  # cwd first
+    env = tmp_path / "env"
+    (env / "mine").mkdir(parents=True)
+    (env / "mine" / "protocol.json").write_text("{}")
+    monkeypatch.setenv("CAMRI_RESULTS_DIR", str(env))
+    assert protocol.results_folder("results/mine") == env / "mine"
