@@ -33,3 +33,6 @@ def test_book_builds_without_warnings(tmp_path):
         # The Colab launch button of this chapter, and the provenance banner of its stored run.
         assert f"colab.research.google.com/github/camri-book/camri-book/blob/main/notebooks/{nb.name}" in page
         assert "profile <code" in page and "camri_utils" in page, f"{nb.name}: no provenance banner rendered"
+    # Markdown outputs are rendered as MyST: chapter 7's protocol table is a table, not pipes.
+    protocol_page = (html / "notebooks" / "07_protocol_fashion_mnist.html").read_text()
+    assert "| CAMRI |" not in protocol_page and protocol_page.count("<table") >= 2
