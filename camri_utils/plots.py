@@ -4,12 +4,11 @@ protocol's sweep and recall gains (from :mod:`camri_utils.protocol` records)."""
 
 from __future__ import annotations
 
-import json
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 from camri_utils.feature_plane import feature_grid, logits_on_plane
+from camri_utils.protocol import setting_key
 
 __all__ = ["class_colors", "draw_loss_on_plane", "draw_polar_features", "METHOD_STYLE", "draw_protocol_sweep",
            "draw_recall_gains"]
@@ -111,7 +110,7 @@ def draw_protocol_sweep(ax, frame, selection, role, class_name=None):
         ax.errorbar(st.acc, st.rec, xerr=st.acc_sd, yerr=st.rec_sd, color=color, marker=marker, ms=7,
                     lw=0.8, alpha=0.85, capsize=2, label=method)
         best = selection["chosen"].get((method, role))
-        if best is not None and setting == json.dumps(best["params"], sort_keys=True):
+        if best is not None and setting == setting_key(best["params"]):
             ax.plot(st.acc, st.rec, marker="o", ms=16, mfc="none", mec=color, mew=1.5)
     ax.axvline(selection["threshold"], color="0.4", ls="--", lw=1, label="accuracy threshold")
     unique = dict(zip(*reversed(ax.get_legend_handles_labels())))

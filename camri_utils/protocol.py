@@ -29,7 +29,7 @@ import pandas as pd
 from camri_utils.data._common import atomic_path
 
 __all__ = ["ProtocolSpec", "PRESETS", "preset", "run", "report", "summarize", "Summary", "records_frame",
-           "rank_classes", "select", "load_records", "results_folder", "ProtocolError"]
+           "rank_classes", "select", "setting_key", "load_records", "results_folder", "ProtocolError"]
 
 METHODS = ("CAMRI", "ArcFace", "CRWWCE", "WCE", "CE")
 ROLES = ("worst1", "worst2", "median")
@@ -309,7 +309,8 @@ def run(spec, output, shard=(0, 1), progress=True, dataset=None):
 # ---------------------------------------------------------------------------------------------
 # Selection and the table
 # ---------------------------------------------------------------------------------------------
-def _setting_key(params):
+def setting_key(params):
+    """The text that names one setting of a method: the ``setting`` of :func:`records_frame`."""
     return json.dumps(params, sort_keys=True)
 
 
@@ -327,7 +328,7 @@ def select(records, accuracy_k=1.0):
             rows = [r for r in records if r["method"] == method and r.get("role") == role]
             settings = {}
             for r in rows:  # grid order = first appearance in the records' planned order
-                settings.setdefault(_setting_key(r["params"]), []).append(r)
+                settings.setdefault(setting_key(r["params"]), []).append(r)
             best = None
             for key, runs in settings.items():
                 acc = np.mean([r["accuracy"] for r in runs])
@@ -358,7 +359,7 @@ def records_frame(records):
         pairs = important.items() if r["method"] == "CE" else [(r.get("role"), r.get("important_class"))]
         for role, c in pairs:
             rows.append({"method": r["method"], "role": role, "important_class": c,
-                         "setting": _setting_key(r["params"]) if r["params"] else "", "seed": r["seed"],
+                         "setting": setting_key(r["params"]) if r["params"] else "", "seed": r["seed"],
                          "accuracy": r["accuracy"], "recall": r["recall"][c], "precision": r["precision"][c]})
     columns = ["method", "role", "important_class", "setting", "seed", "accuracy", "recall", "precision"]
     return pd.DataFrame(rows, columns=columns)
