@@ -15,27 +15,17 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
-import platform
 import signal
 import sys
-import tempfile
 from pathlib import Path
+
+from camri_utils.environment import device_summary, environment
+from camri_utils.io import atomic_path
 
 __all__ = ["PROFILES", "provenance", "run", "main"]
 
 PROFILES = ("quick", "full")
 KEY = "camri_provenance"  # the record travels in the banner output's metadata
-
-
-def _device():
-    try:
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        return f"{len(gpus)} GPU(s)" if gpus else "CPU"
-    except Exception:  # pragma: no cover
-        return "unknown"
 
 
 def provenance(profile, data, **extra):
@@ -44,24 +34,16 @@ def provenance(profile, data, **extra):
     Returns nothing, so that it can end a cell without echoing the record."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}.")
-    import keras
-
-    import camri_utils
-
-    try:
-        import tensorflow as tf
-
-        tf_version = tf.__version__
-    except ImportError:  # pragma: no cover
-        tf_version = None
+    env = environment()
+    tf_version = env["tensorflow"]
     record = {
         "profile": profile,
         "data": data,
-        "camri_utils": camri_utils.__version__,
+        "camri_utils": env["camri_utils"],
         "tensorflow": tf_version,
-        "keras": keras.__version__,
-        "python": platform.python_version(),
-        "device": _device(),
+        "keras": env["keras"],
+        "python": env["python"],
+        "device": device_summary(env),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
         **extra,
     }
@@ -100,14 +82,9 @@ def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}.")
         params["profile"] = profile
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".ipynb", dir=output.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would otherwise end up on the notebook
-    try:
+    with atomic_path(output) as tmp:
         papermill.execute_notebook(
-            str(notebook), tmp, parameters=params, kernel_name="python3",
+            str(notebook), str(tmp), parameters=params, kernel_name="python3",
             cwd=str(cwd or notebook.parent), progress_bar=False, execution_timeout=timeout,
         )
         nb = nbformat.read(tmp, as_version=4)
@@ -116,10 +93,6 @@ def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=
             raise RuntimeError(f"{notebook.name} did not call camri_utils.notebook.provenance().")
         nb.metadata["camri"] = record
         nbformat.write(nb, tmp)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return output
 
 

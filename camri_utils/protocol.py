@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from camri_utils.data._common import atomic_path
+from camri_utils.io import atomic_path
 
 __all__ = ["ProtocolSpec", "PRESETS", "preset", "run", "report", "summarize", "Summary", "records_frame",
            "rank_classes", "select", "setting_key", "load_records", "results_folder", "ProtocolError"]

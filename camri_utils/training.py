@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import keras
 import numpy as np
 
 from camri_utils import angles, data, losses, metrics, models
+from camri_utils.environment import environment
 
 __all__ = ["TrainConfig", "TrainResult", "train", "LOSSES", "STRATEGIES", "make_loss"]
 
@@ -217,17 +217,6 @@ class _NewModelRetracing:
         self._logger.removeFilter(self)
 
 
-def _environment():
-    import tensorflow as tf
-
-    import camri_utils
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return {"camri_utils": camri_utils.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "python": platform.python_version(), "machine": platform.machine(),
-            "devices": [d.name for d in gpus] or ["CPU"]}
-
-
 def train(config, callbacks=(), dataset=None):
     """Train and evaluate one model as ``config`` says; see the module docstring.
 
@@ -302,7 +291,7 @@ def train(config, callbacks=(), dataset=None):
         "wall_time_s": wall,
         "epochs_run": len(history.history.get("loss", [])),
         "data_source": {"location": ds.source.location, "kind": ds.source.kind},
-        "environment": _environment(),
+        "environment": environment(),
     }
     if out is not None:
         model.save(out / "model.keras")

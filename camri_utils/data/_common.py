@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from camri_utils.io import atomic_path
 
 FIXTURE_MARKER = "CAMRI_SYNTHETIC_FIXTURE.json"
 
@@ -117,22 +117,6 @@ def verify(path, expected, algorithm):
             f"{path} has {algorithm} {actual}, expected {expected}: the file is incomplete or "
             "not the official release. Delete it and download it again."
         )
-
-
-@contextlib.contextmanager
-def atomic_path(target):
-    """Yield a temporary path beside ``target``; move it into place only if the block
-    succeeds, so an error or interruption never leaves a half-written ``target``."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_arrays(path, **arrays):

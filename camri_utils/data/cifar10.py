@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-import shutil
 import tarfile
-import tempfile
 
 import keras
 import numpy as np
@@ -15,6 +12,7 @@ import numpy as np
 from camri_utils.data._common import (CorruptDataError, Dataset, DataLayoutError, Source, cache_key,
                                       data_dir_candidates, decoded_cache_dir, fixture_manifest, keras_cache_dir,
                                       not_found, verify)
+from camri_utils.io import atomic_dir
 
 FOLDER = "cifar-10-batches-py"
 TARBALL = "cifar-10-python.tar.gz"
@@ -66,17 +64,11 @@ def _extract(tarball):
     stat = tarball.stat()
     target = decoded_cache_dir() / f"cifar10-{cache_key(path=str(tarball.resolve()), size=stat.st_size, mtime=stat.st_mtime)}"
     if not (target / FOLDER).is_dir():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
         try:
-            with tarfile.open(tarball, "r:gz") as tar:
+            with atomic_dir(target) as tmp, tarfile.open(tarball, "r:gz") as tar:
                 tar.extractall(tmp, filter="data")
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(tmp, target)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise CorruptDataError(f"{tarball} is truncated or corrupt ({exc}); download it again.") from exc
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return target / FOLDER
 
 
