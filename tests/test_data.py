@@ -23,6 +23,8 @@ REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")
 def isolated_caches(tmp_path, monkeypatch):
     """No test reads or writes the user's caches or data folders."""
     monkeypatch.setenv("CAMRI_CACHE_DIR", str(tmp_path / "decoded-cache"))
+    # Made, so writable: an unwritable Keras home would add Keras' fallback /tmp/.keras to the search.
+    (tmp_path / "keras-home").mkdir()
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.delenv("CAMRI_DATA_DIR", raising=False)
 
@@ -223,3 +225,206 @@ def test_pipelines_scale_shuffle_and_batch(tmp_path):
     epoch1 = np.concatenate([y.numpy() for _, y in train])
     epoch2 = np.concatenate([y.numpy() for _, y in train])
     assert sorted(epoch1) == sorted(ds.y_train) and not np.array_equal(epoch1, epoch2)
+
+
+# ---------------------------------------------------------------------------------------------
+# One find-or-fetch path, the cache, archives, and the clear failures added with it
+# ---------------------------------------------------------------------------------------------
+DOWNLOADS = {"fashion_mnist": "fashion-mnist", "cifar10": "cifar-10-batches-py-target", "gtsrb": "gtsrb",
+             "awa2": "awa2"}
+
+
+@pytest.mark.parametrize("name", list(DOWNLOADS))
+def test_download_is_read_from_the_folder_get_file_returns(name, tmp_path, monkeypatch):
+    """Keras may put a download elsewhere than $KERAS_HOME (/tmp/.keras when it is not
+    writable): the loader must read where get_file says it put the files."""
+    import keras
+
+    fixture = fixtures.write(name, tmp_path / "fixture", per_class=4)
+    elsewhere = tmp_path / "fallback-keras" / "datasets" / DOWNLOADS[name]
+    asked = []
+
+    def fake_get_file(fname, origin, file_hash=None, cache_subdir="datasets"):
+        asked.append((fname, cache_subdir))
+        elsewhere.mkdir(parents=True, exist_ok=True)
+        for f in (fname, "CAMRI_SYNTHETIC_FIXTURE.json"):  # the manifest: checked against the fixture's sums
+            (elsewhere / f).write_bytes((fixture / f).read_bytes())
+        return str(elsewhere / fname)
+
+    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
+    monkeypatch.setattr(data.fashion_mnist, "SYSTEM_DIRS", [])
+    ds = data.load(name)
+    assert ds.source.location == str(elsewhere)
+    assert {s for _, s in asked} == {f"datasets/{DOWNLOADS[name]}"}
+    np.testing.assert_array_equal(ds.y_test, data.load(name, data_dir=fixture).y_test)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_corrupt_fixture_manifest_is_named(name, tmp_path):
+    root = fixtures.write(name, tmp_path / name, per_class=2)
+    (root / "CAMRI_SYNTHETIC_FIXTURE.json").write_text('{"dataset": "trunc')
+    with pytest.raises(data.CorruptDataError, match=r"(?s)CAMRI_SYNTHETIC_FIXTURE\.json is not readable JSON"
+                                                    r".*fixtures\.write"):
+        data.load(name, data_dir=root)
+    (root / "CAMRI_SYNTHETIC_FIXTURE.json").write_text('{"dataset": "x"}')  # JSON, but no checksums
+    with pytest.raises(data.CorruptDataError, match="does not list the (sha256|md5) checksums"):
+        data.load(name, data_dir=root)
+
+
+def unpacked_cifar10(tmp_path):
+    import tarfile
+
+    packed = fixtures.write("cifar10", tmp_path / "packed", per_class=5)
+    with tarfile.open(packed / "cifar-10-python.tar.gz") as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    return tmp_path / "unpacked"
+
+
+def test_cifar10_batches_are_read_channels_last_without_keras(tmp_path):
+    import pickle
+
+    root = unpacked_cifar10(tmp_path)
+    with open(root / "cifar-10-batches-py" / "data_batch_2", "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    first = len(batch[b"labels"])
+    with open(root / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
+        offset = len(pickle.load(f, encoding="bytes")[b"labels"])
+    ds = data.load("cifar10", data_dir=root)
+    # Row i of b"data" is 1024 red, then 1024 green, then 1024 blue values, row-major.
+    image = ds.x_train[offset]
+    assert first and image.shape == (32, 32, 3)
+    np.testing.assert_array_equal(image[:, :, 0].ravel(), batch[b"data"][0][:1024])
+    np.testing.assert_array_equal(image[:, :, 2].ravel(), batch[b"data"][0][2048:])
+    np.testing.assert_array_equal(ds.y_train[offset:offset + first], batch[b"labels"])
+    assert ds.class_names == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                              "truck"]
+
+
+@pytest.mark.parametrize("member,content", [
+    ("batches.meta", b"\x80\x04garbage"),
+    ("data_batch_3", b"not a pickle"),
+    ("test_batch", __import__("pickle").dumps({b"data": np.zeros((2, 3072), np.uint8)})),  # no labels
+    ("data_batch_1", __import__("pickle").dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]})),
+    ("data_batch_5", b"cos\nsystem\n(S'echo unsafe'\ntR."),  # a pickle that would run a command
+])
+def test_corrupt_cifar10_files_are_named(member, content, tmp_path):
+    root = unpacked_cifar10(tmp_path)
+    (root / "cifar-10-batches-py" / member).write_bytes(content)
+    with pytest.raises(data.CorruptDataError, match=rf"(?s){member} is not a readable CIFAR-10 pickle.*download"):
+        data.load("cifar10", data_dir=root)
+
+
+def test_decoded_cache_lacking_an_array_is_rebuilt(tmp_path):
+    root = fixtures.write("gtsrb", tmp_path / "g", per_class=4)
+    first = data.load("gtsrb", data_dir=root, size=8)
+    (cached,) = (tmp_path / "decoded-cache").glob("gtsrb-*.npz")
+    np.savez(cached, x_train=first.x_train)  # as an older version might have left it: no groups_train
+    for _ in range(2):  # rebuilt once, then read from the rebuilt cache
+        again = data.load("gtsrb", data_dir=root, size=8)
+        np.testing.assert_array_equal(first.groups_train, again.groups_train)
+        np.testing.assert_array_equal(first.y_test, again.y_test)
+    with np.load(cached) as arrays:
+        assert {"x_train", "y_train", "groups_train", "x_test", "y_test"} <= set(arrays.files)
+
+
+@pytest.mark.parametrize("name", ["gtsrb", "awa2", "cifar10"])
+def test_unwritable_cache_warns_before_decoding_and_still_loads(name, tmp_path, monkeypatch):
+    import warnings
+
+    root = fixtures.write(name, tmp_path / name, per_class=4)
+    expected = data.load(name, data_dir=root)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("CAMRI_CACHE_DIR", str(blocker / "cache"))  # under a file: not writable, even by root
+    module = getattr(data, name)
+    decode = "_arrays" if name == "cifar10" else "decode_all" if name == "gtsrb" else "_build"
+    original = getattr(module, decode)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+
+        def checked(*args, **kwargs):
+            assert any("CAMRI_CACHE_DIR" in str(w.message) for w in caught), "warned before decoding"
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, decode, checked)
+        ds = data.load(name, data_dir=root)
+    np.testing.assert_array_equal(ds.x_train, expected.x_train)
+    (message,) = {str(w.message) for w in caught if "CAMRI_CACHE_DIR" in str(w.message)}
+    assert "a-file" in message and "writable folder" in message
+
+
+def replace_in_zip(path, member, content):
+    """Rewrite the zip at ``path`` with ``member``'s bytes replaced."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members[member] = content
+    with zipfile.ZipFile(path, "w") as z:
+        for n, payload in members.items():
+            z.writestr(n, payload)
+
+
+def refresh_manifest(root, algorithm, names):
+    """The fixture's manifest with the current checksums of ``names`` (after editing them)."""
+    import json
+
+    from camri_utils.data._common import file_hash
+
+    path = root / "CAMRI_SYNTHETIC_FIXTURE.json"
+    manifest = json.loads(path.read_text())
+    manifest[algorithm] = {n: file_hash(root / n, algorithm) for n in names}
+    path.write_text(json.dumps(manifest))
+
+
+def test_archives_are_closed_when_decoding_fails(tmp_path, monkeypatch):
+    from camri_utils.data import _archive
+
+    root = fixtures.write("gtsrb", tmp_path / "g", per_class=2)
+    replace_in_zip(root / "GTSRB_Final_Training_Images.zip", "GTSRB/Final_Training/Images/00003/00000_00001.ppm",
+                   b"P6 not an image")
+    refresh_manifest(root, "md5", data.gtsrb.MD5)
+    opened = []
+    original_init = _archive.Members.__init__
+
+    def recording_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(_archive.Members, "__init__", recording_init)
+    with pytest.raises(data.CorruptDataError, match=r"00003/00000_00001\.ppm .* not a readable image"):
+        data.load("gtsrb", data_dir=root)
+    assert len(opened) == 3 and all(m._zip.fp is None for m in opened), "every zip opened is closed"
+
+
+def test_gtsrb_groups_are_the_tracks(tmp_path):
+    import zipfile
+
+    root = fixtures.write("gtsrb", tmp_path / "g", per_class=5)
+    ds = data.load("gtsrb", data_dir=root, size=8)
+    with zipfile.ZipFile(root / "GTSRB_Final_Training_Images.zip") as z:
+        names = sorted(n for n in z.namelist() if n.endswith(".ppm"))  # the loader's order: by class, CSV order
+    tracks = [(n.split("/")[-2], n.split("/")[-1].split("_")[0]) for n in names]
+    assert len(set(tracks)) == 43 * 3  # 5 frames per class, 2 per track: tracks of 2, 2 and 1
+    same_track = np.array([[a == b for b in tracks] for a in tracks])
+    np.testing.assert_array_equal(ds.groups_train[:, None] == ds.groups_train[None, :], same_track)
+
+
+def test_gtsrb_training_image_without_a_track_is_named(tmp_path):
+    import zipfile
+
+    packed = fixtures.write("gtsrb", tmp_path / "g", per_class=2)
+    folder = tmp_path / "unpacked"
+    for archive in data.gtsrb.MD5:
+        zipfile.ZipFile(packed / archive).extractall(folder)
+    images = folder / "GTSRB" / "Final_Training" / "Images" / "00007"
+    (images / "00000_00001.ppm").rename(images / "frame.ppm")
+    csv = images / "GT-00007.csv"
+    csv.write_text(csv.read_text().replace("00000_00001.ppm", "frame.ppm"))
+    with pytest.raises(data.DataLayoutError, match=r"00007/frame\.ppm: GTSRB training images are named TRACK_FRAME"):
+        data.load("gtsrb", data_dir=folder)
+
+
+def test_digits_refuse_a_data_dir(tmp_path):
+    with pytest.raises(ValueError, match="digits ships inside scikit-learn.*without data_dir"):
+        data.load("digits", data_dir=tmp_path)

@@ -1,10 +1,13 @@
-"""What every loader shares: where to look, checksums, atomic writes, clear errors."""
+"""What every loader shares: the dataset record, where to look, downloads, checksums, the
+decoded-array cache, and clear errors."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +48,16 @@ class Source:
 
 @dataclass
 class Dataset:
-    """Train and test images (uint8, channels last), integer labels, class names and source."""
+    """Train and test images (uint8, channels last), integer labels, class names and source.
+
+    ``x_val``/``y_val``: a validation split carved from the training images by
+    :func:`camri_utils.data.split_validation` (None until then). ``groups_train``: a group id
+    per training image where images are not independent (GTSRB: one id per physical sign's
+    track), so that a split never puts one group on both sides; None when they are independent.
+
+    Labels are checked here, where data enters: 1-D integers (integer-valued floats are
+    converted), one per image, each in ``[0, n_classes)``.
+    """
 
     name: str
     x_train: np.ndarray
@@ -55,6 +67,19 @@ class Dataset:
     class_names: list
     source: Source
     notes: dict = field(default_factory=dict)
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    groups_train: np.ndarray | None = None
+
+    def __post_init__(self):
+        if (self.x_val is None) != (self.y_val is None):
+            raise ValueError(f"{self.name}: give both x_val and y_val, or neither.")
+        for split in ("train", "test") + (("val",) if self.x_val is not None else ()):
+            labels = checked_labels(getattr(self, f"y_{split}"), getattr(self, f"x_{split}"), self.n_classes,
+                                    f"{self.name} {split}")
+            setattr(self, f"y_{split}", labels)
+        # groups_train is checked where it is used (split_validation), not here: code that
+        # replaces x_train with a subset through dataclasses.replace would otherwise fail.
 
     @property
     def n_classes(self):
@@ -65,10 +90,37 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     def __repr__(self):
-        return (f"Dataset({self.name!r}, train={self.x_train.shape}, test={self.x_test.shape}, "
+        val = f", val={self.x_val.shape}" if self.x_val is not None else ""
+        return (f"Dataset({self.name!r}, train={self.x_train.shape}{val}, test={self.x_test.shape}, "
                 f"classes={self.n_classes}, source={self.source})")
 
 
+def checked_labels(y, x, n_classes, where):
+    """``y`` as a 1-D int64 array, after checking it labels each image of ``x`` with a class
+    in ``[0, n_classes)``; ``where`` (dataset and split) names it in the errors."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{where} labels have shape {y.shape}; expected one label per image, a 1-D "
+                         "array (flatten an (n, 1) array with y.ravel()).")
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            raise ValueError(f"{where} labels must be class indices (integers); got {float(y[bad][0])} at index "
+                             f"{int(np.argmax(bad))}.")
+    elif y.dtype.kind not in "iu":
+        raise ValueError(f"{where} labels must be integer class indices; got dtype {y.dtype}.")
+    if len(y) != len(x):
+        raise ValueError(f"{where} has {len(x)} images but {len(y)} labels: give one label per image.")
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        bad = int(y.min()) if y.min() < 0 else int(y.max())
+        raise ValueError(f"{where} label {bad} is outside [0, {n_classes}): labels must index class_names "
+                         f"({n_classes} classes).")
+    return y.astype(np.int64, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where to look, and the download
+# ---------------------------------------------------------------------------------------------
 def data_dir_candidates(data_dir, system_dirs=()):
     """(explicit, [places to look]) in the documented order: the argument, then
     ``CAMRI_DATA_DIR``, then system locations. An explicit ``data_dir`` is the only place."""
@@ -87,18 +139,111 @@ def keras_cache_dir():
     return Path(base) / "datasets"
 
 
-def decoded_cache_dir():
-    """Where decoded arrays are cached: ``CAMRI_CACHE_DIR`` or the Keras cache."""
-    env = os.environ.get("CAMRI_CACHE_DIR")
-    return Path(env).expanduser() if env else keras_cache_dir() / "camri-decoded"
+def keras_cache_places(subdir):
+    """Where a Keras download of ``subdir`` can be: the Keras cache and, when that is not
+    writable, the ``/tmp/.keras`` that ``keras.utils.get_file`` falls back to."""
+    places = [keras_cache_dir() / subdir]
+    if not os.access(keras_cache_dir().parent, os.W_OK):
+        places.append(Path(tempfile.gettempdir()) / ".keras" / "datasets" / subdir)
+    return places
 
 
+def find_or_fetch(dataset, read, data_dir, download, files, subdir, how_to_get, system_dirs=()):
+    """What ``read(folder)`` returns for the first folder holding the dataset, looked for in
+    the documented order: ``data_dir`` (then the only place), ``CAMRI_DATA_DIR``,
+    ``system_dirs``, the Keras cache's ``subdir``; else downloaded there (when ``download``).
+
+    ``read(folder)`` returns None when the dataset is not in ``folder`` (and raises
+    :class:`DataLayoutError` when it is there but incomplete); ``files`` is the download,
+    ``{file name: (url, checksum or None)}``; ``dataset`` and ``how_to_get`` word the errors.
+    """
+    explicit, places = data_dir_candidates(data_dir, system_dirs)
+    if not explicit:
+        places += keras_cache_places(subdir)
+    for place in places:
+        found = read(place)
+        if found is not None:
+            return found
+    if explicit or not download:
+        raise not_found(dataset, places, how_to_get)
+    folder = fetch(dataset, files, subdir, places, how_to_get)
+    found = read(folder)
+    if found is None:
+        raise DataLayoutError(f"{dataset} was downloaded to {folder} but is not laid out there as expected. "
+                              f"Delete {folder} and try again.")
+    return found
+
+
+def fetch(dataset, files, subdir, places, how_to_get):
+    """Download ``files`` ({file name: (url, checksum or None)}) into the Keras cache's
+    ``subdir`` with Keras' ``get_file`` (progress bar, checksum, no partial file left on
+    failure) and return the folder it put them in. A failure (no network) becomes a
+    :class:`DatasetNotFoundError` that says where the data was looked for."""
+    import keras
+
+    folders = set()
+    try:
+        for fname, (url, digest) in files.items():
+            path = keras.utils.get_file(fname, origin=url, file_hash=digest, cache_subdir=os.path.join("datasets", subdir))
+            # get_file picks its own cache (it falls back to /tmp/.keras when ~/.keras is not
+            # writable): use the folder it answers, not the one we expect.
+            folders.add(Path(path).parent)
+    except Exception as exc:  # no network, or the server refused
+        raise not_found(dataset, list(places) + [f"download failed: {str(exc)[:120]}"], how_to_get) from exc
+    if len(folders) != 1:
+        raise DataLayoutError(f"Keras put the {dataset} files in several folders {sorted(map(str, folders))}; "
+                              "move them into one folder and pass it as data_dir.")
+    return folders.pop()
+
+
+def not_found(name, places, how_to_get):
+    where = "\n".join(f"  - {p}" for p in places) or "  (nowhere: no directory given)"
+    return DatasetNotFoundError(f"{name} was not found. Looked in:\n{where}\n{how_to_get}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixture manifests and checksums
+# ---------------------------------------------------------------------------------------------
 def fixture_manifest(root):
-    """The manifest a fixture writer leaves in ``root``, or None for real data."""
+    """The manifest a fixture writer leaves in ``root`` (a dict), or None for real data."""
     path = Path(root) / FIXTURE_MARKER
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise _bad_manifest(path, f"is not readable JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise _bad_manifest(path, "is not a JSON object")
+    return manifest
+
+
+def _bad_manifest(path, problem):
+    return CorruptDataError(
+        f"{path} {problem}. It marks a synthetic fixture: write the fixture again with "
+        "camri_utils.data.fixtures.write(name, folder), or, if the folder holds the real dataset, "
+        "delete this file."
+    )
+
+
+def expected_checksums(root, algorithm, official):
+    """{file name: checksum} to check the files in ``root`` against: a fixture's own (from its
+    manifest) or, for real data, ``official``."""
+    manifest = fixture_manifest(root)
+    if manifest is None:
+        return dict(official)
+    listed = manifest.get(algorithm)
+    if not isinstance(listed, dict) or not set(official) <= set(listed):
+        raise _bad_manifest(Path(root) / FIXTURE_MARKER, f"does not list the {algorithm} checksums of "
+                                                         f"{sorted(official)}")
+    return listed
+
+
+def verify_files(root, algorithm, official):
+    """Check each file of ``official`` ({file name: checksum}) in ``root`` with
+    :func:`verify`, against a fixture's manifest where there is one."""
+    for name, digest in expected_checksums(root, algorithm, official).items():
+        verify(Path(root) / name, digest, algorithm)
 
 
 def file_hash(path, algorithm):
@@ -119,22 +264,13 @@ def verify(path, expected, algorithm):
         )
 
 
-def save_arrays(path, **arrays):
-    """Write arrays to ``path`` (.npz) atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-
-
-def load_arrays(path):
-    """Arrays from a cache written by :func:`save_arrays`; None (and the file removed) when
-    it is unreadable, so that it is rebuilt."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except Exception:
-        Path(path).unlink(missing_ok=True)
-        return None
+# ---------------------------------------------------------------------------------------------
+# The decoded-array cache
+# ---------------------------------------------------------------------------------------------
+def decoded_cache_dir():
+    """Where decoded arrays are cached: ``CAMRI_CACHE_DIR`` or the Keras cache."""
+    env = os.environ.get("CAMRI_CACHE_DIR")
+    return Path(env).expanduser() if env else keras_cache_dir() / "camri-decoded"
 
 
 def cache_key(**parts):
@@ -143,21 +279,57 @@ def cache_key(**parts):
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def fetch(dataset, files, subdir, places, how_to_get):
-    """Download ``files`` ({file name: (url, checksum or None)}) into the Keras cache's
-    ``subdir`` with Keras' ``get_file`` (progress bar, checksum, no partial file left on
-    failure) and return that folder. A failure (no network) becomes a
-    :class:`DatasetNotFoundError` that says where the data was looked for."""
-    import keras
-
+def cached(path, keys, build):
+    """The arrays ``keys`` from the cache at ``path``, or ``build()`` them and write the cache
+    atomically. When the cache cannot be written, warn (before the slow ``build``) and return
+    the arrays uncached: the data is readable, only later loads are slower."""
+    arrays = load_arrays(path, keys) if path.exists() else None
+    if arrays is not None:
+        return arrays
+    problem = _unwritable(path.parent)
+    if problem:
+        _warn_uncached(path.parent, problem)
+        return build()
+    arrays = build()
     try:
-        for fname, (url, digest) in files.items():
-            keras.utils.get_file(fname, origin=url, file_hash=digest, cache_subdir=os.path.join("datasets", subdir))
-    except Exception as exc:  # no network, or the server refused
-        raise not_found(dataset, list(places) + [f"download failed: {str(exc)[:120]}"], how_to_get) from exc
-    return keras_cache_dir() / subdir
+        save_arrays(path, **arrays)
+    except OSError as exc:  # e.g. the disk filled up while writing
+        _warn_uncached(path.parent, exc)
+    return arrays
 
 
-def not_found(name, places, how_to_get):
-    where = "\n".join(f"  - {p}" for p in places) or "  (nowhere: no directory given)"
-    return DatasetNotFoundError(f"{name} was not found. Looked in:\n{where}\n{how_to_get}")
+def _unwritable(folder):
+    """Why nothing can be written in ``folder`` (created if needed), or None when it can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as exc:
+        return exc
+
+
+def _warn_uncached(folder, problem):
+    warnings.warn(f"cannot write the decoded-data cache in {folder} ({problem}): the images are decoded "
+                  "again at every load. Set CAMRI_CACHE_DIR to a writable folder to cache them.",
+                  UserWarning, stacklevel=3)
+
+
+def save_arrays(path, **arrays):
+    """Write arrays to ``path`` (.npz) atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def load_arrays(path, keys):
+    """The arrays ``keys`` from a cache written by :func:`save_arrays`; None (and the file
+    removed, where it can be) when it is unreadable or lacks one of them, so that it is rebuilt."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in keys}
+    except Exception:  # unreadable (truncated, not npz) or written by an older version without a key
+        try:
+            Path(path).unlink(missing_ok=True)
+        except OSError:  # a read-only cache: it is rebuilt in memory at each load
+            pass
+        return None

@@ -1,4 +1,4 @@
-"""Decode many images into one uint8 array, with a progress bar, cached on disk."""
+"""Decode many images from an archive into one uint8 array, with a progress bar."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from camri_utils.data._common import CorruptDataError, load_arrays, save_arrays
+from camri_utils.data._common import CorruptDataError
 
 
 def decode(members, name, size, box=None):
@@ -19,8 +19,9 @@ def decode(members, name, size, box=None):
                 x1, y1, x2, y2 = box
                 img = img.crop((x1, y1, x2 + 1, y2 + 1))
             return np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise CorruptDataError(f"{name} in {members.root} is not a readable image ({exc}).") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise CorruptDataError(f"{name} in {members.root} is not a readable image ({exc}): the archive "
+                               "is damaged; delete it and download it again.") from exc
 
 
 def decode_all(members, names, size, boxes=None, desc="decoding"):
@@ -28,14 +29,3 @@ def decode_all(members, names, size, boxes=None, desc="decoding"):
     for i, name in enumerate(tqdm(names, desc=desc, unit="img", mininterval=2, disable=len(names) < 2000)):
         out[i] = decode(members, name, size, None if boxes is None else boxes[i])
     return out
-
-
-def cached(path, build):
-    """Arrays from the cache at ``path``, or ``build()`` them and write the cache atomically."""
-    if path.exists():
-        arrays = load_arrays(path)
-        if arrays is not None:
-            return arrays
-    arrays = build()
-    save_arrays(path, **arrays)
-    return arrays

@@ -14,13 +14,14 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from camri_utils.data._archive import Members
-from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, data_dir_candidates,
-                                      decoded_cache_dir, fetch, fixture_manifest, keras_cache_dir, not_found, verify)
-from camri_utils.data._images import cached, decode_all
+from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, cached, decoded_cache_dir,
+                                      expected_checksums, find_or_fetch, fixture_manifest, verify)
+from camri_utils.data._images import decode_all
 
 URL = "https://cvml.ista.ac.at/AwA2/AwA2-data.zip"
 ZIP = "AwA2-data.zip"
 ROOT = "Animals_with_Attributes2"
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 HOW_TO_GET = (f"Download {URL} (13 GB) and put it, or the {ROOT}/ folder it extracts to, in a "
               "folder passed as data_dir or CAMRI_DATA_DIR.")
 
@@ -64,10 +65,11 @@ def _build(members, class_names, size, test_fraction, split_seed):
                 x_test=images[test_idx], y_test=labels[test_idx])
 
 
-def _locate(place, sha256):
+def _archive(place, sha256):
+    """The zip or extracted folder in ``place`` (the zip checked against ``sha256`` or a
+    fixture's manifest), or None."""
     if (place / ZIP).is_file():
-        manifest = fixture_manifest(place)
-        digest = sha256 or (manifest["sha256"][ZIP] if manifest else None)
+        digest = sha256 or expected_checksums(place, "sha256", {ZIP: None})[ZIP]
         if digest:
             verify(place / ZIP, digest, "sha256")
         return place / ZIP
@@ -76,34 +78,27 @@ def _locate(place, sha256):
     return None
 
 
+def _read(place, size, test_fraction, split_seed, sha256):
+    found = _archive(place, sha256)
+    if found is None:
+        return None
+    with Members(found) as members:
+        class_names = _class_names(members)
+        stat = found.stat()
+        key = cache_key(dataset="awa2", size=size, test_fraction=test_fraction, split_seed=split_seed,
+                        source=(str(found.resolve()), stat.st_size, stat.st_mtime))
+        arrays = cached(decoded_cache_dir() / f"awa2-{size}px-split{split_seed}-{key}.npz", ARRAYS,
+                        lambda: _build(members, class_names, size, test_fraction, split_seed))
+    return Dataset("awa2", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], class_names,
+                   Source(str(place), real=fixture_manifest(place) is None),
+                   notes={"size": size, "split": f"seeded stratified split, test_fraction={test_fraction}, "
+                                                 f"split_seed={split_seed} (AwA2 has no official split)"})
+
+
 def load(data_dir=None, download=True, size=64, test_fraction=0.3, split_seed=0, sha256=None):
     if not isinstance(size, int) or size < 4:
         raise ValueError(f"size must be an integer >= 4 (pixels); got {size!r}.")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}.")
-    explicit, places = data_dir_candidates(data_dir)
-    if not explicit:
-        places.append(keras_cache_dir() / "awa2")
-    for place in places:
-        found = _locate(place, sha256)
-        if found is not None:
-            break
-    else:
-        if explicit or not download:
-            raise not_found("AwA2", places, HOW_TO_GET)
-        place = fetch("AwA2", {ZIP: (URL, sha256)}, "awa2", places, HOW_TO_GET)
-        found = _locate(place, sha256)
-    members = Members(found)
-    try:
-        class_names = _class_names(members)
-        stat = found.stat()
-        key = cache_key(dataset="awa2", size=size, test_fraction=test_fraction, split_seed=split_seed,
-                        source=(str(found.resolve()), stat.st_size, stat.st_mtime))
-        arrays = cached(decoded_cache_dir() / f"awa2-{size}px-split{split_seed}-{key}.npz",
-                        lambda: _build(members, class_names, size, test_fraction, split_seed))
-    finally:
-        members.close()
-    return Dataset("awa2", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], class_names,
-                   Source(str(place), real=fixture_manifest(place) is None),
-                   notes={"size": size, "split": f"seeded stratified split, test_fraction={test_fraction}, "
-                                                 f"split_seed={split_seed} (AwA2 has no official split)"})
+    return find_or_fetch("AwA2", lambda place: _read(place, size, test_fraction, split_seed, sha256), data_dir,
+                         download, {ZIP: (URL, sha256)}, "awa2", HOW_TO_GET)

@@ -1,91 +1,136 @@
 """CIFAR-10: the official python tarball (``cifar-10-python.tar.gz``) or its extracted folder
-``cifar-10-batches-py``; downloaded by Keras' own loader when neither is found."""
+``cifar-10-batches-py`` (where ``keras.datasets.cifar10.load_data()`` leaves it). Batches read
+from the tarball are cached as decoded arrays, keyed by the tarball."""
 
 from __future__ import annotations
 
+import io
 import pickle
 import tarfile
+import zlib
 
-import keras
 import numpy as np
 
-from camri_utils.data._common import (CorruptDataError, Dataset, DataLayoutError, Source, cache_key,
-                                      data_dir_candidates, decoded_cache_dir, fixture_manifest, keras_cache_dir,
-                                      not_found, verify)
-from camri_utils.io import atomic_dir
+from camri_utils.data._common import (CorruptDataError, Dataset, DataLayoutError, Source, cache_key, cached,
+                                      decoded_cache_dir, find_or_fetch, fixture_manifest, verify_files)
 
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
 TARBALL = "cifar-10-python.tar.gz"
 SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+KERAS_SUBDIR = "cifar-10-batches-py-target"  # where Keras' own loader extracts the tarball
 BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+META = "batches.meta"
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 HOW_TO_GET = ("Get it with `keras.datasets.cifar10.load_data()` (online), or put the official "
               f"{TARBALL} (or its extracted {FOLDER}/ folder) in a folder and pass it as data_dir "
               "or CAMRI_DATA_DIR.")
+ARRAYS = ("x_train", "y_train", "x_test", "y_test", "class_names")
 
 
-def _load_batch(path):
-    from keras.src.datasets.cifar import load_batch  # Keras' own parser of the pickled batches
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles the batches' dicts of bytes, lists and numpy arrays, and refuses anything
+    else: a pickle can run arbitrary code, and a downloaded file is not trusted."""
 
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("_codecs", "encode")}  # _codecs: bytes in protocol 2
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _unpickle(raw, where):
     try:
-        data, labels = load_batch(str(path))
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, OSError) as exc:
-        raise CorruptDataError(f"{path} is not a readable CIFAR-10 batch ({exc}).") from exc
-    return data.transpose(0, 2, 3, 1), np.asarray(labels, dtype=np.int64)
+        return _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except Exception as exc:  # unpickling garbage can raise almost anything
+        raise _corrupt(where, exc) from exc
 
 
-def _class_names(folder):
-    meta = folder / "batches.meta"
-    if not meta.exists():
-        return list(CLASS_NAMES)
-    with open(meta, "rb") as f:
-        names = pickle.load(f, encoding="bytes").get(b"label_names")
-    return [n.decode() for n in names] if names else list(CLASS_NAMES)
+def _corrupt(where, exc):
+    return CorruptDataError(f"{where} is not a readable CIFAR-10 pickle ({type(exc).__name__}: {exc}). The "
+                            f"file is damaged: delete it (or {TARBALL}) and download CIFAR-10 again.")
 
 
-def _read_folder(folder, source_root):
-    missing = [b for b in BATCHES if not (folder / b).exists()]
+def _parse_batch(raw, where):
+    """(images (n, 32, 32, 3) uint8, labels int64) from one pickled batch."""
+    batch = _unpickle(raw, where)
+    try:
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        images = data.reshape(len(data), 3, 32, 32).transpose(0, 2, 3, 1)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise _corrupt(where, exc) from exc
+    if labels.shape != (len(images),):
+        raise _corrupt(where, ValueError(f"{len(images)} images but labels of shape {labels.shape}"))
+    return images, labels
+
+
+def _parse_class_names(raw, where):
+    try:
+        names = [n.decode() for n in _unpickle(raw, where)[b"label_names"]]
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise _corrupt(where, exc) from exc
+    if not names:
+        raise _corrupt(where, ValueError("no label_names"))
+    return names
+
+
+def _arrays(files, where):
+    """The decoded arrays from ``files`` ({member name: bytes}); ``where`` names them in errors."""
+    parts = [_parse_batch(files[b], f"{where}/{b}") for b in BATCHES]
+    names = _parse_class_names(files[META], f"{where}/{META}") if META in files else list(CLASS_NAMES)
+    return dict(x_train=np.concatenate([p[0] for p in parts[:5]]), y_train=np.concatenate([p[1] for p in parts[:5]]),
+                x_test=parts[5][0], y_test=parts[5][1], class_names=np.asarray(names))
+
+
+def _folder_files(folder):
+    missing = [b for b in BATCHES if not (folder / b).is_file()]
     if missing:
         raise DataLayoutError(f"{folder} lacks {missing}: not an extracted CIFAR-10 python release.")
-    parts = [_load_batch(folder / b) for b in BATCHES]
-    x_train = np.concatenate([p[0] for p in parts[:5]])
-    y_train = np.concatenate([p[1] for p in parts[:5]])
-    x_test, y_test = parts[5]
-    real = fixture_manifest(source_root) is None
-    return Dataset("cifar10", x_train, y_train, x_test, y_test, _class_names(folder),
-                   Source(str(source_root), real=real))
+    names = BATCHES + ([META] if (folder / META).is_file() else [])
+    try:
+        return {n: (folder / n).read_bytes() for n in names}
+    except OSError as exc:
+        raise CorruptDataError(f"could not read {folder} ({exc}); download CIFAR-10 again.") from exc
 
 
-def _extract(tarball):
-    """Extract the tarball once into the decoded-data cache (atomically: a temporary folder
-    renamed into place) and return its ``cifar-10-batches-py`` folder."""
-    manifest = fixture_manifest(tarball.parent)
-    verify(tarball, manifest["sha256"][TARBALL] if manifest else SHA256, "sha256")
+def _tarball_files(tarball):
+    """{member name: bytes} of the batches and meta, read from the tarball without extracting it."""
+    wanted = {f"{FOLDER}/{n}": n for n in BATCHES + [META]}
+    files = {}
+    try:
+        with tarfile.open(tarball, "r:gz") as tar:
+            for member in tar:
+                if member.name in wanted and member.isfile():
+                    files[wanted[member.name]] = tar.extractfile(member).read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise CorruptDataError(f"{tarball} is truncated or corrupt ({exc}); download it again.") from exc
+    missing = [b for b in BATCHES if b not in files]
+    if missing:
+        raise DataLayoutError(f"{tarball} lacks {FOLDER}/{missing[0]}: not the CIFAR-10 python release.")
+    return files
+
+
+def _from_tarball(tarball):
+    verify_files(tarball.parent, "sha256", {TARBALL: SHA256})
     stat = tarball.stat()
-    target = decoded_cache_dir() / f"cifar10-{cache_key(path=str(tarball.resolve()), size=stat.st_size, mtime=stat.st_mtime)}"
-    if not (target / FOLDER).is_dir():
-        try:
-            with atomic_dir(target) as tmp, tarfile.open(tarball, "r:gz") as tar:
-                tar.extractall(tmp, filter="data")
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise CorruptDataError(f"{tarball} is truncated or corrupt ({exc}); download it again.") from exc
-    return target / FOLDER
+    key = cache_key(path=str(tarball.resolve()), size=stat.st_size, mtime=stat.st_mtime)
+    return cached(decoded_cache_dir() / f"cifar10-{key}.npz", ARRAYS, lambda: _arrays(_tarball_files(tarball), tarball))
+
+
+def _read(place):
+    """The dataset from ``place`` (its extracted folder first, then the tarball), or None."""
+    if (place / FOLDER).is_dir():
+        arrays = _arrays(_folder_files(place / FOLDER), place / FOLDER)
+    elif (place / TARBALL).is_file():
+        arrays = _from_tarball(place / TARBALL)
+    else:
+        return None
+    return Dataset("cifar10", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                   [str(n) for n in arrays["class_names"]], Source(str(place), real=fixture_manifest(place) is None))
 
 
 def load(data_dir=None, download=True):
-    explicit, places = data_dir_candidates(data_dir)
-    if not explicit:
-        places.append(keras_cache_dir() / "cifar-10-batches-py-target")
-    for place in places:
-        if (place / FOLDER).is_dir():
-            return _read_folder(place / FOLDER, place)
-        if (place / TARBALL).is_file():
-            return _read_folder(_extract(place / TARBALL), place)
-    if explicit or not download:
-        raise not_found("CIFAR-10", places, HOW_TO_GET)
-    try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()  # hash-checked
-    except Exception as exc:
-        raise not_found("CIFAR-10", places + [f"download failed: {str(exc)[:120]}"], HOW_TO_GET) from exc
-    return Dataset("cifar10", x_train, y_train.ravel().astype(np.int64), x_test, y_test.ravel().astype(np.int64),
-                   list(CLASS_NAMES), Source("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", real=True))
+    return find_or_fetch("CIFAR-10", _read, data_dir, download, {TARBALL: (URL, SHA256)}, KERAS_SUBDIR, HOW_TO_GET)

@@ -13,6 +13,10 @@ from camri_utils.data._common import Dataset, Source
 
 
 def load(data_dir=None, download=True, test_fraction=0.25, split_seed=0):
+    """``download`` is ignored: there is nothing to download."""
+    if data_dir is not None:
+        raise ValueError(f"digits ships inside scikit-learn and is never read from a folder; got data_dir="
+                         f"{str(data_dir)!r}. Call load('digits') without data_dir.")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}.")
     x, y = load_digits(return_X_y=True)

@@ -8,8 +8,8 @@ import zlib
 
 import numpy as np
 
-from camri_utils.data._common import (CorruptDataError, Dataset, DataLayoutError, Source, data_dir_candidates,
-                                      fetch, fixture_manifest, keras_cache_dir, not_found, verify)
+from camri_utils.data._common import (CorruptDataError, Dataset, DataLayoutError, Source, find_or_fetch,
+                                      fixture_manifest, verify_files)
 
 BASE_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 SHA256 = {
@@ -33,41 +33,34 @@ def _read_idx(path, magic, offset):
     except (OSError, EOFError, zlib.error) as exc:
         raise CorruptDataError(f"{path} is truncated or not gzip ({exc}); download it again.") from exc
     if len(raw) < offset or int.from_bytes(raw[:4], "big") != magic:
-        raise CorruptDataError(f"{path} is not an IDX file (magic number {magic} expected).")
+        raise CorruptDataError(f"{path} is not an IDX file (magic number {magic} expected); download it again.")
     return np.frombuffer(raw, np.uint8, offset=offset)
 
 
-def _read(folder, real):
-    manifest = fixture_manifest(folder)
-    hashes = manifest["sha256"] if manifest else SHA256
-    for name, digest in hashes.items():
-        verify(folder / name, digest, "sha256")
+def _read(folder):
+    """The dataset from ``folder``, None when none of its files are there."""
+    present = [n for n in SHA256 if (folder / n).exists()]
+    if not present:
+        return None
+    if len(present) < len(SHA256):
+        raise DataLayoutError(
+            f"{folder} has {present} but not {sorted(set(SHA256) - set(present))}: all four "
+            "Fashion-MNIST files must be together."
+        )
+    verify_files(folder, "sha256", SHA256)
     arrays = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
         labels = _read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", 2049, 8)
         images = _read_idx(folder / f"{prefix}-images-idx3-ubyte.gz", 2051, 16)
         if images.size != labels.size * 28 * 28:
-            raise CorruptDataError(f"{folder}: {prefix} images and labels do not match in number.")
+            raise CorruptDataError(f"{folder}: {prefix} images and labels do not match in number; "
+                                   "download the four files again.")
         arrays[split] = (images.reshape(-1, 28, 28, 1), labels.astype(np.int64))
     return Dataset("fashion_mnist", *arrays["train"], *arrays["test"], list(CLASS_NAMES),
-                   Source(str(folder), real=manifest is None and real))
+                   Source(str(folder), real=fixture_manifest(folder) is None))
 
 
 def load(data_dir=None, download=True):
-    explicit, places = data_dir_candidates(data_dir, SYSTEM_DIRS)
-    if not explicit:
-        places.append(keras_cache_dir() / "fashion-mnist")
-    for folder in places:
-        present = [n for n in SHA256 if (folder / n).exists()]
-        if len(present) == len(SHA256):
-            return _read(folder, real=True)
-        if present:
-            raise DataLayoutError(
-                f"{folder} has {present} but not {sorted(set(SHA256) - set(present))}: all four "
-                "Fashion-MNIST files must be together."
-            )
-    if explicit or not download:
-        raise not_found("Fashion-MNIST", places, HOW_TO_GET)
-    folder = fetch("Fashion-MNIST", {n: (BASE_URL + n, d) for n, d in SHA256.items()}, "fashion-mnist",
-                      places, HOW_TO_GET)
-    return _read(folder, real=True)
+    return find_or_fetch("Fashion-MNIST", _read, data_dir, download,
+                         {n: (BASE_URL + n, d) for n, d in SHA256.items()}, "fashion-mnist", HOW_TO_GET,
+                         system_dirs=SYSTEM_DIRS)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import pickle
 import tarfile
 import zipfile
@@ -28,6 +27,7 @@ from PIL import Image
 from camri_utils.data import cifar10 as cifar10_mod
 from camri_utils.data import gtsrb as gtsrb_mod
 from camri_utils.data._common import FIXTURE_MARKER, file_hash
+from camri_utils.io import atomic_path, write_json
 
 __all__ = ["write", "NAMES"]
 
@@ -38,7 +38,8 @@ def _labels(n_classes, per_class, rng):
 
 
 def _manifest(root, name, **hashes):
-    (root / FIXTURE_MARKER).write_text(json.dumps({"dataset": name, "synthetic": True, **hashes}, indent=1))
+    """Written last: a fixture whose writing failed has no manifest, so it cannot pass as one."""
+    write_json(root / FIXTURE_MARKER, {"dataset": name, "synthetic": True, **hashes}, indent=1)
 
 
 def _fashion_mnist(root, per_class, rng):
@@ -50,7 +51,7 @@ def _fashion_mnist(root, per_class, rng):
                  f"{prefix}-images-idx3-ubyte.gz": (2051, [len(labels), 28, 28], images)}
         for fname, (magic, dims, data) in files.items():
             header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
-            with gzip.open(root / fname, "wb") as f:
+            with atomic_path(root / fname) as tmp, gzip.open(tmp, "wb") as f:
                 f.write(header + data.tobytes())
             hashes[fname] = file_hash(root / fname, "sha256")
     _manifest(root, "fashion_mnist", sha256=hashes)
@@ -65,9 +66,9 @@ def _cifar10(root, per_class, rng):
 
     members = {f"data_batch_{i}": batch(max(1, per_class // 5), f"training batch {i} of 5") for i in range(1, 6)}
     members["test_batch"] = batch(max(1, per_class // 2), "testing batch 1 of 1")
-    members["batches.meta"] = pickle.dumps({b"label_names": [n.encode() for n in cifar10_mod.CLASS_NAMES],
+    members[cifar10_mod.META] = pickle.dumps({b"label_names": [n.encode() for n in cifar10_mod.CLASS_NAMES],
                                             b"num_cases_per_batch": 10000, b"num_vis": 3072})
-    with tarfile.open(root / cifar10_mod.TARBALL, "w:gz") as tar:
+    with atomic_path(root / cifar10_mod.TARBALL) as tmp, tarfile.open(tmp, "w:gz") as tar:
         for name, payload in members.items():
             info = tarfile.TarInfo(f"{cifar10_mod.FOLDER}/{name}")
             info.size = len(payload)
@@ -82,25 +83,29 @@ def _image_bytes(rng, w, h, fmt):
     return buf.getvalue()
 
 
+GTSRB_FRAMES_PER_TRACK = 2  # the real release has 30; 2 gives a fixture several tracks per class
+
+
 def _gtsrb(root, per_class, rng, n_classes=43):
     header = "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
 
     def row(fname, w, h, label):
         return f"{fname};{w};{h};{5};{5};{w - 6};{h - 6};{label}\n"
 
-    with zipfile.ZipFile(root / gtsrb_mod.TRAIN_ZIP, "w") as z:
+    with atomic_path(root / gtsrb_mod.TRAIN_ZIP) as tmp, zipfile.ZipFile(tmp, "w") as z:
         for c in range(n_classes):
             folder = f"GTSRB/Final_Training/Images/{c:05d}"
             csv_text = header
             for i in range(per_class):
                 w, h = (int(v) for v in rng.integers(25, 60, size=2))
-                fname = f"00000_{i:05d}.ppm"
+                track, frame = divmod(i, GTSRB_FRAMES_PER_TRACK)
+                fname = f"{track:05d}_{frame:05d}.ppm"
                 z.writestr(f"{folder}/{fname}", _image_bytes(rng, w, h, "PPM"))
                 csv_text += row(fname, w, h, c)
             z.writestr(f"{folder}/GT-{c:05d}.csv", csv_text)
     labels = _labels(n_classes, max(1, per_class // 2), rng)
     gt_text, test_text = header, header.replace(";ClassId", "")
-    with zipfile.ZipFile(root / gtsrb_mod.TEST_ZIP, "w") as z:
+    with atomic_path(root / gtsrb_mod.TEST_ZIP) as tmp, zipfile.ZipFile(tmp, "w") as z:
         for i, label in enumerate(labels):
             w, h = (int(v) for v in rng.integers(25, 60, size=2))
             fname = f"{i:05d}.ppm"
@@ -108,7 +113,7 @@ def _gtsrb(root, per_class, rng, n_classes=43):
             gt_text += row(fname, w, h, label)
             test_text += row(fname, w, h, label).rsplit(";", 1)[0] + "\n"
         z.writestr("GTSRB/Final_Test/Images/GT-final_test.test.csv", test_text)
-    with zipfile.ZipFile(root / gtsrb_mod.TEST_GT_ZIP, "w") as z:
+    with atomic_path(root / gtsrb_mod.TEST_GT_ZIP) as tmp, zipfile.ZipFile(tmp, "w") as z:
         z.writestr(gtsrb_mod.TEST_GT_CSV, gt_text)
     _manifest(root, "gtsrb", md5={n: file_hash(root / n, "md5") for n in gtsrb_mod.MD5})
 
@@ -119,7 +124,7 @@ AWA2_FIXTURE_CLASSES = ["antelope", "grizzly+bear", "killer+whale", "beaver", "d
 def _awa2(root, per_class, rng, classes=AWA2_FIXTURE_CLASSES):
     from camri_utils.data import awa2 as _awa2_mod
 
-    with zipfile.ZipFile(root / _awa2_mod.ZIP, "w") as z:
+    with atomic_path(root / _awa2_mod.ZIP) as tmp, zipfile.ZipFile(tmp, "w") as z:
         z.writestr(f"{_awa2_mod.ROOT}/classes.txt", "".join(f"{i + 1}\t{c}\n" for i, c in enumerate(classes)))
         for c in classes:
             for i in range(per_class):
@@ -143,5 +148,6 @@ def write(name, root, per_class=4, seed=0):
         raise ValueError(f"per_class must be >= 2 (stratified splits need two per class); got {per_class}.")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    (root / FIXTURE_MARKER).unlink(missing_ok=True)  # an older fixture's checksums no longer hold
     _WRITERS[name](root, per_class, np.random.default_rng(seed))
     return root

@@ -5,19 +5,24 @@ releases: PPM images with ``;``-separated CSVs giving each image's size, region 
 Reads the three official zips (``GTSRB_Final_Training_Images.zip``,
 ``GTSRB_Final_Test_Images.zip``, ``GTSRB_Final_Test_GT.zip``) without extracting them, or the
 folder they extract to. Images are cropped to their ROI (``crop_roi=True``) and resized to
-``size`` x ``size`` (default 32); the decoded arrays are cached, keyed by these options."""
+``size`` x ``size`` (default 32); the decoded arrays are cached, keyed by these options.
+
+Training images come in tracks: about 30 frames of one physical sign, named ``TRACK_FRAME.ppm``
+in their class folder. ``Dataset.groups_train`` gives each (class, track) its own id, so that a
+validation split keeps each track on one side (frames of one sign are near duplicates)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 
 import numpy as np
 
 from camri_utils.data._archive import Members
-from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, data_dir_candidates,
-                                      decoded_cache_dir, fetch, fixture_manifest, keras_cache_dir, not_found, verify)
-from camri_utils.data._images import cached, decode_all
+from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, cached, decoded_cache_dir,
+                                      find_or_fetch, fixture_manifest, verify_files)
+from camri_utils.data._images import decode_all
 
 BASE_URL = "https://sid.erda.dk/public/archives/daaeac0d7ce1152aea9b61d9f1e19370/"
 TRAIN_ZIP, TEST_ZIP, TEST_GT_ZIP = ("GTSRB_Final_Training_Images.zip", "GTSRB_Final_Test_Images.zip",
@@ -40,14 +45,16 @@ CLASS_NAMES = [
 HOW_TO_GET = (f"Download the three official archives {sorted(MD5)} from {BASE_URL} (about 350 MB) "
               "and put them, or the GTSRB/ folder they extract to, in a folder passed as data_dir or "
               "CAMRI_DATA_DIR.")
+ARRAYS = ("x_train", "y_train", "groups_train", "x_test", "y_test")
+# A training image's file name: the track (one physical sign, 30 frames of it), then the frame.
+TRACK_FRAME = re.compile(r"(\d+)_(\d+)\.ppm")
 
 
-def _rows(members, name):
-    text = members.read(name).decode("utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+def _rows(raw, where):
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
     needed = {"Filename", "Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2", "ClassId"}
     if not rows or not needed <= set(rows[0]):
-        raise DataLayoutError(f"{name} in {members.root} is not a GTSRB annotation CSV (columns {sorted(needed)}).")
+        raise DataLayoutError(f"{where} is not a GTSRB annotation CSV (columns {sorted(needed)}).")
     return rows
 
 
@@ -55,87 +62,100 @@ def _box(row):
     return tuple(int(row[k]) for k in ("Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2"))
 
 
-def _split(members_list, test_gt, size, crop_roi):
-    """(train images, labels, test images, labels) from the training and test members."""
-    train_members, test_members = members_list
-    train_csvs = sorted(n for n in train_members.names() if n.rsplit("/", 1)[-1].startswith("GT-")
-                        and "Final_Training/Images/" in n and n.endswith(".csv"))
-    if not train_csvs:
-        raise DataLayoutError(f"{train_members.root} has no GTSRB/Final_Training/Images/*/GT-*.csv.")
-    names, boxes, labels = [], [], []
-    for csv_name in train_csvs:
+def _track(folder, filename):
+    """The track (physical sign) a training image shows, unique across classes."""
+    match = TRACK_FRAME.fullmatch(filename)
+    if match is None:
+        raise DataLayoutError(f"{folder}/{filename}: GTSRB training images are named TRACK_FRAME.ppm "
+                              "(e.g. 00012_00029.ppm); this one is not, so its track is unknown.")
+    return f"{folder}/{int(match.group(1))}"
+
+
+def _training_part(members, size, crop_roi):
+    """(images, labels, group id per image: one per class folder and track)."""
+    csvs = sorted(n for n in members.names() if n.rsplit("/", 1)[-1].startswith("GT-")
+                  and "Final_Training/Images/" in n and n.endswith(".csv"))
+    if not csvs:
+        raise DataLayoutError(f"{members.root} has no GTSRB/Final_Training/Images/*/GT-*.csv.")
+    names, boxes, labels, tracks = [], [], [], []
+    for csv_name in csvs:
         folder = csv_name.rsplit("/", 1)[0]
-        for row in _rows(train_members, csv_name):
+        for row in _rows(members.read(csv_name), f"{csv_name} in {members.root}"):
             names.append(f"{folder}/{row['Filename']}")
             boxes.append(_box(row))
             labels.append(int(row["ClassId"]))
-    x_train = decode_all(train_members, names, size, boxes if crop_roi else None, "GTSRB train")
+            tracks.append(_track(folder, row["Filename"]))
+    images = decode_all(members, names, size, boxes if crop_roi else None, "GTSRB train")
+    groups = np.unique(np.asarray(tracks), return_inverse=True)[1].astype(np.int64)
+    return images, np.asarray(labels, np.int64), groups
 
-    gt_members, gt_name = test_gt
-    test_images = {n.rsplit("/", 1)[-1]: n for n in test_members.names() if n.endswith(".ppm")}
-    rows = _rows(gt_members, gt_name)
-    missing = [r["Filename"] for r in rows if r["Filename"] not in test_images]
+
+def _ground_truth(path):
+    """The test annotation rows from the ground-truth zip or the extracted CSV."""
+    if path.suffix != ".zip":
+        return _rows(path.read_bytes(), path)
+    with Members(path) as members:
+        found = members.find(TEST_GT_CSV)
+        if not found:
+            raise DataLayoutError(f"{path} does not contain {TEST_GT_CSV}.")
+        return _rows(members.read(found[0]), f"{found[0]} in {path}")
+
+
+def _test_part(members, rows, size, crop_roi):
+    images = {n.rsplit("/", 1)[-1]: n for n in members.names() if n.endswith(".ppm")}
+    missing = [r["Filename"] for r in rows if r["Filename"] not in images]
     if missing:
-        raise DataLayoutError(f"{test_members.root} lacks test images listed in {gt_name}, e.g. {missing[:3]}.")
-    x_test = decode_all(test_members, [test_images[r["Filename"]] for r in rows], size,
-                        [_box(r) for r in rows] if crop_roi else None, "GTSRB test")
-    return dict(x_train=x_train, y_train=np.asarray(labels, np.int64), x_test=x_test,
-                y_test=np.asarray([int(r["ClassId"]) for r in rows], np.int64))
+        raise DataLayoutError(f"{members.root} lacks test images listed in {TEST_GT_CSV}, e.g. {missing[:3]}.")
+    x = decode_all(members, [images[r["Filename"]] for r in rows], size, [_box(r) for r in rows] if crop_roi else None,
+                   "GTSRB test")
+    return x, np.asarray([int(r["ClassId"]) for r in rows], np.int64)
 
 
-def _locate(place):
-    """The training members, test members and test ground truth in ``place``, or None."""
+def _decode(sources, size, crop_roi):
+    rows = _ground_truth(sources["ground_truth"])
+    with Members(sources["train"]) as train, Members(sources["test"]) as test:
+        x_train, y_train, groups = _training_part(train, size, crop_roi)
+        x_test, y_test = _test_part(test, rows, size, crop_roi)
+    return dict(x_train=x_train, y_train=y_train, groups_train=groups, x_test=x_test, y_test=y_test)
+
+
+def _sources(place):
+    """{"train", "test", "ground_truth": zip or folder or CSV path} in ``place``, or None."""
     zips = {name: place / name for name in MD5}
     if all(p.is_file() for p in zips.values()):
-        manifest = fixture_manifest(place)
-        for name, path in zips.items():
-            verify(path, manifest["md5"][name] if manifest else MD5[name], "md5")
-        gt = Members(zips[TEST_GT_ZIP])
-        found = gt.find(TEST_GT_CSV)
-        if not found:
-            raise DataLayoutError(f"{zips[TEST_GT_ZIP]} does not contain {TEST_GT_CSV}.")
-        return (Members(zips[TRAIN_ZIP]), Members(zips[TEST_ZIP])), (gt, found[0]), zips
+        verify_files(place, "md5", MD5)
+        return {"train": zips[TRAIN_ZIP], "test": zips[TEST_ZIP], "ground_truth": zips[TEST_GT_ZIP]}
     folder = place / "GTSRB"
     if folder.is_dir():
-        members = Members(folder)
-        found = members.find(TEST_GT_CSV)
-        gt = (members, found[0]) if found else None
-        if gt is None and (place / TEST_GT_CSV).is_file():  # extracted beside GTSRB/
-            gt = (Members(place, names=[TEST_GT_CSV]), TEST_GT_CSV)
-        if not (folder / "Final_Training" / "Images").is_dir() or not (folder / "Final_Test" / "Images").is_dir() or gt is None:
+        beside = place / TEST_GT_CSV  # where the ground-truth zip extracts to
+        gt = beside if beside.is_file() else next(folder.rglob(TEST_GT_CSV), None)
+        if gt is None or not (folder / "Final_Training" / "Images").is_dir() or not (folder / "Final_Test" / "Images").is_dir():
             raise DataLayoutError(
                 f"{folder} is not an extracted GTSRB release: it needs Final_Training/Images/, "
                 f"Final_Test/Images/ and {TEST_GT_CSV} (from {TEST_GT_ZIP})."
             )
-        return (members, members), gt, {"folder": folder}
+        return {"train": folder, "test": folder, "ground_truth": gt}
     present = [name for name, p in zips.items() if p.is_file()]
     if present:
         raise DataLayoutError(f"{place} has {present} but not all of {sorted(MD5)}.")
     return None
 
 
+def _read(place, size, crop_roi):
+    sources = _sources(place)
+    if sources is None:
+        return None
+    stamp = {k: (str(p.resolve()), p.stat().st_size, p.stat().st_mtime) for k, p in sources.items()}
+    key = cache_key(dataset="gtsrb", size=size, crop_roi=crop_roi, files=stamp)
+    arrays = cached(decoded_cache_dir() / f"gtsrb-{size}px-{'roi' if crop_roi else 'full'}-{key}.npz", ARRAYS,
+                    lambda: _decode(sources, size, crop_roi))
+    return Dataset("gtsrb", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                   list(CLASS_NAMES), Source(str(place), real=fixture_manifest(place) is None),
+                   notes={"size": size, "crop_roi": crop_roi}, groups_train=arrays["groups_train"])
+
+
 def load(data_dir=None, download=True, size=32, crop_roi=True):
     if not isinstance(size, int) or size < 4:
         raise ValueError(f"size must be an integer >= 4 (pixels); got {size!r}.")
-    explicit, places = data_dir_candidates(data_dir)
-    if not explicit:
-        places.append(keras_cache_dir() / "gtsrb")
-    for place in places:
-        located = _locate(place)
-        if located is not None:
-            break
-    else:
-        if explicit or not download:
-            raise not_found("GTSRB", places, HOW_TO_GET)
-        place = fetch("GTSRB", {n: (BASE_URL + n, d) for n, d in MD5.items()}, "gtsrb", places, HOW_TO_GET)
-        located = _locate(place)
-    members, test_gt, files = located
-    stamp = {k: (str(p.resolve()), p.stat().st_size, p.stat().st_mtime) for k, p in files.items()}
-    key = cache_key(dataset="gtsrb", size=size, crop_roi=crop_roi, files=stamp)
-    arrays = cached(decoded_cache_dir() / f"gtsrb-{size}px-{'roi' if crop_roi else 'full'}-{key}.npz",
-                    lambda: _split(members, test_gt, size, crop_roi))
-    for m in {id(m): m for m in (*members, test_gt[0])}.values():
-        m.close()
-    return Dataset("gtsrb", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                   list(CLASS_NAMES), Source(str(place), real=fixture_manifest(place) is None),
-                   notes={"size": size, "crop_roi": crop_roi})
+    return find_or_fetch("GTSRB", lambda place: _read(place, size, crop_roi), data_dir, download,
+                         {n: (BASE_URL + n, d) for n, d in MD5.items()}, "gtsrb", HOW_TO_GET)
