@@ -1,5 +1,6 @@
 """Datasets: one entry point, :func:`load`, for Fashion-MNIST, scikit-learn's digits, CIFAR-10,
-GTSRB and AwA2, and :func:`pipelines` to turn one into ``tf.data`` pipelines.
+GTSRB and AwA2; :func:`split_validation` to carve a validation split from the training images;
+:func:`pipelines` (train and test) and :func:`pipeline` (any one) to turn them into ``tf.data``.
 
 Where a dataset is looked for, in order: the ``data_dir`` argument (then the only place), the
 ``CAMRI_DATA_DIR`` environment variable, known system locations (Debian's
@@ -8,12 +9,19 @@ Where a dataset is looked for, in order: the ``data_dir`` argument (then the onl
 it; nothing half-written is left in a cache. :mod:`camri_utils.data.fixtures` writes tiny
 synthetic datasets in each dataset's real on-disk format, which ``load`` reports as synthetic.
 
+Decoded arrays (GTSRB, AwA2, CIFAR-10 from its tarball) are cached in ``CAMRI_CACHE_DIR``
+(default: the Keras cache's ``camri-decoded``). Where that folder cannot be written, ``load``
+warns before decoding and returns the data uncached: set ``CAMRI_CACHE_DIR`` to a writable
+folder to make later loads fast.
+
 Example:
     >>> from camri_utils import data
     >>> ds = data.load("fashion_mnist")
     >>> ds.source.kind, ds.x_train.shape
     ('real', (60000, 28, 28, 1))
     >>> train, test = data.pipelines(ds, batch_size=128, seed=0)
+    >>> ds = data.split_validation(ds)  # 10,000 of the training images, stratified
+    >>> val = data.pipeline(ds.x_val, ds.y_val, batch_size=128, training=False)
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ from __future__ import annotations
 from camri_utils.data import awa2, cifar10, digits, fashion_mnist, gtsrb
 from camri_utils.data._common import (CorruptDataError, Dataset, DataLayoutError, DatasetNotFoundError,
                                       Source)
+from camri_utils.data._split import VALIDATION_SIZE, split_validation
 
-__all__ = ["NAMES", "load", "pipelines", "Dataset", "Source", "DatasetNotFoundError", "CorruptDataError",
-           "DataLayoutError"]
+__all__ = ["NAMES", "load", "pipelines", "pipeline", "split_validation", "VALIDATION_SIZE", "Dataset", "Source",
+           "DatasetNotFoundError", "CorruptDataError", "DataLayoutError"]
 
 _LOADERS = {"fashion_mnist": fashion_mnist, "digits": digits, "cifar10": cifar10, "gtsrb": gtsrb, "awa2": awa2}
 NAMES = tuple(_LOADERS)
@@ -36,30 +45,35 @@ def load(name, data_dir=None, download=True, **options):
         data_dir: folder holding the dataset's files; when given, the only place looked at.
         download: allow a download when the dataset is nowhere to be found.
         **options: per dataset: ``size`` and ``crop_roi`` (GTSRB), ``size``, ``test_fraction``,
-            ``split_seed`` and ``sha256`` (AwA2), ``test_fraction`` and ``split_seed`` (digits).
+            ``split_seed`` and ``sha256`` (AwA2), ``test_fraction`` and ``split_seed`` (digits;
+            it ships inside scikit-learn, so a ``data_dir`` is an error).
     """
     if name not in _LOADERS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {list(NAMES)}.")
     return _LOADERS[name].load(data_dir=data_dir, download=download, **options)
 
 
-def pipelines(dataset, batch_size=64, seed=0, shuffle_buffer=None, cache=True, drop_remainder=False):
-    """(train, test) ``tf.data`` pipelines of (float32 images in [0, 1], int labels): the
-    training one shuffled (seeded, reshuffled each epoch), both batched, cached after the
-    conversion and prefetched."""
+def pipeline(x, y, batch_size, training, seed=0, cache=True, shuffle_buffer=None, drop_remainder=False):
+    """One ``tf.data`` pipeline of (float32 images in [0, 1], int labels) from uint8 images
+    ``x`` and labels ``y``: converted, cached after the conversion (``cache``), shuffled only
+    when ``training`` (seeded, reshuffled each epoch, ``shuffle_buffer`` default all images),
+    batched and prefetched."""
     import tensorflow as tf
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = ds.map(lambda img, label: (tf.cast(img, tf.float32) / 255.0, label), num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(shuffle_buffer or len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
-    def make(x, y, training):
-        ds = tf.data.Dataset.from_tensor_slices((x, y))
-        ds = ds.map(lambda img, label: (tf.cast(img, tf.float32) / 255.0, label),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-        if cache:
-            ds = ds.cache()
-        if training:
-            ds = ds.shuffle(shuffle_buffer or len(x), seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size, drop_remainder=drop_remainder and training).prefetch(tf.data.AUTOTUNE)
 
-    return (make(dataset.x_train, dataset.y_train, True), make(dataset.x_test, dataset.y_test, False))
+def pipelines(dataset, batch_size=64, seed=0, shuffle_buffer=None, cache=True, drop_remainder=False):
+    """(train, test) pipelines of ``dataset`` made by :func:`pipeline`, the training one
+    shuffled; ``drop_remainder`` applies to the training one only."""
+    options = dict(seed=seed, cache=cache, shuffle_buffer=shuffle_buffer)
+    return (pipeline(dataset.x_train, dataset.y_train, batch_size, True, drop_remainder=drop_remainder, **options),
+            pipeline(dataset.x_test, dataset.y_test, batch_size, False, **options))
