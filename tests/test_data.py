@@ -428,3 +428,17 @@ def test_gtsrb_training_image_without_a_track_is_named(tmp_path):
 def test_digits_refuse_a_data_dir(tmp_path):
     with pytest.raises(ValueError, match="digits ships inside scikit-learn.*without data_dir"):
         data.load("digits", data_dir=tmp_path)
+
+
+def test_cache_write_failure_warns_and_still_loads(tmp_path, monkeypatch):
+    from camri_utils.data import _common
+
+    root = fixtures.write("awa2", tmp_path / "a", per_class=4)
+
+    def disk_full(path, **arrays):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_common, "save_arrays", disk_full)
+    with pytest.warns(UserWarning, match=r"(?s)No space left on device.*Set CAMRI_CACHE_DIR to a writable folder"):
+        ds = data.load("awa2", data_dir=root, size=8)
+    assert len(ds.x_train) == 14 and leftovers(tmp_path / "decoded-cache") == []

@@ -144,7 +144,8 @@ def keras_cache_places(subdir):
     writable, the ``/tmp/.keras`` that ``keras.utils.get_file`` falls back to."""
     places = [keras_cache_dir() / subdir]
     if not os.access(keras_cache_dir().parent, os.W_OK):
-        places.append(Path(tempfile.gettempdir()) / ".keras" / "datasets" / subdir)
+        tmp = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()  # as get_file chooses it
+        places.append(Path(tmp) / ".keras" / "datasets" / subdir)
     return places
 
 
