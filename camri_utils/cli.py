@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 
@@ -21,6 +22,16 @@ def _shard(text):
     return i - 1, n
 
 
+def _accuracy_k(text):
+    try:
+        k = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"accuracy-k must be a number; got {text!r}") from None
+    if not math.isfinite(k) or k < 0:
+        raise argparse.ArgumentTypeError(f"accuracy-k must be a finite number >= 0; got {text!r}")
+    return k
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="camri", description="The CAMRI book's command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -32,18 +43,20 @@ def main(argv=None):
     p.add_argument("--output", default=None, help="results folder (default: results/<dataset>-<profile>)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset (see camri_utils.data.load)")
     p.add_argument("--shard", type=_shard, default=(0, 1), help="run only share i of n, e.g. 2/8")
-    p.add_argument("--accuracy-k", type=float, default=None,
+    p.add_argument("--accuracy-k", type=_accuracy_k, default=None,
                    help="maintain accuracy = mean CE accuracy minus k CE standard deviations (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    from camri_utils import protocol
+    from camri_utils import data, protocol
+
+    # Only the library's own input errors become a one-line message; anything else is a bug
+    # and keeps its traceback.
+    expected = (protocol.ProtocolError, data.DatasetNotFoundError, data.CorruptDataError, data.DataLayoutError)
 
     output = args.output or f"results/{args.dataset}-{args.profile}"
     try:
         if args.action == "run":
-            from camri_utils import data
-
             spec = protocol.preset(args.dataset, args.profile)
             if args.accuracy_k is not None:
                 spec.accuracy_k = args.accuracy_k
@@ -52,7 +65,7 @@ def main(argv=None):
             trained = protocol.run(spec, output, shard=args.shard, progress=not args.quiet, dataset=ds)
             print(f"trained {trained} run(s)")
         print(protocol.report(output, accuracy_k=args.accuracy_k))
-    except (protocol.ProtocolError, ValueError, FileNotFoundError) as exc:
+    except expected as exc:
         print(f"camri protocol: {exc}", file=sys.stderr)
         return 2
     return 0

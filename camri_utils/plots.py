@@ -4,18 +4,18 @@ protocol's sweep and recall gains (from :mod:`camri_utils.protocol` records)."""
 
 from __future__ import annotations
 
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 
+from camri_utils import methods
 from camri_utils.feature_plane import feature_grid, logits_on_plane
-from camri_utils.protocol import setting_key
 
-__all__ = ["class_colors", "draw_loss_on_plane", "draw_polar_features", "METHOD_STYLE", "draw_protocol_sweep",
-           "draw_recall_gains"]
+__all__ = ["class_colors", "draw_loss_on_plane", "draw_polar_features", "draw_protocol_sweep", "draw_recall_gains"]
 
-# One colour and marker per protocol method, the same in every figure.
-METHOD_STYLE = {"CE": ("black", "s"), "CAMRI": ("tab:red", "o"), "ArcFace": ("tab:blue", "^"),
-                "WCE": ("tab:green", "v"), "CRWWCE": ("tab:purple", "D")}
+# One colour and marker per method, the same in every figure: methods.style(label), from the registry.
+_METHOD_ORDER = [m.label for m in methods.REGISTRY.values()]
 
 
 def class_colors(n_classes):
@@ -99,27 +99,29 @@ def draw_protocol_sweep(ax, frame, selection, role, class_name=None):
     threshold of the selection rule as a dashed line, the chosen settings ringed.
 
     ``frame`` is :func:`camri_utils.protocol.records_frame`, ``selection`` what
-    :func:`camri_utils.protocol.select` returns."""
+    :func:`camri_utils.protocol.select` returns. Accuracy and recall are on the split the
+    selection used (validation, or test for records made before the split)."""
     rows = frame[frame.role == role]
     if rows.empty:
         raise ValueError(f"no records for role {role!r}; roles present: {sorted(set(frame.role.dropna()))}.")
     stats = rows.groupby(["method", "setting"], sort=False).agg(
-        acc=("accuracy", "mean"), acc_sd=("accuracy", "std"), rec=("recall", "mean"), rec_sd=("recall", "std"))
+        acc=("sel_accuracy", "mean"), acc_sd=("sel_accuracy", "std"), rec=("sel_recall", "mean"),
+        rec_sd=("sel_recall", "std"))
     for (method, setting), st in stats.fillna(0.0).iterrows():
-        color, marker = METHOD_STYLE.get(method, ("0.5", "x"))
+        color, marker = methods.style(method)
         ax.errorbar(st.acc, st.rec, xerr=st.acc_sd, yerr=st.rec_sd, color=color, marker=marker, ms=7,
                     lw=0.8, alpha=0.85, capsize=2, label=method)
-        best = selection["chosen"].get((method, role))
-        if best is not None and setting == setting_key(best["params"]):
+        best = selection.chosen.get((method, role))
+        if best is not None and setting == json.dumps(best.params, sort_keys=True):
             ax.plot(st.acc, st.rec, marker="o", ms=16, mfc="none", mec=color, mew=1.5)
-    ax.axvline(selection["threshold"], color="0.4", ls="--", lw=1, label="accuracy threshold")
+    ax.axvline(selection.threshold, color="0.4", ls="--", lw=1, label="accuracy threshold")
     unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
-    order = [m for m in METHOD_STYLE if m in unique] + [k for k in unique if k not in METHOD_STYLE]
+    order = [m for m in _METHOD_ORDER if m in unique] + [k for k in unique if k not in _METHOD_ORDER]
     ax.legend([unique[k] for k in order], order, fontsize=8, loc="best")
-    c = selection["important"][role]
+    c = selection.important[role]
     ax.set_title(f"{role}: class {c}" + (f" ({class_name})" if class_name else ""))
-    ax.set_xlabel("test accuracy (mean over seeds)")
-    ax.set_ylabel(f"recall of class {c} (mean over seeds)")
+    ax.set_xlabel(f"{selection.split} accuracy (mean over seeds)")
+    ax.set_ylabel(f"{selection.split} recall of class {c} (mean over seeds)")
     return ax
 
 
@@ -131,14 +133,14 @@ def draw_recall_gains(ax, table):
         table = table.assign(recall_gain=np.nan, gain_ci_low=np.nan, gain_ci_high=np.nan)
     gains = table[(table.method != "CE") & table.recall_gain.notna()]
     roles = list(dict.fromkeys(table.role))
-    methods = [m for m in METHOD_STYLE if m != "CE" and m in set(table.method)]
-    width = 0.8 / max(len(methods), 1)
-    for i, method in enumerate(methods):
-        color, marker = METHOD_STYLE[method]
+    shown = [m for m in _METHOD_ORDER if m != "CE" and m in set(table.method)]
+    width = 0.8 / max(len(shown), 1)
+    for i, method in enumerate(shown):
+        color, marker = methods.style(method)
         rows = gains[gains.method == method].set_index("role")
         if rows.empty:
             continue
-        xs = [r + (i - (len(methods) - 1) / 2) * width for r, role in enumerate(roles) if role in rows.index]
+        xs = [r + (i - (len(shown) - 1) / 2) * width for r, role in enumerate(roles) if role in rows.index]
         ys = [rows.loc[role, "recall_gain"] for role in roles if role in rows.index]
         lo = [rows.loc[role, "recall_gain"] - rows.loc[role, "gain_ci_low"] for role in roles if role in rows.index]
         hi = [rows.loc[role, "gain_ci_high"] - rows.loc[role, "recall_gain"] for role in roles if role in rows.index]

@@ -1,25 +1,31 @@
 """Training: one function, :func:`train`, from a plain :class:`TrainConfig` (JSON in and out).
 
 Built on Keras ``fit`` with compiled graphs (never ``run_eagerly``). The margin belongs to the
-training loss only: the per-epoch metrics (accuracy, the important classes' recall, on train and
-test) and the final evaluation take the argmax of the model's output, the cosines. With an
-``output_dir`` a run writes ``config.json``, ``history.csv`` (one row per epoch), TensorBoard
-logs (with a histogram of the important class's angles to its class weight),
-a ``backup/`` for resuming an interrupted run (Keras' ``BackupAndRestore``), ``model.keras`` and
+training loss only: the per-epoch metrics (accuracy, the important classes' recall) and the
+final evaluation take the argmax of the model's output, the cosines. Training monitors a
+validation split carved from the training set (``validation_size``); the test set is evaluated
+once, at the end, and only reported.
+
+With an ``output_dir`` a run writes ``config.json``, ``history.csv`` (one row per epoch),
+TensorBoard logs (with a histogram of the important class's angles to its class weight), a
+``backup/`` for resuming an interrupted run of the same configuration, ``model.keras`` and
 ``metrics.json``.
 
-Example:
+Example (trains for a few seconds on scikit-learn's digits):
     >>> from camri_utils.training import TrainConfig, train
-    >>> result = train(TrainConfig(dataset="fashion_mnist", model="small_cnn", loss="camri",
-    ...                            loss_params={"important_classes": 6, "margin": 0.2, "scale": 16},
-    ...                            important_classes=[6], epochs=5))
-    >>> result.metrics["recall"][6], result.metrics["accuracy"]
+    >>> result = train(TrainConfig(dataset="digits", model="mlp", feature_dim=8, loss="camri",
+    ...                            loss_params={"margin": 0.2, "scale": 16.0}, important_classes=3,
+    ...                            epochs=2, verbose=0))
+    >>> sorted(result.metrics["validation"]), len(result.history["loss"])
+    (['accuracy', 'precision', 'recall'], 2)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,35 +33,55 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from camri_utils import angles, data, losses, metrics, models
+from camri_utils import angles, data, methods, metrics, models
 from camri_utils.environment import environment
+from camri_utils.io import write_json, write_text
 
-__all__ = ["TrainConfig", "TrainResult", "train", "LOSSES", "STRATEGIES", "make_loss"]
+__all__ = ["TrainConfig", "TrainResult", "train", "STRATEGIES", "SCHEDULES", "make_loss", "identity"]
 
-# loss name -> (class, head kind, whether it needs n_classes)
-LOSSES = {
-    "ce": (None, "dense", False),
-    "wce": (losses.WeightedCrossEntropy, "dense", False),
-    "crwwce": (losses.RealWorldWeightedCrossEntropy, "dense", False),
-    "normsoftmax": (losses.NormalizedSoftmaxLoss, "cosine", False),
-    "sphereface": (losses.SphereFaceLoss, "cosine", False),
-    "cosface": (losses.CosFaceLoss, "cosine", False),
-    "arcface": (losses.ArcFaceLoss, "cosine", False),
-    "camri": (losses.CAMRILoss, "cosine", True),
-}
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+SCHEDULES = ("constant", "cosine")
+# Fields that do not change what a run computes: left out of its identity (run ids, resume).
+_NOT_IDENTITY = ("verbose", "output_dir", "data_dir")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _require(ok, message):
+    if not ok:
+        raise ValueError(message)
 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on. ``loss_params`` are the loss's own arguments
-    (e.g. ``{"important_classes": 3, "margin": 0.2, "scale": 16}`` for CAMRI; CAMRI's
-    ``n_classes`` is filled in from the data). ``important_classes`` are the classes whose
-    recall is logged every epoch (default: CAMRI's important classes)."""
+    """Everything a training run depends on, checked when it is made.
+
+    ``loss`` is a method key of :mod:`camri_utils.methods` (``"ce"``, ``"camri"``, ...);
+    ``loss_params`` are that loss's own arguments (e.g. ``{"margin": 0.2, "scale": 16}`` for
+    CAMRI; ``{"weight": 2}`` for WCE/CRWWCE sets the important class's weight). The important
+    class(es) live in ``important_classes`` only (an int or a list): they configure CAMRI, WCE
+    and CRWWCE and are the classes whose recall is logged every epoch. (For convenience an
+    ``important_classes`` inside ``loss_params`` is moved there.)
+
+    ``validation_size``: ``"auto"`` (the dataset's standard split,
+    :data:`camri_utils.data.VALIDATION_SIZE`, or a fifth of the training images when there are
+    too few for it, as in a fixture), a count, a fraction, or None (no validation
+    split: train on all training images, monitor nothing). The split is seeded by
+    ``split_seed``, the same for every training seed, so runs are compared on the same images.
+    ``lr_schedule``: ``"constant"`` or ``"cosine"`` (decay to 0 over the epochs after
+    ``warmup_epochs`` of linear warm-up).
+
+    New fields must default to the behaviour from before they existed: a run's identity leaves
+    out fields at their default, so adding a field changes no run id.
+    """
 
     dataset: str = "fashion_mnist"
     data_dir: str | None = None
     dataset_options: dict = field(default_factory=dict)
+    validation_size: int | float | str | None = "auto"
+    split_seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None
     model: str = "small_cnn"
@@ -67,6 +93,8 @@ class TrainConfig:
     batch_size: int = 64
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
     seed: int = 0
     deterministic: bool = False
     mixed_precision: bool = False
@@ -75,69 +103,121 @@ class TrainConfig:
     output_dir: str | None = None
     verbose: int = 1
 
-    def validate(self):
-        if self.dataset not in data.NAMES:
-            raise ValueError(f"dataset must be one of {list(data.NAMES)}; got {self.dataset!r}.")
-        if self.model not in models.MODELS:
-            raise ValueError(f"model must be one of {list(models.MODELS)}; got {self.model!r}.")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {list(LOSSES)}; got {self.loss!r}.")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {list(STRATEGIES)}; got {self.strategy!r}.")
+    def __post_init__(self):
+        self.loss_params = dict(self.loss_params)
+        self.dataset_options = dict(self.dataset_options)
+        self.important_classes = self._important_list()
+        _require(self.dataset in data.NAMES, f"dataset must be one of {list(data.NAMES)}; got {self.dataset!r}.")
+        _require(self.model in models.MODELS, f"model must be one of {list(models.MODELS)}; got {self.model!r}.")
+        _require(self.loss in methods.trainable(),
+                 f"loss must be one of {methods.trainable()}; got {self.loss!r}.")
+        _require(self.strategy in STRATEGIES, f"strategy must be one of {list(STRATEGIES)}; got {self.strategy!r}.")
+        _require(self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {list(SCHEDULES)}; got {self.lr_schedule!r}.")
         for name in ("epochs", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {getattr(self, name)!r}.")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0; got {self.learning_rate!r}.")
-        if self.xla not in (True, False, "auto"):
-            raise ValueError(f"xla must be True, False or 'auto'; got {self.xla!r}.")
+            value = getattr(self, name)
+            _require(_is_int(value) and value >= 1, f"{name} must be an integer >= 1; got {value!r}.")
+        for name in ("train_subset", "test_subset", "feature_dim"):
+            value = getattr(self, name)
+            _require(value is None or (_is_int(value) and value >= 1),
+                     f"{name} must be None or an integer >= 1; got {value!r}.")
+        _require(_is_int(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs,
+                 f"warmup_epochs must be an integer in [0, epochs={self.epochs}); got {self.warmup_epochs!r}.")
+        _require(isinstance(self.learning_rate, numbers.Real) and not isinstance(self.learning_rate, bool)
+                 and math.isfinite(self.learning_rate) and self.learning_rate > 0,
+                 f"learning_rate must be a finite number > 0; got {self.learning_rate!r}.")
+        v = self.validation_size
+        _require(v is None or v == "auto" or (_is_int(v) and v >= 1)
+                 or (isinstance(v, float) and 0 < v < 1),
+                 f"validation_size must be 'auto', None, a count >= 1 or a fraction in (0, 1); got {v!r}.")
+        _require(_is_int(self.seed) and _is_int(self.split_seed), "seed and split_seed must be integers.")
+        for name in ("deterministic", "mixed_precision"):
+            _require(isinstance(getattr(self, name), bool), f"{name} must be True or False; got {getattr(self, name)!r}.")
+        _require(self.xla in (True, False, "auto") and (isinstance(self.xla, bool) or self.xla == "auto"),
+                 f"xla must be True, False or 'auto'; got {self.xla!r}.")
+        _require(_is_int(self.verbose), f"verbose must be 0, 1 or 2; got {self.verbose!r}.")
+
+    def _important_list(self):
+        inner = self.loss_params.pop("important_classes", None)
+        given = self.important_classes
+        if inner is not None and given not in (None, [], ()) and _as_list(inner) != _as_list(given):
+            raise ValueError(f"important_classes is {given!r} but loss_params says {inner!r}; give it once, "
+                             "as TrainConfig.important_classes.")
+        return _as_list(inner if inner is not None and given in (None, [], ()) else given)
+
+    def validate(self):
+        """Check the config again (it is checked when made; call after changing a field)."""
+        self.__post_init__()
         return self
 
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
     def to_json(self, path=None):
-        text = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
         if path is not None:
-            Path(path).write_text(text)
+            write_text(path, text)
         return text
 
     @classmethod
-    def from_json(cls, text_or_path):
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            text = Path(text).read_text()
-        values = json.loads(text)
+    def from_dict(cls, values):
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}.")
-        return cls(**values).validate()
+        return cls(**values)
 
-    def important(self):
-        if self.important_classes:
-            return [int(c) for c in self.important_classes]
-        if self.loss == "camri":
-            ic = self.loss_params.get("important_classes", [])
-            return [int(ic)] if isinstance(ic, (int, np.integer)) else [int(c) for c in ic]
+    @classmethod
+    def from_json(cls, text):
+        """A config from JSON text (use :meth:`from_file` for a file)."""
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_file(cls, path):
+        """A config from a JSON file, such as a run's ``config.json``."""
+        return cls.from_json(Path(path).read_text())
+
+
+def _as_list(classes):
+    if classes is None:
         return []
+    if _is_int(classes) or isinstance(classes, np.integer):
+        return [int(classes)]
+    if isinstance(classes, (list, tuple, np.ndarray)):
+        out = list(np.asarray(classes, dtype=object).ravel())
+        for c in out:
+            if not (_is_int(c) or isinstance(c, np.integer)):
+                raise ValueError(f"important_classes must hold class indices (integers); got {c!r}.")
+        return [int(c) for c in out]
+    raise ValueError(f"important_classes must be a class index or a list of them; got {classes!r}.")
+
+
+def identity(config):
+    """What defines a run: the config's fields that change what it computes, those at their
+    default left out (so a field added later, with the old behaviour as default, changes no
+    identity). A JSON-ready dict."""
+    defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+                for f in dataclasses.fields(type(config))}
+    values = json.loads(json.dumps(config.to_dict()))
+    return {k: v for k, v in values.items() if k not in _NOT_IDENTITY and v != defaults[k]}
 
 
 @dataclass
 class TrainResult:
+    """A trained model, its per-epoch history (all epochs, resumed ones included), the final
+    metrics (test at top level, ``metrics["validation"]`` for the validation split), and the
+    outputs it scored: ``scores[split]`` (cosines or logits, float32) with ``labels[split]``
+    for ``"validation"`` (when there is a split) and ``"test"``."""
+
     model: keras.Model
     history: dict
     metrics: dict
     config: TrainConfig
+    scores: dict = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)
 
 
-def make_loss(name, n_classes, **params):
-    """The loss ``name`` of :data:`LOSSES` built with ``params`` (``n_classes`` added where
-    the loss needs it)."""
-    if name not in LOSSES:
-        raise ValueError(f"loss must be one of {list(LOSSES)}; got {name!r}.")
-    cls, _, needs_classes = LOSSES[name]
-    if cls is None:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, **params)
-    if needs_classes:
-        params = {"n_classes": n_classes, **params}
-    return cls(**params)
+def make_loss(name, n_classes, important_classes=(), **params):
+    """The loss of method ``name`` (:mod:`camri_utils.methods`) built with ``params``."""
+    return methods.get(name).build_loss(n_classes, _as_list(important_classes), params)
 
 
 def _strategy(name):
@@ -172,9 +252,64 @@ def _subset(x, y, n, seed):
     return xs, ys
 
 
+def _validation_size(config, ds):
+    if config.validation_size != "auto":
+        return config.validation_size
+    size = data.VALIDATION_SIZE.get(ds.name, 0.2)
+    # A tiny copy of a dataset (a fixture, a subset) cannot spare the standard count: a fifth.
+    return size if isinstance(size, float) or size <= len(ds.y_train) // 5 else 0.2
+
+
+def _prepare_data(config, dataset):
+    """The dataset split and subset as ``config`` says (the split before the subset, so the
+    validation images do not depend on ``train_subset``)."""
+    ds = dataset if dataset is not None else data.load(config.dataset, config.data_dir, **config.dataset_options)
+    for c in config.important_classes:
+        if not 0 <= c < ds.n_classes:
+            raise ValueError(f"important class {c} is outside [0, {ds.n_classes}) for {ds.name}; class indices "
+                             "start at 0.")
+    if config.validation_size is not None and ds.x_val is None:
+        ds = data.split_validation(ds, size=_validation_size(config, ds), seed=config.split_seed)
+    x_train, y_train = _subset(ds.x_train, ds.y_train, config.train_subset, config.seed)
+    x_test, y_test = _subset(ds.x_test, ds.y_test, config.test_subset, config.seed)
+    return dataclasses.replace(ds, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                               groups_train=None)
+
+
+def _learning_rate(config, steps_per_epoch):
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    warmup = config.warmup_epochs * steps_per_epoch
+    decay = (config.epochs - config.warmup_epochs) * steps_per_epoch
+    if warmup:
+        return keras.optimizers.schedules.CosineDecay(0.0, decay, warmup_target=config.learning_rate,
+                                                      warmup_steps=warmup)
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay)
+
+
+def _build_model(config, ds, steps_per_epoch):
+    method = methods.get(config.loss)
+    important = config.important_classes
+    policy_before = keras.config.dtype_policy()
+    if config.mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        with _strategy(config.strategy).scope():
+            model = models.build(config.model, ds.image_shape, ds.n_classes, head=method.head,
+                                 feature_dim=config.feature_dim)
+            loss = method.build_loss(ds.n_classes, important, config.loss_params)
+            optimizer = keras.optimizers.get({"class_name": config.optimizer, "config": {
+                "learning_rate": _learning_rate(config, steps_per_epoch)}})
+            model.compile(optimizer=optimizer, loss=loss, jit_compile=config.xla,
+                          metrics=["accuracy"] + [metrics.ImportantClassRecall(c, name=f"recall_{c}") for c in important])
+    finally:
+        keras.config.set_dtype_policy(policy_before)
+    return model
+
+
 class _AngleHistogram(keras.callbacks.Callback):
-    """TensorBoard histogram of the angles between the important classes' test features and
-    their class weights, once per epoch."""
+    """TensorBoard histogram of the angles between the important classes' validation features
+    and their class weights, once per epoch."""
 
     def __init__(self, logdir, x, y, classes):
         super().__init__()
@@ -192,6 +327,42 @@ class _AngleHistogram(keras.callbacks.Callback):
                 if np.any(self.y == c):
                     self._tf.summary.histogram(f"angle_to_own_weight/class_{c}", own[self.y == c], step=epoch)
         self.writer.flush()
+
+
+class _Backup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore, tied to one configuration and written atomically: the backup
+    holds the identity of the run it belongs to, and a run of another configuration refuses to
+    resume from it; weights and progress are each replaced in one step, so an interruption
+    never leaves a truncated backup."""
+
+    def __init__(self, backup_dir, config):
+        super().__init__(str(backup_dir), delete_checkpoint=True)
+        self._identity = identity(config)
+        owner = Path(backup_dir) / "config.json"
+        if owner.exists():
+            if json.loads(owner.read_text()) != self._identity:
+                raise ValueError(f"{backup_dir} holds an interrupted run of another configuration; resume it with its "
+                                 f"own config ({owner}), or delete {backup_dir} (or use another output_dir) to start "
+                                 "this one afresh.")
+        elif Path(backup_dir).exists() and any(Path(backup_dir).iterdir()):
+            raise ValueError(f"{backup_dir} holds a backup that does not say which configuration made it; delete it "
+                             "to start afresh.")
+        write_json(owner, self._identity)
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"the backup in {self.backup_dir} cannot be read ({exc}); delete that folder to start "
+                             "the run afresh.") from exc
+
+    def _save_model(self):
+        folder = Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{Path(self._weights_path).name}"  # Keras wants the .weights.h5 suffix
+        self.model.save_weights(str(tmp), overwrite=True)
+        tmp.replace(self._weights_path)
+        write_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
 
 class _NewModelRetracing:
@@ -217,6 +388,39 @@ class _NewModelRetracing:
         self._logger.removeFilter(self)
 
 
+def _callbacks(config, out, ds, extra):
+    cbs = list(extra)
+    if out is None:
+        return cbs
+    out.mkdir(parents=True, exist_ok=True)
+    config.to_json(out / "config.json")
+    backup = _Backup(out / "backup", config)  # refuses another configuration's backup
+    resuming = (out / "backup" / "training_metadata.json").exists()
+    cbs = [backup, keras.callbacks.CSVLogger(str(out / "history.csv"), append=resuming),
+           keras.callbacks.TensorBoard(str(out / "tensorboard"))] + cbs
+    if config.important_classes:
+        x, y = (ds.x_val, ds.y_val) if ds.x_val is not None else (ds.x_train[:2000], ds.y_train[:2000])
+        cbs.append(_AngleHistogram(out / "tensorboard", x.astype("float32") / 255.0, y, config.important_classes))
+    return cbs
+
+
+def _split_metrics(y, scores, n_classes):
+    return {"accuracy": metrics.accuracy(y, scores),
+            "recall": metrics.per_class_recall(y, scores, n_classes).tolist(),
+            "precision": metrics.per_class_precision(y, scores, n_classes).tolist()}
+
+
+def _full_history(out, history):
+    """Every epoch's logs: from ``history.csv`` when the run wrote one (it holds the epochs of
+    an interrupted first attempt too), else what ``fit`` returned."""
+    if out is None or not (out / "history.csv").exists():
+        return dict(history.history)
+    import pandas as pd
+
+    frame = pd.read_csv(out / "history.csv")
+    return {c: frame[c].tolist() for c in frame.columns if c != "epoch"}
+
+
 def train(config, callbacks=(), dataset=None):
     """Train and evaluate one model as ``config`` says; see the module docstring.
 
@@ -225,75 +429,48 @@ def train(config, callbacks=(), dataset=None):
         callbacks: extra Keras callbacks.
         dataset: an already loaded :class:`camri_utils.data.Dataset` (skips ``data.load``).
     Returns:
-        :class:`TrainResult` with the trained model, the per-epoch history and the final test
-        metrics (accuracy, per-class recall and precision, confusion matrix, wall time, versions,
-        data source).
+        :class:`TrainResult`.
     """
     import tensorflow as tf
 
     if isinstance(config, dict):
-        config = TrainConfig(**config)
-    config.validate()
+        config = TrainConfig.from_dict(config)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    ds = dataset if dataset is not None else data.load(config.dataset, config.data_dir, **config.dataset_options)
-    x_train, y_train = _subset(ds.x_train, ds.y_train, config.train_subset, config.seed)
-    x_test, y_test = _subset(ds.x_test, ds.y_test, config.test_subset, config.seed)
-    important = config.important()
-    for c in important:
-        if not 0 <= c < ds.n_classes:
-            raise ValueError(f"important class {c} is outside [0, {ds.n_classes}) for {ds.name}.")
-    subset = dataclasses.replace(ds, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    train_ds, test_ds = data.pipelines(subset, config.batch_size, seed=config.seed)
-
-    policy_before = keras.config.dtype_policy()
-    if config.mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16")
-    try:
-        strategy = _strategy(config.strategy)
-        _, head, _ = LOSSES[config.loss]
-        with strategy.scope():
-            model = models.build(config.model, ds.image_shape, ds.n_classes, head=head, feature_dim=config.feature_dim)
-            loss = make_loss(config.loss, ds.n_classes, **config.loss_params)
-            optimizer = keras.optimizers.get({"class_name": config.optimizer,
-                                              "config": {"learning_rate": config.learning_rate}})
-            model.compile(optimizer=optimizer, loss=loss, jit_compile=config.xla,
-                          metrics=["accuracy"] + [metrics.ImportantClassRecall(c, name=f"recall_{c}") for c in important])
-    finally:
-        keras.config.set_dtype_policy(policy_before)
-
-    cbs = list(callbacks)
+    ds = _prepare_data(config, dataset)
+    train_ds = data.pipeline(ds.x_train, ds.y_train, config.batch_size, training=True, seed=config.seed)
+    val_ds = data.pipeline(ds.x_val, ds.y_val, config.batch_size, training=False) if ds.x_val is not None else None
+    test_ds = data.pipeline(ds.x_test, ds.y_test, config.batch_size, training=False)
+    steps = math.ceil(len(ds.x_train) / config.batch_size)
+    model = _build_model(config, ds, steps)
     out = Path(config.output_dir) if config.output_dir else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        config.to_json(out / "config.json")
-        resuming = (out / "backup").exists()
-        cbs = [keras.callbacks.BackupAndRestore(str(out / "backup")),
-               keras.callbacks.CSVLogger(str(out / "history.csv"), append=resuming),
-               keras.callbacks.TensorBoard(str(out / "tensorboard"))] + cbs
-        if important:
-            cbs.append(_AngleHistogram(out / "tensorboard", x_test.astype("float32") / 255.0, y_test, important))
+    cbs = _callbacks(config, out, ds, callbacks)
 
     with _NewModelRetracing():
         start = time.perf_counter()
-        history = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=cbs,
+        history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=cbs,
                             verbose=config.verbose, shuffle=False)  # the pipeline shuffles, seeded
         wall = time.perf_counter() - start
-        scores = model.predict(test_ds, verbose=0)  # cosines or logits; argmax, no margin
+        # Scores are the model's outputs (cosines or logits): argmax, no margin.
+        scores = {"test": model.predict(test_ds, verbose=0).astype("float32")}
+        labels = {"test": ds.y_test}
+        if val_ds is not None:
+            scores["validation"], labels["validation"] = model.predict(val_ds, verbose=0).astype("float32"), ds.y_val
+    full_history = _full_history(out, history)
     result_metrics = {
-        "accuracy": metrics.accuracy(y_test, scores),
-        "recall": metrics.per_class_recall(y_test, scores, ds.n_classes).tolist(),
-        "precision": metrics.per_class_precision(y_test, scores, ds.n_classes).tolist(),
-        "confusion_matrix": metrics.confusion_matrix(y_test, scores, ds.n_classes).tolist(),
-        "important_classes": important,
+        **_split_metrics(ds.y_test, scores["test"], ds.n_classes),
+        "confusion_matrix": metrics.confusion_matrix(ds.y_test, scores["test"], ds.n_classes).tolist(),
+        "important_classes": config.important_classes,
         "wall_time_s": wall,
-        "epochs_run": len(history.history.get("loss", [])),
+        "epochs_run": len(full_history.get("loss", [])),
         "data_source": {"location": ds.source.location, "kind": ds.source.kind},
         "environment": environment(),
     }
+    if "validation" in scores:
+        result_metrics["validation"] = _split_metrics(ds.y_val, scores["validation"], ds.n_classes)
     if out is not None:
         model.save(out / "model.keras")
-        (out / "metrics.json").write_text(json.dumps(result_metrics, indent=1))
-    return TrainResult(model, dict(history.history), result_metrics, config)
+        write_json(out / "metrics.json", result_metrics, indent=1)
+    return TrainResult(model, full_history, result_metrics, config, scores, labels)

@@ -14,10 +14,14 @@ N = 4
 
 
 def record(method, seed, acc, recall, role=None, c=None, params=None, run_id=None):
-    return {"schema": protocol.SCHEMA, "run_id": run_id or f"{method}-{role}-{seed}-{json.dumps(params)}",
-            "method": method, "role": role, "important_class": c, "params": params or {}, "seed": seed,
-            "accuracy": acc, "recall": list(recall), "precision": [0.5] * N,
-            "data_source": {"kind": "synthetic fixture", "location": "x"}, "environment": {"camri_utils": "t"}}
+    """A hand-made record; with a ``role`` it is laid out as schema 1 (trained once per role)."""
+    r = {"schema": protocol.SCHEMA, "run_id": run_id or f"{method}-{role}-{c}-{seed}-{json.dumps(params)}",
+         "method": method, "important_class": c, "params": params or {}, "seed": seed,
+         "accuracy": acc, "recall": list(recall), "precision": [0.5] * N,
+         "data_source": {"kind": "synthetic fixture", "location": "x"}, "environment": {"camri_utils": "t"}}
+    if role is not None:
+        r["role"] = role
+    return r
 
 
 def ce_records():
@@ -40,12 +44,12 @@ def test_selection_keeps_accuracy_and_takes_the_best_recall():
         recs.append(record("CAMRI", seed, 0.70, [0.9, 0.99, 0.5, 0.7], "worst1", 1, {"margin": 0.4}))  # loses accuracy
         recs.append(record("WCE", seed, 0.60, [0.9, 0.99, 0.5, 0.7], "worst1", 1, {"weight": 4.0}))  # never keeps it
     sel = protocol.select(recs, accuracy_k=1.0)
-    assert sel["threshold"] == pytest.approx(0.81 - np.std([0.80, 0.82], ddof=1))
-    assert sel["chosen"][("CAMRI", "worst1")]["params"] == {"margin": 0.2}
-    assert sel["chosen"][("WCE", "worst1")] is None
-    assert sel["chosen"][("ArcFace", "worst1")] is None  # no runs at all
+    assert sel.threshold == pytest.approx(0.81 - np.std([0.80, 0.82], ddof=1))
+    assert sel.chosen[("CAMRI", "worst1")].params == {"margin": 0.2}
+    assert sel.chosen[("WCE", "worst1")] is None
+    assert sel.chosen.get(("ArcFace", "worst1")) is None  # no runs at all
     # A looser rule lets the margin that costs accuracy win.
-    assert protocol.select(recs, accuracy_k=10.0)["chosen"][("CAMRI", "worst1")]["params"] == {"margin": 0.4}
+    assert protocol.select(recs, accuracy_k=10.0).chosen[("CAMRI", "worst1")].params == {"margin": 0.4}
 
 
 def test_report_shows_a_dash_where_no_setting_keeps_accuracy(tmp_path):
@@ -76,14 +80,15 @@ def test_selection_ties_go_to_accuracy_then_grid_order():
         recs.append(record("ArcFace", seed, 0.81, [0.9, 0.8, 0.5, 0.7], "worst1", 1, {"margin": 0.1}))
         recs.append(record("ArcFace", seed, 0.82, [0.9, 0.8, 0.5, 0.7], "worst1", 1, {"margin": 0.2}))
         recs.append(record("ArcFace", seed, 0.82, [0.9, 0.8, 0.5, 0.7], "worst1", 1, {"margin": 0.3}))
-    assert protocol.select(recs)["chosen"][("ArcFace", "worst1")]["params"] == {"margin": 0.2}
+    assert protocol.select(recs).chosen[("ArcFace", "worst1")].params == {"margin": 0.2}
 
 
 def _tiny_spec(seeds=(0, 1)):
-    """CAMRI only: per seed, 1 CE run + 3 important classes = 4 runs."""
+    """CAMRI only: per seed, 1 CE run + one run per important class (3 distinct here) = 4 runs."""
     return protocol.ProtocolSpec("fashion_mnist", "quick", "mlp", epochs=1, batch_size=32, learning_rate=1e-3,
                                  seeds=list(seeds), camri_grid=[{"margin": 0.3, "scale": 8.0}], arcface_grid=[],
-                                 wce_weights=[], crwwce_weights=[], feature_dim=4, note="test")
+                                 wce_weights=[], crwwce_weights=[], feature_dim=4, note="test",
+                                 validation_size=8)
 
 
 @pytest.fixture
@@ -101,9 +106,14 @@ def test_quick_profile_end_to_end_through_the_cli(tmp_path, fixture_data, capsys
                   "--output", str(out), "--quiet"]) == 0
     first = capsys.readouterr().out
     n_runs = len(list((out / "runs").glob("*.json")))
-    assert n_runs == 1 + 3 * 4 * 1  # CE seed + roles x settings x seed
+    # Shared runs (CE, normalized softmax, ArcFace) once; CAMRI, WCE and CRWWCE per important class.
+    classes = len(set(protocol.summarize(out).selection.important.values()))
+    assert n_runs == 3 + classes * 3
+    assert len(list((out / "runs").glob("*.npz"))) == n_runs  # every run's scores are stored
     summary = (out / "summary.md").read_text()
     assert "| CAMRI |" in summary and "synthetic fixture" in summary and "Selection rule" in summary
+    assert "| NormSoftmax |" in summary and "| CE + threshold |" in summary and "validation split" in summary
+    assert "monotonic=False" in summary  # the theta + m > pi policy is stated
     assert summary in first
     # A second invocation trains nothing and reports the same table.
     assert camri(["protocol", "--dataset", "fashion_mnist", "--profile", "quick", "--data-dir", str(root),
@@ -167,21 +177,28 @@ def test_bad_results_folders_are_clear_errors(tmp_path, fixture_data):
     assert camri(["protocol", "report", "--output", str(tmp_path / "nothing")]) == 2
 
 
-def test_committed_results_are_exactly_what_report_produces(tmp_path):
+def test_committed_pilot_results_are_exactly_what_report_produces(tmp_path):
     import shutil
     from pathlib import Path
 
-    committed = Path(__file__).resolve().parents[1] / "results" / "fashion_mnist"
-    if not committed.exists():
-        pytest.skip("no committed Fashion-MNIST results")
+    committed = Path(__file__).resolve().parents[1] / "results" / "fashion_mnist-pilot"
     copy = shutil.copytree(committed, tmp_path / "r")
     assert protocol.report(copy) == (committed / "summary.md").read_text()
     assert (copy / "summary.csv").read_text() == (committed / "summary.csv").read_text()
     records = protocol.load_records(committed)
     assert len(records) == 5 * (1 + 3 * 8) and {r["data_source"]["kind"] for r in records} == {"real"}
-    # They are the current full preset's, so `camri protocol --profile full` resumes that folder.
-    stored = json.loads((committed / "protocol.json").read_text())
-    assert stored == json.loads(json.dumps(protocol.preset("fashion_mnist", "full").to_dict()))
+    summary = protocol.summarize(committed)
+    assert summary.selection.split == "test" and "before the validation split" in summary.markdown
+    with pytest.raises(protocol.ProtocolError, match="not resumed"):
+        protocol.run(summary.spec, copy, progress=False, dataset=_no_data())
+
+
+def _no_data():
+    from camri_utils.data import Dataset, Source
+
+    x = np.zeros((20, 28, 28, 1), np.uint8)
+    y = np.arange(20) % 10
+    return Dataset("fashion_mnist", x, y, x, y, [str(c) for c in range(10)], Source("here", real=True))
 
 
 def test_records_frame_has_one_row_per_run_and_ce_once_per_role():
@@ -240,7 +257,7 @@ def test_sweep_figure_plots_each_setting_rings_the_chosen_and_marks_the_threshol
     rings = [line for line in ax.lines if line.get_markersize() == 16]
     assert [(line.get_xdata()[0], line.get_ydata()[0]) for line in rings] == [(0.81, 0.95)]  # only CAMRI m=0.2
     threshold = [line for line in ax.lines if line.get_linestyle() == "--"]
-    assert threshold[0].get_xdata()[0] == pytest.approx(sel["threshold"])
+    assert threshold[0].get_xdata()[0] == pytest.approx(sel.threshold)
     assert "class 1 (one)" in ax.get_title()
     with pytest.raises(ValueError, match="no records for role 'median'"):
         frame = protocol.records_frame(recs)
@@ -276,7 +293,7 @@ def test_results_folder_lookup_order_and_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CAMRI_RESULTS_DIR", raising=False)
-    repo_copy = Path(protocol.__file__).resolve().parents[1] / "results" / "fashion_mnist"
+    repo_copy = Path(protocol.__file__).resolve().parents[2] / "results" / "fashion_mnist"
     if (repo_copy / "protocol.json").is_file():  # an editable install finds the repository's results
         assert protocol.results_folder("results/fashion_mnist") == repo_copy
     here = tmp_path / "results" / "fashion_mnist"
@@ -290,3 +307,78 @@ def test_results_folder_lookup_order_and_clear_error(tmp_path, monkeypatch):
     (env / "mine" / "protocol.json").write_text("{}")
     monkeypatch.setenv("CAMRI_RESULTS_DIR", str(env))
     assert protocol.results_folder("results/mine") == env / "mine"
+
+
+def test_selection_uses_validation_metrics_not_test():
+    recs = ce_records()
+    for r in recs:
+        r["validation"] = {"accuracy": r["accuracy"], "recall": r["recall"], "precision": r["precision"]}
+    for seed in (0, 1):
+        # On test, margin 0.1 looks best; on validation, margin 0.2 is: validation must decide.
+        for margin, test_rec, val_rec in ((0.1, 0.99, 0.70), (0.2, 0.80, 0.90)):
+            r = record("CAMRI", seed, 0.81, [0.9, test_rec, 0.5, 0.7], c=1, params={"margin": margin})
+            r["validation"] = {"accuracy": 0.81, "recall": [0.9, val_rec, 0.5, 0.7], "precision": [0.5] * N}
+            recs.append(r)
+    sel = protocol.select(recs)
+    assert sel.split == "validation"
+    assert sel.chosen[("CAMRI", "worst1")].params == {"margin": 0.2}
+    # Without validation metrics (records made before the split), test decides, and says so.
+    for r in recs:
+        r.pop("validation")
+    sel = protocol.select(recs)
+    assert sel.split == "test" and sel.chosen[("CAMRI", "worst1")].params == {"margin": 0.1}
+
+
+def test_two_records_of_one_seed_in_one_cell_are_an_error():
+    recs = ce_records() + [record("CAMRI", 0, 0.81, [0.9, 0.9, 0.5, 0.7], "worst1", 1, {"margin": 0.2},
+                                  run_id=f"dup{i}") for i in range(2)]
+    with pytest.raises(protocol.ProtocolError, match="two records of one seed"):
+        protocol.select(recs)
+
+
+def test_class_specific_records_of_another_class_are_never_used():
+    recs = ce_records()  # worst1 = class 1
+    recs.append(record("CAMRI", 0, 0.81, [0.9, 0.99, 0.5, 0.99], c=3, params={"margin": 0.2}))  # made for class 3
+    recs.append(record("ArcFace", 0, 0.81, [0.9, 0.7, 0.5, 0.7], params={"margin": 0.2}))  # shared by all classes
+    sel = protocol.select(recs)
+    assert sel.chosen[("CAMRI", "worst1")] is None
+    assert sel.chosen[("ArcFace", "worst1")].params == {"margin": 0.2}
+    assert sel.chosen[("ArcFace", "median")].params == {"margin": 0.2}
+
+
+def test_threshold_moving_from_stored_scores():
+    # Two classes, CE logits; class 1 loses near-ties to class 0 until a bias is added to it.
+    val = np.array([[1.0, 0.5], [1.0, 0.9], [0.2, 1.0], [2.0, 0.0]], "float32")
+    y = np.array([1, 1, 1, 0])
+    ce = record("CE", 0, 0.5, [1.0, 1 / 3], run_id="ce0")
+    ce["recall"], ce["precision"] = [1.0, 1 / 3], [1 / 3, 1.0]
+    ce["validation"] = {"accuracy": 0.5, "recall": [1.0, 1 / 3], "precision": [1 / 3, 1.0]}
+    stored = {"validation": val, "test": val, "y_validation": y, "y_test": y}
+    moved = protocol.threshold_records([ce], [1], [0.0, 0.2, 0.6], lambda r: stored)
+    by_bias = {r["params"]["bias"]: r for r in moved}
+    assert [by_bias[b]["validation"]["recall"][1] for b in (0.0, 0.2, 0.6)] == [pytest.approx(1 / 3),
+                                                                                  pytest.approx(2 / 3),
+                                                                                  pytest.approx(1.0)]
+    assert by_bias[0.0]["accuracy"] == ce["accuracy"]  # no bias: the CE model itself
+    assert {r["method"] for r in moved} == {"CE + threshold"} and {r["important_class"] for r in moved} == {1}
+
+
+def test_the_converged_run_in_progress_is_the_current_full_preset(tmp_path):
+    """results/fashion_mnist/ is recorded shard by shard, committed as it goes: whatever is
+    there belongs to the current full preset, and its summary is what report makes of it."""
+    import shutil
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[1] / "results" / "fashion_mnist"
+    if not committed.exists():
+        pytest.skip("the converged Fashion-MNIST run has not recorded anything yet")
+    stored = json.loads((committed / "protocol.json").read_text())
+    assert stored["spec"] == json.loads(json.dumps(protocol.preset("fashion_mnist", "full").to_dict()))
+    assert stored["data_source"] == "real"
+    records = protocol.load_records(committed)
+    assert protocol.current_records(protocol.preset("fashion_mnist", "full"), "real", records)[1] == 0
+    for r in records:
+        assert (committed / "runs" / f"{r['run_id']}.npz").exists()
+    if (committed / "summary.md").exists():
+        copy = shutil.copytree(committed, tmp_path / "r")
+        assert protocol.report(copy) == (committed / "summary.md").read_text()

@@ -1,6 +1,7 @@
 """Models and the training engine on fixtures: every builder trains, a run resumes after an
 interruption, mirrored == default, and evaluation never sees the margin."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -39,7 +40,7 @@ def test_paper_cnn_matches_the_authors_description():
 
 
 @pytest.mark.parametrize("dataset,model,loss,params", [
-    ("cifar10", "paper_cnn", "camri", {"important_classes": 3, "margin": 0.2, "scale": 16.0}),
+    ("cifar10", "paper_cnn", "camri", {"margin": 0.2, "scale": 16.0}),
     ("fashion_mnist", "small_cnn", "ce", {}),
     ("gtsrb", "mlp", "arcface", {"margin": 0.1, "scale": 8.0}),
     ("awa2", "small_cnn", "wce", {"class_weights": [1.0, 2.0, 1.0, 1.0, 1.0]}),
@@ -58,7 +59,7 @@ def test_each_builder_trains_on_a_fixture(dataset, model, loss, params, tmp_path
     rows = (out / "history.csv").read_text().strip().splitlines()
     assert rows[0].split(",") == ["epoch", "accuracy", "loss", "recall_1", "val_accuracy", "val_loss", "val_recall_1"]
     assert len(rows) == 3
-    assert TrainConfig.from_json(out / "config.json") == config
+    assert TrainConfig.from_file(out / "config.json") == config
     saved = json.loads((out / "metrics.json").read_text())
     assert len(saved["recall"]) == len(saved["confusion_matrix"]) and saved["environment"]["camri_utils"]
     reloaded = keras.saving.load_model(out / "model.keras")
@@ -84,12 +85,31 @@ def test_interrupted_run_resumes_from_the_saved_epoch(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(config, callbacks=[_Interrupt(at_epoch=1)])
     assert (tmp_path / "run" / "backup").exists()
+    # Another configuration must not continue from this backup.
+    other = dataclasses.replace(config, loss="ce", loss_params={})
+    with pytest.raises(ValueError, match="interrupted run of another configuration"):
+        train(other)
     result = train(config)
-    # Epochs 0 and 1 were done before the interruption; the rerun trains only 2 and 3.
-    assert result.metrics["epochs_run"] == 2
+    # Epochs 0 and 1 were done before the interruption; the rerun trains only 2 and 3, and the
+    # result still describes the whole run.
+    assert result.metrics["epochs_run"] == 4 and len(result.history["loss"]) == 4
     epochs = [int(line.split(",")[0]) for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
     assert epochs == [0, 1, 2, 3]
     assert not (tmp_path / "run" / "backup").exists()  # removed once the run completed
+
+
+def test_an_unreadable_backup_is_a_clear_error(tmp_path):
+    root = fixtures.write("fashion_mnist", tmp_path / "f", per_class=4)
+    config = TrainConfig(data_dir=str(root), epochs=3, batch_size=8, verbose=0, feature_dim=8, model="mlp",
+                         output_dir=str(tmp_path / "run"))
+    with pytest.raises(KeyboardInterrupt):
+        train(config, callbacks=[_Interrupt(at_epoch=0)])
+    backup = tmp_path / "run" / "backup"
+    assert not [p for p in backup.iterdir() if p.name.startswith(".")]  # written atomically: no leftovers
+    weights = next(backup.glob("*.weights.h5"))
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated, as by a full disk
+    with pytest.raises(ValueError, match="delete that folder"):
+        train(config)
 
 
 def test_evaluation_of_a_camri_model_ignores_the_labels(tmp_path, rng):
@@ -123,7 +143,7 @@ def test_mirrored_strategy_on_two_cpus_matches_default(tmp_path):
         out = {{}}
         for strategy in ("default", "mirrored"):
             config = TrainConfig(data_dir={str(root)!r}, epochs=3, batch_size=80, verbose=0, feature_dim=8,
-                                 model="mlp", loss="camri", loss_params={{"important_classes": 6, "margin": 0.3, "scale": 8.0}},
+                                 model="mlp", loss="camri", loss_params={{"margin": 0.3, "scale": 8.0}}, important_classes=6,
                                  strategy=strategy, seed=0, deterministic=True)
             out[strategy] = train(config).history["loss"]
         print(json.dumps(out))
@@ -135,17 +155,60 @@ def test_mirrored_strategy_on_two_cpus_matches_default(tmp_path):
     np.testing.assert_allclose(losses["mirrored"], losses["default"], rtol=1e-4)
 
 
-def test_bad_configs_are_rejected():
+def test_bad_configs_are_rejected_when_made():
     for kwargs, match in [({"dataset": "mnist"}, "dataset must be one of"), ({"loss": "focal"}, "loss must be one of"),
                           ({"epochs": 0}, "epochs must be an integer >= 1"), ({"strategy": "gpu"}, "strategy"),
-                          ({"model": "resnet"}, "model must be one of"), ({"xla": "yes"}, "xla")]:
+                          ({"model": "resnet"}, "model must be one of"), ({"xla": "yes"}, "xla"),
+                          ({"learning_rate": float("inf")}, "learning_rate must be a finite"),
+                          ({"learning_rate": float("nan")}, "learning_rate must be a finite"),
+                          ({"train_subset": -5}, "train_subset must be None or an integer >= 1"),
+                          ({"train_subset": 0}, "train_subset must be None or an integer >= 1"),
+                          ({"validation_size": 1.5}, "validation_size"), ({"mixed_precision": "False"}, "True or False"),
+                          ({"lr_schedule": "step"}, "lr_schedule"), ({"warmup_epochs": 10}, "warmup_epochs"),
+                          ({"important_classes": [1.5]}, "integers"),
+                          ({"important_classes": [1], "loss_params": {"important_classes": 2}}, "give it once")]:
         with pytest.raises(ValueError, match=match):
-            TrainConfig(**kwargs).validate()
+            TrainConfig(**kwargs)
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
         TrainConfig.from_json('{"epochz": 3}')
     with pytest.raises(ValueError, match="important class 12 is outside"):
-        train(TrainConfig(dataset="digits", loss="camri", loss_params={"important_classes": 12}, epochs=1, verbose=0))
+        train(TrainConfig(dataset="digits", loss="camri", loss_params={"margin": 0.2}, important_classes=12, epochs=1,
+                          verbose=0))
     assert make_loss("camri", 10, important_classes=3, margin=0.2, scale=16).n_classes == 10
+
+
+def test_important_classes_live_in_one_place():
+    assert TrainConfig(important_classes=3).important_classes == [3]  # an int, as the loss accepts
+    moved = TrainConfig(loss="camri", loss_params={"important_classes": 6, "margin": 0.2})
+    assert moved.important_classes == [6] and "important_classes" not in moved.loss_params
+    assert TrainConfig.from_json(moved.to_json()) == moved
+
+
+def test_cosine_schedule_decays_to_zero_after_warmup(tmp_path):
+    from camri_utils.training import _learning_rate
+
+    config = TrainConfig(epochs=4, lr_schedule="cosine", warmup_epochs=1, learning_rate=0.01)
+    schedule = _learning_rate(config, steps_per_epoch=10)
+    lr = [float(schedule(step)) for step in (0, 5, 10, 25, 40)]
+    assert lr[0] == pytest.approx(0.0) and lr[1] == pytest.approx(0.005) and lr[2] == pytest.approx(0.01)
+    assert lr[3] == pytest.approx(0.005, rel=1e-3) and lr[4] == pytest.approx(0.0, abs=1e-9)
+    assert _learning_rate(TrainConfig(learning_rate=0.01), 10) == 0.01
+
+
+def test_validation_split_is_monitored_and_scored_test_only_at_the_end(tmp_path):
+    from camri_utils import data
+
+    digits = data.load("digits")
+    result = train(TrainConfig(dataset="digits", model="mlp", feature_dim=4, epochs=2, verbose=0,
+                               validation_size=200), dataset=digits)
+    assert result.labels["validation"].shape == (200,) and len(result.labels["test"]) == len(digits.y_test)
+    assert result.metrics["validation"]["accuracy"] == metrics.accuracy(result.labels["validation"],
+                                                                         result.scores["validation"])
+    assert result.history["val_accuracy"][-1] == pytest.approx(result.metrics["validation"]["accuracy"], abs=1e-6)
+    # The validation images are the same for every training seed (split_seed), disjoint from training.
+    other = train(TrainConfig(dataset="digits", model="mlp", feature_dim=4, epochs=1, verbose=0, seed=5,
+                              validation_size=200), dataset=digits)
+    np.testing.assert_array_equal(other.labels["validation"], result.labels["validation"])
 
 
 def test_mixed_precision_run_is_finite_and_restores_the_policy(tmp_path):

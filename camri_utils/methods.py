@@ -1,0 +1,138 @@
+"""The one list of methods: every loss the library trains with, and the post-hoc baseline.
+
+Each :class:`Method` says how to build its loss, which classifier head it needs, whether it
+depends on the important class, and how it is shown (label, colour, marker). Training, the
+protocol, the plots and the chapters read this registry; adding a method is one entry here.
+
+Example:
+    >>> from camri_utils import methods
+    >>> m = methods.get("camri")
+    >>> m.label, m.head, m.class_specific
+    ('CAMRI', 'cosine', True)
+    >>> loss = m.build_loss(10, [3], {"margin": 0.2, "scale": 16.0})
+    >>> type(loss).__name__, loss.important_classes
+    ('CAMRILoss', (3,))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+from camri_utils import losses
+
+__all__ = ["Method", "REGISTRY", "get", "by_label", "trainable", "style"]
+
+
+def _ce(n_classes, important, params):
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, **params)
+
+
+def _per_class(n_classes, important, weight, name):
+    if not important:
+        raise ValueError(f"{name} with a 'weight' needs important_classes: the weight is theirs.")
+    w = [1.0] * n_classes
+    for c in important:
+        w[c] = float(weight)
+    return w
+
+
+def _wce(n_classes, important, params):
+    params = dict(params)
+    if "weight" in params:  # the protocol's form: one weight for the important class(es), 1 elsewhere
+        params["class_weights"] = _per_class(n_classes, important, params.pop("weight"), "WCE")
+    return losses.WeightedCrossEntropy(**params)
+
+
+def _crwwce(n_classes, important, params):
+    params = dict(params)
+    if "weight" in params:  # false-negative weight of the important class(es); all other weights 1
+        params["fn_weights"] = _per_class(n_classes, important, params.pop("weight"), "CRWWCE")
+        params.setdefault("fp_weights", [1.0] * n_classes)
+    return losses.RealWorldWeightedCrossEntropy(**params)
+
+
+def _camri(n_classes, important, params):
+    if not important:
+        raise ValueError("CAMRI needs important_classes (a class index or a list of them).")
+    return losses.CAMRILoss(n_classes=n_classes, important_classes=list(important), **params)
+
+
+def _plain(cls):
+    return lambda n_classes, important, params: cls(**params)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method. ``key`` names it in configs (``TrainConfig.loss``), ``label`` in tables,
+    records and figures. ``loss_factory(n_classes, important_classes, params)`` builds its loss;
+    None for a post-hoc method, which trains nothing and re-reads another method's scores."""
+
+    key: str
+    label: str
+    head: str  # "dense" (logits) or "cosine" (a CosineHead: cosines)
+    class_specific: bool  # does a run depend on which class is important?
+    color: str
+    marker: str
+    loss_factory: object = None
+    description: str = ""
+
+    @property
+    def posthoc(self):
+        return self.loss_factory is None
+
+    def build_loss(self, n_classes, important_classes=(), params=None):
+        if self.posthoc:
+            raise ValueError(f"{self.label} is post-hoc: it trains nothing and has no loss.")
+        return self.loss_factory(n_classes, tuple(important_classes), dict(params or {}))
+
+
+REGISTRY = {m.key: m for m in [
+    Method("ce", "CE", "dense", False, "black", "s", _ce, "softmax cross-entropy, dense head with bias"),
+    Method("normsoftmax", "NormSoftmax", "cosine", False, "tab:gray", "P", _plain(losses.NormalizedSoftmaxLoss),
+           "normalized softmax: CAMRI's head and scale without a margin (the control)"),
+    Method("sphereface", "SphereFace", "cosine", False, "tab:olive", "*", _plain(losses.SphereFaceLoss)),
+    Method("cosface", "CosFace", "cosine", False, "tab:cyan", "h", _plain(losses.CosFaceLoss)),
+    Method("arcface", "ArcFace", "cosine", False, "tab:blue", "^", _plain(losses.ArcFaceLoss),
+           "additive angular margin on every class"),
+    Method("camri", "CAMRI", "cosine", True, "tab:red", "o", _camri,
+           "additive angular margin on the important class only"),
+    Method("wce", "WCE", "dense", True, "tab:green", "v", _wce, "cross-entropy weighted towards the important class"),
+    Method("crwwce", "CRWWCE", "dense", True, "tab:purple", "D", _crwwce,
+           "real-world-weight cross-entropy: false negatives of the important class cost more"),
+    Method("threshold", "CE + threshold", "dense", True, "tab:orange", "X", None,
+           "post-hoc: a bias added to the important class's CE logit, chosen on validation data"),
+    Method("normsoftmax_threshold", "NormSoftmax + threshold", "cosine", True, "tab:brown", "x", None,
+           "post-hoc: a bias added to the important class's normalized-softmax logit"),
+]}
+
+
+def get(key):
+    """The method registered as ``key``, with an error that lists the keys."""
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        raise ValueError(f"unknown method {key!r}; choose one of {list(REGISTRY)}.") from None
+
+
+def by_label(label):
+    """The method whose display label is ``label`` (records store labels)."""
+    for m in REGISTRY.values():
+        if m.label == label:
+            return m
+    raise ValueError(f"no method labelled {label!r}; labels: {[m.label for m in REGISTRY.values()]}.")
+
+
+def trainable():
+    """Keys of the methods that train a model (all but the post-hoc ones)."""
+    return [k for k, m in REGISTRY.items() if not m.posthoc]
+
+
+def style(label):
+    """(colour, marker) of the method labelled ``label``; grey crosses for anything unknown."""
+    try:
+        m = by_label(label)
+    except ValueError:
+        return "0.5", "x"
+    return m.color, m.marker

@@ -1,0 +1,25 @@
+"""The paper's experiment: rank classes by cross-entropy recall, pick the important classes
+(worst1, worst2, median), sweep CAMRI, ArcFace, normalized softmax, WCE and CRWWCE over their
+grids and seeds, add the post-hoc threshold-moving baseline, keep the settings that maintain
+accuracy, and report a table in the layout of the paper's Table 1.
+
+One module per job: :mod:`.spec` (the spec and presets), :mod:`.store` (records, run ids,
+stored scores), :mod:`.runner` (plan and run), :mod:`.selection` (ranking and choices on the
+validation split, threshold moving), :mod:`.report` (the table). The public names are all
+importable from here.
+"""
+
+from camri_utils.protocol.report import Summary, current_records, report, summarize
+from camri_utils.protocol.runner import PlannedRun, plan, run, train_config
+from camri_utils.protocol.selection import (ROLES, Choice, Selection, rank_classes, records_frame, select,
+                                            selected_on, selection_metrics, setting_key, table_methods,
+                                            threshold_records)
+from camri_utils.protocol.spec import PRESETS, ProtocolSpec, margin_policy, preset
+from camri_utils.protocol.store import (SCHEMA, ProtocolError, load_records, load_scores, read_spec, results_folder,
+                                        run_id)
+
+__all__ = ["ProtocolSpec", "PRESETS", "preset", "margin_policy", "run", "plan", "PlannedRun", "train_config",
+           "report", "summarize", "Summary", "current_records", "records_frame", "rank_classes", "select",
+           "Selection", "Choice", "setting_key", "selection_metrics", "selected_on", "table_methods",
+           "threshold_records", "load_records", "load_scores", "read_spec", "results_folder", "run_id",
+           "ProtocolError", "SCHEMA", "ROLES"]

@@ -1,0 +1,171 @@
+"""Choosing on validation data: the class ranking, the accuracy-maintaining rule, the best
+setting of each method, and the post-hoc threshold-moving baseline.
+
+The rule (the paper does not publish its own): a setting *maintains accuracy* when its mean
+validation accuracy is at least the CE mean minus ``k`` CE standard deviations; among those,
+the one with the highest mean validation recall of the important class wins (ties: higher
+mean accuracy, then grid order). Records made before the validation split (schema 1) carry
+test metrics only, and are selected on those; the report says which.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from camri_utils import methods, metrics
+from camri_utils.protocol.store import ProtocolError
+
+__all__ = ["ROLES", "selection_metrics", "selected_on", "rank_classes", "setting_key", "Choice", "Selection",
+           "select", "threshold_records", "records_frame", "table_methods"]
+
+ROLES = ("worst1", "worst2", "median")
+# Table order: the margin methods, the control, the post-hoc baselines, the re-weighting ones, CE.
+_ORDER = ("CAMRI", "ArcFace", "NormSoftmax", "CE + threshold", "NormSoftmax + threshold", "CRWWCE", "WCE", "CE")
+
+
+def selection_metrics(record):
+    """The metrics a record is chosen on: its validation metrics, or its test metrics for
+    records made before the validation split."""
+    return record.get("validation") or record
+
+
+def selected_on(records):
+    return "validation" if records and all("validation" in r for r in records) else "test"
+
+
+def rank_classes(ce_records):
+    """Classes by mean CE recall on the selection split, worst first (ties: lower index
+    first), and the important classes the paper uses: worst1, worst2 and the median."""
+    recalls = np.array([selection_metrics(r)["recall"] for r in ce_records], dtype=float)
+    mean = recalls.mean(axis=0)
+    order = sorted(range(len(mean)), key=lambda c: (round(mean[c], 12), c))
+    return order, {"worst1": order[0], "worst2": order[1], "median": order[(len(order) - 1) // 2]}
+
+
+def setting_key(params):
+    """The text that names one setting of a method: the ``setting`` of :func:`records_frame`."""
+    return json.dumps(params, sort_keys=True)
+
+
+@dataclass
+class Choice:
+    """The chosen setting of one method for one important class, and its runs."""
+
+    params: dict
+    runs: list
+    recall_mean: float  # on the selection split
+    accuracy_mean: float
+
+
+@dataclass
+class Selection:
+    chosen: dict  # {(method label, role): Choice or None}
+    ce: list  # the CE records
+    important: dict  # {role: class}
+    ranking: list  # classes, worst first
+    threshold: float  # the accuracy a setting must keep (selection split)
+    split: str  # "validation" or "test": what the choices were made on
+
+
+def _belongs(record, role, c):
+    """Is ``record`` compared for the important class ``c`` (in ``role``)?"""
+    if record["method"] == "CE":
+        return True
+    if "role" in record:  # schema 1: every method was trained once per role
+        return record["role"] == role
+    return not methods.by_label(record["method"]).class_specific or record.get("important_class") == c
+
+
+def table_methods(records, expected=()):
+    """The method labels present in ``records`` or ``expected``, in table order."""
+    present = {r["method"] for r in records} | set(expected)
+    return [m for m in _ORDER if m in present] + sorted(present - set(_ORDER))
+
+
+def select(records, accuracy_k=1.0, expected=()):
+    """The chosen setting of every method for each important class (see the module doc); a
+    method of ``expected`` without records gets None, as one whose settings all lose accuracy."""
+    ce = [r for r in records if r["method"] == "CE"]
+    if not ce:
+        raise ProtocolError("no CE records: the CE runs have not run yet.")
+    ce_acc = np.array([selection_metrics(r)["accuracy"] for r in ce])
+    threshold = ce_acc.mean() - accuracy_k * (ce_acc.std(ddof=1) if len(ce_acc) > 1 else 0.0)
+    order, important = rank_classes(ce)
+    chosen = {}
+    for role, c in important.items():
+        for label in table_methods(records, expected):
+            if label == "CE":
+                continue
+            settings = {}
+            for r in (r for r in records if r["method"] == label and _belongs(r, role, c)):  # grid order
+                settings.setdefault(setting_key(r["params"]), []).append(r)
+            best = None
+            for key, runs in settings.items():
+                seeds = [r["seed"] for r in runs]
+                if len(set(seeds)) != len(seeds):
+                    raise ProtocolError(f"{label} {key} for class {c} has two records of one seed "
+                                        f"({sorted(seeds)}): stale records in the folder; remove one of each pair.")
+                acc = float(np.mean([selection_metrics(r)["accuracy"] for r in runs]))
+                rec = float(np.mean([selection_metrics(r)["recall"][c] for r in runs]))
+                if acc < threshold:
+                    continue
+                if best is None or (rec, acc) > (best.recall_mean, best.accuracy_mean):
+                    best = Choice(json.loads(key), runs, rec, acc)
+            chosen[(label, role)] = best
+    return Selection(chosen, ce, important, order, float(threshold), selected_on(records))
+
+
+def _moved(scores, y, c, bias, n_classes):
+    shifted = scores.copy()
+    shifted[:, c] += bias
+    return {"accuracy": metrics.accuracy(y, shifted),
+            "recall": metrics.per_class_recall(y, shifted, n_classes).tolist(),
+            "precision": metrics.per_class_precision(y, shifted, n_classes).tolist()}
+
+
+def threshold_records(records, classes, biases, load_scores):
+    """Post-hoc threshold moving, as records: for each CE and normalized-softmax run, each
+    class ``c`` and each bias ``b``, the metrics of the argmax after adding ``b`` to class
+    ``c``'s logit (for normalized softmax, ``s * cos``). ``load_scores(record)`` returns the
+    run's stored scores. Costs no training."""
+    sources = {"CE": "CE + threshold", "NormSoftmax": "NormSoftmax + threshold"}
+    out = []
+    for r in records:
+        if r["method"] not in sources or "validation" not in r:
+            continue
+        stored = load_scores(r)
+        scale = r["params"].get("scale", 1.0) if r["method"] == "NormSoftmax" else 1.0
+        n = len(r["recall"])
+        for c in dict.fromkeys(classes):
+            for b in biases:
+                test = _moved(scale * stored["test"], stored["y_test"], c, b, n)
+                out.append({"method": sources[r["method"]], "run_id": f"{r['run_id']}+{c}+{b:g}",
+                            "source_run": r["run_id"], "important_class": c, "params": {"bias": b}, "seed": r["seed"],
+                            **test, "validation": _moved(scale * stored["validation"], stored["y_validation"], c, b, n),
+                            "data_source": r["data_source"], "environment": r["environment"]})
+    return out
+
+
+def records_frame(records, important=None):
+    """One row per run and role it is compared in: method, role, important class, setting
+    (JSON), seed, test accuracy, the important class's test recall and precision, and the
+    same on the selection split (``sel_accuracy``, ``sel_recall``)."""
+    ce = [r for r in records if r["method"] == "CE"]
+    important = important or (rank_classes(ce)[1] if ce else {})
+    rows = []
+    for r in records:
+        for role, c in important.items():
+            if not _belongs(r, role, c):
+                continue
+            sel = selection_metrics(r)
+            rows.append({"method": r["method"], "role": role, "important_class": c,
+                         "setting": setting_key(r["params"]) if r["params"] else "", "seed": r["seed"],
+                         "accuracy": r["accuracy"], "recall": r["recall"][c], "precision": r["precision"][c],
+                         "sel_accuracy": sel["accuracy"], "sel_recall": sel["recall"][c]})
+    columns = ["method", "role", "important_class", "setting", "seed", "accuracy", "recall", "precision",
+               "sel_accuracy", "sel_recall"]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,119 @@
+"""The results store: run ids from what defines a run, stored scores, stale records and mixed
+data sources."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from camri_utils import protocol, training
+from camri_utils.data import fixtures
+
+
+def test_run_ids_do_not_change_when_the_spec_gains_a_field():
+    spec = protocol.preset("fashion_mnist", "full")
+    ids = [p.run_id for p in protocol.plan(spec, "real")]
+    assert len(set(ids)) == len(ids)
+    # A spec with an extra (unrelated) field plans the very same ids.
+    Extended = dataclasses.make_dataclass("Extended", [("new_option", str, dataclasses.field(default="x"))],
+                                          bases=(protocol.ProtocolSpec,))
+    extended = Extended(**spec.to_dict(), new_option="something")
+    assert [p.run_id for p in protocol.plan(extended, "real")] == ids
+    # So does a training config with an extra field at its default (it joins no identity).
+    Config = dataclasses.make_dataclass("Config", [("new_knob", int, dataclasses.field(default=0))],
+                                        bases=(training.TrainConfig,))
+    config = protocol.plan(spec, "real")[0].config
+    assert training.identity(Config(**config.to_dict())) == training.identity(config)
+    # What defines a run does change it: the data kind, the seed, the method's setting.
+    assert protocol.plan(spec, "synthetic fixture")[0].run_id != ids[0]
+    changed = dataclasses.replace(spec, epochs=spec.epochs + 1)
+    assert not set(p.run_id for p in protocol.plan(changed, "real")) & set(ids)
+
+
+def test_class_specific_runs_are_keyed_by_their_class():
+    spec = protocol.preset("fashion_mnist", "full")
+    for_6 = {p.run_id for p in protocol.plan(spec, "real", [6])}
+    for_2 = {p.run_id for p in protocol.plan(spec, "real", [2])}
+    assert for_6 and not for_6 & for_2
+    assert len(protocol.plan(spec, "real", [6, 6])) == len(for_6)  # a class in two roles trains once
+
+
+@pytest.fixture
+def fixture_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAMRI_CACHE_DIR", str(tmp_path / "cache"))
+    from camri_utils import data
+
+    return data.load("fashion_mnist", data_dir=fixtures.write("fashion_mnist", tmp_path / "f", per_class=6))
+
+
+def _spec():
+    return protocol.ProtocolSpec("fashion_mnist", "quick", "mlp", epochs=1, batch_size=16, learning_rate=1e-3,
+                                 seeds=[0], camri_grid=[{"margin": 0.3, "scale": 8.0}], arcface_grid=[],
+                                 wce_weights=[], crwwce_weights=[], feature_dim=4, note="test", validation_size=20,
+                                 normsoftmax_grid=[{"scale": 8.0}], threshold_biases=[0.0, 1.0])
+
+
+def test_stored_scores_reproduce_each_records_metrics_exactly(tmp_path, fixture_data):
+    from camri_utils import metrics
+
+    out = tmp_path / "r"
+    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+    records = protocol.load_records(out)
+    assert records
+    for r in records:
+        s = protocol.load_scores(out, r)
+        assert s["test"].shape == (len(s["y_test"]), 10) and s["class_weights"].shape == (4, 10)
+        assert metrics.accuracy(s["y_test"], s["test"]) == r["accuracy"]
+        assert metrics.per_class_recall(s["y_test"], s["test"], 10).tolist() == r["recall"]
+        assert metrics.per_class_precision(s["y_validation"], s["validation"], 10).tolist() == \
+            r["validation"]["precision"]
+    summary = protocol.summarize(out)
+    assert summary.selection.split == "validation"
+    assert "CE + threshold" in set(summary.table.method) and "NormSoftmax + threshold" in set(summary.table.method)
+
+
+def test_a_changed_ranking_trains_new_runs_and_never_pools_stale_ones(tmp_path, fixture_data):
+    out = tmp_path / "r"
+    spec = _spec()
+    protocol.run(spec, out, progress=False, dataset=fixture_data)
+    before = protocol.summarize(out)
+    worst1 = before.selection.important["worst1"]
+    # Another CE result that ranks a different class worst (as if a CE record had been re-run).
+    ce_path = next(p for p in (out / "runs").glob("*.json") if json.loads(p.read_text())["method"] == "CE")
+    ce = json.loads(ce_path.read_text())
+    other = (worst1 + 5) % 10
+    for metrics_ in (ce, ce["validation"]):
+        metrics_["recall"] = [1.0] * 10
+        metrics_["recall"][other] = 0.0
+    ce_path.write_text(json.dumps(ce))
+    after = protocol.summarize(out)
+    assert after.selection.important["worst1"] == other
+    # The CAMRI records made for the old classes are not in this plan: left out, not relabelled.
+    assert after.selection.chosen[("CAMRI", "worst1")] is None and after.ignored > 0
+    assert "left out" in after.markdown
+    # Resuming trains what the new ranking needs.
+    assert protocol.run(spec, out, progress=False, dataset=fixture_data) > 0
+    assert protocol.summarize(out).selection.chosen[("CAMRI", "worst1")] is not None
+
+
+def test_resuming_on_another_data_source_is_refused(tmp_path, fixture_data):
+    out = tmp_path / "r"
+    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+    real_looking = dataclasses.replace(fixture_data, source=dataclasses.replace(fixture_data.source, real=True))
+    with pytest.raises(protocol.ProtocolError, match="synthetic fixture data"):
+        protocol.run(_spec(), out, progress=False, dataset=real_looking)
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path, fixture_data):
+    import os
+
+    if os.geteuid() == 0:
+        blocked = tmp_path / "file"
+        blocked.write_text("not a folder")
+        target = blocked / "results"  # below a file: cannot be created, even by root
+    else:
+        target = tmp_path / "ro" / "results"
+        (tmp_path / "ro").mkdir(mode=0o500)
+    with pytest.raises(protocol.ProtocolError, match="writable"):
+        protocol.run(_spec(), target, progress=False, dataset=fixture_data)
