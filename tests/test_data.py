@@ -2,6 +2,7 @@
 present, and each failure a user can meet: missing, corrupt, truncated, wrong layout."""
 
 import gzip
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -281,8 +282,6 @@ def unpacked_cifar10(tmp_path):
 
 
 def test_cifar10_batches_are_read_channels_last_without_keras(tmp_path):
-    import pickle
-
     root = unpacked_cifar10(tmp_path)
     with open(root / "cifar-10-batches-py" / "data_batch_2", "rb") as f:
         batch = pickle.load(f, encoding="bytes")
@@ -303,8 +302,8 @@ def test_cifar10_batches_are_read_channels_last_without_keras(tmp_path):
 @pytest.mark.parametrize("member,content", [
     ("batches.meta", b"\x80\x04garbage"),
     ("data_batch_3", b"not a pickle"),
-    ("test_batch", __import__("pickle").dumps({b"data": np.zeros((2, 3072), np.uint8)})),  # no labels
-    ("data_batch_1", __import__("pickle").dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]})),
+    ("test_batch", pickle.dumps({b"data": np.zeros((2, 3072), np.uint8)})),  # no labels
+    ("data_batch_1", pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]})),
     ("data_batch_5", b"cos\nsystem\n(S'echo unsafe'\ntR."),  # a pickle that would run a command
 ])
 def test_corrupt_cifar10_files_are_named(member, content, tmp_path):
