@@ -10,31 +10,48 @@ cross-entropy are::
     non-target logits: s * cos(theta_k),   k != t
 
 with one margin vector per kind of margin (``m1`` multiplicative, ``m2`` additive angular,
-``m3`` additive cosine). Every member of the family is a choice of these vectors:
+``m3`` additive cosine). Every member of the family is a choice of these vectors, and each named
+loss declares the one its ``margin`` argument sets:
 
-=====================  ======================================================
-loss                   margins
-=====================  ======================================================
-NormalizedSoftmax      m1 = 1, m2 = 0, m3 = 0
-SphereFace             m1 = m for every class
-ArcFace                m2 = m for every class
-CosFace                m3 = m for every class
-CAMRI                  m2 = m_c for the important classes c, 0 for the others
-=====================  ======================================================
+=====================  ========================================  =============================
+loss                   margins                                   default where phi > pi
+=====================  ========================================  =============================
+NormalizedSoftmax      m1 = 1, m2 = 0, m3 = 0                    (never happens)
+SphereFace             m1 = m for every class                    monotonic psi (its paper)
+ArcFace                m2 = m for every class                    monotonic (insightface)
+CosFace                m3 = m for every class                    (never happens)
+CAMRI                  m2 = m_c for the important classes c      the paper's formula
+AngularMarginLoss      any m1, m2, m3 (scalars or per class)     the formula as written
+=====================  ========================================  =============================
 
-The margin is computed in float32 whatever the compute dtype, and the angle is recovered
-without ``acos`` (whose gradient is infinite at cos = +-1), so loss and gradients stay finite
-everywhere.
+``phi = m1 * theta + m2``; past pi the formula's target logit rises again as the feature turns
+away from its class, and ``monotonic=True`` replaces it there by a decreasing continuation.
+
+The loss itself is :func:`angular_margin_logits` (a pure function) followed by softmax
+cross-entropy; the classes hold the hyperparameters. The margin is computed in float32 whatever
+the compute dtype, and the angle is recovered without ``acos`` (whose gradient is infinite at
+cos = +-1), so loss and gradients stay finite everywhere.
+
+Labels: class indices, shape (batch,) or (batch, 1), or label rows (batch, n_classes) that are
+one-hot or soft (label smoothing, mixup). A soft row weights each class's margin by its label
+mass, and the cross-entropy is taken against the row. Bad labels (outside [0, n_classes), not
+whole numbers, rows that are not distributions) raise a ``ValueError`` in eager calls; inside a
+compiled TensorFlow function they fail the step with an ``InvalidArgumentError`` that says the
+same. Where assertions cannot run (XLA, which compiles them away; other Keras backends) the bad
+sample's loss is NaN, so the run does not go on silently.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 
 import keras
 import numpy as np
 from keras import ops
+
+from camri_utils import checks
 
 __all__ = [
     "AngularMarginLoss",
@@ -45,131 +62,85 @@ __all__ = [
     "CAMRILoss",
     "WeightedCrossEntropy",
     "RealWorldWeightedCrossEntropy",
+    "margin_cosine",
+    "angular_margin_logits",
     "sparse_labels",
+    "MAX_SCALE",
 ]
 
 _PACKAGE = "camri_utils"
 # sin(theta) is floored at sqrt(_SIN2_FLOOR) so that d theta / d cos stays finite at cos = +-1;
 # the resulting change of theta (1e-8 rad) is far below float32 resolution of the loss.
 _SIN2_FLOOR = 1e-16
+# Beyond this the logits overflow float32 (scale * cos, then exp): 1e4 is far above any useful value.
+MAX_SCALE = 1e4
+# Cosines come clipped to [-1, 1] from the head; anything beyond this is not a cosine (logits?).
+_COSINE_SLACK = 1e-3
+
+# The three margin slots: the value that means "no margin", the allowed range
+# (low, high, high included?) and what the margin is, for error messages.
+_SLOTS = {
+    "m1": (1.0, (1.0, math.inf, False), "a multiplicative angular margin"),
+    "m2": (0.0, (0.0, math.pi, False),
+           "radians: an additive angular margin of pi or more turns every target angle past pi"),
+    "m3": (0.0, (0.0, 2.0, True), "an additive cosine margin"),
+}
 
 
 # --------------------------------------------------------------------------------------------
-# Validation helpers (run once, at construction time, on Python values)
+# Hyperparameters (checked on Python values, at construction and by the functions)
 # --------------------------------------------------------------------------------------------
-def _check_n_classes(n_classes):
-    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 2:
-        raise ValueError(f"n_classes must be an integer >= 2; got {n_classes!r}.")
-    return int(n_classes)
-
-
 def _check_scale(scale):
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale) or scale <= 0:
+    if (isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale)
+            or not 0 < scale <= MAX_SCALE):
         raise ValueError(
-            f"scale must be a finite number > 0 (typical values 8 to 64); got {scale!r}."
+            f"scale must be a finite number in (0, {MAX_SCALE:g}] (typical values 8 to 64); got {scale!r}."
         )
     return float(scale)
 
 
-def _margin_vector(name, value, n_classes, low, high, high_inclusive=False, hint=""):
-    """A float or a per-class sequence -> float or tuple, each entry checked against its range."""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        values = [v for v in np.asarray(value, dtype=object).ravel()]
-        if n_classes is None:
-            raise ValueError(
-                f"{name} is given per class ({len(values)} values) but n_classes is not set; "
-                "pass n_classes or give a single float."
-            )
-        if len(values) != n_classes:
-            raise ValueError(
-                f"{name} has {len(values)} values but n_classes is {n_classes}; give one value "
-                "per class or a single float."
-            )
-    else:
-        values = [value]
-    checked = []
+def _check_margin(slot, value, n_values=None, name=None, per="class"):
+    """A margin for ``slot``: a float, or ``n_values`` floats (one per ``per``) -> float or tuple."""
+    name = name or slot
+    _, (low, high, high_included), what = _SLOTS[slot]
+    sequence = isinstance(value, (list, tuple, np.ndarray))
+    values = list(np.asarray(value, dtype=object).ravel()) if sequence else [value]
+    if sequence and n_values is None:
+        raise ValueError(f"{name} is given per {per} ({len(values)} values) but n_classes is not set; "
+                         "pass n_classes or give a single float.")
+    if sequence and len(values) != n_values:
+        raise ValueError(f"{name} has {len(values)} values but there are {n_values} {per}es; give one "
+                         f"{name} per {per}, or a single float.")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
             raise ValueError(f"{name} must be a finite number; got {v!r}.")
-        upper_ok = v <= high if high_inclusive else v < high
-        if v < low or not upper_ok:
-            bracket = "]" if high_inclusive else ")"
-            raise ValueError(f"{name} must be in [{low:g}, {high:g}{bracket}{hint}; got {v!r}.")
-        checked.append(float(v))
-    return tuple(checked) if len(checked) > 1 or isinstance(value, (list, tuple, np.ndarray)) else checked[0]
-
-
-def _check_important_classes(important_classes, n_classes):
-    if isinstance(important_classes, (numbers.Integral, np.integer)) and not isinstance(important_classes, bool):
-        classes = [important_classes]
-    elif isinstance(important_classes, (list, tuple, np.ndarray)):
-        classes = list(np.asarray(important_classes, dtype=object).ravel())
-    else:
-        raise ValueError(
-            "important_classes must be a class index (int) or a sequence of class indices; "
-            f"got {important_classes!r}."
-        )
-    if not classes:
-        raise ValueError("important_classes is empty; name at least one class index.")
-    for c in classes:
-        if isinstance(c, bool) or not isinstance(c, (numbers.Integral, np.integer)):
-            raise ValueError(f"important_classes must hold integers; got {c!r}.")
-        if not 0 <= c < n_classes:
-            raise ValueError(
-                f"important class {int(c)} is outside [0, {n_classes}) (n_classes={n_classes}); "
-                "class indices start at 0."
-            )
-    if len(set(int(c) for c in classes)) != len(classes):
-        raise ValueError(f"important_classes has duplicates: {[int(c) for c in classes]}.")
-    return tuple(int(c) for c in classes)
+        if not (low <= v <= high if high_included else low <= v < high):
+            raise ValueError(f"{name} must be in [{low:g}, {high:g}{']' if high_included else ')'} "
+                             f"({what}); got {v!r}.")
+    return tuple(float(v) for v in values) if sequence else float(value)
 
 
 # --------------------------------------------------------------------------------------------
-# Labels
+# Labels and predictions (tensors)
 # --------------------------------------------------------------------------------------------
-def sparse_labels(y_true, n_classes):
-    """Integer labels of shape (batch,) from integer labels (batch,) / (batch, 1) or one-hot
-    labels (batch, n_classes). Raises ``ValueError`` for any other shape."""
-    y_true = ops.convert_to_tensor(y_true)
-    shape = tuple(y_true.shape)
-    rank = len(shape)
-    if rank == 1 or (rank == 2 and shape[-1] == 1 and n_classes != 1):
-        labels = ops.reshape(y_true, (-1,))
-    elif rank == 2 and shape[-1] == n_classes:
-        labels = ops.argmax(y_true, axis=-1)
-    else:
-        raise ValueError(
-            f"labels of shape {shape} do not match predictions with {n_classes} classes: give "
-            f"integer labels of shape (batch,) or (batch, 1), or one-hot labels of shape "
-            f"(batch, {n_classes})."
-        )
-    labels = ops.cast(labels, "int32")
-    _check_label_values(labels, n_classes)
-    return labels
-
-
-def _check_label_values(labels, n_classes):
-    # Only possible when the values are known (eager calls); inside a compiled graph the shape
-    # checks above are what we can do.
+def _known_values(x):
+    """``x`` as NumPy when its values are known (eager), None inside a traced function."""
     try:
-        values = np.asarray(ops.convert_to_numpy(labels))
-    except Exception:  # symbolic tensor inside a traced function
+        return ops.convert_to_numpy(x)
+    except Exception:  # symbolic: TensorFlow and JAX raise different errors for the same thing
+        return None
+
+
+def _assert_in_graph(ok, message, values):
+    """Fail a traced TensorFlow function with ``message`` (and the first offending value)
+    where ``ok`` is False. XLA compiles asserts away and other backends have none: there the
+    callers' NaN losses are what shows the problem."""
+    if keras.backend.backend() != "tensorflow":
         return
-    if values.size and (values.min() < 0 or values.max() >= n_classes):
-        bad = values[(values < 0) | (values >= n_classes)]
-        raise ValueError(
-            f"label {int(bad[0])} is outside [0, {n_classes}); labels must be class indices "
-            f"0..{n_classes - 1}."
-        )
+    import tensorflow as tf
 
-
-def _check_batch(y_true, y_pred):
-    n_true, n_pred = y_true.shape[0], y_pred.shape[0]
-    if n_true is not None and n_pred is not None and n_true != n_pred:
-        raise ValueError(
-            f"labels have batch size {n_true} but predictions have batch size {n_pred}; they "
-            "must describe the same samples."
-        )
+    first_bad = tf.gather(values, tf.argmin(tf.cast(ok, tf.int32)))  # a static shape, for XLA
+    tf.debugging.Assert(tf.reduce_all(ok), [message, first_bad])
 
 
 def _n_classes_of(y_pred):
@@ -181,18 +152,161 @@ def _n_classes_of(y_pred):
     return int(y_pred.shape[-1])
 
 
+def _label_rows(y_true, pred_shape):
+    """The labels as (batch, n_classes) float32 rows (one-hot for class indices) and a (batch,)
+    mask of the rows that are valid labels, checked against predictions of ``pred_shape``."""
+    n_pred, n_classes = pred_shape
+    y = ops.convert_to_tensor(y_true)
+    n_true = y.shape[0] if len(y.shape) else None
+    if n_true is not None and n_pred is not None and n_true != n_pred:
+        raise ValueError(f"labels have batch size {n_true} but predictions have batch size {n_pred}; "
+                         "they must describe the same samples.")
+    kind = checks.label_format(y.shape, n_classes)
+    values = _known_values(y)
+    if values is not None:  # eager: check in NumPy, with the library's one wording
+        if kind == "indices":
+            checks.class_labels(values, n_classes)
+        else:
+            checks.check_label_rows(values)
+    y = ops.cast(y, "float32")
+    if kind == "indices":
+        y = ops.reshape(y, (-1,))
+        valid = ops.logical_and(ops.logical_and(y >= 0, y < n_classes), ops.equal(ops.floor(y), y))
+        rows = ops.one_hot(ops.cast(y, "int32"), n_classes, dtype="float32")  # invalid -> zeros
+        message, shown = (f"a label is outside [0, {n_classes}) or not a whole number: "
+                          f"{checks.label_message(n_classes)}. First bad label:"), y
+    else:
+        rows, sums = y, ops.sum(y, axis=-1)
+        valid = ops.logical_and(ops.all(y >= 0, axis=-1), ops.abs(sums - 1.0) <= checks.ROW_SUM_TOLERANCE)
+        message, shown = ("label rows must be >= 0 and sum to 1 (one-hot or soft labels). "
+                          "First bad row sums to:"), sums
+    if values is None:
+        _assert_in_graph(valid, message, shown)
+    return rows, valid
+
+
+def _nan_unless(valid, per_sample):
+    """Per-sample losses, NaN for invalid labels (only reachable where asserts do not run)."""
+    return ops.where(valid, per_sample, float("nan"))
+
+
+def sparse_labels(y_true, n_classes):
+    """Class indices (batch,) int32 from class indices (batch,) / (batch, 1) or label rows
+    (batch, n_classes) (their argmax), checked as the losses check them."""
+    if n_classes is None:
+        raise ValueError("predictions need a known number of classes (their last axis) to read labels.")
+    rows, _ = _label_rows(y_true, (None, n_classes))
+    return ops.cast(ops.argmax(rows, axis=-1), "int32")
+
+
+def _cosines(cosine):
+    """Cosines as float32 (batch, n_classes), clipped to [-1, 1]. Eager calls reject NaN and
+    values that are no cosines; in a traced function a NaN passes through to the loss."""
+    cosine = ops.convert_to_tensor(cosine)
+    _n_classes_of(cosine)
+    values = _known_values(cosine)
+    if values is not None:
+        if np.isnan(values).any():
+            raise ValueError("the cosines contain NaN: the model's features are NaN (a diverged run? "
+                             "try a lower learning rate) or the head's input is.")
+        if np.abs(values).max(initial=0.0) > 1.0 + _COSINE_SLACK:
+            raise ValueError(f"predictions must be cosines in [-1, 1] (the output of a CosineHead); got "
+                             f"{values.flat[np.argmax(np.abs(values))]:g}. Logits go to a cross-entropy loss.")
+    return ops.clip(ops.cast(cosine, "float32"), -1.0, 1.0)
+
+
 # --------------------------------------------------------------------------------------------
-# The angular-margin family
+# The angular-margin family as functions
 # --------------------------------------------------------------------------------------------
+def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
+    """The margin-adjusted cosine ``cos(m1 * theta + m2) - m3`` of every entry of ``cosine``,
+    in float32. Each margin is a float or one value per class (per column of ``cosine``).
+
+    ``monotonic=True`` replaces the formula where ``phi = m1 * theta + m2`` passes pi (where it
+    would rise again) by a decreasing continuation: ArcFace's ``cos(theta) - m2 sin(m2) - m3``
+    for columns with ``m1 = 1``, SphereFace's ``(-1)^k cos(phi) - 2k - m3`` with
+    ``k = floor(phi / pi)`` for the others. NaN cosines give NaN.
+
+    Example:
+        >>> import numpy as np
+        >>> from camri_utils.losses import margin_cosine
+        >>> cos = np.cos(np.radians([[60.0, 170.0]]))
+        >>> np.round(margin_cosine(cos, m2=0.5).numpy(), 3)            # cos(theta + 0.5)
+        array([[ 0.07 , -0.938]], dtype=float32)
+        >>> np.round(margin_cosine(cos, m2=0.5, monotonic=True).numpy(), 3)
+        array([[ 0.07 , -1.225]], dtype=float32)
+    """
+    cosine = ops.clip(ops.cast(ops.convert_to_tensor(cosine), "float32"), -1.0, 1.0)
+    n = cosine.shape[-1] if len(cosine.shape) else None
+    m1, m2, m3 = (_margin_tensor(_check_margin(slot, m, n)) for slot, m in zip(_SLOTS, (m1, m2, m3)))
+    monotonic = checks.check_bool(monotonic, "monotonic")
+    # theta without acos: sin from the product form (exact near +-1), floored so d theta/d cos is finite.
+    sin = ops.sqrt(ops.maximum((1.0 - cosine) * (1.0 + cosine), _SIN2_FLOOR))
+    theta = ops.arctan2(sin, cosine)
+    phi = m1 * theta + m2
+    target = ops.cos(phi) - m3
+    if monotonic:
+        arcface = cosine - m2 * ops.sin(m2) - m3
+        k = ops.floor(phi / math.pi)
+        sphereface = (1.0 - 2.0 * ops.mod(k, 2.0)) * ops.cos(phi) - 2.0 * k - m3
+        target = ops.where(phi > math.pi, ops.where(ops.equal(m1, 1.0), arcface, sphereface), target)
+    return target
+
+
+def _margin_tensor(margin):
+    return ops.convert_to_tensor(np.asarray(margin, "float32"))
+
+
+def _margin_logits(y_true, cosine, scale, m1, m2, m3, monotonic):
+    """(label rows, valid-label mask, logits): what the losses and angular_margin_logits share."""
+    cosine = _cosines(cosine)
+    rows, valid = _label_rows(y_true, cosine.shape)
+    target = margin_cosine(cosine, m1, m2, m3, monotonic)
+    # Column-wise: the margin weighted by the label mass (one-hot: only the target column moves).
+    return rows, valid, _check_scale(scale) * (cosine + rows * (target - cosine))
+
+
+def angular_margin_logits(y_true, cosine, scale, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
+    """The logits the angular-margin losses feed to softmax cross-entropy, float32
+    (batch, n_classes): ``s * (cos + y * (margin_cosine(cos) - cos))`` with ``y`` the label rows
+    (one-hot for class indices), i.e. ``s * (cos(m1 theta_t + m2) - m3)`` at the target and
+    ``s * cos(theta_k)`` elsewhere.
+
+    Args:
+        y_true: class indices (batch,) or (batch, 1), or one-hot or soft label rows (batch, C).
+        cosine: cosines (batch, C) from a :class:`~camri_utils.layers.CosineHead`.
+        scale: ``s``, in (0, 1e4].
+        m1, m2, m3, monotonic: as for :func:`margin_cosine`.
+
+    Example:
+        >>> import numpy as np
+        >>> from camri_utils.losses import angular_margin_logits
+        >>> cos = np.array([[0.5, 0.0], [0.0, 0.5]], "float32")
+        >>> np.round(angular_margin_logits([0, 1], cos, scale=10.0, m3=0.35).numpy(), 3)
+        array([[1.5, 0. ],
+               [0. , 1.5]], dtype=float32)
+    """
+    return _margin_logits(y_true, cosine, scale, m1, m2, m3, monotonic)[2]
+
+
+# --------------------------------------------------------------------------------------------
+# The angular-margin family as losses
+# --------------------------------------------------------------------------------------------
+def _arguments(cls):
+    """The constructor arguments a loss's config holds (name and reduction come from Keras)."""
+    skip = {"self", "reduction", "name", "dtype"}
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in skip]
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class AngularMarginLoss(keras.losses.Loss):
     """Softmax cross-entropy on cosines with margins on the target logit.
 
     The target logit of a sample of class ``t`` is ``s * (cos(m1[t] * theta_t + m2[t]) - m3[t])``
-    and every other logit is ``s * cos(theta_k)``.
+    and every other logit is ``s * cos(theta_k)`` (see :func:`angular_margin_logits`).
 
     Args:
-        scale: ``s`` > 0, the radius of the hypersphere the logits live on.
+        scale: ``s`` in (0, 1e4], the radius of the hypersphere the logits live on.
         m1: multiplicative angular margin (>= 1), a float or one value per class.
         m2: additive angular margin in radians, in [0, pi), a float or one value per class.
         m3: additive cosine margin, in [0, 2], a float or one value per class.
@@ -200,94 +314,85 @@ class AngularMarginLoss(keras.losses.Loss):
             checked against the predictions.
         monotonic: ``False`` (default) uses the formula above as written, so the target logit
             *rises* again once ``m1 * theta + m2`` passes pi. ``True`` replaces it there by a
-            decreasing continuation: ArcFace's ``cos(theta) - m2 sin(m2) - m3`` for classes with
-            ``m1 = 1``, SphereFace's ``(-1)^k cos(m1 theta + m2) - 2k - m3`` (k = floor of
-            ``(m1 theta + m2) / pi``) for the others.
+            decreasing continuation (see :func:`margin_cosine`).
         reduction, name, dtype: as for any Keras loss.
 
+    The named losses below are this class with one margin set by their ``margin`` argument:
+    each declares the slot (``margin_slot``) and everything else is shared.
+
     Example:
-        >>> loss = AngularMarginLoss(scale=16.0, m2=0.2)           # ArcFace
-        >>> model.compile(optimizer="adam", loss=loss)             # model ends in a CosineHead
+        >>> import numpy as np
+        >>> from camri_utils.losses import AngularMarginLoss
+        >>> loss = AngularMarginLoss(scale=16.0, m1=1.2, m2=0.2, m3=0.1)  # insightface's combined margin
+        >>> round(float(loss([0, 1], np.array([[0.9, 0.1], [0.2, 0.8]]))), 4)
+        0.1078
     """
+
+    margin_slot = None  # named losses: the slot ("m1", "m2" or "m3") their `margin` sets
 
     def __init__(self, scale=30.0, m1=1.0, m2=0.0, m3=0.0, n_classes=None, monotonic=False,
                  reduction="sum_over_batch_size", name=None, dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.n_classes = None if n_classes is None else _check_n_classes(n_classes)
+        self.n_classes = None if n_classes is None else checks.check_n_classes(n_classes)
         self.scale = _check_scale(scale)
-        self.m1 = _margin_vector("m1", m1, self.n_classes, 1.0, math.inf,
-                                 hint=" (a multiplicative margin)")
-        self.m2 = _margin_vector("m2", m2, self.n_classes, 0.0, math.pi,
-                                 hint=" radians: an additive angular margin of pi or more "
-                                      "turns every target angle past pi")
-        self.m3 = _margin_vector("m3", m3, self.n_classes, 0.0, 2.0, high_inclusive=True,
-                                 hint=" (an additive cosine margin)")
-        self.monotonic = bool(monotonic)
+        self.m1, self.m2, self.m3 = (_check_margin(slot, m, self.n_classes)
+                                     for slot, m in zip(_SLOTS, (m1, m2, m3)))
+        self.monotonic = checks.check_bool(monotonic, "monotonic")
 
-    # -- the hooks ------------------------------------------------------------------------
-    def _per_sample(self, margin, labels):
-        """Margin of each sample's own class, shape (batch,), float32."""
-        if isinstance(margin, tuple):
-            return ops.take(ops.convert_to_tensor(np.asarray(margin, "float32")), labels)
-        return ops.zeros_like(labels, dtype="float32") + margin
+    def _named_margin(self, margin, important_classes=None, n_classes=None):
+        """For the named losses: check ``margin`` and return the margin keyword for this class's
+        slot. Every class gets it, or only ``important_classes`` (one float for all of them, or
+        one per important class; the other classes get no margin)."""
+        slot = self.margin_slot
+        if important_classes is None:
+            self._margin = _check_margin(slot, margin, name="margin")
+            return {slot: self._margin}
+        self.important_classes = checks.check_important_classes(
+            important_classes, checks.check_n_classes(n_classes))
+        self._margin = _check_margin(slot, margin, len(self.important_classes), "margin", "important class")
+        margins = self._margin if isinstance(self._margin, tuple) else (self._margin,) * len(self.important_classes)
+        per_class = [_SLOTS[slot][0]] * n_classes
+        for c, m in zip(self.important_classes, margins):
+            per_class[c] = m
+        return {slot: tuple(per_class)}
 
-    def target_cosine(self, cos_t, labels):
-        """The margin-adjusted cosine ``cos(m1 theta + m2) - m3`` of the target class."""
-        sin_t = ops.sqrt(ops.maximum((1.0 - cos_t) * (1.0 + cos_t), _SIN2_FLOOR))
-        theta = ops.arctan2(sin_t, cos_t)
-        m1 = self._per_sample(self.m1, labels)
-        m2 = self._per_sample(self.m2, labels)
-        m3 = self._per_sample(self.m3, labels)
-        phi = m1 * theta + m2
-        target = ops.cos(phi) - m3
-        if self.monotonic:
-            arcface = cos_t - m2 * ops.sin(m2) - m3
-            k = ops.floor(phi / math.pi)
-            sphereface = (1.0 - 2.0 * ops.mod(k, 2.0)) * ops.cos(phi) - 2.0 * k - m3
-            fallback = ops.where(ops.equal(m1, 1.0), arcface, sphereface)
-            target = ops.where(phi > math.pi, fallback, target)
-        return target
+    @property
+    def margin(self):
+        """The ``margin`` argument of a named loss: a float, or one per important class."""
+        if self.margin_slot is None:
+            raise AttributeError(f"{type(self).__name__} has no single margin; see m1, m2 and m3.")
+        return self._margin
 
-    # -- the public surface ----------------------------------------------------------------
-    def _prepare(self, y_true, cosine):
-        cosine = ops.convert_to_tensor(cosine)
-        n_classes = _n_classes_of(cosine)
+    def _check_classes(self, cosine):
+        n_classes = _n_classes_of(ops.convert_to_tensor(cosine))
         if self.n_classes is not None and n_classes != self.n_classes:
-            raise ValueError(
-                f"predictions have {n_classes} classes but the loss was built with "
-                f"n_classes={self.n_classes}."
-            )
-        y_true = ops.convert_to_tensor(y_true)
-        _check_batch(y_true, cosine)
-        labels = sparse_labels(y_true, n_classes)
-        cosine = ops.clip(ops.cast(cosine, "float32"), -1.0, 1.0)
-        one_hot = ops.one_hot(labels, n_classes, dtype="float32")
-        return labels, one_hot, cosine
+            raise ValueError(f"predictions have {n_classes} classes but the loss was built with "
+                             f"n_classes={self.n_classes}.")
+
+    def target_cosine(self, cosine):
+        """The margin-adjusted cosine ``cos(m1 theta + m2) - m3`` of every column of ``cosine``
+        (batch, n_classes), each with its class's margins: what a sample of that class gets as
+        its target cosine. No labels needed."""
+        self._check_classes(cosine)
+        return margin_cosine(cosine, self.m1, self.m2, self.m3, self.monotonic)
 
     def logits(self, y_true, cosine):
         """The margin-adjusted, scaled logits (batch, n_classes) that the loss feeds to softmax
         cross-entropy, in float32."""
-        labels, one_hot, cosine = self._prepare(y_true, cosine)
-        return self._logits(labels, one_hot, cosine)
-
-    def _logits(self, labels, one_hot, cosine):
-        cos_t = ops.sum(cosine * one_hot, axis=-1)
-        target = self.target_cosine(cos_t, labels)
-        adjusted = cosine + one_hot * ops.expand_dims(target - cos_t, -1)
-        return self.scale * adjusted
+        self._check_classes(cosine)
+        return angular_margin_logits(y_true, cosine, self.scale, self.m1, self.m2, self.m3, self.monotonic)
 
     def call(self, y_true, y_pred):
-        labels, one_hot, cosine = self._prepare(y_true, y_pred)
-        logits = self._logits(labels, one_hot, cosine)
-        return ops.categorical_crossentropy(one_hot, logits, from_logits=True)
-
-    def _base_config(self):
-        return keras.losses.Loss.get_config(self)
+        self._check_classes(y_pred)
+        rows, valid, logits = _margin_logits(y_true, y_pred, self.scale, self.m1, self.m2, self.m3,
+                                             self.monotonic)
+        return _nan_unless(valid, ops.categorical_crossentropy(rows, logits, from_logits=True))
 
     def get_config(self):
-        config = self._base_config()
-        config.update(scale=self.scale, m1=self.m1, m2=self.m2, m3=self.m3,
-                      n_classes=self.n_classes, monotonic=self.monotonic)
+        config = super().get_config()
+        for arg in _arguments(type(self)):
+            value = getattr(self, arg)
+            config[arg] = list(value) if isinstance(value, tuple) else value
         return config
 
 
@@ -296,44 +401,45 @@ class NormalizedSoftmaxLoss(AngularMarginLoss):
     """Normalised softmax (L2-constrained softmax / NormFace): logits ``s * cos(theta)``, no margin.
 
     Example:
+        >>> from camri_utils.losses import NormalizedSoftmaxLoss
         >>> loss = NormalizedSoftmaxLoss(scale=16.0)
-        >>> loss([0, 1], [[0.9, 0.1], [0.2, 0.8]])
+        >>> round(float(loss([0, 1], [[0.9, 0.1], [0.2, 0.8]])), 4)
+        0.0001
     """
 
     def __init__(self, scale=16.0, reduction="sum_over_batch_size", name=None, dtype=None):
         super().__init__(scale=scale, reduction=reduction, name=name, dtype=dtype)
 
-    def get_config(self):
-        config = self._base_config()
-        config.update(scale=self.scale)
-        return config
-
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class SphereFaceLoss(AngularMarginLoss):
-    """SphereFace (A-Softmax) on normalised features: target logit ``s * cos(m * theta)``.
-
-    SphereFace's own formulation makes the target logit monotonic with
-    ``psi = (-1)^k cos(m theta) - 2k``; pass ``monotonic=True`` for that.
+    """SphereFace (A-Softmax) on normalised features: target logit ``s * psi(theta)``.
 
     Args:
         margin: the multiplicative margin ``m`` >= 1 (SphereFace uses integers, typically 4).
-        scale: ``s`` > 0 (the normalised variant needs a scale since the feature norm is gone).
+        scale: ``s`` in (0, 1e4] (the normalised variant needs one since the feature norm is gone).
+        monotonic: ``True`` (default) uses SphereFace's
+            ``psi(theta) = (-1)^k cos(m theta) - 2k`` on ``[k pi / m, (k+1) pi / m]``, which
+            decreases over [0, pi] (as in SphereFace's paper and its reference implementations).
+            ``False`` uses ``cos(m theta)`` itself, which is *not* monotonic: for m = 4 it is 1
+            at 0, 90 and 180 degrees, so a feature orthogonal to its class scores as well as one
+            on it.
+
+    Example:
+        >>> from camri_utils.losses import SphereFaceLoss
+        >>> orthogonal = [[0.0, -1.0]]                  # a class-0 feature at 90 degrees
+        >>> float(SphereFaceLoss(4, 30.0)([0], orthogonal))
+        60.0
+        >>> float(SphereFaceLoss(4, 30.0, monotonic=False)([0], orthogonal))
+        0.0
     """
 
-    def __init__(self, margin=4.0, scale=30.0, monotonic=False,
+    margin_slot = "m1"
+
+    def __init__(self, margin=4.0, scale=30.0, monotonic=True,
                  reduction="sum_over_batch_size", name=None, dtype=None):
-        super().__init__(scale=scale, m1=_margin_vector("margin", margin, None, 1.0, math.inf),
-                         monotonic=monotonic, reduction=reduction, name=name, dtype=dtype)
-
-    @property
-    def margin(self):
-        return self.m1
-
-    def get_config(self):
-        config = self._base_config()
-        config.update(margin=self.m1, scale=self.scale, monotonic=self.monotonic)
-        return config
+        super().__init__(scale=scale, monotonic=monotonic, reduction=reduction, name=name, dtype=dtype,
+                         **self._named_margin(margin))
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -342,23 +448,18 @@ class CosFaceLoss(AngularMarginLoss):
 
     Args:
         margin: the cosine margin ``m`` in [0, 2] (typically 0.35).
-        scale: ``s`` > 0 (typically 30 to 64).
+        scale: ``s`` in (0, 1e4] (typically 30 to 64).
+
+    Example:
+        >>> from camri_utils.losses import CosFaceLoss
+        >>> round(float(CosFaceLoss(0.35, 30.0)([0], [[0.9, 0.1]])), 4)
+        0.0001
     """
 
-    def __init__(self, margin=0.35, scale=30.0, reduction="sum_over_batch_size", name=None,
-                 dtype=None):
-        super().__init__(scale=scale,
-                         m3=_margin_vector("margin", margin, None, 0.0, 2.0, high_inclusive=True),
-                         reduction=reduction, name=name, dtype=dtype)
+    margin_slot = "m3"
 
-    @property
-    def margin(self):
-        return self.m3
-
-    def get_config(self):
-        config = self._base_config()
-        config.update(margin=self.m3, scale=self.scale)
-        return config
+    def __init__(self, margin=0.35, scale=30.0, reduction="sum_over_batch_size", name=None, dtype=None):
+        super().__init__(scale=scale, reduction=reduction, name=name, dtype=dtype, **self._named_margin(margin))
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -367,30 +468,27 @@ class ArcFaceLoss(AngularMarginLoss):
 
     Args:
         margin: the angular margin ``m`` in radians, in [0, pi) (typically 0.5).
-        scale: ``s`` > 0 (typically 30 to 64).
-        monotonic: ``False`` uses ``cos(theta + m)`` everywhere, as written in the paper;
-            ``True`` uses ArcFace's fallback ``cos(theta) - m sin(m)`` where ``theta + m > pi``.
+        scale: ``s`` in (0, 1e4] (typically 30 to 64).
+        monotonic: ``True`` (default) uses ArcFace's fallback ``cos(theta) - m sin(m)`` where
+            ``theta + m > pi``, as insightface and pytorch-metric-learning do, so the target
+            logit keeps decreasing. ``False`` uses ``cos(theta + m)`` everywhere, as the formula
+            is written (and as CAMRI's default: compare the two with one policy).
 
     Example:
+        >>> import keras
+        >>> from camri_utils.layers import CosineHead
+        >>> from camri_utils.losses import ArcFaceLoss
+        >>> inputs = keras.Input((8,))
+        >>> model = keras.Model(inputs, CosineHead(10)(keras.layers.Dense(4)(inputs)))
         >>> model.compile(optimizer="adam", loss=ArcFaceLoss(margin=0.5, scale=30.0))
     """
 
-    def __init__(self, margin=0.5, scale=30.0, monotonic=False,
+    margin_slot = "m2"
+
+    def __init__(self, margin=0.5, scale=30.0, monotonic=True,
                  reduction="sum_over_batch_size", name=None, dtype=None):
-        margin = _margin_vector("margin", margin, None, 0.0, math.pi,
-                                hint=" radians: an additive angular margin of pi or more "
-                                     "turns every target angle past pi")
-        super().__init__(scale=scale, m2=margin, monotonic=monotonic,
-                         reduction=reduction, name=name, dtype=dtype)
-
-    @property
-    def margin(self):
-        return self.m2
-
-    def get_config(self):
-        config = self._base_config()
-        config.update(margin=self.m2, scale=self.scale, monotonic=self.monotonic)
-        return config
+        super().__init__(scale=scale, monotonic=monotonic, reduction=reduction, name=name, dtype=dtype,
+                         **self._named_margin(margin))
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -409,50 +507,30 @@ class CAMRILoss(AngularMarginLoss):
         margin: angular margin in radians, in [0, pi): a float for all important classes, or a
             sequence with one margin per important class (same order). The paper writes it as
             ``m_deno * pi / 64``.
-        scale: ``s`` > 0 (the paper uses 8 or 16 on CIFAR-10).
-        monotonic: ``False`` (default) is the paper's formula exactly; ``True`` uses ArcFace's
-            fallback ``cos(theta) - m sin(m)`` where ``theta + m > pi``.
+        scale: ``s`` in (0, 1e4] (the paper uses 8 or 16 on CIFAR-10).
+        monotonic: ``False`` (default) is the paper's formula exactly, as the authors' code
+            computes it, so results reproduce the paper; ``True`` uses ArcFace's fallback
+            ``cos(theta) - m sin(m)`` where ``theta + m > pi``.
 
     Example:
+        >>> import math
+        >>> import keras
+        >>> from camri_utils.layers import CosineHead
+        >>> from camri_utils.losses import CAMRILoss
         >>> loss = CAMRILoss(n_classes=10, important_classes=3, margin=4 * math.pi / 64, scale=16)
-        >>> model.compile(optimizer="adam", loss=loss)   # model ends in a CosineHead(10)
+        >>> loss.important_classes, round(loss.margin, 4)
+        ((3,), 0.1963)
+        >>> inputs = keras.Input((8,))
+        >>> model = keras.Model(inputs, CosineHead(10)(keras.layers.Dense(4)(inputs)))
+        >>> model.compile(optimizer="adam", loss=loss)
     """
+
+    margin_slot = "m2"
 
     def __init__(self, n_classes, important_classes, margin=math.pi / 16, scale=16.0,
                  monotonic=False, reduction="sum_over_batch_size", name=None, dtype=None):
-        n_classes = _check_n_classes(n_classes)
-        important = _check_important_classes(important_classes, n_classes)
-        if isinstance(margin, (list, tuple, np.ndarray)):
-            margins = list(np.asarray(margin, dtype=object).ravel())
-            if len(margins) != len(important):
-                raise ValueError(
-                    f"margin has {len(margins)} values but there are {len(important)} important "
-                    "classes; give one margin per important class, or a single float."
-                )
-        else:
-            margins = [margin] * len(important)
-        margins = [
-            _margin_vector("margin", m, None, 0.0, math.pi,
-                           hint=" radians: an additive angular margin of pi or more turns every "
-                                "target angle past pi")
-            for m in margins
-        ]
-        per_class = [0.0] * n_classes
-        for c, m in zip(important, margins):
-            per_class[c] = m
-        super().__init__(scale=scale, m2=tuple(per_class), n_classes=n_classes,
-                         monotonic=monotonic, reduction=reduction, name=name, dtype=dtype)
-        self.important_classes = important
-        self.margins = tuple(margins)
-        # Keep the arguments as given (int or list) so get_config round-trips exactly.
-        self._important_arg = important[0] if isinstance(important_classes, (numbers.Integral, np.integer)) else list(important)
-        self._margin_arg = self.margins[0] if not isinstance(margin, (list, tuple, np.ndarray)) else list(self.margins)
-
-    def get_config(self):
-        config = self._base_config()
-        config.update(n_classes=self.n_classes, important_classes=self._important_arg,
-                      margin=self._margin_arg, scale=self.scale, monotonic=self.monotonic)
-        return config
+        super().__init__(scale=scale, n_classes=n_classes, monotonic=monotonic, reduction=reduction,
+                         name=name, dtype=dtype, **self._named_margin(margin, important_classes, n_classes))
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,22 +555,31 @@ def _log_probs(y_pred, from_logits):
     return ops.log(ops.clip(y_pred, eps, 1.0))
 
 
-def _check_weights_match(weights, n_classes, name):
+def _weighted_inputs(y_true, y_pred, weights, name):
+    """Check the predictions against the class weights; return (label rows, valid mask)."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    n_classes = _n_classes_of(y_pred)
     if len(weights) != n_classes:
         raise ValueError(f"{name} has {len(weights)} values but predictions have {n_classes} classes.")
+    return _label_rows(y_true, y_pred.shape)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class WeightedCrossEntropy(keras.losses.Loss):
     """Class-weighted softmax cross-entropy: ``-w[t] log p_t`` for a sample of class ``t``,
-    averaged over the batch (the same as Keras' ``class_weight``, but part of the loss).
+    averaged over the batch (the same as Keras' ``class_weight``, but part of the loss). Soft
+    label rows ``y`` give ``-sum_k w[k] y_k log p_k``.
 
     Args:
         class_weights: one weight >= 0 per class.
         from_logits: ``True`` (default) if ``y_pred`` are logits, ``False`` for probabilities.
 
     Example:
+        >>> import keras
+        >>> from camri_utils.losses import WeightedCrossEntropy
         >>> w = [1.0] * 10; w[3] = 2.0
+        >>> inputs = keras.Input((8,))
+        >>> model = keras.Model(inputs, keras.layers.Dense(10)(inputs))
         >>> model.compile(optimizer="adam", loss=WeightedCrossEntropy(w))
     """
 
@@ -500,18 +587,13 @@ class WeightedCrossEntropy(keras.losses.Loss):
                  name=None, dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.class_weights = _weight_vector("class_weights", class_weights)
-        self.from_logits = bool(from_logits)
+        self.from_logits = checks.check_bool(from_logits, "from_logits")
 
     def call(self, y_true, y_pred):
-        y_pred = ops.convert_to_tensor(y_pred)
-        n_classes = _n_classes_of(y_pred)
-        _check_weights_match(self.class_weights, n_classes, "class_weights")
-        _check_batch(ops.convert_to_tensor(y_true), y_pred)
-        labels = sparse_labels(y_true, n_classes)
-        log_p = _log_probs(y_pred, self.from_logits)
-        one_hot = ops.one_hot(labels, n_classes, dtype="float32")
-        w = ops.take(ops.convert_to_tensor(np.asarray(self.class_weights, "float32")), labels)
-        return -w * ops.sum(one_hot * log_p, axis=-1)
+        rows, valid = _weighted_inputs(y_true, y_pred, self.class_weights, "class_weights")
+        w = ops.convert_to_tensor(np.asarray(self.class_weights, "float32"))
+        per_sample = -ops.sum(w * rows * _log_probs(y_pred, self.from_logits), axis=-1)
+        return _nan_unless(valid, per_sample)
 
     def get_config(self):
         config = super().get_config()
@@ -522,7 +604,7 @@ class WeightedCrossEntropy(keras.losses.Loss):
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class RealWorldWeightedCrossEntropy(keras.losses.Loss):
     """Categorical real-world-weight cross-entropy (Ho & Wookey, 2019), "CRWWCE" in the CAMRI
-    paper. For softmax probabilities ``p`` and one-hot labels ``y``::
+    paper. For softmax probabilities ``p`` and label rows ``y`` (one-hot or soft)::
 
         loss = -sum_k [ fn_weights[k] * y_k * log(p_k) + fp_weights[k] * (1 - y_k) * log(1 - p_k) ]
 
@@ -535,8 +617,11 @@ class RealWorldWeightedCrossEntropy(keras.losses.Loss):
         from_logits: ``True`` (default) if ``y_pred`` are logits, ``False`` for probabilities.
 
     Example:
-        >>> fn = [1.0] * 10; fn[3] = 4.0          # missing a cat costs four times as much
-        >>> loss = RealWorldWeightedCrossEntropy(fn, fp_weights=[1.0] * 10)
+        >>> from camri_utils.losses import RealWorldWeightedCrossEntropy
+        >>> fn = [1.0] * 3; fn[1] = 4.0          # missing class 1 costs four times as much
+        >>> loss = RealWorldWeightedCrossEntropy(fn, fp_weights=[1.0] * 3)
+        >>> round(float(loss([1], [[0.0, 0.0, 0.0]])), 4)  # 4 log 3 + 2 log 1.5
+        5.2054
     """
 
     def __init__(self, fn_weights, fp_weights, from_logits=True,
@@ -544,23 +629,17 @@ class RealWorldWeightedCrossEntropy(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.fn_weights = _weight_vector("fn_weights", fn_weights)
         self.fp_weights = _weight_vector("fp_weights", fp_weights, len(self.fn_weights))
-        self.from_logits = bool(from_logits)
+        self.from_logits = checks.check_bool(from_logits, "from_logits")
 
     def call(self, y_true, y_pred):
-        y_pred = ops.convert_to_tensor(y_pred)
-        n_classes = _n_classes_of(y_pred)
-        _check_weights_match(self.fn_weights, n_classes, "fn_weights")
-        _check_batch(ops.convert_to_tensor(y_true), y_pred)
-        labels = sparse_labels(y_true, n_classes)
+        rows, valid = _weighted_inputs(y_true, y_pred, self.fn_weights, "fn_weights")
         log_p = _log_probs(y_pred, self.from_logits)
         # log(1 - p), floored at log(epsilon) so it stays finite when a probability reaches 1.
-        eps = keras.config.epsilon()
-        log_not_p = ops.log(ops.clip(1.0 - ops.exp(log_p), eps, 1.0))
-        one_hot = ops.one_hot(labels, n_classes, dtype="float32")
+        log_not_p = ops.log(ops.clip(1.0 - ops.exp(log_p), keras.config.epsilon(), 1.0))
         fn = ops.convert_to_tensor(np.asarray(self.fn_weights, "float32"))
         fp = ops.convert_to_tensor(np.asarray(self.fp_weights, "float32"))
-        per_class = fn * one_hot * log_p + fp * (1.0 - one_hot) * log_not_p
-        return -ops.sum(per_class, axis=-1)
+        per_sample = -ops.sum(fn * rows * log_p + fp * (1.0 - rows) * log_not_p, axis=-1)
+        return _nan_unless(valid, per_sample)
 
     def get_config(self):
         config = super().get_config()

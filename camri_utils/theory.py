@@ -1,4 +1,15 @@
-"""Closed forms and curves used by the chapters on normalised softmax and angular margins."""
+"""Closed forms and curves used by the chapters on normalised softmax and angular margins.
+
+Example:
+    >>> import math
+    >>> from camri_utils import ArcFaceLoss, theory
+    >>> round(theory.max_probability(16.0, 10), 6)
+    1.0
+    >>> round(theory.min_scale(0.99, 10), 3)
+    6.111
+    >>> round(math.degrees(theory.decision_angle(ArcFaceLoss(0.5, 1.0), math.pi / 2)), 3)
+    30.676
+"""
 
 from __future__ import annotations
 
@@ -7,12 +18,14 @@ import math
 import keras
 import numpy as np
 
+from camri_utils import checks
+
 __all__ = ["max_probability", "min_scale", "simplex_cosines", "target_logit_curve", "decision_angle"]
 
 
 def _check(scale=None, n_classes=None, probability=None):
-    if n_classes is not None and (int(n_classes) != n_classes or n_classes < 2):
-        raise ValueError(f"n_classes must be an integer >= 2; got {n_classes!r}.")
+    if n_classes is not None:
+        checks.check_n_classes(n_classes)
     if scale is not None and np.any(np.asarray(scale) <= 0):
         raise ValueError("scale must be > 0.")
     if probability is not None and np.any((np.asarray(probability) <= 1 / n_classes) | (np.asarray(probability) >= 1)):
@@ -50,31 +63,33 @@ def simplex_cosines(n_classes):
     return np.full((c, c), -1.0 / (c - 1)) + np.eye(c) * (1 + 1.0 / (c - 1))
 
 
-def target_logit_curve(loss, theta, n_classes=2):
-    """The target logit divided by the scale, ``cos(m1 theta + m2) - m3``, that ``loss``
-    gives a sample of class 0 at angle ``theta`` (radians) from its class weight."""
+def target_logit_curve(loss, theta, target=0):
+    """The target logit divided by the scale, ``cos(m1 theta + m2) - m3``, that ``loss`` gives
+    a sample of class ``target`` at angle ``theta`` (radians) from its class weight."""
     theta = np.asarray(theta, dtype=np.float64)
+    n_classes = getattr(loss, "n_classes", None) or target + 1
+    target = checks.check_class_index(target, n_classes, "target")
     cos = np.zeros((theta.size, n_classes), np.float32)
-    cos[:, 0] = np.cos(theta.ravel())
-    logits = keras.ops.convert_to_numpy(loss.logits(np.zeros(theta.size, int), cos))
-    return (logits[:, 0] / loss.scale).reshape(theta.shape)
+    cos[:, target] = np.cos(theta.ravel())
+    return keras.ops.convert_to_numpy(loss.target_cosine(cos))[:, target].reshape(theta.shape)
 
 
 def decision_angle(loss, separation, target=0, other=1, tol=1e-7):
     """For two unit class weights ``separation`` radians apart and a sample of class
     ``target`` between them at angle ``a`` from its weight, the angle ``a`` where the loss's
     target logit equals the ``other`` class's logit: the boundary the loss trains towards
-    (``separation / 2`` without a margin). Found by bisection on ``loss.logits``; any further
-    classes the loss expects are put opposite (cosine -1), out of the competition."""
+    (``separation / 2`` without a margin). Found by bisection on ``loss.target_cosine`` (the
+    other logit is the plain cosine, times the same scale)."""
     n_classes = getattr(loss, "n_classes", None) or max(target, other) + 1
-    if target == other or not (0 <= target < n_classes and 0 <= other < n_classes):
-        raise ValueError(f"target and other must be two different classes in [0, {n_classes}).")
+    target = checks.check_class_index(target, n_classes, "target")
+    other = checks.check_class_index(other, n_classes, "other")
+    if target == other:
+        raise ValueError(f"target and other must be two different classes; both are {target}.")
 
     def gap(a):
-        cos = np.full((1, n_classes), -1.0, np.float32)
-        cos[0, target], cos[0, other] = math.cos(a), math.cos(separation - a)
-        logits = keras.ops.convert_to_numpy(loss.logits(np.array([target]), cos))[0]
-        return logits[target] - logits[other]
+        cos = np.zeros((1, n_classes), np.float32)
+        cos[0, target] = math.cos(a)
+        return float(keras.ops.convert_to_numpy(loss.target_cosine(cos))[0, target]) - math.cos(separation - a)
 
     lo, hi = 0.0, float(separation)
     if gap(lo) <= 0:

@@ -35,6 +35,26 @@ def margin_logits(cos, labels, scale, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
     return logits
 
 
+def soft_margin_logits(cos, rows, scale, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
+    """Label rows (one-hot or soft): every column k gets s*(cos_k + y_k*(target_k - cos_k)), with
+    target_k = cos(m1[k]*theta_k + m2[k]) - m3[k] (the authors' layer, column-wise)."""
+    cos = np.clip(np.asarray(cos, np.float64), -1.0, 1.0)
+    rows = np.asarray(rows, np.float64)
+    a, b, d = (np.broadcast_to(np.asarray(m, np.float64), (cos.shape[1],)) for m in (m1, m2, m3))
+    theta = np.arccos(cos)
+    phi = a * theta + b
+    target = np.cos(phi) - d
+    if monotonic:
+        k = np.floor(phi / np.pi)
+        fallback = np.where(a == 1.0, cos - b * np.sin(b) - d, (-1.0) ** k * np.cos(phi) - 2 * k - d)
+        target = np.where(phi > np.pi, fallback, target)
+    return scale * (cos + rows * (target - cos))
+
+
+def soft_ce(logits, rows):
+    return -(np.asarray(rows, np.float64) * log_softmax(logits)).sum(axis=1)
+
+
 def softmax_ce(logits, labels):
     y = as_int_labels(labels)
     z = logits - logits.max(axis=1, keepdims=True)

@@ -1,7 +1,9 @@
 """The loss family against float64 NumPy references, gradients, special cases, mixed
 precision, serialization and input validation."""
 
+import inspect
 import math
+import re
 
 import keras
 import numpy as np
@@ -19,6 +21,7 @@ from camri_utils import (
     SphereFaceLoss,
     WeightedCrossEntropy,
 )
+from camri_utils.losses import angular_margin_logits, margin_cosine
 from tests import reference as ref
 
 N_CLASSES = 6
@@ -50,17 +53,17 @@ def label_formats(labels, n_classes=N_CLASSES):
 MARGIN_CASES = [
     ("normsoftmax", lambda: NormalizedSoftmaxLoss(scale=16.0),
      lambda c, y: ref.softmax_ce(ref.margin_logits(c, y, 16.0), y)),
-    ("sphereface", lambda: SphereFaceLoss(margin=4.0, scale=30.0),
-     lambda c, y: ref.softmax_ce(ref.margin_logits(c, y, 30.0, m1=4.0), y)),
-    ("sphereface_monotonic", lambda: SphereFaceLoss(margin=3.0, scale=20.0, monotonic=True),
-     lambda c, y: ref.softmax_ce(ref.margin_logits(c, y, 20.0, m1=3.0, monotonic=True), y)),
+    ("sphereface", lambda: SphereFaceLoss(margin=4.0, scale=30.0),  # default: monotonic psi
+     lambda c, y: ref.softmax_ce(ref.margin_logits(c, y, 30.0, m1=4.0, monotonic=True), y)),
+    ("sphereface_plain", lambda: SphereFaceLoss(margin=3.0, scale=20.0, monotonic=False),
+     lambda c, y: ref.softmax_ce(ref.margin_logits(c, y, 20.0, m1=3.0), y)),
     ("cosface", lambda: CosFaceLoss(margin=0.35, scale=30.0),
      lambda c, y: ref.softmax_ce(ref.margin_logits(c, y, 30.0, m3=0.35), y)),
-    ("arcface", lambda: ArcFaceLoss(margin=0.5, scale=30.0),
-     lambda c, y: ref.softmax_ce(ref.margin_logits(c, y, 30.0, m2=0.5), y)),
-    ("arcface_monotonic", lambda: ArcFaceLoss(margin=0.5, scale=30.0, monotonic=True),
+    ("arcface", lambda: ArcFaceLoss(margin=0.5, scale=30.0),  # default: monotonic fallback
      lambda c, y: ref.softmax_ce(ref.margin_logits(c, y, 30.0, m2=0.5, monotonic=True), y)),
-    ("camri_one", lambda: CAMRILoss(N_CLASSES, 3, 4 * PI / 64, 16.0),
+    ("arcface_paper", lambda: ArcFaceLoss(margin=0.5, scale=30.0, monotonic=False),
+     lambda c, y: ref.softmax_ce(ref.margin_logits(c, y, 30.0, m2=0.5), y)),
+    ("camri_one", lambda: CAMRILoss(N_CLASSES, 3, 4 * PI / 64, 16.0),  # default: the paper's formula
      lambda c, y: ref.camri_per_sample(c, y, N_CLASSES, [3], [4 * PI / 64], 16.0)),
     ("camri_large_margin", lambda: CAMRILoss(N_CLASSES, 2, 1.2, 8.0),
      lambda c, y: ref.camri_per_sample(c, y, N_CLASSES, [2], [1.2], 8.0)),
@@ -74,10 +77,11 @@ MARGIN_CASES = [
      lambda c, y: ref.softmax_ce(ref.margin_logits(
          c, y, 12.0, m1=[1, 1, 2, 1, 1, 1], m2=[0, 0.2, 0, 0.4, 0, 0], m3=[0, 0, 0, 0.1, 0.3, 0]), y)),
 ]
+CASE_IDS = [c[0] for c in MARGIN_CASES]
 
 
 @pytest.mark.parametrize("fmt", ["int", "column", "one_hot"])
-@pytest.mark.parametrize("name,make,reference", MARGIN_CASES, ids=[c[0] for c in MARGIN_CASES])
+@pytest.mark.parametrize("name,make,reference", MARGIN_CASES, ids=CASE_IDS)
 def test_margin_losses_match_float64_reference(name, make, reference, fmt, rng):
     cos, labels = random_batch(rng)
     y = label_formats(labels)[fmt]
@@ -88,7 +92,7 @@ def test_margin_losses_match_float64_reference(name, make, reference, fmt, rng):
     np.testing.assert_allclose(float(loss(y, cos)), expected.mean(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name,make,reference", MARGIN_CASES, ids=[c[0] for c in MARGIN_CASES])
+@pytest.mark.parametrize("name,make,reference", MARGIN_CASES, ids=CASE_IDS)
 def test_logits_method_matches_reference(name, make, reference, rng):
     cos, labels = random_batch(rng)
     loss = make()
@@ -96,6 +100,113 @@ def test_logits_method_matches_reference(name, make, reference, rng):
     assert logits.dtype == np.float32 and logits.shape == cos.shape
     # The logits are what the loss feeds to softmax cross-entropy.
     np.testing.assert_allclose(ref.softmax_ce(logits, labels), reference(cos, labels), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,make,reference", MARGIN_CASES, ids=CASE_IDS)
+def test_soft_labels_match_float64_reference(name, make, reference, rng):
+    """Label smoothing: every column's margin weighted by its label mass, cross-entropy against the row."""
+    cos, labels = random_batch(rng)
+    rows = 0.9 * np.eye(N_CLASSES)[labels] + 0.1 / N_CLASSES
+    rows[20] = [0.5, 0.3, 0.2, 0.0, 0.0, 0.0]  # a mixup-like row
+    loss = make()
+    m1, m2, m3 = (getattr(loss, slot) for slot in ("m1", "m2", "m3"))
+    expected = ref.soft_ce(ref.soft_margin_logits(cos, rows, loss.scale, m1, m2, m3, loss.monotonic), rows)
+    per_sample = keras.ops.convert_to_numpy(loss.call(rows.astype(np.float32), cos))
+    np.testing.assert_allclose(per_sample, expected, rtol=1e-5, atol=1e-5)
+    # The same reference with one-hot rows is the per-sample reference written with acos per row.
+    np.testing.assert_allclose(ref.soft_ce(ref.soft_margin_logits(
+        cos, np.eye(N_CLASSES)[labels], loss.scale, m1, m2, m3, loss.monotonic), np.eye(N_CLASSES)[labels]),
+        reference(cos, labels), atol=1e-9)
+
+
+def test_soft_labels_change_the_loss_and_keep_gradients_finite(rng):
+    cos, labels = random_batch(rng)
+    smoothed = (0.8 * np.eye(N_CLASSES)[labels] + 0.2 / N_CLASSES).astype(np.float32)
+    loss = CAMRILoss(N_CLASSES, 2, 0.5, 16.0)
+    assert float(loss(smoothed, cos)) != pytest.approx(float(loss(labels, cos)), rel=1e-3)
+    x = tf.Variable(cos)
+    with tf.GradientTape() as tape:
+        value = loss(smoothed, x)
+    assert np.all(np.isfinite(tape.gradient(value, x).numpy()))
+
+
+def test_function_and_methods_are_the_loss(rng):
+    cos, labels = random_batch(rng)
+    m = dict(m1=[1, 1, 2, 1, 1, 1], m2=[0, 0.2, 0, 0.4, 0, 0], m3=[0, 0, 0, 0.1, 0.3, 0])
+    loss = AngularMarginLoss(scale=12.0, n_classes=N_CLASSES, **m)
+    logits = keras.ops.convert_to_numpy(angular_margin_logits(labels, cos, 12.0, **m))
+    np.testing.assert_array_equal(logits, keras.ops.convert_to_numpy(loss.logits(labels, cos)))
+    np.testing.assert_allclose(logits, ref.margin_logits(cos, labels, 12.0, **m), atol=2e-5)
+    # target_cosine: every column with its own class's margins, no labels needed.
+    target = keras.ops.convert_to_numpy(loss.target_cosine(cos))
+    np.testing.assert_allclose(target, ref.soft_margin_logits(cos, np.ones_like(cos), 1.0, **m), atol=2e-6)
+    np.testing.assert_array_equal(target, keras.ops.convert_to_numpy(margin_cosine(cos, **m)))
+
+
+@pytest.mark.parametrize("cls,slot,margin", [(SphereFaceLoss, "m1", 3.0), (ArcFaceLoss, "m2", 0.3),
+                                             (CosFaceLoss, "m3", 0.2)])
+def test_named_losses_set_their_slot_only(cls, slot, margin):
+    loss = cls(margin, 8.0)
+    assert cls.margin_slot == slot and loss.margin == margin
+    assert {s: getattr(loss, s) for s in ("m1", "m2", "m3")} == {"m1": 1.0, "m2": 0.0, "m3": 0.0, slot: margin}
+    camri = CAMRILoss(4, [2, 0], [0.3, 0.1], 8.0)
+    assert camri.m2 == (0.1, 0.0, 0.3, 0.0) and camri.margin == (0.3, 0.1) and camri.important_classes == (2, 0)
+    with pytest.raises(AttributeError, match="no single margin"):
+        NormalizedSoftmaxLoss().margin
+
+
+# ---------------------------------------------------------------------------------------------
+# theta + m > pi: the defaults
+# ---------------------------------------------------------------------------------------------
+MONOTONIC_DEFAULTS = [  # (loss class, a factory with the required arguments, default)
+    (AngularMarginLoss, lambda **kw: AngularMarginLoss(**kw), False),
+    (SphereFaceLoss, lambda **kw: SphereFaceLoss(**kw), True),
+    (ArcFaceLoss, lambda **kw: ArcFaceLoss(**kw), True),
+    (CAMRILoss, lambda **kw: CAMRILoss(4, 1, **kw), False),
+]
+
+
+@pytest.mark.parametrize("cls,make,default", MONOTONIC_DEFAULTS, ids=[c[0].__name__ for c in MONOTONIC_DEFAULTS])
+def test_monotonic_defaults_are_what_the_docstrings_say(cls, make, default):
+    assert inspect.signature(cls).parameters["monotonic"].default is default
+    assert make().monotonic is default
+    assert re.findall(r"monotonic: ``(True|False)`` \(default\)", cls.__doc__) == [str(default)]
+
+
+def test_orthogonal_feature_does_not_score_well_by_default():
+    """SphereFace's cos(4 theta) is 1 at 90 degrees: a perfect score for a feature orthogonal to its
+    class. The default (monotonic psi) gives it a large loss instead."""
+    orthogonal = np.array([[0.0, -1.0]], "float32")
+    assert float(SphereFaceLoss(4, 30.0)([0], orthogonal)) == pytest.approx(60.0, abs=1e-4)
+    assert float(SphereFaceLoss(4, 30.0, monotonic=False)([0], orthogonal)) == pytest.approx(0.0, abs=1e-6)
+    on_class = np.array([[1.0, 0.0]], "float32")
+    assert float(SphereFaceLoss(4, 30.0)([0], on_class)) < 1e-6
+
+
+def _free_feature_accuracy(loss, seed=0, n_classes=10, dim=32, per_class=20, steps=200):
+    """Train free 32-D feature vectors (an Embedding, one per sample) and a CosineHead with
+    ``loss``; return the training accuracy of argmax cosine."""
+    keras.utils.set_random_seed(seed)
+    n = n_classes * per_class
+    index, labels = np.arange(n), np.arange(n) % n_classes
+    inputs = keras.Input((), dtype="int32")
+    features = keras.layers.Embedding(n, dim, embeddings_initializer="random_normal")(inputs)
+    model = keras.Model(inputs, CosineHead(n_classes)(features))
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=loss)
+    model.fit(np.tile(index, steps), np.tile(labels, steps), batch_size=n, shuffle=False, verbose=0)
+    return float(np.mean(np.argmax(keras.ops.convert_to_numpy(model(index)), axis=1) == labels))
+
+
+@pytest.mark.parametrize("make", [NormalizedSoftmaxLoss, SphereFaceLoss, CosFaceLoss, ArcFaceLoss,
+                                  lambda: CAMRILoss(10, 3)], ids=["normsoftmax", "sphereface", "cosface",
+                                                                  "arcface", "camri"])
+def test_every_margin_loss_trains_at_its_defaults(make):
+    assert _free_feature_accuracy(make()) >= 0.95
+
+
+def test_non_monotonic_sphereface_does_not_train():
+    # Features settle at 90 degrees from their class weight, where cos(4 theta) = 1 (about chance).
+    assert _free_feature_accuracy(SphereFaceLoss(monotonic=False)) < 0.5
 
 
 def test_camri_margin_lands_only_on_important_targets(rng):
@@ -114,7 +225,7 @@ def test_paper_formula_is_not_monotonic_past_pi_and_fallback_is():
     theta = np.linspace(0.0, PI, 721)
     cos = np.stack([np.cos(theta), np.zeros_like(theta)], axis=1).astype(np.float32)
     labels = np.zeros(len(theta), dtype=np.int64)
-    paper = keras.ops.convert_to_numpy(ArcFaceLoss(m, 1.0).logits(labels, cos))[:, 0]
+    paper = keras.ops.convert_to_numpy(ArcFaceLoss(m, 1.0, monotonic=False).logits(labels, cos))[:, 0]
     fallback = keras.ops.convert_to_numpy(ArcFaceLoss(m, 1.0, monotonic=True).logits(labels, cos))[:, 0]
     past = theta + m > PI
     assert np.all(np.diff(paper[past]) > 0)          # the paper's target logit rises again
@@ -152,7 +263,7 @@ def test_camri_with_every_class_important_equals_arcface(rng):
 ALL_LOSSES = [case[1] for case in MARGIN_CASES]
 
 
-@pytest.mark.parametrize("make", ALL_LOSSES, ids=[c[0] for c in MARGIN_CASES])
+@pytest.mark.parametrize("make", ALL_LOSSES, ids=CASE_IDS)
 @pytest.mark.parametrize("value", [-1.0, 0.0, 1.0])
 def test_gradients_finite_at_special_cosines(make, value, rng):
     cos = rng.uniform(-0.9, 0.9, size=(N_CLASSES, N_CLASSES)).astype(np.float32)
@@ -339,7 +450,14 @@ def test_weighted_losses_with_unit_weights_reduce_to_cross_entropy(rng):
     (lambda: CAMRILoss(10, 3, -0.1, 16), r"margin must be in \[0, 3.14159"),
     (lambda: CAMRILoss(10, 3, PI, 16), r"pi or more"),
     (lambda: CAMRILoss(10, [3], [4.0], 16), r"pi or more"),
-    (lambda: CAMRILoss(10, 3, 0.2, 0.0), r"scale must be a finite number > 0"),
+    (lambda: CAMRILoss(10, 3, 0.2, 0.0), r"scale must be a finite number in \(0, 10000\] \(typical values 8 to 64\)"),
+    (lambda: ArcFaceLoss(scale=1e300), r"scale must be a finite number in \(0, 10000\]"),
+    (lambda: CosFaceLoss(scale=2e4), r"scale must be"),
+    (lambda: ArcFaceLoss(monotonic="False"), r"monotonic must be True or False; got 'False' \(a str\)"),
+    (lambda: SphereFaceLoss(monotonic=0), r"monotonic must be True or False"),
+    (lambda: CAMRILoss(10, 3, monotonic=None), r"monotonic must be True or False"),
+    (lambda: AngularMarginLoss(monotonic="yes"), r"monotonic must be True or False"),
+    (lambda: WeightedCrossEntropy([1.0, 1.0], from_logits="True"), r"from_logits must be True or False"),
     (lambda: CAMRILoss(10, 3, 0.2, -5), r"scale must be"),
     (lambda: CAMRILoss(1, 0, 0.2, 16), r"n_classes must be an integer >= 2"),
     (lambda: ArcFaceLoss(margin=3.5), r"margin must be in \[0, 3.14159"),
@@ -349,7 +467,8 @@ def test_weighted_losses_with_unit_weights_reduce_to_cross_entropy(rng):
     (lambda: SphereFaceLoss(margin=0.5), r"margin must be in \[1, inf\)"),
     (lambda: NormalizedSoftmaxLoss(scale=0), r"scale must be"),
     (lambda: AngularMarginLoss(m2=[0.1, 0.2]), "n_classes is not set"),
-    (lambda: AngularMarginLoss(m2=[0.1, 0.2], n_classes=3), "one value per class"),
+    (lambda: AngularMarginLoss(m2=[0.1, 0.2], n_classes=3), "one m2 per class"),
+    (lambda: AngularMarginLoss(m3=2.5), r"m3 must be in \[0, 2\] \(an additive cosine margin\)"),
     (lambda: WeightedCrossEntropy([1.0, -1.0, 1.0]), ">= 0"),
     (lambda: RealWorldWeightedCrossEntropy([1, 1, 1], [1, 1]), "fp_weights has 2 values"),
 ])
@@ -365,8 +484,10 @@ def test_bad_parameters_raise_clear_errors(make, match):
     lambda: RealWorldWeightedCrossEntropy([1.0] * N_CLASSES, [1.0] * N_CLASSES),
 ])
 @pytest.mark.parametrize("labels,match", [
-    (np.zeros((8, 3)), r"labels of shape \(8, 3\) do not match predictions with 6 classes"),
-    (np.zeros((8, 6, 1)), r"do not match predictions"),
+    (np.zeros((8, 3)), r"labels of shape \(8, 3\) do not fit 6 classes: give class indices"),
+    (np.zeros((8, 6, 1)), r"do not fit 6 classes"),
+    (np.full((8, 6), 0.5), r"label rows must be >= 0 and sum to 1 \(one-hot or soft labels\); row 0 sums to 3"),
+    (np.full(8, 2.7), r"label 2.7 is not a whole number: labels must be class indices 0..5"),
     (np.zeros(5), r"batch size 5 but predictions have batch size 8"),
     (np.full(8, 6), r"label 6 is outside \[0, 6\)"),
     (np.full(8, -1), r"label -1 is outside"),
@@ -390,5 +511,97 @@ def test_shape_errors_also_raise_when_compiled(rng):
     def f(y, c):
         return loss(y, c)
 
-    with pytest.raises(ValueError, match="do not match predictions"):
+    with pytest.raises(ValueError, match="do not fit 6 classes"):
         f(tf.zeros((4, 3)), tf.zeros((4, N_CLASSES)))
+
+
+@pytest.mark.parametrize("make", [lambda: ArcFaceLoss(0.3, 16), lambda: CAMRILoss(N_CLASSES, 1, 0.3, 16)])
+def test_cosines_that_are_nan_or_no_cosines_raise_when_eager_and_give_nan_when_compiled(make, rng):
+    cos = rng.uniform(-1, 1, size=(4, N_CLASSES)).astype(np.float32)
+    labels = np.array([0, 1, 2, 3])
+    cos[2, 1] = np.nan
+    with pytest.raises(ValueError, match="the cosines contain NaN"):
+        make()(labels, cos)
+    # In a compiled function a NaN passes through (documented): the loss is NaN, as in Keras' own losses.
+    loss = make()
+    assert np.isnan(float(tf.function(lambda y, c: loss(y, c))(labels, cos)))
+    cos[2, 1] = 3.5
+    with pytest.raises(ValueError, match=r"must be cosines in \[-1, 1\].*got 3.5"):
+        make()(labels, cos)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad labels inside fit (a compiled graph, not run_eagerly)
+# ---------------------------------------------------------------------------------------------
+FIT_LOSSES = [
+    ("arcface", lambda: ArcFaceLoss(0.3, 16.0), "cosine"),
+    ("camri", lambda: CAMRILoss(N_CLASSES, 1, 0.3, 16.0), "cosine"),
+    ("wce", lambda: WeightedCrossEntropy([1.0] * N_CLASSES), "dense"),
+    ("crwwce", lambda: RealWorldWeightedCrossEntropy([1.0] * N_CLASSES, [1.0] * N_CLASSES), "dense"),
+]
+
+
+def _fit_with_label(make, head, bad, jit_compile=False, run_eagerly=False):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    features = keras.layers.Dense(8)(inputs)
+    outputs = CosineHead(N_CLASSES)(features) if head == "cosine" else keras.layers.Dense(N_CLASSES)(features)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss=make(), jit_compile=jit_compile, run_eagerly=run_eagerly)
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    y = (np.arange(32) % N_CLASSES).astype(np.float32)
+    y[11] = bad
+    return model.fit(x, y, epochs=1, batch_size=16, verbose=0).history["loss"]
+
+
+@pytest.mark.parametrize("name,make,head", FIT_LOSSES, ids=[c[0] for c in FIT_LOSSES])
+@pytest.mark.parametrize("bad,shown", [(-1, "-1"), (N_CLASSES, "6"), (2.7, "2.7")])
+def test_bad_labels_fail_inside_fit_with_a_clear_message(name, make, head, bad, shown):
+    expected = (r"a label is outside \[0, 6\) or not a whole number: labels must be class indices 0..5\. "
+                rf"First bad label:\] \[{shown}\]")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
+        _fit_with_label(make, head, bad)
+
+
+def test_bad_labels_raise_the_eager_message_with_run_eagerly():
+    make, head = FIT_LOSSES[1][1:]
+    with pytest.raises(ValueError, match=r"label 6 is outside \[0, 6\): labels must be class indices 0..5"):
+        _fit_with_label(make, head, N_CLASSES, run_eagerly=True)
+
+
+@pytest.mark.parametrize("name,make,head", FIT_LOSSES, ids=[c[0] for c in FIT_LOSSES])
+def test_bad_labels_give_a_nan_loss_under_xla(name, make, head):
+    """XLA compiles assertions away; the bad sample's loss is NaN instead of silently 0."""
+    assert np.isnan(_fit_with_label(make, head, N_CLASSES, jit_compile=True)[-1])
+
+
+def test_bad_soft_label_rows_fail_inside_a_compiled_function(rng):
+    loss = CAMRILoss(N_CLASSES, 1, 0.3, 16.0)
+    rows = np.eye(N_CLASSES, dtype=np.float32)[[0, 1, 2, 3]]
+    rows[2] *= 0.5
+    cos = rng.uniform(-1, 1, size=(4, N_CLASSES)).astype(np.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"label rows must be >= 0 and sum to 1.*\[0.5\]"):
+        tf.function(lambda y, c: loss(y, c))(rows, cos)
+
+
+# ---------------------------------------------------------------------------------------------
+# No NaN anywhere: 1e5 cosines with exact +-1, 0 and 1 +- 1e-7, in float32 and float16
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "mixed_float16"])
+@pytest.mark.parametrize("make", ALL_LOSSES + [lambda: ArcFaceLoss(3.0, 64.0), lambda: SphereFaceLoss(7, 64.0),
+                                               FIT_LOSSES[2][1], FIT_LOSSES[3][1]],
+                         ids=CASE_IDS + ["arcface_wide", "sphereface_7", "wce", "crwwce"])
+def test_no_non_finite_loss_or_gradient_over_1e5_cosines(make, dtype, rng):
+    n = 100_000 // N_CLASSES
+    special = np.array([-1.0, 1.0, 0.0, 1 - 1e-7, 1 + 1e-7, -1 + 1e-7, -1 - 1e-7], np.float32)
+    cos = rng.uniform(-1.0, 1.0, size=(n, N_CLASSES)).astype(np.float32)
+    cos.flat[rng.choice(cos.size, 20_000, replace=False)] = rng.choice(special, 20_000)
+    labels = rng.integers(0, N_CLASSES, size=n)
+    cos[np.arange(len(special)), labels[:len(special)]] = special  # each value at a target, too
+    x = tf.Variable(cos.astype("float16" if dtype == "mixed_float16" else "float32"))
+    loss = make()
+    loss = type(loss).from_config({**loss.get_config(), "reduction": None, "dtype": dtype})
+    with tf.GradientTape() as tape:
+        values = loss(labels, x)
+    grad = tape.gradient(values, x).numpy()
+    assert np.isfinite(values.numpy()).all() and np.isfinite(grad).all()

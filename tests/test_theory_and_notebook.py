@@ -31,7 +31,14 @@ def test_min_scale_rejects_unreachable_probabilities():
 
 def test_target_logit_curve_and_decision_angles():
     theta = np.linspace(0, math.pi, 50)
-    np.testing.assert_allclose(theory.target_logit_curve(ArcFaceLoss(0.4, 5.0), theta), np.cos(theta + 0.4), atol=1e-5)
+    paper = theory.target_logit_curve(ArcFaceLoss(0.4, 5.0, monotonic=False), theta)
+    np.testing.assert_allclose(paper, np.cos(theta + 0.4), atol=1e-5)
+    fallback = theory.target_logit_curve(ArcFaceLoss(0.4, 5.0), theta)  # the default past pi - m
+    np.testing.assert_allclose(fallback, np.where(theta + 0.4 > math.pi, np.cos(theta) - 0.4 * math.sin(0.4),
+                                                  np.cos(theta + 0.4)), atol=1e-5)
+    class1 = CAMRILoss(3, 1, 0.5, 8.0)  # the curve of the class asked for
+    np.testing.assert_allclose(theory.target_logit_curve(class1, theta, target=1), np.cos(theta + 0.5), atol=1e-5)
+    np.testing.assert_allclose(theory.target_logit_curve(class1, theta, target=0), np.cos(theta), atol=1e-5)
     sep = math.radians(90)
     assert theory.decision_angle(NormalizedSoftmaxLoss(1.0), sep) == pytest.approx(sep / 2, abs=1e-6)
     assert theory.decision_angle(ArcFaceLoss(0.5, 1.0), sep) == pytest.approx((sep - 0.5) / 2, abs=1e-6)
@@ -42,6 +49,8 @@ def test_target_logit_curve_and_decision_angles():
     assert theory.decision_angle(camri, sep, target=1, other=0) == pytest.approx(sep / 2, abs=1e-6)
     with pytest.raises(ValueError, match="two different classes"):
         theory.decision_angle(camri, sep, target=1, other=1)
+    with pytest.raises(ValueError, match=r"other 3 is outside \[0, 3\)"):
+        theory.decision_angle(camri, sep, target=1, other=3)
 
 
 def test_provenance_rejects_unknown_profile():
