@@ -93,8 +93,12 @@ def _run_one(spec, output, planned, ds):
     }
     if "validation" in stored:
         record["validation"] = _scored(stored["validation"], result.labels["validation"], ds.n_classes)
-    arrays = {split: s for split, s in stored.items()}
-    arrays.update({f"y_{split}": np.asarray(y, np.int16) for split, y in result.labels.items()})
+    # The shared runs keep their validation scores (threshold moving re-reads them); the
+    # class-specific ones keep test scores only, their validation metrics being in the record:
+    # that keeps a full sweep's scores within the repository's budget.
+    splits = list(stored) if planned.important_class is None else ["test"]
+    arrays = {split: stored[split] for split in splits}
+    arrays.update({f"y_{split}": np.asarray(result.labels[split], np.int16) for split in splits})
     arrays["class_weights"] = angles.class_weights_of(result.model).astype(np.float32)
     write_record(output, record, arrays)
 

@@ -124,8 +124,9 @@ def write_record(output, record, scores=None):
 
 
 def load_scores(output, record):
-    """The stored outputs of ``record``'s run: {"validation", "test", "y_validation", "y_test",
-    "class_weights"} as arrays (scores as float32)."""
+    """The stored outputs of ``record``'s run as arrays (scores as float32): ``test``,
+    ``y_test`` and ``class_weights`` for every run; ``validation`` and ``y_validation`` for the
+    runs shared by all important classes (CE, normalized softmax, ArcFace)."""
     path = Path(output) / "runs" / f"{record['run_id']}.npz"
     if not path.exists():
         raise ProtocolError(f"{path} is missing: the run's scores were not stored (records of schema 1 have none).")
