@@ -22,7 +22,7 @@ from pathlib import Path
 from camri_utils.environment import device_summary, environment
 from camri_utils.io import atomic_path
 
-__all__ = ["PROFILES", "provenance", "run", "main"]
+__all__ = ["PROFILES", "provenance", "fixture_banner", "FIXTURE_BANNER", "run", "main"]
 
 PROFILES = ("quick", "full")
 KEY = "camri_provenance"  # the record travels in the banner output's metadata
@@ -57,6 +57,31 @@ def provenance(profile, data, **extra):
         display({"text/plain": text, "text/markdown": markdown}, metadata={KEY: record}, raw=True)
     except ImportError:  # pragma: no cover
         print(text)
+
+
+FIXTURE_BANNER = ("synthetic fixture in the real file format: shows that the cells run; "
+                  "these are not results")
+
+
+def fixture_banner(source, where=None):
+    """Display a warning banner when ``source`` (a :class:`camri_utils.data.Source`, or a
+    Dataset's ``source``) is a synthetic fixture; display nothing for real data. Call it at the
+    top of a chapter and at the top of each cell that shows a result. Returns True when shown.
+
+    The banner is a MyST ``warning`` admonition in the book and plain text elsewhere."""
+    source = getattr(source, "source", source)
+    if getattr(source, "real", True):
+        return False
+    what = f" ({where})" if where else ""
+    text = f"WARNING{what}: {FIXTURE_BANNER}."
+    markdown = f"```{{warning}}\n**{FIXTURE_BANNER[0].upper() + FIXTURE_BANNER[1:]}.**{what}\n```"
+    try:
+        from IPython.display import display
+
+        display({"text/plain": text, "text/markdown": markdown}, raw=True)
+    except ImportError:  # pragma: no cover
+        print(text)
+    return True
 
 
 def _record_of(nb):
