@@ -6,6 +6,22 @@ around, their class weight. These functions measure that from the features of a 
 float64 NumPy; angles in degrees unless ``degrees=False``.
 
 A zero feature vector has cosine 0 with every class (angle 90 degrees), as in the head.
+
+Example:
+    >>> import numpy as np
+    >>> from camri_utils import angles
+    >>> weights = np.array([[1.0, 0.0], [0.0, 1.0]])          # (d, C): class 0 along x, class 1 along y
+    >>> features = np.array([[1.0, 0.1], [0.2, 1.0], [1.0, -0.2]])
+    >>> np.round(angles.own_class_angles(features, weights, [0, 1, 0]), 2)
+    array([ 5.71, 11.31, 11.31])
+    >>> stats = angles.per_class_angle_stats(features, weights, [0, 1, 0])
+    >>> stats.round(2)
+           count   mean    var
+    class
+    0          2   8.51   7.84
+    1          1  11.31   0.00
+    >>> float(angles.relative_variance(stats, 1).iloc[0])
+    0.0
 """
 
 from __future__ import annotations
@@ -15,6 +31,9 @@ import numbers
 import keras
 import numpy as np
 import pandas as pd
+
+from camri_utils import checks
+from camri_utils.layers import CosineHead, unit_vectors
 
 __all__ = [
     "class_weights_of",
@@ -29,8 +48,6 @@ def class_weights_of(model):
     """The class-weight matrix (d, n_classes) of a model's classifier: the last
     :class:`CosineHead`, or else a final ``Dense`` layer (a cross-entropy baseline, whose
     bias is ignored). ``model`` may also be the head layer itself. Returned as float64."""
-    from camri_utils.layers import CosineHead
-
     if isinstance(model, (CosineHead, keras.layers.Dense)):
         head = model
     else:
@@ -48,11 +65,6 @@ def class_weights_of(model):
     return np.asarray(keras.ops.convert_to_numpy(head.kernel), dtype=np.float64)
 
 
-def _unit(x, axis):
-    norm = np.linalg.norm(x, axis=axis, keepdims=True)
-    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
-
-
 def feature_class_angles(features, class_weights, degrees=True):
     """Angle between every feature (N, d) and every class weight (columns of a (d, C) matrix):
     shape (N, C)."""
@@ -63,22 +75,15 @@ def feature_class_angles(features, class_weights, degrees=True):
             f"features must be (N, d) and class_weights (d, C) with the same d; got "
             f"{z.shape} and {w.shape}."
         )
-    cos = np.clip(_unit(z, 1) @ _unit(w, 0), -1.0, 1.0)
+    cos = np.clip(unit_vectors(z, 1) @ unit_vectors(w, 0), -1.0, 1.0)
     theta = np.arccos(cos)
     return np.degrees(theta) if degrees else theta
 
 
 def _labels(labels, n, n_classes):
-    y = np.asarray(labels)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim == 2 and y.shape[1] == n_classes:
-        y = np.argmax(y, axis=1)
+    y = checks.class_labels(labels, n_classes)
     if y.shape != (n,):
         raise ValueError(f"labels must have shape ({n},) (one per feature); got {np.asarray(labels).shape}.")
-    y = y.astype(np.int64)
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"labels must be class indices in [0, {n_classes}).")
     return y
 
 
@@ -113,11 +118,7 @@ def relative_variance(stats, important_classes):
     classes (from :func:`per_class_angle_stats`). Below 1: the important class is tighter."""
     if isinstance(important_classes, (numbers.Integral, np.integer)):
         important_classes = [important_classes]
-    important = [int(c) for c in important_classes]
-    n_classes = len(stats)
-    for c in important:
-        if not 0 <= c < n_classes:
-            raise ValueError(f"important class {c} is outside [0, {n_classes}).")
+    important = [checks.check_class_index(c, len(stats), "important class") for c in important_classes]
     others = stats.drop(index=important)["var"].dropna()
     if others.empty:
         raise ValueError("no other class with samples to compare the important classes with.")

@@ -1,13 +1,15 @@
-"""The cosine classifier head used by every angular-margin loss."""
+"""The cosine classifier head used by every angular-margin loss, and L2 normalisation (for
+tensors, and its float64 NumPy twin for analysis)."""
 
 from __future__ import annotations
 
-import numbers
-
 import keras
+import numpy as np
 from keras import ops
 
-__all__ = ["CosineHead", "l2_normalize"]
+from camri_utils import checks
+
+__all__ = ["CosineHead", "l2_normalize", "unit_vectors"]
 
 # Squared-norm floor: keeps a zero vector at zero (instead of NaN) with finite gradients. The
 # head computes in float32, where 1e-12 is representable (it would underflow in float16).
@@ -15,9 +17,31 @@ _NORM2_FLOOR = 1e-12
 
 
 def l2_normalize(x, axis=-1):
-    """``x / max(||x||, 1e-6)`` along ``axis``: unit vectors, and zero for a zero vector."""
+    """``x / max(||x||, 1e-6)`` along ``axis``: unit vectors, and zero for a zero vector.
+
+    Example:
+        >>> from camri_utils.layers import l2_normalize
+        >>> l2_normalize([[3.0, 4.0], [0.0, 0.0]]).numpy()
+        array([[0.6, 0.8],
+               [0. , 0. ]], dtype=float32)
+    """
+    x = ops.convert_to_tensor(x)
     norm2 = ops.sum(ops.square(x), axis=axis, keepdims=True)
     return x * ops.rsqrt(ops.maximum(norm2, _NORM2_FLOOR))
+
+
+def unit_vectors(x, axis=-1):
+    """:func:`l2_normalize` in float64 NumPy (the same floor, so a zero vector stays zero): for
+    analysing features and class weights outside a model.
+
+    Example:
+        >>> from camri_utils.layers import unit_vectors
+        >>> unit_vectors([[3.0, 4.0], [0.0, 0.0]])
+        array([[0.6, 0.8],
+               [0. , 0. ]])
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.sqrt(np.maximum(np.sum(np.square(x), axis=axis, keepdims=True), _NORM2_FLOOR))
 
 
 @keras.saving.register_keras_serializable(package="camri_utils")
@@ -43,18 +67,20 @@ class CosineHead(keras.layers.Layer):
         kernel_regularizer: optional regularizer of the class weights.
 
     Example:
+        >>> import keras
+        >>> from camri_utils.layers import CosineHead
         >>> inputs = keras.Input((64,))
         >>> cosines = CosineHead(10)(keras.layers.Dense(32)(inputs))
         >>> model = keras.Model(inputs, cosines)
+        >>> model.output_shape
+        (None, 10)
     """
 
     def __init__(self, n_classes, kernel_initializer="glorot_uniform", kernel_regularizer=None,
                  **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 2:
-            raise ValueError(f"n_classes must be an integer >= 2; got {n_classes!r}.")
-        self.n_classes = int(n_classes)
+        self.n_classes = checks.check_n_classes(n_classes)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 

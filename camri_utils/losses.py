@@ -232,9 +232,9 @@ def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
         >>> from camri_utils.losses import margin_cosine
         >>> cos = np.cos(np.radians([[60.0, 170.0]]))
         >>> np.round(margin_cosine(cos, m2=0.5).numpy(), 3)            # cos(theta + 0.5)
-        array([[ 0.07 , -0.938]], dtype=float32)
+        array([[ 0.024, -0.948]], dtype=float32)
         >>> np.round(margin_cosine(cos, m2=0.5, monotonic=True).numpy(), 3)
-        array([[ 0.07 , -1.225]], dtype=float32)
+        array([[ 0.024, -1.225]], dtype=float32)
     """
     cosine = ops.clip(ops.cast(ops.convert_to_tensor(cosine), "float32"), -1.0, 1.0)
     n = cosine.shape[-1] if len(cosine.shape) else None
@@ -325,7 +325,7 @@ class AngularMarginLoss(keras.losses.Loss):
         >>> from camri_utils.losses import AngularMarginLoss
         >>> loss = AngularMarginLoss(scale=16.0, m1=1.2, m2=0.2, m3=0.1)  # insightface's combined margin
         >>> round(float(loss([0, 1], np.array([[0.9, 0.1], [0.2, 0.8]]))), 4)
-        0.1078
+        0.0074
     """
 
     margin_slot = None  # named losses: the slot ("m1", "m2" or "m3") their `margin` sets
@@ -402,9 +402,9 @@ class NormalizedSoftmaxLoss(AngularMarginLoss):
 
     Example:
         >>> from camri_utils.losses import NormalizedSoftmaxLoss
-        >>> loss = NormalizedSoftmaxLoss(scale=16.0)
+        >>> loss = NormalizedSoftmaxLoss(scale=4.0)
         >>> round(float(loss([0, 1], [[0.9, 0.1], [0.2, 0.8]])), 4)
-        0.0001
+        0.0634
     """
 
     def __init__(self, scale=16.0, reduction="sum_over_batch_size", name=None, dtype=None):
@@ -451,9 +451,12 @@ class CosFaceLoss(AngularMarginLoss):
         scale: ``s`` in (0, 1e4] (typically 30 to 64).
 
     Example:
-        >>> from camri_utils.losses import CosFaceLoss
-        >>> round(float(CosFaceLoss(0.35, 30.0)([0], [[0.9, 0.1]])), 4)
-        0.0001
+        >>> from camri_utils.losses import CosFaceLoss, NormalizedSoftmaxLoss
+        >>> narrow_win = [[0.5, 0.3]]                   # class 0 wins, but by less than the margin
+        >>> round(float(NormalizedSoftmaxLoss(30.0)([0], narrow_win)), 4)
+        0.0025
+        >>> round(float(CosFaceLoss(0.35, 30.0)([0], narrow_win)), 4)
+        4.511
     """
 
     margin_slot = "m3"

@@ -4,6 +4,19 @@ NumPy/scikit-learn functions for evaluating predictions after training, and one 
 :class:`ImportantClassRecall`, for watching the important class during ``fit``. Predictions
 may be class indices or scores (cosines, logits or probabilities: the argmax is taken), so a
 margin never enters an evaluation.
+
+Example:
+    >>> from camri_utils import metrics
+    >>> y_true = [0, 0, 1, 1, 2]
+    >>> scores = [[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.3, 0.6, 0.1], [0.0, 0.1, 0.9]]
+    >>> metrics.accuracy(y_true, scores)
+    0.8
+    >>> metrics.per_class_recall(y_true, scores)
+    array([0.5, 1. , 1. ])
+    >>> metrics.confusion_matrix(y_true, scores)
+    array([[1, 1, 0],
+           [0, 2, 0],
+           [0, 0, 1]])
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ import pandas as pd
 from keras import ops
 from sklearn import metrics as skm
 
+from camri_utils import checks
 from camri_utils.losses import sparse_labels
 
 __all__ = [
@@ -30,26 +44,8 @@ __all__ = [
 ]
 
 
-def as_labels(y, n_classes=None, name="labels"):
-    """Class indices (N,) from class indices (N,) or (N, 1), or from one-hot rows / scores
-    (N, C), whose argmax is taken. Checks the values against ``n_classes`` when given."""
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim == 2:
-        if n_classes is not None and y.shape[1] != n_classes:
-            raise ValueError(f"{name} have {y.shape[1]} columns but n_classes is {n_classes}.")
-        return np.argmax(y, axis=1)
-    if y.ndim != 1:
-        raise ValueError(
-            f"{name} must have shape (N,), (N, 1) or (N, n_classes); got {y.shape}."
-        )
-    if y.size and not np.all(np.equal(np.mod(y, 1), 0)):
-        raise ValueError(f"{name} must be whole class indices; got non-integer values.")
-    y = y.astype(np.int64)
-    if n_classes is not None and y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"{name} hold values outside [0, {n_classes}): min {y.min()}, max {y.max()}.")
-    return y
+# Class indices (N,) from indices (N,) / (N, 1) or rows (N, C) (one-hot, soft, or scores: the argmax).
+as_labels = checks.class_labels
 
 
 def _pair(y_true, y_pred, n_classes):
@@ -64,18 +60,12 @@ def _pair(y_true, y_pred, n_classes):
 
 def _n_classes(n_classes, y_true, y_pred):
     if n_classes is not None:
-        return int(n_classes)
+        return checks.check_n_classes(n_classes)
     for y in (y_pred, y_true):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] > 1:
             return y.shape[1]
     raise ValueError("n_classes is needed when both y_true and y_pred are class indices.")
-
-
-def _check_class(c, n_classes, name="important_class"):
-    if isinstance(c, bool) or not isinstance(c, (numbers.Integral, np.integer)) or not 0 <= c < n_classes:
-        raise ValueError(f"{name} must be a class index in [0, {n_classes}); got {c!r}.")
-    return int(c)
 
 
 def accuracy(y_true, y_pred):
@@ -103,7 +93,7 @@ def per_class_precision(y_true, y_pred, n_classes=None):
 def important_class_recall(y_true, y_pred, important_class, n_classes=None):
     """Recall of one class: the quantity CAMRI is meant to raise."""
     n_classes = _n_classes(n_classes, y_true, y_pred)
-    c = _check_class(important_class, n_classes)
+    c = checks.check_class_index(important_class, n_classes, "important_class")
     return float(per_class_recall(y_true, y_pred, n_classes)[c])
 
 
@@ -120,7 +110,7 @@ def per_class_table(y_true, y_pred, n_classes=None, important_classes=(), class_
     n_classes = _n_classes(n_classes, y_true, y_pred)
     if isinstance(important_classes, (numbers.Integral, np.integer)):
         important_classes = [important_classes]
-    important = {_check_class(c, n_classes) for c in important_classes}
+    important = {checks.check_class_index(c, n_classes, "important class") for c in important_classes}
     if class_names is None:
         class_names = [str(c) for c in range(n_classes)]
     if len(class_names) != n_classes:
@@ -147,23 +137,29 @@ class ImportantClassRecall(keras.metrics.Metric):
     (batch, C): cosines, logits or probabilities. The argmax is taken, so margins never count.
 
     Example:
+        >>> import keras
+        >>> from camri_utils import CAMRILoss, CosineHead, ImportantClassRecall
+        >>> inputs = keras.Input((8,))
+        >>> model = keras.Model(inputs, CosineHead(10)(keras.layers.Dense(4)(inputs)))
         >>> model.compile(optimizer="adam", loss=CAMRILoss(10, 3, 0.2, 16),
         ...               metrics=["accuracy", ImportantClassRecall(3, name="recall_cat")])
+        >>> recall = ImportantClassRecall(1)
+        >>> recall.update_state([1, 1, 0], [[0.1, 0.9], [0.8, 0.2], [0.7, 0.3]])
+        >>> float(recall.result())
+        0.5
     """
 
     def __init__(self, class_id, name=None, dtype=None):
-        if isinstance(class_id, bool) or not isinstance(class_id, (numbers.Integral, np.integer)) or class_id < 0:
-            raise ValueError(f"class_id must be a class index >= 0; got {class_id!r}.")
-        super().__init__(name=name or f"recall_{int(class_id)}", dtype=dtype)
-        self.class_id = int(class_id)
+        class_id = checks.check_class_index(class_id, name="class_id")
+        super().__init__(name=name or f"recall_{class_id}", dtype=dtype)
+        self.class_id = class_id
         self.true_positives = self.add_variable(shape=(), initializer="zeros", name="true_positives")
         self.positives = self.add_variable(shape=(), initializer="zeros", name="positives")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = ops.convert_to_tensor(y_pred)
         n_classes = y_pred.shape[-1]
-        if n_classes is not None and self.class_id >= n_classes:
-            raise ValueError(f"class_id {self.class_id} is outside [0, {n_classes}).")
+        checks.check_class_index(self.class_id, n_classes, "class_id")
         labels = sparse_labels(y_true, n_classes)
         predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
         is_class = ops.cast(ops.equal(labels, self.class_id), self.dtype)

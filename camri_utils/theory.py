@@ -3,10 +3,10 @@
 Example:
     >>> import math
     >>> from camri_utils import ArcFaceLoss, theory
-    >>> round(theory.max_probability(16.0, 10), 6)
-    1.0
-    >>> round(theory.min_scale(0.99, 10), 3)
-    6.111
+    >>> round(float(theory.max_probability(4.0, 10)), 4)   # the best normalized softmax can do
+    0.9044
+    >>> round(float(theory.min_scale(0.99, 10)), 3)
+    6.113
     >>> round(math.degrees(theory.decision_angle(ArcFaceLoss(0.5, 1.0), math.pi / 2)), 3)
     30.676
 """

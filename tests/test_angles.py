@@ -17,6 +17,7 @@ def test_angles_against_known_geometry():
     angles = A.feature_class_angles(features, 3.0 * weights)
     np.testing.assert_allclose(angles, [[10, 80, 170], [80, 10, 100], [160, 110, 20]], atol=1e-9)
     np.testing.assert_allclose(A.own_class_angles(features, weights, [0, 1, 2]), [10, 10, 20], atol=1e-9)
+    np.testing.assert_allclose(A.own_class_angles(features, weights, np.eye(3)), [10, 10, 20], atol=1e-9)  # one-hot
     np.testing.assert_allclose(A.feature_class_angles(features, weights, degrees=False),
                                np.radians(angles), atol=1e-12)
 
@@ -63,8 +64,11 @@ def test_class_weights_of_model():
 @pytest.mark.parametrize("call,match", [
     (lambda: A.feature_class_angles(np.zeros((3, 2)), np.zeros((4, 3))), "same d"),
     (lambda: A.own_class_angles(np.ones((3, 2)), np.ones((2, 3)), [0, 1]), r"shape \(3,\)"),
-    (lambda: A.own_class_angles(np.ones((2, 2)), np.ones((2, 3)), [0, 3]), r"\[0, 3\)"),
-    (lambda: A.relative_variance(A.per_class_angle_stats(np.ones((2, 2)), np.ones((2, 3)), [0, 1]), 5), "outside"),
+    (lambda: A.own_class_angles(np.ones((2, 2)), np.ones((2, 3)), [0, 3]), r"label 3 is outside \[0, 3\)"),
+    (lambda: A.own_class_angles(np.ones((2, 2)), np.ones((2, 3)), [0, 1.5]), "label 1.5 is not a whole number"),
+    (lambda: A.own_class_angles(np.ones((2, 2)), np.ones((2, 3)), np.zeros((2, 4))), r"do not fit 3 classes"),
+    (lambda: A.relative_variance(A.per_class_angle_stats(np.ones((2, 2)), np.ones((2, 3)), [0, 1]), 5),
+     r"important class 5 is outside \[0, 3\)"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from camri_utils import CosineHead
+from camri_utils.layers import l2_normalize, unit_vectors
 
 
 def test_cosines_match_numpy(rng):
@@ -42,3 +43,15 @@ def test_head_serializes_and_rejects_bad_config():
         CosineHead(1)
     with pytest.raises(ValueError, match="n_classes must be an integer >= 2"):
         CosineHead(2.5)
+    with pytest.raises(ValueError, match="n_classes must be an integer >= 2"):
+        CosineHead(True)
+
+
+def test_l2_normalize_and_its_numpy_twin_agree(rng):
+    x = rng.normal(size=(6, 5)) * np.array([[1e-9], [1e-3], [1.0], [1e3], [0.0], [5.0]])
+    expected = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)  # the documented formula
+    np.testing.assert_allclose(unit_vectors(x), expected, rtol=1e-12)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(l2_normalize(x.astype(np.float32))), expected,
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.linalg.norm(unit_vectors(x, axis=0), axis=0), 1.0)
+    np.testing.assert_array_equal(unit_vectors(np.zeros((2, 3))), 0.0)

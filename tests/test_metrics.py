@@ -52,13 +52,17 @@ def test_per_class_table(preds):
 
 
 @pytest.mark.parametrize("call,match", [
-    (lambda: M.per_class_recall([0, 1, 5], [0, 1, 1], 3), r"outside \[0, 3\)"),
+    (lambda: M.per_class_recall([0, 1, 5], [0, 1, 1], 3), r"y_true: label 5 is outside \[0, 3\)"),
     (lambda: M.per_class_recall([0, 1], [0, 1, 1], 3), "2 samples but y_pred has 3"),
-    (lambda: M.per_class_recall([0.5, 1], [0, 1], 3), "whole class indices"),
-    (lambda: M.important_class_recall([0, 1], [0, 1], 7, 3), r"important_class must be a class index in \[0, 3\)"),
+    (lambda: M.per_class_recall([0.5, 1], [0, 1], 3), "y_true: label 0.5 is not a whole number"),
+    (lambda: M.per_class_recall([0, 1], [0, 1], 3.0), "n_classes must be an integer >= 2"),
+    (lambda: M.per_class_recall(np.zeros((2, 4)), [0, 1], 3), r"y_true of shape \(2, 4\) do not fit 3 classes"),
+    (lambda: M.important_class_recall([0, 1], [0, 1], 7, 3), r"important_class 7 is outside \[0, 3\)"),
+    (lambda: M.per_class_table([0, 1], [0, 1], 3, important_classes=[1, 2.0]), "important class must be an integer"),
     (lambda: M.per_class_recall([0, 1], [0, 1]), "n_classes is needed"),
     (lambda: M.per_class_recall([], [], 3), "no samples"),
-    (lambda: ImportantClassRecall(-1), "class_id"),
+    (lambda: ImportantClassRecall(-1), r"class_id -1 is outside \[0, inf\)"),
+    (lambda: ImportantClassRecall(True), "class_id must be an integer class index"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
@@ -93,3 +97,25 @@ def test_keras_metric_in_fit_ignores_the_margin(rng):
     assert logs["recall_1"] == pytest.approx(expected, abs=1e-6)
     clone = ImportantClassRecall.from_config(ImportantClassRecall(1, name="r").get_config())
     assert clone.class_id == 1 and clone.name == "r"
+
+
+def test_a_bad_label_reads_the_same_everywhere(rng):
+    """One check, one wording: losses, metrics and angles reject label 3 of 3 classes alike."""
+    from camri_utils import angles, losses
+
+    message = r"label 3 is outside \[0, 3\): labels must be class indices 0..2\."
+    with pytest.raises(ValueError, match=message):
+        M.per_class_recall([0, 3], [0, 1], 3)
+    with pytest.raises(ValueError, match=message):
+        angles.own_class_angles(np.ones((2, 2)), np.ones((2, 3)), [0, 3])
+    with pytest.raises(ValueError, match=message):
+        losses.CAMRILoss(3, 1)([0, 3], np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=message):
+        ImportantClassRecall(1).update_state([0, 3], np.zeros((2, 3), np.float32))
+
+
+def test_keras_metric_reads_soft_label_rows_by_their_argmax():
+    metric = ImportantClassRecall(1)
+    smoothed = 0.8 * np.eye(3)[[1, 1, 0]] + 0.2 / 3
+    metric.update_state(smoothed, np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.9, 0.0, 0.1]], np.float32))
+    assert float(metric.result()) == pytest.approx(0.5)
