@@ -26,6 +26,11 @@ def test_book_builds_without_warnings(tmp_path):
     intro = (html / "book" / "intro.html").read_text()
     assert "CAMRI" in intro and "Nishiyama" in intro  # the citation resolved
     assert (html / "book" / "references.html").exists()
+    # MathJax ships with the site: no page loads it (or anything else) from a CDN.
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").exists()
+    for page in html.rglob("*.html"):
+        text = page.read_text()
+        assert "cdn.jsdelivr.net" not in text and "mathjax@" not in text.lower(), f"{page.name} loads MathJax from a CDN"
     chapters = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     assert chapters
     for nb in chapters:
