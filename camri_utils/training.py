@@ -203,9 +203,12 @@ def identity(config):
 @dataclass
 class TrainResult:
     """A trained model, its per-epoch history (all epochs, resumed ones included), the final
-    metrics (test at top level, ``metrics["validation"]`` for the validation split), and the
-    outputs it scored: ``scores[split]`` (cosines or logits, float32) with ``labels[split]``
-    for ``"validation"`` (when there is a split) and ``"test"``."""
+    metrics (test at top level, ``metrics["validation"]`` for the validation split,
+    ``metrics["angles_per_epoch"]``: per epoch and class, mean and std of the angle between
+    validation features and their class weight), and the outputs it scored:
+    ``scores[split]`` (cosines or logits, float32) with ``labels[split]`` for
+    ``"validation"`` (when there is a split) and ``"test"``; ``test_cosines``, the cosines of
+    the test features with every class weight, whatever the head."""
 
     model: keras.Model
     history: dict
@@ -213,6 +216,7 @@ class TrainResult:
     config: TrainConfig
     scores: dict = field(default_factory=dict)
     labels: dict = field(default_factory=dict)
+    test_cosines: np.ndarray | None = None  # cosine of each test feature with each class weight
 
 
 def make_loss(name, n_classes, important_classes=(), **params):
@@ -307,26 +311,38 @@ def _build_model(config, ds, steps_per_epoch):
     return model
 
 
-class _AngleHistogram(keras.callbacks.Callback):
-    """TensorBoard histogram of the angles between the important classes' validation features
-    and their class weights, once per epoch."""
+class _AngleSummary(keras.callbacks.Callback):
+    """Once per epoch, the angle between each of a fixed sample of validation features and its
+    own class weight: per class, the mean and standard deviation in degrees (kept in
+    ``self.summary``, which :func:`train` returns as ``metrics["angles_per_epoch"]``); with a
+    ``logdir``, also a TensorBoard histogram for each important class."""
 
-    def __init__(self, logdir, x, y, classes):
+    def __init__(self, x, y, classes=(), logdir=None, n_classes=None):
         super().__init__()
-        import tensorflow as tf
+        self.x, self.y, self.classes, self.n_classes = x, y, classes, n_classes
+        self.summary = {"mean": [], "std": []}
+        self.writer = None
+        if logdir is not None:
+            import tensorflow as tf
 
-        self._tf = tf
-        self.writer = tf.summary.create_file_writer(str(Path(logdir) / "angles"))
-        self.x, self.y, self.classes = x, y, classes
+            self._tf = tf
+            self.writer = tf.summary.create_file_writer(str(Path(logdir) / "angles"))
 
     def on_epoch_end(self, epoch, logs=None):
-        feats = keras.ops.convert_to_numpy(models.feature_model(self.model).predict(self.x, verbose=0, batch_size=256))
+        feats = keras.ops.convert_to_numpy(models.feature_model(self.model).predict(self.x, verbose=0, batch_size=500))
         own = angles.own_class_angles(feats, angles.class_weights_of(self.model), self.y)
-        with self.writer.as_default():
-            for c in self.classes:
-                if np.any(self.y == c):
-                    self._tf.summary.histogram(f"angle_to_own_weight/class_{c}", own[self.y == c], step=epoch)
-        self.writer.flush()
+        per_class = [own[self.y == c] for c in range(self.n_classes)]
+        self.summary["mean"].append([float(a.mean()) if a.size else None for a in per_class])
+        self.summary["std"].append([float(a.std()) if a.size else None for a in per_class])
+        if self.writer is not None:
+            with self.writer.as_default():
+                for c in self.classes:
+                    if per_class[c].size:
+                        self._tf.summary.histogram(f"angle_to_own_weight/class_{c}", per_class[c], step=epoch)
+            self.writer.flush()
+
+
+_ANGLE_SAMPLE = 2000  # validation images whose angles are summarised each epoch (cheap: one predict)
 
 
 class _Backup(keras.callbacks.BackupAndRestore):
@@ -389,19 +405,33 @@ class _NewModelRetracing:
 
 
 def _callbacks(config, out, ds, extra):
+    """(callbacks, the angle summary or None)."""
     cbs = list(extra)
+    summary = None
+    if ds.x_val is not None or out is not None:
+        x, y = (ds.x_val, ds.y_val) if ds.x_val is not None else (ds.x_train, ds.y_train)
+        summary = _AngleSummary(x[:_ANGLE_SAMPLE].astype("float32") / 255.0, y[:_ANGLE_SAMPLE],
+                                config.important_classes, out / "tensorboard" if out is not None else None,
+                                ds.n_classes)
+        cbs.append(summary)
     if out is None:
-        return cbs
+        return cbs, summary
     out.mkdir(parents=True, exist_ok=True)
     config.to_json(out / "config.json")
     backup = _Backup(out / "backup", config)  # refuses another configuration's backup
     resuming = (out / "backup" / "training_metadata.json").exists()
     cbs = [backup, keras.callbacks.CSVLogger(str(out / "history.csv"), append=resuming),
            keras.callbacks.TensorBoard(str(out / "tensorboard"))] + cbs
-    if config.important_classes:
-        x, y = (ds.x_val, ds.y_val) if ds.x_val is not None else (ds.x_train[:2000], ds.y_train[:2000])
-        cbs.append(_AngleHistogram(out / "tensorboard", x.astype("float32") / 255.0, y, config.important_classes))
-    return cbs
+    return cbs, summary
+
+
+def _cosines(model, head, x_pipeline, scores):
+    """Cosines between each feature and each class weight: the outputs themselves for a
+    cosine head; computed from the features for a dense head (whose outputs are logits)."""
+    if head == "cosine":
+        return scores
+    feats = keras.ops.convert_to_numpy(models.feature_model(model).predict(x_pipeline, verbose=0))
+    return np.cos(angles.feature_class_angles(feats, angles.class_weights_of(model), degrees=False)).astype("float32")
 
 
 def _split_metrics(y, scores, n_classes):
@@ -446,7 +476,7 @@ def train(config, callbacks=(), dataset=None):
     steps = math.ceil(len(ds.x_train) / config.batch_size)
     model = _build_model(config, ds, steps)
     out = Path(config.output_dir) if config.output_dir else None
-    cbs = _callbacks(config, out, ds, callbacks)
+    cbs, angle_summary = _callbacks(config, out, ds, callbacks)
 
     with _NewModelRetracing():
         start = time.perf_counter()
@@ -458,6 +488,7 @@ def train(config, callbacks=(), dataset=None):
         labels = {"test": ds.y_test}
         if val_ds is not None:
             scores["validation"], labels["validation"] = model.predict(val_ds, verbose=0).astype("float32"), ds.y_val
+        test_cosines = _cosines(model, methods.get(config.loss).head, test_ds, scores["test"])
     full_history = _full_history(out, history)
     result_metrics = {
         **_split_metrics(ds.y_test, scores["test"], ds.n_classes),
@@ -468,9 +499,11 @@ def train(config, callbacks=(), dataset=None):
         "data_source": {"location": ds.source.location, "kind": ds.source.kind},
         "environment": environment(),
     }
+    if angle_summary is not None:
+        result_metrics["angles_per_epoch"] = angle_summary.summary
     if "validation" in scores:
         result_metrics["validation"] = _split_metrics(ds.y_val, scores["validation"], ds.n_classes)
     if out is not None:
         model.save(out / "model.keras")
         write_json(out / "metrics.json", result_metrics, indent=1)
-    return TrainResult(model, full_history, result_metrics, config, scores, labels)
+    return TrainResult(model, full_history, result_metrics, config, scores, labels, test_cosines)

@@ -66,6 +66,9 @@ def test_stored_scores_reproduce_each_records_metrics_exactly(tmp_path, fixture_
         assert s["test"].shape == (len(s["y_test"]), 10) and s["class_weights"].shape == (4, 10)
         assert metrics.accuracy(s["y_test"], s["test"]) == r["accuracy"]
         assert metrics.per_class_recall(s["y_test"], s["test"], 10).tolist() == r["recall"]
+        assert len(r["angles_per_epoch"]["mean"]) == r["epochs_run"]
+        if r["method"] == "CE":  # a dense head: its cosines with the class weights are stored too
+            assert s["test_cosines"].shape == s["test"].shape
         if r["important_class"] is None:  # shared runs keep their validation scores too
             assert metrics.per_class_precision(s["y_validation"], s["validation"], 10).tolist() == \
                 r["validation"]["precision"]

@@ -249,3 +249,35 @@ def test_train_in_a_loop_logs_no_retracing_warning():
         tf.get_logger().removeHandler(handler)
     assert not [m for m in seen if "retracing" in m]
     assert not tf.get_logger().filters  # the filter is removed after each call
+
+
+def test_angles_are_summarised_every_epoch_and_cosines_come_with_any_head():
+    from camri_utils import angles, data
+
+    digits = data.load("digits")
+    for loss in ("ce", "normsoftmax"):
+        result = train(TrainConfig(dataset="digits", model="mlp", feature_dim=4, epochs=2, verbose=0, loss=loss),
+                       dataset=digits)
+        summary = result.metrics["angles_per_epoch"]
+        assert len(summary["mean"]) == 2 and len(summary["mean"][0]) == 10
+        # The last epoch's summary is the angle of the final model's validation features.
+        feats = models.feature_model(result.model).predict(_val_images(digits), verbose=0)
+        own = angles.own_class_angles(feats, angles.class_weights_of(result.model), result.labels["validation"])
+        y = result.labels["validation"]
+        assert summary["mean"][-1][3] == pytest.approx(own[y == 3].mean(), abs=1e-3)
+        assert summary["std"][-1][3] == pytest.approx(own[y == 3].std(), abs=1e-3)
+        cos = result.test_cosines
+        assert cos.shape == result.scores["test"].shape and np.all(np.abs(cos) <= 1 + 1e-6)
+        if loss == "normsoftmax":
+            np.testing.assert_array_equal(cos, result.scores["test"])  # the cosine head's own outputs
+        else:
+            feats = models.feature_model(result.model).predict(digits.x_test.astype("float32") / 255.0, verbose=0)
+            ref = np.cos(np.radians(angles.feature_class_angles(feats, angles.class_weights_of(result.model))))
+            np.testing.assert_allclose(cos, ref, atol=1e-5)
+
+
+def _val_images(digits):
+    from camri_utils import data
+
+    split = data.split_validation(digits, size=data.VALIDATION_SIZE["digits"], seed=0)
+    return split.x_val.astype("float32") / 255.0

@@ -93,6 +93,8 @@ def _run_one(spec, output, planned, ds):
     }
     if "validation" in stored:
         record["validation"] = _scored(stored["validation"], result.labels["validation"], ds.n_classes)
+    if "angles_per_epoch" in result.metrics:
+        record["angles_per_epoch"] = result.metrics["angles_per_epoch"]
     # The shared runs keep their validation scores (threshold moving re-reads them); the
     # class-specific ones keep test scores only, their validation metrics being in the record:
     # that keeps a full sweep's scores within the repository's budget.
@@ -100,6 +102,9 @@ def _run_one(spec, output, planned, ds):
     arrays = {split: stored[split] for split in splits}
     arrays.update({f"y_{split}": np.asarray(result.labels[split], np.int16) for split in splits})
     arrays["class_weights"] = angles.class_weights_of(result.model).astype(np.float32)
+    if methods.get(planned.config.loss).head == "dense" and planned.important_class is None:
+        # For the angle analysis: a dense head's outputs are logits, not cosines.
+        arrays["test_cosines"] = result.test_cosines.astype(np.float16)
     write_record(output, record, arrays)
 
 
