@@ -8,7 +8,12 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
-__all__ = ["ProtocolSpec", "PRESETS", "preset", "margin_policy"]
+__all__ = ["ProtocolError", "ProtocolSpec", "PRESETS", "preset", "margin_policy"]
+
+
+class ProtocolError(ValueError):
+    """A protocol that cannot be run, read or resumed as asked: unknown preset, foreign or
+    corrupt results folder, mixed data sources."""
 
 
 @dataclass
@@ -144,7 +149,5 @@ def preset(dataset, profile):
     try:
         return dataclasses.replace(PRESETS[(dataset, profile)])
     except KeyError:
-        from camri_utils.protocol.store import ProtocolError
-
         raise ProtocolError(f"no preset for dataset {dataset!r} and profile {profile!r}; presets: "
                          f"{sorted(PRESETS)}.") from None

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from camri_utils.io import atomic_path, write_json
-from camri_utils.protocol.spec import ProtocolSpec
+from camri_utils.protocol.spec import ProtocolError, ProtocolSpec
 
 __all__ = ["ProtocolError", "SCHEMA", "run_id", "load_records", "write_record", "load_scores", "read_spec",
            "open_output", "results_folder"]
@@ -26,10 +26,6 @@ __all__ = ["ProtocolError", "SCHEMA", "run_id", "load_records", "write_record", 
 SCHEMA = "camri-protocol-record/2"
 SCHEMAS = ("camri-protocol-record/1", SCHEMA)
 _REQUIRED = {"method", "seed", "accuracy", "recall", "precision"}
-
-
-class ProtocolError(ValueError):
-    """A results folder that cannot be read or resumed as this protocol's records."""
 
 
 def run_id(config, method, data_kind):
