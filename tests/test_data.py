@@ -245,7 +245,7 @@ def test_download_is_read_from_the_folder_get_file_returns(name, tmp_path, monke
     elsewhere = tmp_path / "fallback-keras" / "datasets" / DOWNLOADS[name]
     asked = []
 
-    def fake_get_file(fname, origin, file_hash=None, cache_subdir="datasets"):
+    def fake_get_file(fname, origin, file_hash=None, cache_subdir="datasets", cache_dir=None):
         asked.append((fname, cache_subdir))
         elsewhere.mkdir(parents=True, exist_ok=True)
         for f in (fname, "CAMRI_SYNTHETIC_FIXTURE.json"):  # the manifest: checked against the fixture's sums

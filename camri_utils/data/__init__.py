@@ -6,7 +6,9 @@ Where a dataset is looked for, in order: the ``data_dir`` argument (then the onl
 ``CAMRI_DATA_DIR`` environment variable, known system locations (Debian's
 ``/usr/share/datasets/fashion-mnist``), the Keras cache, and finally a download with checksum
 (Keras' ``get_file``, with its progress bar). Errors say what was looked for where and how to get
-it; nothing half-written is left in a cache. :mod:`camri_utils.data.fixtures` writes tiny
+it; nothing half-written is left in a cache. Set ``CAMRI_MIRROR`` to a base URL to download
+every file from there instead (``$CAMRI_MIRROR/<official file name>``, still checked against the
+official checksums). AwA2's download (13 GB) first checks that the disk has room for it. :mod:`camri_utils.data.fixtures` writes tiny
 synthetic datasets in each dataset's real on-disk format, which ``load`` reports as synthetic.
 
 Decoded arrays (GTSRB, AwA2, CIFAR-10 from its tarball) are cached in ``CAMRI_CACHE_DIR``

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -149,14 +150,15 @@ def keras_cache_places(subdir):
     return places
 
 
-def find_or_fetch(dataset, read, data_dir, download, files, subdir, how_to_get, system_dirs=()):
+def find_or_fetch(dataset, read, data_dir, download, files, subdir, how_to_get, system_dirs=(), free_bytes=None):
     """What ``read(folder)`` returns for the first folder holding the dataset, looked for in
     the documented order: ``data_dir`` (then the only place), ``CAMRI_DATA_DIR``,
     ``system_dirs``, the Keras cache's ``subdir``; else downloaded there (when ``download``).
 
     ``read(folder)`` returns None when the dataset is not in ``folder`` (and raises
     :class:`DataLayoutError` when it is there but incomplete); ``files`` is the download,
-    ``{file name: (url, checksum or None)}``; ``dataset`` and ``how_to_get`` word the errors.
+    ``{file name: (url, checksum or None)}``; ``dataset`` and ``how_to_get`` word the errors;
+    ``free_bytes``: the disk space the download needs (checked before it starts).
     """
     explicit, places = data_dir_candidates(data_dir, system_dirs)
     if not explicit:
@@ -167,7 +169,7 @@ def find_or_fetch(dataset, read, data_dir, download, files, subdir, how_to_get, 
             return found
     if explicit or not download:
         raise not_found(dataset, places, how_to_get)
-    folder = fetch(dataset, files, subdir, places, how_to_get)
+    folder = fetch(dataset, files, subdir, places, how_to_get, free_bytes)
     found = read(folder)
     if found is None:
         raise DataLayoutError(f"{dataset} was downloaded to {folder} but is not laid out there as expected. "
@@ -175,22 +177,66 @@ def find_or_fetch(dataset, read, data_dir, download, files, subdir, how_to_get, 
     return found
 
 
-def fetch(dataset, files, subdir, places, how_to_get):
+MIRROR_ENV = "CAMRI_MIRROR"
+
+
+def download_url(url, fname):
+    """Where ``fname`` is downloaded from: ``url``, or ``$CAMRI_MIRROR/fname`` when the
+    ``CAMRI_MIRROR`` environment variable names a base URL (a mirror, an institute's copy, a
+    local server): every dataset's files are then fetched from that one folder, under their
+    official file names, and checked against the official checksums all the same."""
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    return f"{mirror.rstrip('/')}/{fname}" if mirror else url
+
+
+def check_free_space(dataset, folder, needed):
+    """Raise :class:`DatasetNotFoundError` when the disk holding ``folder`` (or its nearest
+    existing parent) has less than ``needed`` bytes free."""
+    place = Path(folder)
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    free = shutil.disk_usage(place).free
+    if free < needed:
+        raise DatasetNotFoundError(
+            f"{dataset} needs about {needed / 1e9:.0f} GB of free disk to download into {folder}, but only "
+            f"{free / 1e9:.1f} GB are free there. Free some space, or set KERAS_HOME (the download) and "
+            "CAMRI_CACHE_DIR (the decoded arrays) to a larger disk, or download the files yourself and pass "
+            "their folder as data_dir.")
+
+
+def fetch(dataset, files, subdir, places, how_to_get, free_bytes=None):
     """Download ``files`` ({file name: (url, checksum or None)}) into the Keras cache's
-    ``subdir`` with Keras' ``get_file`` (progress bar, checksum, no partial file left on
-    failure) and return the folder it put them in. A failure (no network) becomes a
-    :class:`DatasetNotFoundError` that says where the data was looked for."""
+    ``subdir`` with Keras' ``get_file`` (progress bar, checksum) and return the folder it put
+    them in. The URLs can be redirected with ``CAMRI_MIRROR`` (:func:`download_url`);
+    ``free_bytes`` is checked before anything is downloaded. A failure (no network) becomes a
+    :class:`DatasetNotFoundError` that says where the data was looked for; a file whose checksum
+    is wrong is deleted and raises :class:`CorruptDataError`."""
     import keras
 
+    if free_bytes:
+        check_free_space(dataset, keras_cache_dir() / subdir, free_bytes)
     folders = set()
-    try:
-        for fname, (url, digest) in files.items():
-            path = keras.utils.get_file(fname, origin=url, file_hash=digest, cache_subdir=os.path.join("datasets", subdir))
-            # get_file picks its own cache (it falls back to /tmp/.keras when ~/.keras is not
-            # writable): use the folder it answers, not the one we expect.
-            folders.add(Path(path).parent)
-    except Exception as exc:  # no network, or the server refused
-        raise not_found(dataset, list(places) + [f"download failed: {str(exc)[:120]}"], how_to_get) from exc
+    for fname, (url, digest) in files.items():
+        origin = download_url(url, fname)
+        try:
+            # cache_dir given: Keras reads KERAS_HOME once, at import; we read it now, as the search does.
+            path = keras.utils.get_file(fname, origin=origin, file_hash=digest, cache_dir=str(keras_cache_dir().parent),
+                                        cache_subdir=os.path.join("datasets", subdir))
+        except ValueError as exc:
+            if "hash does not match" not in str(exc):
+                raise not_found(dataset, list(places) + [f"download failed: {str(exc)[:120]}"], how_to_get) from exc
+            # Keras leaves a file that fails its checksum in place: remove it, so that nothing
+            # half-right stays in the cache.
+            for place in keras_cache_places(subdir):
+                (place / fname).unlink(missing_ok=True)
+            raise CorruptDataError(f"{fname} downloaded from {origin} does not have the expected checksum {digest}: "
+                                   "the download is incomplete or not the official file, and was deleted. Try "
+                                   f"again, or another mirror ({MIRROR_ENV}).") from exc
+        except Exception as exc:  # no network, or the server refused
+            raise not_found(dataset, list(places) + [f"download failed: {str(exc)[:120]}"], how_to_get) from exc
+        # get_file picks its own cache (it falls back to /tmp/.keras when ~/.keras is not
+        # writable): use the folder it answers, not the one we expect.
+        folders.add(Path(path).parent)
     if len(folders) != 1:
         raise DataLayoutError(f"Keras put the {dataset} files in several folders {sorted(map(str, folders))}; "
                               "move them into one folder and pass it as data_dir.")

@@ -22,6 +22,7 @@ URL = "https://cvml.ista.ac.at/AwA2/AwA2-data.zip"
 ZIP = "AwA2-data.zip"
 ROOT = "Animals_with_Attributes2"
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+DOWNLOAD_BYTES = 13_600_000_000  # the zip is 13.5 GB: checked against the free disk before downloading
 HOW_TO_GET = (f"Download {URL} (13 GB) and put it, or the {ROOT}/ folder it extracts to, in a "
               "folder passed as data_dir or CAMRI_DATA_DIR.")
 
@@ -101,4 +102,4 @@ def load(data_dir=None, download=True, size=64, test_fraction=0.3, split_seed=0,
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}.")
     return find_or_fetch("AwA2", lambda place: _read(place, size, test_fraction, split_seed, sha256), data_dir,
-                         download, {ZIP: (URL, sha256)}, "awa2", HOW_TO_GET)
+                         download, {ZIP: (URL, sha256)}, "awa2", HOW_TO_GET, free_bytes=DOWNLOAD_BYTES)
