@@ -347,11 +347,13 @@ class AngularMarginLoss(keras.losses.Loss):
         if important_classes is None:
             self._margin = _check_margin(slot, margin, name="margin")
             return {slot: self._margin}
-        self.important_classes = checks.check_important_classes(
-            important_classes, checks.check_n_classes(n_classes))
-        self._margin = _check_margin(slot, margin, len(self.important_classes), "margin", "important class")
-        margins = self._margin if isinstance(self._margin, tuple) else (self._margin,) * len(self.important_classes)
-        per_class = [_SLOTS[slot][0]] * n_classes
+        n_classes = checks.check_n_classes(n_classes)
+        self.important_classes = checks.check_important_classes(important_classes, n_classes)
+        k = len(self.important_classes)
+        self._margin = _check_margin(slot, margin, k, name="margin", per="important class")
+        margins = self._margin if isinstance(self._margin, tuple) else (self._margin,) * k
+        no_margin = _SLOTS[slot][0]
+        per_class = [no_margin] * n_classes
         for c, m in zip(self.important_classes, margins):
             per_class[c] = m
         return {slot: tuple(per_class)}
