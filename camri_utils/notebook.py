@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -26,6 +27,27 @@ __all__ = ["PROFILES", "provenance", "fixture_banner", "FIXTURE_BANNER", "run", 
 
 PROFILES = ("quick", "full")
 KEY = "camri_provenance"  # the record travels in the banner output's metadata
+# TensorFlow's native start-up log (absl, C++), which the kernel captures from its stderr when
+# TensorFlow is imported: machine noise for a reader, dropped from the stored outputs.
+_NATIVE_LOG = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWE]\d{4} [\d:.]+\s+\d+ [\w.]+\.cc:\d+\] .*"
+    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.")
+
+
+def _drop_native_log(nb):
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.outputs:
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                lines = [ln for ln in output["text"].splitlines(True) if not _NATIVE_LOG.fullmatch(ln.rstrip("\n"))]
+                if not "".join(lines).strip():
+                    continue
+                output["text"] = "".join(lines)
+            kept.append(output)
+        cell.outputs = kept
 
 
 def provenance(profile, data, **extra):
@@ -117,6 +139,11 @@ def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=
         if record is None:
             raise RuntimeError(f"{notebook.name} did not call camri_utils.notebook.provenance().")
         nb.metadata["camri"] = record
+        _drop_native_log(nb)
+        # papermill records where it read and wrote the notebook: machine paths (a temporary
+        # file, here) that mean nothing to a reader of the stored notebook.
+        for key in ("input_path", "output_path"):
+            nb.metadata.get("papermill", {}).pop(key, None)
         nbformat.write(nb, tmp)
     return output
 

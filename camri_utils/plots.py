@@ -12,10 +12,46 @@ import numpy as np
 from camri_utils import methods
 from camri_utils.feature_plane import feature_grid, logits_on_plane
 
-__all__ = ["class_colors", "draw_loss_on_plane", "draw_polar_features", "draw_protocol_sweep", "draw_recall_gains"]
+__all__ = ["BOOK_STYLE", "use_book_style", "class_colors", "draw_loss_on_plane", "draw_polar_features", "draw_protocol_sweep", "draw_recall_gains"]
 
 # One colour and marker per method, the same in every figure: methods.style(label), from the registry.
 _METHOD_ORDER = [m.label for m in methods.REGISTRY.values()]
+
+
+# The book's one figure style: drawn at the width of the book's text column (about 700 px,
+# 7 in at 96 px per inch), with fonts that read at normal size there, and stored as SVG.
+BOOK_STYLE = {
+    "figure.figsize": (7.0, 4.2),
+    "figure.constrained_layout.use": True,
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "legend.title_fontsize": 10,
+    "figure.titlesize": 12,
+    "lines.linewidth": 1.8,
+    "axes.grid": False,
+    "savefig.dpi": 150,          # rasterized parts of a vector figure (loss planes)
+    "svg.hashsalt": "camri",     # stable ids: re-running a chapter does not churn its SVGs
+}
+
+
+def use_book_style(formats=("svg",)):
+    """Apply :data:`BOOK_STYLE` and, in a notebook, store figures as ``formats`` (SVG by
+    default: sharp at any zoom, and sized exactly to the text column). Every chapter calls it
+    once, after its imports."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update(BOOK_STYLE)
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # pragma: no cover - outside IPython there is nothing to configure
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats(*formats)
 
 
 def class_colors(n_classes):
