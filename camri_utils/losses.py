@@ -39,6 +39,10 @@ whole numbers, rows that are not distributions) raise a ``ValueError`` in eager 
 compiled TensorFlow function they fail the step with an ``InvalidArgumentError`` that says the
 same. Where assertions cannot run (XLA, which compiles them away; other Keras backends) the bad
 sample's loss is NaN, so the run does not go on silently.
+
+Cosines: eager calls reject NaN and values outside [-1, 1] (logits passed by mistake). Inside a
+compiled function a NaN cosine (a diverged model) passes through to a NaN loss, as in Keras' own
+losses; ``keras.callbacks.TerminateOnNaN`` stops such a run.
 """
 
 from __future__ import annotations

@@ -428,6 +428,18 @@ def test_real_world_weighted_cross_entropy_matches_reference(fmt, rng):
                                ref.rwwce(logits, labels, fn, fp).mean(), rtol=1e-5)
 
 
+def test_weighted_losses_take_soft_label_rows(rng):
+    logits = rng.normal(scale=2.0, size=(40, N_CLASSES)).astype(np.float32)
+    rows = rng.dirichlet(np.ones(N_CLASSES), size=40)
+    w, fn, fp = [1.0, 2.5, 1.0, 0.5, 1.0, 3.0], [1.0, 4.0, 1.0, 1.0, 2.0, 1.0], [1.0, 0.5, 2.0, 1.0, 1.0, 0.0]
+    log_p = ref.log_softmax(logits)
+    wce = -(np.asarray(w) * rows * log_p).sum(axis=1)
+    rwwce = -(np.asarray(fn) * rows * log_p + np.asarray(fp) * (1 - rows) * np.log(1 - np.exp(log_p))).sum(axis=1)
+    y = rows.astype(np.float32)
+    np.testing.assert_allclose(float(WeightedCrossEntropy(w)(y, logits)), wce.mean(), rtol=1e-5)
+    np.testing.assert_allclose(float(RealWorldWeightedCrossEntropy(fn, fp)(y, logits)), rwwce.mean(), rtol=1e-5)
+
+
 def test_weighted_losses_with_unit_weights_reduce_to_cross_entropy(rng):
     logits = rng.normal(size=(30, N_CLASSES)).astype(np.float32)
     labels = rng.integers(0, N_CLASSES, size=30)
