@@ -34,6 +34,7 @@ __all__ = [
     "label_message",
     "class_labels",
     "check_label_rows",
+    "from_fields",
 ]
 
 # How far a label row's sum may be from 1: loose enough for float16 or smoothed rows, tight
@@ -46,6 +47,17 @@ def check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False; got {value!r} (a {type(value).__name__}).")
     return bool(value)
+
+
+def from_fields(cls, values, what):
+    """``cls(**values)`` for a dataclass, with a clear error naming any unknown field (a typo
+    in a JSON config) instead of a ``TypeError``."""
+    import dataclasses
+
+    unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} fields: {sorted(unknown)}.")
+    return cls(**values)
 
 
 def check_n_classes(n_classes, name="n_classes"):

@@ -33,7 +33,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from camri_utils import angles, data, methods, metrics, models
+from camri_utils import angles, checks, data, methods, metrics, models
 from camri_utils.environment import environment
 from camri_utils.io import write_json, write_text
 
@@ -131,7 +131,7 @@ class TrainConfig:
                  f"validation_size must be 'auto', None, a count >= 1 or a fraction in (0, 1); got {v!r}.")
         _require(_is_int(self.seed) and _is_int(self.split_seed), "seed and split_seed must be integers.")
         for name in ("deterministic", "mixed_precision"):
-            _require(isinstance(getattr(self, name), bool), f"{name} must be True or False; got {getattr(self, name)!r}.")
+            checks.check_bool(getattr(self, name), name)
         _require(self.xla in (True, False, "auto") and (isinstance(self.xla, bool) or self.xla == "auto"),
                  f"xla must be True, False or 'auto'; got {self.xla!r}.")
         _require(_is_int(self.verbose), f"verbose must be 0, 1 or 2; got {self.verbose!r}.")
@@ -160,10 +160,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values):
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}.")
-        return cls(**values)
+        return checks.from_fields(cls, values, "TrainConfig")
 
     @classmethod
     def from_json(cls, text):

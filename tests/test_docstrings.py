@@ -1,13 +1,14 @@
-"""Every example in the docstrings of the loss, head, metric, angle, theory and check modules runs
-as written, in an empty namespace (each example imports what it uses), and prints what it says."""
+"""Every example in the docstrings of the loss, head, metric, angle, theory, check, method and
+training modules runs as written, in an empty namespace (each example imports what it uses), and
+prints what it says."""
 
 import doctest
 
 import pytest
 
-from camri_utils import angles, checks, layers, losses, metrics, theory
+from camri_utils import angles, checks, layers, losses, methods, metrics, theory, training
 
-MODULES = [angles, checks, layers, losses, metrics, theory]
+MODULES = [angles, checks, layers, losses, metrics, theory, methods, training]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])

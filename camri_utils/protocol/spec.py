@@ -8,6 +8,8 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
+from camri_utils import checks
+
 __all__ = ["ProtocolError", "ProtocolSpec", "PRESETS", "preset", "margin_policy"]
 
 
@@ -58,8 +60,7 @@ class ProtocolSpec:
         k = self.accuracy_k
         if isinstance(k, bool) or not isinstance(k, numbers.Real) or not math.isfinite(k) or k < 0:
             raise ValueError(f"accuracy_k must be a finite number >= 0; got {k!r}.")
-        if not isinstance(self.monotonic, bool):
-            raise ValueError(f"monotonic must be True or False; got {self.monotonic!r}.")
+        checks.check_bool(self.monotonic, "monotonic")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be a non-empty list of distinct integers; got {self.seeds!r}.")
         if any(not isinstance(b, numbers.Real) or not math.isfinite(b) for b in self.threshold_biases):
@@ -70,10 +71,7 @@ class ProtocolSpec:
 
     @classmethod
     def from_dict(cls, values):
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown protocol fields: {sorted(unknown)}.")
-        return cls(**values)
+        return checks.from_fields(cls, values, "protocol")
 
 
 def margin_policy(spec):
