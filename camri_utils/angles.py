@@ -41,6 +41,11 @@ __all__ = [
     "own_class_angles",
     "per_class_angle_stats",
     "relative_variance",
+    "angles_from_cosines",
+    "weight_angles",
+    "nearest_weight_angle",
+    "decision_gap",
+    "share_past_pi",
 ]
 
 
@@ -125,3 +130,61 @@ def relative_variance(stats, important_classes):
     ratio = stats.loc[important, "var"] / others.mean()
     ratio.name = "relative_variance"
     return ratio
+
+
+# ----------------------------------------------------------------------------------------------
+# From stored cosines (a run's cosines of each feature with each class weight) and class weights
+# ----------------------------------------------------------------------------------------------
+def angles_from_cosines(cosines, degrees=True):
+    """Angles (N, C) from cosines (N, C), clipped to [-1, 1] first (stored float16 cosines may
+    overshoot by a rounding step)."""
+    cos = np.asarray(cosines, dtype=np.float64)
+    if cos.ndim != 2:
+        raise ValueError(f"cosines must be (N, C); got shape {cos.shape}.")
+    theta = np.arccos(np.clip(cos, -1.0, 1.0))
+    return np.degrees(theta) if degrees else theta
+
+
+def weight_angles(class_weights, degrees=True):
+    """The angle between every pair of class weights (columns of a (d, C) matrix): (C, C), zero
+    on the diagonal."""
+    w = unit_vectors(np.asarray(class_weights, dtype=np.float64), axis=0)
+    if w.ndim != 2:
+        raise ValueError(f"class_weights must be (d, C); got shape {w.shape}.")
+    theta = np.arccos(np.clip(w.T @ w, -1.0, 1.0))
+    np.fill_diagonal(theta, 0.0)
+    return np.degrees(theta) if degrees else theta
+
+
+def nearest_weight_angle(class_weights, c, degrees=True):
+    """(angle, class) of the class weight nearest to class ``c``'s weight."""
+    theta = weight_angles(class_weights, degrees)
+    c = checks.check_class_index(c, theta.shape[0], "class")
+    others = np.delete(np.arange(theta.shape[0]), c)
+    k = others[np.argmin(theta[c, others])]
+    return float(theta[c, k]), int(k)
+
+
+def decision_gap(cosines, labels, c, degrees=True):
+    """For the samples of class ``c``: the angle to the nearest *other* class weight minus the
+    angle to their own weight. Positive: the sample is on its own side of every boundary, by
+    that many degrees; negative: it is misclassified."""
+    theta = angles_from_cosines(cosines, degrees)
+    y = _labels(labels, theta.shape[0], theta.shape[1])
+    c = checks.check_class_index(c, theta.shape[1], "class")
+    rows = theta[y == c]
+    others = np.delete(rows, c, axis=1)
+    return others.min(axis=1) - rows[:, c]
+
+
+def share_past_pi(cosines, labels, c, margin):
+    """Share of class ``c``'s samples whose angle to their own weight plus ``margin`` (radians)
+    exceeds pi: where the paper's formula ``cos(theta + m)`` and ArcFace's monotonic fallback
+    differ."""
+    theta = angles_from_cosines(cosines, degrees=False)
+    y = _labels(labels, theta.shape[0], theta.shape[1])
+    c = checks.check_class_index(c, theta.shape[1], "class")
+    own = theta[y == c, c]
+    if own.size == 0:
+        raise ValueError(f"no samples of class {c}.")
+    return float(np.mean(own + margin > np.pi))

@@ -73,3 +73,25 @@ def test_class_weights_of_model():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_angles_from_stored_cosines_and_weight_geometry():
+    weights = polar(np.array([0.0, 50.0, 180.0])).T  # (2, 3)
+    features = polar(np.array([10.0, 30.0, 175.0, 60.0]))
+    labels = np.array([0, 0, 2, 1])
+    cos = features @ weights  # unit vectors: the cosines a cosine head would output
+    np.testing.assert_allclose(A.angles_from_cosines(cos), A.feature_class_angles(features, weights), atol=1e-6)
+    np.testing.assert_allclose(A.angles_from_cosines(np.array([[1.0004, -1.0004]])), [[0.0, 180.0]])  # float16 overshoot
+    np.testing.assert_allclose(A.weight_angles(2.0 * weights), [[0, 50, 180], [50, 0, 130], [180, 130, 0]], atol=1e-6)
+    assert A.nearest_weight_angle(weights, 2) == (pytest.approx(130.0), 1)
+    assert A.nearest_weight_angle(weights, 0) == (pytest.approx(50.0), 1)
+    # Class 0: sample at 10 deg is 40 deg from W1 (gap 30); at 30 deg, 20 from W1 (gap -10: misclassified).
+    np.testing.assert_allclose(A.decision_gap(cos, labels, 0), [30.0, -10.0], atol=1e-6)
+    np.testing.assert_allclose(A.decision_gap(cos, labels, 2), [125.0 - 5.0], atol=1e-6)
+    # theta + m > pi: class 2's sample is 5 deg from its weight; class 0's at 10 and 30 deg.
+    assert A.share_past_pi(cos, labels, 0, margin=np.radians(160.0)) == 0.5  # 170 no, 190 yes
+    assert A.share_past_pi(cos, labels, 2, margin=0.1) == 0.0
+    with pytest.raises(ValueError, match="class"):
+        A.decision_gap(cos, labels, 3)
+    with pytest.raises(ValueError, match="no samples of class"):
+        A.share_past_pi(cos, np.array([0, 0, 0, 0]), 2, margin=0.1)
