@@ -382,3 +382,29 @@ def test_the_converged_run_in_progress_is_the_current_full_preset(tmp_path):
     if (committed / "summary.md").exists():
         copy = shutil.copytree(committed, tmp_path / "r")
         assert protocol.report(copy) == (committed / "summary.md").read_text()
+
+
+def test_a_record_with_wrong_content_is_a_clear_error(tmp_path):
+    out = tmp_path / "r"
+    (out / "runs").mkdir(parents=True)
+    (out / "protocol.json").write_text(json.dumps(protocol.preset("fashion_mnist", "quick").to_dict()))
+    good = ce_records()[0]
+    for bad, match in [({"recall": [0.5]}, "malformed per-class recall"),
+                       ({"precision": [0.5] * (N + 1)}, "malformed per-class recall"),
+                       ({"important_class": N}, "outside"), ({"accuracy": None, "recall": None}, "malformed")]:
+        r = {**good, **bad, "run_id": "x"}
+        (out / "runs" / "x.json").write_text(json.dumps(r))
+        with pytest.raises(protocol.ProtocolError, match=match):
+            protocol.report(out)
+
+
+def test_a_single_seed_cell_says_it_has_no_interval(tmp_path):
+    out = tmp_path / "r"
+    (out / "runs").mkdir(parents=True)
+    (out / "protocol.json").write_text(json.dumps(protocol.preset("fashion_mnist", "quick").to_dict()))
+    recs = [ce_records()[0], record("CAMRI", 0, 0.81, [0.9, 0.95, 0.5, 0.7], "worst1", 1, {"margin": 0.2})]
+    for i, r in enumerate(recs):
+        r["run_id"] = f"r{i}"
+        (out / "runs" / f"r{i}.json").write_text(json.dumps(r))
+    text = protocol.report(out)
+    assert "nan" not in text and "one seed: no interval" in text
