@@ -1,0 +1,225 @@
+"""The rendered book, as a reader's browser shows it: every page of the table of contents opened
+in headless Chromium (Debian's ``chromium`` and ``chromium-driver``, driven by selenium), with
+no network. On each page: MathJax (shipped with the site) has typeset every formula without
+error, every local image loads, no figure is shrunk to fit the text column (its fonts would
+shrink with it) and no equation, code cell or output is wider than the column, no output shows
+an absolute machine path or a progress bar, and every internal link resolves. A screenshot of
+each page goes to ``_build/screenshots/`` (a build artefact, not committed).
+
+The book is built into a temporary folder, unless ``_build/html`` is newer than every source of
+the book (then it is reused: CI builds it once with ``make book``)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+WINDOW = (1200, 900)  # a laptop reader: the text column is then about 700 px wide
+MIN_FIGURE_SCALE = 0.8  # a figure shown below 80% of its natural size has illegibly small fonts
+MACHINE_PATH = re.compile(r"(/root/|/home/[A-Za-z]|/tmp/|/work/|/Users/|[A-Za-z]:\\Users)")
+PROGRESS_BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d+|\[\d\d:\d\d<|it/s\]")
+
+
+def _toc_pages():
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for part in toc.get("parts", []):
+        pages += [chapter["file"] for chapter in part.get("chapters", [])]
+    return [re.sub(r"\.(md|ipynb)$", "", page) for page in pages]
+
+
+PAGES = _toc_pages()
+
+# Pages owned by other work in progress, with the defect this test sees on each. strict: the
+# test fails (XPASS) once a page is fixed, so that its entry here is removed.
+KNOWN_DEFECTS = {
+    "notebooks/03_angular_margins": "TensorFlow's absl start-up log stored in the imports cell's "
+                                    "output (1770 px wide); first figure drawn 12 in wide, shown "
+                                    "at 61%; code lines of 90-130 characters",
+    "notebooks/04_reweighting_vs_margins": "loss-plane figures shown at 48% of their size; the "
+                                           "display equation of the four losses is 380 px wider "
+                                           "than the column; code lines over 90 characters",
+    "notebooks/05_camri_loss": "the library source it shows (camri_utils.losses: CAMRILoss.__init__, "
+                               "_named_margin, margin_cosine) has lines over 85 characters",
+    "notebooks/07_protocol_fashion_mnist": "figures shown at 37-80% of their size (17 in sweep "
+                                           "panels); code lines of up to 140 characters and a "
+                                           "printed line of about 300 characters",
+    # Part III (in progress): figures drawn 15 in wide and shown at about 40%, code and printed
+    # lines of 100-800 characters (class lists, the data notice, the run-count lines).
+    **{f"notebooks/{name}": "figures shown at about 40% of their size; code and printed lines "
+                            "far wider than the column"
+       for name in ("09_cifar10", "10_gtsrb", "11_awa2")},
+}
+
+
+def _sources():
+    """Every file the rendered book depends on: its configuration, pages and bibliography."""
+    files = [ROOT / "book" / "_config.yml", ROOT / "book" / "_toc.yml", *(ROOT / "book").glob("*.bib")]
+    for page in PAGES:
+        files += [p for p in ROOT.glob(page + ".*") if p.suffix in (".md", ".ipynb")]
+    return files
+
+
+def _reusable(html):
+    """``_build/html`` can stand for the book when every page of the toc is there and newer
+    than every source (a page's HTML is written at every build, so the oldest one dates it)."""
+    built = [html / f"{page}.html" for page in PAGES]
+    if not all(p.exists() for p in built) or not (html / "_static" / "mathjax").is_dir():
+        return False
+    return min(p.stat().st_mtime for p in built) > max(p.stat().st_mtime for p in _sources())
+
+
+@pytest.fixture(scope="session")
+def html_dir(tmp_path_factory):
+    html = ROOT / "_build" / "html"
+    if _reusable(html):
+        return html
+    jb = Path(sys.executable).with_name("jupyter-book")
+    jb = str(jb) if jb.exists() else shutil.which("jupyter-book")
+    if jb is None:
+        pytest.fail("jupyter-book is not installed: install the package with the 'book' extra (make venv).")
+    out = tmp_path_factory.mktemp("book")
+    result = subprocess.run(
+        [jb, "build", str(ROOT), "--config", str(ROOT / "book/_config.yml"),
+         "--toc", str(ROOT / "book/_toc.yml"), "--path-output", str(out), "--keep-going"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return out / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if chromium is None or driver_path is None:
+        pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the 'dev' extra)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--hide-scrollbars", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    driver.set_script_timeout(60)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+# Runs in the page once MathJax has finished: everything the checks need, measured by the browser.
+INSPECT = r"""
+const done = arguments[arguments.length - 1];
+const ready = (window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve();
+const timeout = new Promise(resolve => setTimeout(() => resolve("timeout"), 30000));
+Promise.race([ready.then(() => "ok"), timeout]).then(state => {
+  const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
+  const column = article.getBoundingClientRect();
+  const name = el => el.tagName.toLowerCase() + (el.className && typeof el.className === "string"
+                      ? "." + el.className.trim().split(/\s+/).join(".") : "");
+  const snippet = el => (el.textContent || el.getAttribute("src") || "").trim().replace(/\s+/g, " ").slice(0, 80);
+  // Raw TeX: a TeX command or delimiter in text outside code, scripts and typeset math.
+  const rawTex = [];
+  const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    if (node.parentElement.closest("pre, code, script, style, mjx-container, .cell_output, .highlight")) continue;
+    const text = node.textContent;
+    if (/\\[a-zA-Z]+|\\\(|\\\[|\$\$/.test(text)) rawTex.push(text.trim().slice(0, 80));
+  }
+  const mathErrors = [...article.querySelectorAll("mjx-merror, [data-mjx-error]")].map(
+    el => el.getAttribute("data-mjx-error") || snippet(el));
+  const images = [...article.querySelectorAll("img")].map(img => ({
+    src: img.getAttribute("src"), url: img.src, loaded: img.complete && img.naturalWidth > 0,
+    natural: img.naturalWidth, shown: img.getBoundingClientRect().width}));
+  // Too wide: a box whose content overflows it (it scrolls or clips), or that sticks out of the column.
+  const wide = [];
+  for (const el of article.querySelectorAll(
+      "pre, mjx-container[display='true'], table, .cell_output > div, .output, img, figure")) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0) continue;
+    const overflow = el.scrollWidth - el.clientWidth;
+    const sticksOut = box.right - column.right;
+    if (overflow > 2 || sticksOut > 2)
+      wide.push(`${name(el)} by ${Math.round(Math.max(overflow, sticksOut))} px: ${snippet(el)}`);
+  }
+  const outputs = [...article.querySelectorAll(".cell_output")].map(el => el.innerText);
+  const links = [...document.querySelectorAll("a[href]")].map(a => a.href);
+  done({state, column: column.width, rawTex, mathErrors, images, wide, outputs, links,
+        height: document.documentElement.scrollHeight});
+}).catch(err => done({state: "error: " + err}));
+"""
+
+
+def _link_defect(url, html):
+    """None if an internal link (file:// inside the site) resolves, else what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme != "file":
+        return None
+    target = Path(unquote(parts.path))
+    try:
+        target.relative_to(html)
+    except ValueError:
+        return f"{url}: outside the site"
+    if target.is_dir():
+        target = target / "index.html"
+    if not target.exists():
+        return f"{target.relative_to(html)}: no such file"
+    if parts.fragment and target.suffix == ".html":
+        ids = re.findall(r'\bid="([^"]+)"', target.read_text(errors="replace"))
+        if unquote(parts.fragment) not in ids:
+            return f"{target.relative_to(html)}#{parts.fragment}: no such anchor"
+    return None
+
+
+def _params():
+    for page in PAGES:
+        reason = KNOWN_DEFECTS.get(page)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        yield pytest.param(page, marks=marks, id=page.split("/")[-1])
+
+
+@pytest.mark.parametrize("page", list(_params()))
+def test_page_renders_cleanly(page, html_dir, browser):
+    path = html_dir / f"{page}.html"
+    assert path.exists(), f"{page}: not built"
+    browser.set_window_size(*WINDOW)
+    browser.get(path.as_uri())
+    found = browser.execute_async_script(INSPECT)
+    assert found.get("state") == "ok", f"{page}: MathJax did not finish ({found.get('state')})"
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.set_window_size(WINDOW[0], min(int(found["height"]) + 100, 30000))
+    browser.save_screenshot(str(SCREENSHOTS / f"{page.replace('/', '__')}.png"))
+
+    defects = []
+    defects += [f"raw TeX: {t}" for t in found["rawTex"]]
+    defects += [f"MathJax error: {e}" for e in found["mathErrors"]]
+    for img in found["images"]:
+        if not img["url"].startswith("file:"):
+            continue  # remote images (the Colab badge) cannot load offline; they are links' labels
+        if not img["loaded"]:
+            defects.append(f"image does not load: {img['src']}")
+        elif img["natural"] and img["shown"] and img["shown"] / img["natural"] < MIN_FIGURE_SCALE:
+            defects.append(f"figure shrunk to {img['shown'] / img['natural']:.0%} of its size to fit "
+                           f"the {found['column']:.0f} px column: {img['src']}")
+    defects += [f"wider than the {found['column']:.0f} px column: {w}" for w in found["wide"]]
+    for text in found["outputs"]:
+        for line in text.splitlines():
+            if MACHINE_PATH.search(line):
+                defects.append(f"machine path in an output: {line[:100]}")
+            if PROGRESS_BAR.search(line):
+                defects.append(f"progress bar in an output: {line[:100]}")
+    defects += [d for d in (_link_defect(url, html_dir.resolve()) for url in set(found["links"])) if d]
+    assert not defects, f"{page}: {len(defects)} defect(s):\n" + "\n".join(defects)
