@@ -70,3 +70,21 @@ def test_nothing_under_results_or_notebooks_is_git_ignored():
     ignored = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT,
                              input="\n".join(files), capture_output=True, text=True).stdout.split()
     assert ignored == [], f"git ignores files that must be committed: {ignored[:5]}"
+
+
+def test_the_wheel_holds_every_module_of_the_package(tmp_path):
+    """A non-editable install (Colab's pip install from git) must get every subpackage: the
+    protocol package was once missing from the wheel."""
+    import subprocess
+    import sys
+    import zipfile
+
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+                           "-q", "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 and ("setuptools" in proc.stderr or "connection" in proc.stderr.lower()):
+        pytest.skip(f"cannot build a wheel here: {proc.stderr[-200:]}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel = next(tmp_path.glob("camri_utils-*.whl"))
+    inside = set(zipfile.ZipFile(wheel).namelist())
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "camri_utils").rglob("*.py") if "__pycache__" not in p.parts}
+    assert modules <= inside, sorted(modules - inside)
