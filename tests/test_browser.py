@@ -42,17 +42,6 @@ PAGES = _toc_pages()
 # Pages owned by other work in progress, with the defect this test sees on each. strict: the
 # test fails (XPASS) once a page is fixed, so that its entry here is removed.
 KNOWN_DEFECTS = {
-    "notebooks/03_angular_margins": "TensorFlow's absl start-up log stored in the imports cell's "
-                                    "output (1770 px wide); first figure drawn 12 in wide, shown "
-                                    "at 61%; code lines of 90-130 characters",
-    "notebooks/04_reweighting_vs_margins": "loss-plane figures shown at 48% of their size; the "
-                                           "display equation of the four losses is 380 px wider "
-                                           "than the column; code lines over 90 characters",
-    "notebooks/05_camri_loss": "the library source it shows (camri_utils.losses: CAMRILoss.__init__, "
-                               "_named_margin, margin_cosine) has lines over 85 characters",
-    "notebooks/07_protocol_fashion_mnist": "figures shown at 37-80% of their size (17 in sweep "
-                                           "panels); code lines of up to 140 characters and a "
-                                           "printed line of about 300 characters",
     # Part III (in progress): figures drawn 15 in wide and shown at about 40%, code and printed
     # lines of 100-800 characters (class lists, the data notice, the run-count lines).
     **{f"notebooks/{name}": "figures shown at about 40% of their size; code and printed lines "

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 from camri_utils.data import awa2, cifar10, digits, fashion_mnist, gtsrb
 from camri_utils.data._common import (CorruptDataError, Dataset, DataLayoutError, DatasetNotFoundError,
-                                      Source)
+                                      Source, describe_location)
 from camri_utils.data._split import VALIDATION_SIZE, split_validation
 
-__all__ = ["NAMES", "load", "pipelines", "pipeline", "split_validation", "VALIDATION_SIZE", "Dataset", "Source",
+__all__ = ["NAMES", "load", "pipelines", "pipeline", "split_validation", "describe_location", "VALIDATION_SIZE", "Dataset", "Source",
            "DatasetNotFoundError", "CorruptDataError", "DataLayoutError"]
 
 _LOADERS = {"fashion_mnist": fashion_mnist, "digits": digits, "cifar10": cifar10, "gtsrb": gtsrb, "awa2": awa2}

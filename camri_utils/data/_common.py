@@ -46,6 +46,26 @@ class Source:
     def __str__(self):
         return f"{self.kind}: {self.location}"
 
+    @property
+    def origin(self):
+        """Where the data came from, in words that hold on any machine (for reports and
+        stored outputs, which must not carry one machine's paths)."""
+        return describe_location(self.location)
+
+
+def describe_location(location):
+    """A machine-independent description of a data ``location``: a URL as it is, Debian's
+    system folder as its package, the Keras cache as a Keras download, anything else as a
+    local folder."""
+    text = str(location)
+    if "://" in text:
+        return text
+    if text.startswith("/usr/share/datasets/"):
+        return f"Debian package dataset-{Path(text).name}"
+    if "/.keras/" in text or text.startswith(str(keras_cache_dir())):
+        return "a Keras download (cache)"
+    return "a local folder"
+
 
 @dataclass
 class Dataset:

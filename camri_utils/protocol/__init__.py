@@ -9,7 +9,7 @@ validation split, threshold moving), :mod:`.report` (the table). The public name
 importable from here.
 """
 
-from camri_utils.protocol.report import Summary, current_records, report, summarize
+from camri_utils.protocol.report import Summary, current_records, report, setting_text, summarize
 from camri_utils.protocol.runner import PlannedRun, plan, run, train_config
 from camri_utils.protocol.selection import (ROLES, Choice, Selection, rank_classes, records_frame, select,
                                             selected_on, selection_metrics, setting_key, table_methods,
@@ -19,7 +19,7 @@ from camri_utils.protocol.store import (SCHEMA, ProtocolError, load_records, loa
                                         run_id)
 
 __all__ = ["ProtocolSpec", "PRESETS", "preset", "margin_policy", "run", "plan", "PlannedRun", "train_config",
-           "report", "summarize", "Summary", "current_records", "records_frame", "rank_classes", "select",
+           "report", "summarize", "Summary", "setting_text", "current_records", "records_frame", "rank_classes", "select",
            "Selection", "Choice", "setting_key", "selection_metrics", "selected_on", "table_methods",
            "threshold_records", "load_records", "load_scores", "read_spec", "results_folder", "run_id",
            "ProtocolError", "SCHEMA", "ROLES"]

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from camri_utils.data import describe_location
 from camri_utils.io import write_text
 from camri_utils.protocol.runner import plan
 from camri_utils.protocol.selection import rank_classes, select, table_methods, threshold_records
 from camri_utils.protocol.spec import ProtocolSpec, margin_policy
 from camri_utils.protocol.store import load_records, load_scores, read_spec
 
-__all__ = ["Summary", "summarize", "report", "current_records", "spec_methods"]
+__all__ = ["Summary", "summarize", "report", "current_records", "spec_methods", "setting_text"]
 
 
 @dataclass
@@ -125,6 +126,25 @@ def report(output, accuracy_k=None):
     return summary.markdown
 
 
+def setting_text(params):
+    """A setting in words: ``m = 4π/64, s = 16`` (margins as multiples of π/64 where they are
+    one, as the paper writes them), ``weight 2``, ``bias 1.5``; '' for none."""
+    if isinstance(params, str):
+        params = json.loads(params) if params not in ("", "-") else {}
+    parts = []
+    for key, value in params.items():
+        if key == "margin":
+            deno = value * 64 / np.pi
+            parts.append(f"m = {deno:g}π/64" if abs(deno - round(deno)) < 1e-9 else f"m = {value:.4g}")
+        elif key == "scale":
+            parts.append(f"s = {value:g}")
+        elif key == "monotonic":
+            continue  # the policy is stated once, for the whole table
+        else:
+            parts.append(f"{key} {value:g}")
+    return ", ".join(parts)
+
+
 def _cell(row):
     if row.get("setting") == "-" or pd.isna(row.get("recall_mean")):
         return "-"
@@ -150,7 +170,8 @@ def _split_sentence(sel, spec):
 def _markdown(spec, sel, table, k, records, ignored, expected):
     names = dict(enumerate(next((r["class_names"] for r in records if "class_names" in r), [])))
     roles = sel.important
-    sources = sorted({r["data_source"]["kind"] + ": " + r["data_source"]["location"] for r in records})
+    sources = sorted({r["data_source"]["kind"] + ": " + describe_location(r["data_source"]["location"])
+                      for r in records})
     versions = sorted({r["environment"]["camri_utils"] for r in records})
     split = "validation" if sel.split == "validation" else "test"
     schedule = "" if spec.lr_schedule == "constant" else f" with {spec.lr_schedule} decay"
@@ -175,8 +196,8 @@ def _markdown(spec, sel, table, k, records, ignored, expected):
         cells = [_cell(table[(table.method == method) & (table.role == role)].iloc[0].to_dict()) for role in roles]
         head.append(f"| {method} | " + " | ".join(cells) + " |")
     head += ["", "Chosen settings: " + "; ".join(
-        f"{r.method} {r.role}: {r.setting}" for r in table.itertuples() if r.method != "CE" and r.setting not in ("", "-"))
-             + "."]
+        f"{r.method} {r.role}: {setting_text(r.setting)}" for r in table.itertuples()
+        if r.method != "CE" and r.setting not in ("", "-")) + "."]
     if ignored:
         head += ["", f"{ignored} record(s) in the folder are not part of this protocol's plan (another ranking, "
                      "configuration or data source) and were left out."]
