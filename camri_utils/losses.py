@@ -223,28 +223,32 @@ def _cosines(cosine):
 # The angular-margin family as functions
 # --------------------------------------------------------------------------------------------
 def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
-    """The margin-adjusted cosine ``cos(m1 * theta + m2) - m3`` of every entry of ``cosine``,
-    in float32. Each margin is a float or one value per class (per column of ``cosine``).
+    """The margin-adjusted cosine ``cos(m1 * theta + m2) - m3`` of every entry of
+    ``cosine``, in float32. Each margin is a float or one value per class (per
+    column of ``cosine``).
 
-    ``monotonic=True`` replaces the formula where ``phi = m1 * theta + m2`` passes pi (where it
-    would rise again) by a decreasing continuation: ArcFace's ``cos(theta) - m2 sin(m2) - m3``
-    for columns with ``m1 = 1``, SphereFace's ``(-1)^k cos(phi) - 2k - m3`` with
-    ``k = floor(phi / pi)`` for the others. NaN cosines give NaN.
+    ``monotonic=True`` replaces the formula where ``phi = m1 * theta + m2`` passes
+    pi (where it would rise again) by a decreasing continuation: ArcFace's
+    ``cos(theta) - m2 sin(m2) - m3`` for columns with ``m1 = 1``, SphereFace's
+    ``(-1)^k cos(phi) - 2k - m3`` with ``k = floor(phi / pi)`` for the others. NaN
+    cosines give NaN.
 
     Example:
         >>> import numpy as np
         >>> from camri_utils.losses import margin_cosine
         >>> cos = np.cos(np.radians([[60.0, 170.0]]))
-        >>> np.round(margin_cosine(cos, m2=0.5).numpy(), 3)            # cos(theta + 0.5)
+        >>> np.round(margin_cosine(cos, m2=0.5).numpy(), 3)  # cos(theta + 0.5)
         array([[ 0.024, -0.948]], dtype=float32)
         >>> np.round(margin_cosine(cos, m2=0.5, monotonic=True).numpy(), 3)
         array([[ 0.024, -1.225]], dtype=float32)
     """
     cosine = ops.clip(ops.cast(ops.convert_to_tensor(cosine), "float32"), -1.0, 1.0)
     n = cosine.shape[-1] if len(cosine.shape) else None
-    m1, m2, m3 = (_margin_tensor(_check_margin(slot, m, n)) for slot, m in zip(_SLOTS, (m1, m2, m3)))
+    m1, m2, m3 = (_margin_tensor(_check_margin(slot, m, n))
+                  for slot, m in zip(_SLOTS, (m1, m2, m3)))
     monotonic = checks.check_bool(monotonic, "monotonic")
-    # theta without acos: sin from the product form (exact near +-1), floored so d theta/d cos is finite.
+    # theta without acos: sin from the product form (exact near +-1), floored so that
+    # d theta / d cos is finite.
     sin = ops.sqrt(ops.maximum((1.0 - cosine) * (1.0 + cosine), _SIN2_FLOOR))
     theta = ops.arctan2(sin, cosine)
     phi = m1 * theta + m2
@@ -253,7 +257,8 @@ def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
         arcface = cosine - m2 * ops.sin(m2) - m3
         k = ops.floor(phi / math.pi)
         sphereface = (1.0 - 2.0 * ops.mod(k, 2.0)) * ops.cos(phi) - 2.0 * k - m3
-        target = ops.where(phi > math.pi, ops.where(ops.equal(m1, 1.0), arcface, sphereface), target)
+        continuation = ops.where(ops.equal(m1, 1.0), arcface, sphereface)
+        target = ops.where(phi > math.pi, continuation, target)
     return target
 
 
@@ -344,18 +349,22 @@ class AngularMarginLoss(keras.losses.Loss):
         self.monotonic = checks.check_bool(monotonic, "monotonic")
 
     def _named_margin(self, margin, important_classes=None, n_classes=None):
-        """For the named losses: check ``margin`` and return the margin keyword for this class's
-        slot. Every class gets it, or only ``important_classes`` (one float for all of them, or
-        one per important class; the other classes get no margin)."""
+        """For the named losses: check ``margin`` and return the margin keyword for
+        this class's slot. Every class gets it, or only ``important_classes`` (one
+        float for all of them, or one per important class; the other classes get no
+        margin)."""
         slot = self.margin_slot
         if important_classes is None:
             self._margin = _check_margin(slot, margin, name="margin")
             return {slot: self._margin}
         n_classes = checks.check_n_classes(n_classes)
-        self.important_classes = checks.check_important_classes(important_classes, n_classes)
+        self.important_classes = checks.check_important_classes(important_classes,
+                                                                n_classes)
         k = len(self.important_classes)
-        self._margin = _check_margin(slot, margin, k, name="margin", per="important class")
-        margins = self._margin if isinstance(self._margin, tuple) else (self._margin,) * k
+        self._margin = _check_margin(slot, margin, k, name="margin",
+                                     per="important class")
+        margins = (self._margin if isinstance(self._margin, tuple)
+                   else (self._margin,) * k)
         no_margin = _SLOTS[slot][0]
         per_class = [no_margin] * n_classes
         for c, m in zip(self.important_classes, margins):
@@ -537,9 +546,11 @@ class CAMRILoss(AngularMarginLoss):
     margin_slot = "m2"
 
     def __init__(self, n_classes, important_classes, margin=math.pi / 16, scale=16.0,
-                 monotonic=False, reduction="sum_over_batch_size", name=None, dtype=None):
-        super().__init__(scale=scale, n_classes=n_classes, monotonic=monotonic, reduction=reduction,
-                         name=name, dtype=dtype, **self._named_margin(margin, important_classes, n_classes))
+                 monotonic=False, reduction="sum_over_batch_size", name=None,
+                 dtype=None):
+        margin_kwarg = self._named_margin(margin, important_classes, n_classes)
+        super().__init__(scale=scale, n_classes=n_classes, monotonic=monotonic,
+                         reduction=reduction, name=name, dtype=dtype, **margin_kwarg)
 
 
 # --------------------------------------------------------------------------------------------
