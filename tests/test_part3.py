@@ -38,7 +38,8 @@ def test_stored_fixture_run_is_labelled(stem):
     code = [c for c in nb.cells if c.cell_type == "code"]
     banners = [c for c in code if any(FIXTURE_BANNER in o.get("data", {}).get("text/plain", "") for o in c.outputs)]
     # every cell that shows a figure or a table starts with the banner
-    results = [c for c in code if any("image/png" in o.get("data", {}) or "text/html" in o.get("data", {})
+    results = [c for c in code if any("image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {})
+                                      or "text/html" in o.get("data", {})
                                       for o in c.outputs)]
     assert results and all(c in banners for c in results)
     for c in results:
