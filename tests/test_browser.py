@@ -46,7 +46,7 @@ KNOWN_DEFECTS = {
     # lines of 100-800 characters (class lists, the data notice, the run-count lines).
     **{f"notebooks/{name}": "figures shown at about 40% of their size; code and printed lines "
                             "far wider than the column"
-       for name in ("10_gtsrb", "11_awa2")},
+       for name in ("11_awa2",)},
 }
 
 
