@@ -42,11 +42,6 @@ PAGES = _toc_pages()
 # Pages owned by other work in progress, with the defect this test sees on each. strict: the
 # test fails (XPASS) once a page is fixed, so that its entry here is removed.
 KNOWN_DEFECTS = {
-    # Part III (in progress): figures drawn 15 in wide and shown at about 40%, code and printed
-    # lines of 100-800 characters (class lists, the data notice, the run-count lines).
-    **{f"notebooks/{name}": "figures shown at about 40% of their size; code and printed lines "
-                            "far wider than the column"
-       for name in ("11_awa2",)},
 }
 
 
