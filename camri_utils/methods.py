@@ -100,7 +100,8 @@ REGISTRY = {m.key: m for m in [
            "additive angular margin on the important class only"),
     Method("wce", "WCE", "dense", True, "tab:green", "v", _wce, "cross-entropy weighted towards the important class"),
     Method("crwwce", "CRWWCE", "dense", True, "tab:purple", "D", _crwwce,
-           "real-world-weight cross-entropy: false negatives of the important class cost more"),
+           "real-world-weight cross-entropy (Ho & Wookey): missing the important class costs w, "
+           "every false positive 1"),
     Method("threshold", "CE + threshold", "dense", True, "tab:orange", "X", None,
            "post-hoc: a bias added to the important class's CE logit, chosen on validation data"),
     Method("normsoftmax_threshold", "NormSoftmax + threshold", "cosine", True, "tab:brown", "x", None,
