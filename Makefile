@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test book notebooks venv clean
+.PHONY: test test-jax book notebooks venv clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,22 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The backend-independent library under JAX, in its own environment without TensorFlow (not in
+# CI; see the README's "Keras backends").
+JAX_VENV ?= .venv-jax
+JAX_STAMP := $(JAX_VENV)/.installed
+JAX_TESTS ?= tests/test_backends.py tests/test_layers.py tests/test_metrics.py tests/test_angles.py
+
+$(JAX_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(JAX_VENV)
+	$(JAX_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(JAX_VENV)/bin/python -m pip install --quiet keras "jax[cpu]" numpy scikit-learn pandas matplotlib tqdm pytest
+	$(JAX_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(JAX_STAMP)
+
+test-jax: $(JAX_STAMP)
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -p no:cacheprovider $(JAX_TESTS)
+
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --path-output . -W -n --keep-going
 	@echo "Open _build/html/index.html"
@@ -28,4 +44,4 @@ notebooks: $(STAMP)
 	$(PY) -m camri_utils.notebook notebooks/[0-9][0-9]_*.ipynb
 
 clean:
-	rm -rf _build $(VENV)
+	rm -rf _build $(VENV) $(JAX_VENV)

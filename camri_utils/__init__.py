@@ -11,8 +11,9 @@ try:
     import keras  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "camri_utils needs Keras 3 with TensorFlow. On Colab both are preinstalled; elsewhere "
-        "run: pip install 'camri-utils[cpu]' (CPU) or pip install tensorflow (GPU)."
+        "camri_utils needs Keras 3 and one of its backends. On Colab both are preinstalled; "
+        "elsewhere run: pip install 'camri-utils[cpu]' (Keras with TensorFlow CPU), pip install "
+        "tensorflow (GPU), or pip install camri-utils jax (JAX backend; set KERAS_BACKEND=jax)."
     ) from exc
 
 from camri_utils.layers import CosineHead  # noqa: E402

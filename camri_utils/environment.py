@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import platform
 
-__all__ = ["environment", "device_summary"]
+__all__ = ["environment", "device_summary", "require_tensorflow"]
 
 
 def _tensorflow():
@@ -15,6 +15,20 @@ def _tensorflow():
         import tensorflow as tf
     except ImportError:
         return None
+    return tf
+
+
+def require_tensorflow(what):
+    """The ``tensorflow`` module, or an ImportError saying that ``what`` (a module or function
+    of this library built on ``tf.data``, ``tf.distribute`` or ``tf.summary``) needs it. The
+    losses, the cosine head, the metrics and the angle analysis run on any Keras 3 backend."""
+    tf = _tensorflow()
+    if tf is None:
+        raise ImportError(
+            f"{what} needs TensorFlow: pip install 'camri-utils[cpu]' (CPU) or pip install "
+            "tensorflow (GPU). The losses, CosineHead, metrics and angle analysis work on any "
+            "Keras 3 backend without it."
+        )
     return tf
 
 

@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from camri_utils import angles, checks, data, methods, metrics, models
-from camri_utils.environment import environment
+from camri_utils.environment import environment, require_tensorflow
 from camri_utils.io import write_json, write_text
 
 __all__ = ["TrainConfig", "TrainResult", "train", "STRATEGIES", "SCHEDULES", "make_loss", "identity"]
@@ -222,7 +222,7 @@ def make_loss(name, n_classes, important_classes=(), **params):
 
 
 def _strategy(name):
-    import tensorflow as tf
+    tf = require_tensorflow("camri_utils.training")
 
     if name == "default":
         return tf.distribute.get_strategy()
@@ -320,7 +320,7 @@ class _AngleSummary(keras.callbacks.Callback):
         self.summary = {"mean": [], "std": []}
         self.writer = None
         if logdir is not None:
-            import tensorflow as tf
+            tf = require_tensorflow("camri_utils.training")
 
             self._tf = tf
             self.writer = tf.summary.create_file_writer(str(Path(logdir) / "angles"))
@@ -391,7 +391,7 @@ class _NewModelRetracing:
         return "triggered tf.function retracing" not in record.getMessage()
 
     def __enter__(self):
-        import tensorflow as tf
+        tf = require_tensorflow("camri_utils.training")
 
         self._logger = tf.get_logger()
         self._logger.addFilter(self)
@@ -458,7 +458,7 @@ def train(config, callbacks=(), dataset=None):
     Returns:
         :class:`TrainResult`.
     """
-    import tensorflow as tf
+    tf = require_tensorflow("camri_utils.training")
 
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)

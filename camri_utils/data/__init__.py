@@ -60,7 +60,9 @@ def pipeline(x, y, batch_size, training, seed=0, cache=True, shuffle_buffer=None
     ``x`` and labels ``y``: converted, cached after the conversion (``cache``), shuffled only
     when ``training`` (seeded, reshuffled each epoch, ``shuffle_buffer`` default all images),
     batched and prefetched."""
-    import tensorflow as tf
+    from camri_utils.environment import require_tensorflow
+
+    tf = require_tensorflow("camri_utils.data.pipeline")
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
