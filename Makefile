@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-jax book notebooks venv clean
+.PHONY: test test-jax test-torch book notebooks venv clean
 
 venv: $(STAMP)
 
@@ -20,10 +20,11 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # The backend-independent library under JAX, in its own environment without TensorFlow (not in
-# CI; see the README's "Keras backends").
+# CI; see the README's "Keras backends"). Regenerate tests/data/camri_<backend>.keras with
+# tests/data/make_backend_models.py under the backend.
 JAX_VENV ?= .venv-jax
 JAX_STAMP := $(JAX_VENV)/.installed
-JAX_TESTS ?= tests/test_backends.py tests/test_layers.py tests/test_metrics.py tests/test_angles.py
+BACKEND_TESTS ?= tests/test_backends.py tests/test_layers.py tests/test_metrics.py tests/test_angles.py
 
 $(JAX_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(JAX_VENV)
@@ -33,7 +34,24 @@ $(JAX_STAMP): pyproject.toml
 	touch $(JAX_STAMP)
 
 test-jax: $(JAX_STAMP)
-	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -p no:cacheprovider $(JAX_TESTS)
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -p no:cacheprovider $(BACKEND_TESTS)
+
+# The same tests under PyTorch, in .venv-torch; not in CI either. TORCH is what pip installs:
+# tested with 2.13.0's CPU wheel (plain PyPI gives Linux the larger CUDA build; add
+# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu for the CPU one).
+TORCH ?= torch==2.13.0
+TORCH_VENV ?= .venv-torch
+TORCH_STAMP := $(TORCH_VENV)/.installed
+
+$(TORCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TORCH_VENV)/bin/python -m pip install --quiet keras "$(TORCH)" numpy scikit-learn pandas matplotlib tqdm pytest
+	$(TORCH_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(TORCH_STAMP)
+
+test-torch: $(TORCH_STAMP)
+	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest -p no:cacheprovider $(BACKEND_TESTS)
 
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --path-output . -W -n --keep-going
@@ -44,4 +62,4 @@ notebooks: $(STAMP)
 	$(PY) -m camri_utils.notebook notebooks/[0-9][0-9]_*.ipynb
 
 clean:
-	rm -rf _build $(VENV) $(JAX_VENV)
+	rm -rf _build $(VENV) $(JAX_VENV) $(TORCH_VENV)
