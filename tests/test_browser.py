@@ -107,8 +107,13 @@ INSPECT = r"""
 const done = arguments[arguments.length - 1];
 const ready = (window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve();
 const timeout = new Promise(resolve => setTimeout(() => resolve("timeout"), 30000));
-Promise.race([ready.then(() => "ok"), timeout]).then(state => {
-  const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
+const loaded = new Promise(resolve => {
+  if (document.readyState === "complete" && document.body) resolve();
+  else window.addEventListener("load", () => resolve());
+});
+Promise.race([loaded.then(() => ready).then(() => "ok"), timeout]).then(state => {
+  const article = document.querySelector("article.bd-article") || document.querySelector("main")
+                  || document.body || document.documentElement;
   const column = article.getBoundingClientRect();
   const name = el => el.tagName.toLowerCase() + (el.className && typeof el.className === "string"
                       ? "." + el.className.trim().split(/\s+/).join(".") : "");
@@ -179,8 +184,13 @@ def test_page_renders_cleanly(page, html_dir, browser):
     path = html_dir / f"{page}.html"
     assert path.exists(), f"{page}: not built"
     browser.set_window_size(*WINDOW)
-    browser.get(path.as_uri())
-    found = browser.execute_async_script(INSPECT)
+    for attempt in range(3):
+        # Rarely (twice in many runs, on different pages) the script met a page whose body was
+        # not there yet ("Cannot read properties of null"): load the page again and retry.
+        browser.get(path.as_uri())
+        found = browser.execute_async_script(INSPECT)
+        if not str(found.get("state")).startswith("error"):
+            break
     assert found.get("state") == "ok", f"{page}: MathJax did not finish ({found.get('state')})"
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
