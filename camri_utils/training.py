@@ -187,14 +187,28 @@ def _as_list(classes):
     raise ValueError(f"important_classes must be a class index or a list of them; got {classes!r}.")
 
 
+# The values a run's identity leaves out, frozen when run ids were introduced: changing a
+# field's default in TrainConfig later must not change the id of any recorded run. A new field
+# joins this table with the value that reproduces the behaviour from before it existed.
+IDENTITY_BASELINE = {
+    "dataset": "fashion_mnist", "dataset_options": {}, "validation_size": "auto", "split_seed": 0,
+    "train_subset": None, "test_subset": None, "model": "small_cnn", "feature_dim": None, "loss": "ce",
+    "loss_params": {}, "important_classes": [], "epochs": 10, "batch_size": 64, "optimizer": "adam",
+    "learning_rate": 1e-3, "lr_schedule": "constant", "warmup_epochs": 0, "seed": 0, "deterministic": False,
+    "mixed_precision": False, "xla": "auto", "strategy": "default",
+}
+
+
 def identity(config):
     """What defines a run: the config's fields that change what it computes, those at their
-    default left out (so a field added later, with the old behaviour as default, changes no
-    identity). A JSON-ready dict."""
+    :data:`IDENTITY_BASELINE` value left out (so neither a field added later, with the old
+    behaviour as its baseline, nor a changed default changes an identity). A JSON-ready dict.
+    A field missing from the baseline (one added in a subclass) counts at its default."""
     defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
                 for f in dataclasses.fields(type(config))}
+    baseline = {**defaults, **IDENTITY_BASELINE}
     values = json.loads(json.dumps(config.to_dict()))
-    return {k: v for k, v in values.items() if k not in _NOT_IDENTITY and v != defaults[k]}
+    return {k: v for k, v in values.items() if k not in _NOT_IDENTITY and v != baseline[k]}
 
 
 @dataclass

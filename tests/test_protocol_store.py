@@ -123,3 +123,15 @@ def test_unwritable_output_is_a_clear_error(tmp_path, fixture_data):
         (tmp_path / "ro").mkdir(mode=0o500)
     with pytest.raises(protocol.ProtocolError, match="writable"):
         protocol.run(_spec(), target, progress=False, dataset=fixture_data)
+
+
+def test_identity_baseline_covers_every_field_and_matches_the_defaults_it_froze():
+    """Every TrainConfig field that defines a run has a frozen baseline value, so that a later
+    change of its default does not silently change recorded run ids."""
+    fields = {f.name for f in dataclasses.fields(training.TrainConfig)} - {"verbose", "output_dir", "data_dir"}
+    assert set(training.IDENTITY_BASELINE) == fields
+    # Changing a default (here: epochs) leaves a config's identity as it was.
+    config = training.TrainConfig(epochs=12, seed=3)
+    Changed = dataclasses.make_dataclass("Changed", [("epochs", int, dataclasses.field(default=12))],
+                                         bases=(training.TrainConfig,))
+    assert training.identity(Changed(seed=3)) == training.identity(config) == {"epochs": 12, "seed": 3}
