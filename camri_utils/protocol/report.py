@@ -15,7 +15,7 @@ from camri_utils.io import write_text
 from camri_utils.protocol.runner import plan
 from camri_utils.protocol.selection import rank_classes, select, table_methods, threshold_records
 from camri_utils.protocol.spec import ProtocolSpec, margin_policy
-from camri_utils.protocol.store import load_records, load_scores, read_spec
+from camri_utils.protocol.store import ProtocolError, load_records, load_scores, read_spec
 
 __all__ = ["Summary", "summarize", "report", "current_records", "spec_methods", "setting_text"]
 
@@ -113,7 +113,8 @@ def summarize(output, accuracy_k=None):
     expected = spec_methods(spec)
     sel = select(records, k, expected)
     table = _table(sel, records, expected)
-    markdown = _markdown(spec, sel, table, k, records, ignored, expected)
+    n_validation = _validation_count(output, records) if data_kind is not None else None
+    markdown = _markdown(spec, sel, table, k, records, ignored, expected, n_validation)
     return Summary(spec, records, sel, table, markdown, k, ignored)
 
 
@@ -158,16 +159,27 @@ def _cell(row):
     return cell
 
 
-def _split_sentence(sel, spec):
+def _validation_count(output, records):
+    """How many validation images the runs were chosen on (from a shared run's stored labels)."""
+    for r in records:
+        if "validation" in r and r.get("important_class") is None and "source_run" not in r:
+            try:
+                return len(load_scores(output, r)["y_validation"])
+            except (ProtocolError, KeyError):
+                continue
+    return None
+
+
+def _split_sentence(sel, n_validation):
     if sel.split == "validation":
-        return (f"Everything was chosen on a validation split carved from the training set ({spec.validation_size} "
-                "images, seeded and stratified): the class ranking, the threshold and the settings; the table "
-                "reports test metrics.")
+        size = f"{n_validation:,} images, " if n_validation else ""
+        return (f"Everything was chosen on a validation split carved from the training set ({size}seeded and "
+                "stratified): the class ranking, the threshold and the settings; the table reports test metrics.")
     return ("These records were made before the validation split existed: the ranking, the threshold and the "
             "settings were chosen on test metrics, so the chosen settings' test recall is optimistic.")
 
 
-def _markdown(spec, sel, table, k, records, ignored, expected):
+def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None):
     names = dict(enumerate(next((r["class_names"] for r in records if "class_names" in r), [])))
     roles = sel.important
     sources = sorted({r["data_source"]["kind"] + ": " + describe_location(r["data_source"]["location"])
@@ -185,7 +197,7 @@ def _markdown(spec, sel, table, k, records, ignored, expected):
             "",
             f"Selection rule: a setting maintains accuracy when its mean {split} accuracy is at least the CE mean "
             f"minus {k:g} CE standard deviation(s) (threshold {sel.threshold:.4f}); among those, the highest mean "
-            f"{split} recall of the important class. '-': no setting maintained accuracy. {_split_sentence(sel, spec)}",
+            f"{split} recall of the important class. '-': no setting maintained accuracy. {_split_sentence(sel, n_validation)}",
             "",
             "Each cell: test recall of the important class, mean ± std over seeds (mean test accuracy); precision of "
             "the important class; n = number of seeds; Δ = mean paired (same seed) recall gain over CE with a 95% "
