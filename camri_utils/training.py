@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from camri_utils import angles, checks, data, methods, metrics, models
-from camri_utils.environment import environment, require_tensorflow
+from camri_utils.environment import _tensorflow, environment, require_tensorflow
 from camri_utils.io import write_json, write_text
 
 __all__ = ["TrainConfig", "TrainResult", "train", "STRATEGIES", "SCHEDULES", "make_loss", "identity"]
@@ -73,6 +73,13 @@ class TrainConfig:
     ``lr_schedule``: ``"constant"`` or ``"cosine"`` (decay to 0 over the epochs after
     ``warmup_epochs`` of linear warm-up).
 
+    GPU defaults: ``mixed_precision="auto"`` (float16 compute, float32 variables) is True when
+    TensorFlow sees a GPU, ``strategy="auto"`` is ``"mirrored"`` (``MirroredStrategy``) when it
+    sees more than one, and ``xla="auto"`` lets Keras decide whether to compile with XLA. Both
+    ``"auto"`` values are resolved when the config is made (so ``to_dict`` and the run's
+    identity hold what was used; on a CPU: False and ``"default"``); pass False, True or a
+    strategy name to choose. ``metrics["compute"]`` of a result states what a run used.
+
     New fields must default to the behaviour from before they existed: a run's identity leaves
     out fields at their default, so adding a field changes no run id.
     """
@@ -97,13 +104,14 @@ class TrainConfig:
     warmup_epochs: int = 0
     seed: int = 0
     deterministic: bool = False
-    mixed_precision: bool = False
+    mixed_precision: bool | str = "auto"
     xla: bool | str = "auto"
-    strategy: str = "default"
+    strategy: str = "auto"
     output_dir: str | None = None
     verbose: int = 1
 
     def __post_init__(self):
+        self._resolve_auto()
         self.loss_params = dict(self.loss_params)
         self.dataset_options = dict(self.dataset_options)
         self.important_classes = self._important_list()
@@ -135,6 +143,20 @@ class TrainConfig:
         _require(self.xla in (True, False, "auto") and (isinstance(self.xla, bool) or self.xla == "auto"),
                  f"xla must be True, False or 'auto'; got {self.xla!r}.")
         _require(_is_int(self.verbose), f"verbose must be 0, 1 or 2; got {self.verbose!r}.")
+
+    def _resolve_auto(self):
+        """The GPU defaults, made concrete when the config is made: ``mixed_precision="auto"``
+        is True iff TensorFlow sees a GPU; ``strategy="auto"`` is ``"mirrored"`` with more than
+        one GPU, else ``"default"``. On a CPU (or without TensorFlow) they resolve to False and
+        ``"default"``, the :data:`IDENTITY_BASELINE` values, so no recorded run id changes."""
+        auto_precision, auto_strategy = (isinstance(v, str) and v == "auto"
+                                         for v in (self.mixed_precision, self.strategy))
+        if auto_precision or auto_strategy:
+            n_gpus = _visible_gpus()
+            if auto_precision:
+                self.mixed_precision = n_gpus > 0
+            if auto_strategy:
+                self.strategy = "mirrored" if n_gpus > 1 else "default"
 
     def _important_list(self):
         inner = self.loss_params.pop("important_classes", None)
@@ -171,6 +193,12 @@ class TrainConfig:
     def from_file(cls, path):
         """A config from a JSON file, such as a run's ``config.json``."""
         return cls.from_json(Path(path).read_text())
+
+
+def _visible_gpus():
+    """How many GPUs TensorFlow sees (0 without TensorFlow): what ``"auto"`` resolves from."""
+    tf = _tensorflow()
+    return 0 if tf is None else len(tf.config.list_physical_devices("GPU"))
 
 
 def _as_list(classes):
@@ -462,6 +490,16 @@ def _full_history(out, history):
     return {c: frame[c].tolist() for c in frame.columns if c != "epoch"}
 
 
+def _compute(config, model):
+    """What a run used: mixed precision, XLA (as Keras resolved ``"auto"``), the distribution
+    strategy and its replicas, and the devices TensorFlow saw."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return {"mixed_precision": bool(config.mixed_precision), "xla": getattr(model, "jit_compile", config.xla),
+            "strategy": config.strategy,
+            "replicas": int(getattr(strategy, "num_replicas_in_sync", 1)),
+            "devices": environment()["devices"]}
+
+
 def train(config, callbacks=(), dataset=None):
     """Train and evaluate one model as ``config`` says; see the module docstring.
 
@@ -509,6 +547,7 @@ def train(config, callbacks=(), dataset=None):
         "epochs_run": len(full_history.get("loss", [])),
         "data_source": {"location": ds.source.location, "kind": ds.source.kind},
         "environment": environment(),
+        "compute": _compute(config, model),
     }
     if angle_summary is not None:
         result_metrics["angles_per_epoch"] = angle_summary.summary

@@ -135,3 +135,22 @@ def test_identity_baseline_covers_every_field_and_matches_the_defaults_it_froze(
     Changed = dataclasses.make_dataclass("Changed", [("epochs", int, dataclasses.field(default=12))],
                                          bases=(training.TrainConfig,))
     assert training.identity(Changed(seed=3)) == training.identity(config) == {"epochs": 12, "seed": 3}
+
+
+def test_committed_fashion_mnist_records_keep_their_ids():
+    """The GPU defaults ("auto" mixed precision and strategy) resolve, on this CPU machine and
+    for every stored config, to the values the committed protocol records were made with: each
+    record's id is still the hash of its config."""
+    from pathlib import Path
+
+    runs = sorted((Path(__file__).resolve().parents[1] / "results" / "fashion_mnist" / "runs").glob("*.json"))
+    if not runs:
+        pytest.skip("no committed Fashion-MNIST records")
+    for path in runs:
+        record = json.loads(path.read_text())
+        config = training.TrainConfig.from_dict(record["config"])
+        assert protocol.run_id(config, record["method"], "real") == record["run_id"] == path.stem
+        # A config that leaves both to their default ("auto") has the same id on a CPU.
+        if training._visible_gpus() == 0:
+            auto = {k: v for k, v in record["config"].items() if k not in ("mixed_precision", "strategy")}
+            assert protocol.run_id(training.TrainConfig.from_dict(auto), record["method"], "real") == path.stem

@@ -211,6 +211,36 @@ def test_validation_split_is_monitored_and_scored_test_only_at_the_end(tmp_path)
     np.testing.assert_array_equal(other.labels["validation"], result.labels["validation"])
 
 
+def test_gpu_defaults_resolve_from_the_gpus_tensorflow_sees(monkeypatch):
+    """mixed_precision and strategy default to "auto", resolved when the config is made: mixed
+    precision iff there is a GPU, MirroredStrategy iff there are several; on a CPU (or without
+    TensorFlow) the values of IDENTITY_BASELINE, so a config's identity is the same as before."""
+    from camri_utils import training
+
+    for n_gpus, expected in [(0, (False, "default")), (1, (True, "default")), (4, (True, "mirrored"))]:
+        monkeypatch.setattr(training, "_visible_gpus", lambda n=n_gpus: n)
+        config = TrainConfig(epochs=3)
+        assert (config.mixed_precision, config.strategy) == expected
+        assert TrainConfig.from_json(config.to_json()) == config  # stored resolved, read back as is
+        # An explicit choice wins over the GPUs.
+        chosen = TrainConfig(mixed_precision=False, strategy="default")
+        assert (chosen.mixed_precision, chosen.strategy) == (False, "default")
+        assert training.identity(chosen) == {}
+        assert training.identity(config) == {"epochs": 3, **({} if n_gpus == 0 else {"mixed_precision": True}),
+                                             **({"strategy": "mirrored"} if n_gpus > 1 else {})}
+    monkeypatch.undo()
+    monkeypatch.setattr(training, "_tensorflow", lambda: None)
+    assert training._visible_gpus() == 0
+    assert (TrainConfig().mixed_precision, TrainConfig().strategy) == (False, "default")
+    # This machine: resolved from what TensorFlow sees.
+    monkeypatch.undo()
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    assert training._visible_gpus() == gpus
+    assert TrainConfig().mixed_precision is (gpus > 0)
+
+
 def test_mixed_precision_run_is_finite_and_restores_the_policy(tmp_path):
     root = fixtures.write("fashion_mnist", tmp_path / "f", per_class=4)
     before = keras.config.dtype_policy().name
@@ -221,6 +251,9 @@ def test_mixed_precision_run_is_finite_and_restores_the_policy(tmp_path):
     assert result.model.get_layer("conv1").compute_dtype == "float16"
     assert result.model.get_layer("head").compute_dtype == "float32"
     assert keras.config.dtype_policy().name == before
+    compute = result.metrics["compute"]
+    assert compute["mixed_precision"] is True and compute["strategy"] == "default" and compute["replicas"] == 1
+    assert isinstance(compute["xla"], bool) and compute["devices"] == result.metrics["environment"]["devices"]
 
 
 def test_train_in_a_loop_logs_no_retracing_warning():
