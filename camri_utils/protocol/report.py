@@ -192,7 +192,7 @@ def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None
             f"batch {spec.batch_size}, Adam {spec.learning_rate:g}{schedule}, seeds {spec.seeds}. "
             f"camri_utils {', '.join(versions)}. {margin_policy(spec)}.",
             "",
-            f"Important classes, from the mean CE {split} recall over {len(sel.ce)} seeds: "
+            f"Important classes, from the mean CE {split} recall over {len(sel.ce)} seed{'' if len(sel.ce) == 1 else 's'}: "
             + ", ".join(f"{role} = class {c}{' (' + names[c] + ')' if c in names else ''}" for role, c in roles.items()) + ".",
             "",
             f"Selection rule: a setting maintains accuracy when its mean {split} accuracy is at least the CE mean "
