@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-jax test-torch book notebooks venv clean
+.PHONY: test test-jax test-torch test-oldest book notebooks venv clean
 
 venv: $(STAMP)
 
@@ -52,6 +52,26 @@ $(TORCH_STAMP): pyproject.toml
 
 test-torch: $(TORCH_STAMP)
 	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest -p no:cacheprovider $(BACKEND_TESTS)
+
+# The library's tests under the oldest versions pyproject.toml declares (each ">=X" bound as
+# "==X.*": the bound's release series, its latest patch) of keras, tensorflow-cpu, numpy,
+# scikit-learn, pandas, matplotlib and tqdm, in .venv-oldest; the tests that need no notebooks
+# or book. Not in CI.
+OLDEST_VENV ?= .venv-oldest
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
+OLDEST_TESTS ?= tests/test_losses.py tests/test_layers.py tests/test_metrics.py tests/test_angles.py \
+	tests/test_backends.py tests/test_training.py
+
+$(OLDEST_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST_VENV)/bin/python -m pip install --quiet pytest $$($(PYTHON) tests/oldest_pins.py)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(OLDEST_STAMP)
+
+test-oldest: $(OLDEST_STAMP)
+	$(OLDEST_VENV)/bin/python -m pip list 2>/dev/null | grep -Ei '^(keras|tensorflow-cpu|numpy|scikit-learn|pandas|matplotlib|tqdm) '
+	$(OLDEST_VENV)/bin/python -m pytest -p no:cacheprovider -x $(OLDEST_TESTS)
 
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml --path-output . -W -n --keep-going
