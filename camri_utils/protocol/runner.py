@@ -88,7 +88,8 @@ def _run_one(spec, output, planned, ds):
         "seed": planned.seed, "config": planned.config.to_dict(), "history": result.history, **test,
         "confusion_matrix": metrics.confusion_matrix(result.labels["test"], stored["test"], ds.n_classes).tolist(),
         "epochs_run": result.metrics["epochs_run"], "wall_time_s": time.perf_counter() - start,
-        "environment": result.metrics["environment"], "data_source": result.metrics["data_source"],
+        "environment": result.metrics["environment"], "compute": result.metrics.get("compute"),
+        "data_source": result.metrics["data_source"],
         "class_names": list(ds.class_names),
     }
     if "validation" in stored:
