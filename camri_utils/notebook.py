@@ -114,6 +114,34 @@ def _record_of(nb):
     return None
 
 
+def _fold_injected_parameters(nb):
+    """Write the values papermill injected into the notebook's own ``parameters`` cell and drop
+    the injected cell: a reader (or a Colab user) then sees, in the one obvious place, the
+    values the stored outputs were made with, and changing them there takes effect (an
+    injected cell below it would silently override the edit)."""
+    import re
+
+    injected = [c for c in nb.cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    target = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if not injected or target is None:
+        return
+    lines = target.source.splitlines()
+    for assignment in injected[0].source.splitlines():
+        match = re.match(r"(\w+) = (.*)$", assignment)
+        if not match:
+            continue
+        name, value = match.groups()
+        for i, line in enumerate(lines):
+            found = re.match(rf"{name}\s*=\s*(.*?)(\s+#.*)?$", line)
+            if found:
+                lines[i] = f"{name} = {value}{found.group(2) or ''}"
+                break
+        else:
+            lines.append(f"{name} = {value}")
+    target.source = "\n".join(lines)
+    nb.cells = [c for c in nb.cells if c is not injected[0]]
+
+
 def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=None):
     """Execute ``notebook`` with papermill and write it to ``output`` (default: in place) with
     ``metadata["camri"]`` set from its provenance record. ``profile=None`` keeps the
@@ -140,6 +168,7 @@ def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=
             raise RuntimeError(f"{notebook.name} did not call camri_utils.notebook.provenance().")
         nb.metadata["camri"] = record
         _drop_native_log(nb)
+        _fold_injected_parameters(nb)
         # papermill records where it read and wrote the notebook: machine paths (a temporary
         # file, here) that mean nothing to a reader of the stored notebook.
         for key in ("input_path", "output_path"):

@@ -67,11 +67,15 @@ def _notebook(path, *sources):
 
 
 def test_run_records_provenance_and_overrides_profile(tmp_path):
-    src = _notebook(tmp_path / "ok.ipynb", 'profile = "full"',
+    src = _notebook(tmp_path / "ok.ipynb", 'profile = "full"  # the book\'s run\nseed = 0',
                     "from camri_utils.notebook import provenance\nprovenance(profile, data='test data')")
     out = run(src, tmp_path / "out.ipynb", profile="quick")
-    meta = nbformat.read(out, as_version=4).metadata["camri"]
+    stored = nbformat.read(out, as_version=4)
+    meta = stored.metadata["camri"]
     assert meta["profile"] == "quick" and meta["data"] == "test data"
+    # The injected value is folded into the parameters cell (comment kept); no cell overrides it.
+    assert not [c for c in stored.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert stored.cells[0].source == 'profile = "quick"  # the book\'s run\nseed = 0'
 
 
 def test_failed_run_leaves_previous_output_untouched(tmp_path):
