@@ -37,6 +37,7 @@ __all__ = [
     "accuracy",
     "per_class_recall",
     "per_class_precision",
+    "split_metrics",
     "important_class_recall",
     "confusion_matrix",
     "per_class_table",
@@ -88,6 +89,15 @@ def per_class_precision(y_true, y_pred, n_classes=None):
     n_classes = _n_classes(n_classes, y_true, y_pred)
     t, p = _pair(y_true, y_pred, n_classes)
     return skm.precision_score(t, p, labels=np.arange(n_classes), average=None, zero_division=0)
+
+
+def split_metrics(y_true, y_pred, n_classes=None):
+    """Accuracy and per-class recall and precision (as lists) of one split: the metrics every
+    training result and protocol record stores."""
+    n_classes = _n_classes(n_classes, y_true, y_pred)
+    return {"accuracy": accuracy(y_true, y_pred),
+            "recall": per_class_recall(y_true, y_pred, n_classes).tolist(),
+            "precision": per_class_precision(y_true, y_pred, n_classes).tolist()}
 
 
 def important_class_recall(y_true, y_pred, important_class, n_classes=None):

@@ -473,12 +473,6 @@ def _cosines(model, head, x_pipeline, scores):
     return np.cos(angles.feature_class_angles(feats, angles.class_weights_of(model), degrees=False)).astype("float32")
 
 
-def _split_metrics(y, scores, n_classes):
-    return {"accuracy": metrics.accuracy(y, scores),
-            "recall": metrics.per_class_recall(y, scores, n_classes).tolist(),
-            "precision": metrics.per_class_precision(y, scores, n_classes).tolist()}
-
-
 def _full_history(out, history):
     """Every epoch's logs: from ``history.csv`` when the run wrote one (it holds the epochs of
     an interrupted first attempt too), else what ``fit`` returned."""
@@ -540,7 +534,7 @@ def train(config, callbacks=(), dataset=None):
         test_cosines = _cosines(model, methods.get(config.loss).head, test_ds, scores["test"])
     full_history = _full_history(out, history)
     result_metrics = {
-        **_split_metrics(ds.y_test, scores["test"], ds.n_classes),
+        **metrics.split_metrics(ds.y_test, scores["test"], ds.n_classes),
         "confusion_matrix": metrics.confusion_matrix(ds.y_test, scores["test"], ds.n_classes).tolist(),
         "important_classes": config.important_classes,
         "wall_time_s": wall,
@@ -552,7 +546,7 @@ def train(config, callbacks=(), dataset=None):
     if angle_summary is not None:
         result_metrics["angles_per_epoch"] = angle_summary.summary
     if "validation" in scores:
-        result_metrics["validation"] = _split_metrics(ds.y_val, scores["validation"], ds.n_classes)
+        result_metrics["validation"] = metrics.split_metrics(ds.y_val, scores["validation"], ds.n_classes)
     if out is not None:
         model.save(out / "model.keras")
         write_json(out / "metrics.json", result_metrics, indent=1)

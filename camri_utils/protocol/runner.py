@@ -67,11 +67,6 @@ def plan(spec, data_kind, classes=None):
     return runs
 
 
-def _scored(values, y, n_classes):
-    return {"accuracy": metrics.accuracy(y, values), "recall": metrics.per_class_recall(y, values, n_classes).tolist(),
-            "precision": metrics.per_class_precision(y, values, n_classes).tolist()}
-
-
 def _run_one(spec, output, planned, ds):
     from camri_utils import angles
     from camri_utils.training import train
@@ -81,7 +76,7 @@ def _run_one(spec, output, planned, ds):
     # Scores are stored in float16; the record's metrics are computed from exactly what is
     # stored, so they can always be reproduced from it (rounding only decides near-ties).
     stored = {split: s.astype(np.float16) for split, s in result.scores.items()}
-    test = _scored(stored["test"], result.labels["test"], ds.n_classes)
+    test = metrics.split_metrics(result.labels["test"], stored["test"], ds.n_classes)
     record = {
         "schema": SCHEMA, "run_id": planned.run_id, "dataset": spec.dataset, "profile": spec.profile,
         "method": planned.method, "important_class": planned.important_class, "params": planned.params,
@@ -93,7 +88,8 @@ def _run_one(spec, output, planned, ds):
         "class_names": list(ds.class_names),
     }
     if "validation" in stored:
-        record["validation"] = _scored(stored["validation"], result.labels["validation"], ds.n_classes)
+        record["validation"] = metrics.split_metrics(result.labels["validation"], stored["validation"],
+                                                     ds.n_classes)
     if "angles_per_epoch" in result.metrics:
         record["angles_per_epoch"] = result.metrics["angles_per_epoch"]
     # The shared runs keep their validation scores (threshold moving re-reads them); the

@@ -122,9 +122,7 @@ def select(records, accuracy_k=1.0, expected=()):
 def _moved(scores, y, c, bias, n_classes):
     shifted = scores.copy()
     shifted[:, c] += bias
-    return {"accuracy": metrics.accuracy(y, shifted),
-            "recall": metrics.per_class_recall(y, shifted, n_classes).tolist(),
-            "precision": metrics.per_class_precision(y, shifted, n_classes).tolist()}
+    return metrics.split_metrics(y, shifted, n_classes)
 
 
 def threshold_records(records, classes, biases, load_scores):
