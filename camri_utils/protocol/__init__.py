@@ -5,7 +5,8 @@ accuracy, and report a table in the layout of the paper's Table 1.
 
 One module per job: :mod:`.spec` (the spec and presets), :mod:`.store` (records, run ids,
 stored scores), :mod:`.runner` (plan and run), :mod:`.selection` (ranking and choices on the
-validation split, threshold moving), :mod:`.report` (the table). The public names are all
+validation split, threshold moving), :mod:`.report` (the table), :mod:`.sensitivity` (CAMRI's
+margin x scale sweep on a protocol's setup). The public names are all
 importable from here.
 """
 
@@ -14,6 +15,8 @@ from camri_utils.protocol.runner import PlannedRun, plan, run, train_config
 from camri_utils.protocol.selection import (ROLES, Choice, Selection, rank_classes, records_frame, select,
                                             selected_on, selection_metrics, setting_key, table_methods,
                                             threshold_records)
+from camri_utils.protocol.sensitivity import (SWEEPS, SweepSpec, run_sweep, sweep_frame, sweep_plan,
+                                              sweep_preset, sweep_records, sweep_report)
 from camri_utils.protocol.spec import PRESETS, ProtocolSpec, margin_policy, preset
 from camri_utils.protocol.store import (SCHEMA, ProtocolError, load_records, load_scores, read_spec, results_folder,
                                         run_id)
@@ -22,4 +25,5 @@ __all__ = ["ProtocolSpec", "PRESETS", "preset", "margin_policy", "run", "plan", 
            "report", "summarize", "Summary", "setting_text", "current_records", "records_frame", "rank_classes", "select",
            "Selection", "Choice", "setting_key", "selection_metrics", "selected_on", "table_methods",
            "threshold_records", "load_records", "load_scores", "read_spec", "results_folder", "run_id",
-           "ProtocolError", "SCHEMA", "ROLES"]
+           "ProtocolError", "SCHEMA", "ROLES", "SweepSpec", "SWEEPS", "sweep_preset", "sweep_plan", "run_sweep",
+           "sweep_records", "sweep_frame", "sweep_report"]

@@ -1,0 +1,278 @@
+"""CAMRI's two knobs, swept: margin x scale for one important class, on a protocol's setup.
+
+The paper publishes no sensitivity study. This sweep trains CAMRI for the class a finished
+protocol ranked in ``role`` (worst1 by default) over a grid of margins and scales, with the
+protocol's training setup, and compares each cell with normalized softmax at the same scale
+(the same head without the margin). A margin of 0 *is* normalized softmax (CAMRI's logits are
+``s cos theta`` for every class then), so that cell is trained as the ``normsoftmax`` method:
+its runs are the very runs the protocol trained as its control, and are shared with it.
+
+Runs are keyed exactly as the protocol's (same training config, same run id), so every run
+the protocol already holds is read from its folder instead of being trained again; the rest
+are written, one record per run, to the sweep's own folder. The sweep is resumable like the
+protocol, and everything is chosen on validation metrics; test metrics are only reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from camri_utils import checks, methods
+from camri_utils.io import write_json, write_text
+from camri_utils.protocol.report import current_records
+from camri_utils.protocol.runner import _run_one, train_config
+from camri_utils.protocol.selection import ROLES, rank_classes, select
+from camri_utils.protocol.spec import ProtocolError, preset
+from camri_utils.protocol.store import load_records, read_spec, run_id
+
+__all__ = ["SweepSpec", "SWEEPS", "sweep_preset", "sweep_plan", "run_sweep", "sweep_records", "sweep_frame",
+           "sweep_report"]
+
+
+def _m(deno):
+    return deno * math.pi / 64
+
+
+@dataclass
+class SweepSpec:
+    """A margin x scale sweep on the setup of the protocol preset ``(dataset, profile)``.
+    ``margins`` in radians (0 allowed: the control), ``scales`` > 0, ``seeds`` a subset of
+    the protocol's, ``role`` the important class's role in the protocol's ranking."""
+
+    dataset: str
+    profile: str
+    margins: list
+    scales: list
+    seeds: list
+    role: str = "worst1"
+    note: str = ""
+    extra: dict = field(default_factory=dict)  # reserved: keeps sweep.json readable later
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}; got {self.role!r}.")
+        for m in self.margins:
+            if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < math.pi:
+                raise ValueError(f"margins must be numbers in [0, pi) (radians); got {m!r}.")
+        for s in self.scales:
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0:
+                raise ValueError(f"scales must be positive numbers; got {s!r}.")
+        for name in ("margins", "scales", "seeds"):
+            values = getattr(self, name)
+            if not values or len(set(values)) != len(values):
+                raise ValueError(f"{name} must be a non-empty list of distinct values; got {values!r}.")
+
+    def protocol(self):
+        """The protocol preset whose training setup (and ranking) the sweep uses."""
+        return preset(self.dataset, self.profile)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        return checks.from_fields(cls, values, "sensitivity sweep")
+
+
+SWEEPS = {
+    ("fashion_mnist", "full"): SweepSpec(
+        "fashion_mnist", "full", margins=[_m(d) for d in (0, 2, 4, 6, 8, 12)], scales=[8.0, 16.0, 32.0],
+        seeds=[0, 1, 2],
+        note="CAMRI for the worst class over m in {0, 2, 4, 6, 8, 12}·π/64 and s in {8, 16, 32}, 3 seeds, with "
+             "the full protocol's training (12 epochs, cosine decay); m = 0 is normalized softmax; the runs the "
+             "protocol already holds (s = 16, m up to 8π/64, seeds 0-2) are read from it"),
+    ("fashion_mnist", "quick"): SweepSpec(
+        "fashion_mnist", "quick", margins=[0.0, _m(4)], scales=[8.0, 16.0], seeds=[0],
+        note="quick profile: a smoke test, not a result"),
+}
+
+
+def sweep_preset(dataset, profile):
+    try:
+        return dataclasses.replace(SWEEPS[(dataset, profile)])
+    except KeyError:
+        raise ProtocolError(f"no sensitivity sweep for dataset {dataset!r} and profile {profile!r}; sweeps: "
+                            f"{sorted(SWEEPS)}.") from None
+
+
+def _cell_method(margin):
+    return "normsoftmax" if margin == 0 else "camri"
+
+
+def _params(margin, scale, spec):
+    if margin == 0:
+        return {"scale": float(scale)}
+    return {"margin": float(margin), "scale": float(scale), "monotonic": spec.monotonic}
+
+
+def sweep_plan(sweep, spec, important_class, data_kind):
+    """The runs of the sweep: per (margin, scale, seed), the protocol's run of CAMRI for
+    ``important_class`` (normalized softmax, shared by every class, at margin 0)."""
+    from camri_utils.protocol.runner import PlannedRun
+
+    runs = []
+    for scale in sweep.scales:
+        for margin in sweep.margins:
+            key = _cell_method(margin)
+            c = None if key == "normsoftmax" else important_class
+            for seed in sweep.seeds:
+                params = _params(margin, scale, spec)
+                config = train_config(spec, key, c, params, seed)
+                label = methods.get(key).label
+                runs.append(PlannedRun(label, c, params, seed, config, run_id(config, label, data_kind)))
+    return runs
+
+
+def _protocol_state(sweep, protocol_output):
+    """The protocol's spec, data kind, its current records and the important class of the
+    sweep's role; errors that say what to do when the protocol is not the sweep's or not run."""
+    spec, data_kind = read_spec(protocol_output)
+    if json.loads(json.dumps(spec.to_dict())) != json.loads(json.dumps(sweep.protocol().to_dict())):
+        raise ProtocolError(f"{protocol_output} holds another protocol than the {sweep.dataset} {sweep.profile} "
+                            "preset this sweep builds on; pass --protocol the folder of that preset's run.")
+    if data_kind is None:
+        raise ProtocolError(f"{protocol_output} holds records made before the validation split; the sweep needs "
+                            "a protocol run with one.")
+    records, _ = current_records(spec, data_kind, load_records(protocol_output))
+    ce = [r for r in records if r["method"] == "CE"]
+    if len(ce) < len(spec.seeds):
+        raise ProtocolError(f"the sweep needs the protocol's class ranking, but {protocol_output} has {len(ce)} of "
+                            f"{len(spec.seeds)} CE runs; run `camri protocol` first.")
+    important = rank_classes(ce)[1][sweep.role]
+    return spec, data_kind, records, important
+
+
+def _open_sweep(sweep, output, data_kind):
+    output = Path(output)
+    try:
+        (output / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProtocolError(f"cannot create the sweep folder {output} ({exc.strerror}); pass a writable "
+                            "--output.") from exc
+    path = output / "sweep.json"
+    stored = {"sweep": sweep.to_dict(), "data_source": data_kind}
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ProtocolError(f"{path} is not a sweep description ({exc}).") from exc
+        if previous.get("data_source") != data_kind:
+            raise ProtocolError(f"{output} holds runs on {previous.get('data_source')} data, but this data is "
+                                f"{data_kind}; use another output folder.")
+        if previous != json.loads(json.dumps(stored)):
+            raise ProtocolError(f"{path} describes another sweep; use a fresh output folder.")
+    else:
+        write_json(path, stored, indent=1)
+
+
+def run_sweep(sweep, output, protocol_output, progress=True, dataset=None):
+    """Train what the sweep lacks (neither in ``output`` nor in the protocol's folder) into
+    ``output``. Returns the number of runs trained."""
+    import keras
+    from tqdm import tqdm
+
+    from camri_utils import data
+
+    spec, data_kind, _, important = _protocol_state(sweep, protocol_output)
+    ds = dataset if dataset is not None else data.load(spec.dataset, **spec.dataset_options)
+    if ds.source.kind != data_kind:
+        raise ProtocolError(f"the protocol in {protocol_output} ran on {data_kind} data, but this data is "
+                            f"{ds.source.kind}; sweep on the same data.")
+    _open_sweep(sweep, output, data_kind)
+    done = {r["run_id"] for r in load_records(output)} | {r["run_id"] for r in load_records(protocol_output)}
+    todo = [p for p in sweep_plan(sweep, spec, important, data_kind) if p.run_id not in done]
+    trained = 0
+    for planned in tqdm(todo, desc="sensitivity runs", unit="run", disable=not progress):
+        _run_one(spec, output, planned, ds)
+        trained += 1
+        keras.backend.clear_session()
+    return trained
+
+
+def sweep_records(sweep, output, protocol_output):
+    """The sweep's records (from its folder or the protocol's), the protocol's current
+    records, and the important class. A planned run that is missing is simply absent."""
+    spec, data_kind, records, important = _protocol_state(sweep, protocol_output)
+    by_id = {r["run_id"]: r for r in records}
+    if (Path(output) / "runs").exists():
+        by_id.update({r["run_id"]: r for r in load_records(output)})
+    planned = sweep_plan(sweep, spec, important, data_kind)
+    return [by_id[p.run_id] for p in planned if p.run_id in by_id], records, important
+
+
+def sweep_frame(sweep, output, protocol_output):
+    """One row per (scale, margin): seeds, validation and test recall of the important class
+    and accuracy (means), the paired (same seed) change against normalized softmax at the same
+    scale on validation (``val_recall_gain``, ``val_accuracy_change``) and test, and whether
+    the cell *maintains accuracy* by the protocol's rule (its mean validation accuracy is at
+    least the protocol's threshold: CE mean minus k CE standard deviations)."""
+    records, protocol_records, c = sweep_records(sweep, output, protocol_output)
+    threshold = select([r for r in protocol_records if r["method"] == "CE"], sweep.protocol().accuracy_k).threshold
+    by_cell = {}
+    for r in records:
+        by_cell.setdefault((r["params"]["scale"], r["params"].get("margin", 0.0)), {})[r["seed"]] = r
+    rows = []
+    for scale in sweep.scales:
+        control = by_cell.get((float(scale), 0.0), {})
+        for margin in sweep.margins:
+            runs = by_cell.get((float(scale), float(margin)), {})
+            row = {"scale": float(scale), "margin": float(margin), "margin_pi64": round(margin * 64 / math.pi, 6),
+                   "n_seeds": len(runs)}
+            if runs:
+                val = [r["validation"] for r in runs.values()]
+                row.update(val_recall=np.mean([v["recall"][c] for v in val]), val_accuracy=np.mean([v["accuracy"] for v in val]),
+                           test_recall=np.mean([r["recall"][c] for r in runs.values()]),
+                           test_accuracy=np.mean([r["accuracy"] for r in runs.values()]))
+                paired = [s for s in runs if s in control]
+                if paired:
+                    def change(get):
+                        return float(np.mean([get(runs[s]) - get(control[s]) for s in paired]))
+                    row.update(val_recall_gain=change(lambda r: r["validation"]["recall"][c]),
+                               val_accuracy_change=change(lambda r: r["validation"]["accuracy"]),
+                               test_recall_gain=change(lambda r: r["recall"][c]),
+                               test_accuracy_change=change(lambda r: r["accuracy"]))
+                row["maintains_accuracy"] = bool(row["val_accuracy"] >= threshold)
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(important_class=c, threshold=float(threshold), role=sweep.role)
+    return frame
+
+
+def sweep_report(sweep, output, protocol_output):
+    """Write ``sensitivity.csv`` (the frame) and ``sensitivity.md`` (two grids) into
+    ``output`` and return the Markdown."""
+    frame = sweep_frame(sweep, output, protocol_output)
+    c = frame.attrs["important_class"]
+    records, _, _ = sweep_records(sweep, output, protocol_output)
+    names = next((r["class_names"] for r in records if "class_names" in r), None)
+    name = f"class {c}" + (f" ({names[c]})" if names else "")
+    lines = [f"# Sensitivity: margin x scale, {sweep.dataset}, profile `{sweep.profile}`", "",
+             f"{sweep.note}. Important class: {sweep.role} = {name}, from the protocol's validation ranking. "
+             f"Changes are paired by seed against normalized softmax at the same scale, on the validation split; "
+             f"✓ marks a cell whose mean validation accuracy keeps the protocol's threshold "
+             f"({frame.attrs['threshold']:.4f}).", ""]
+    for column, title in (("val_recall_gain", "validation recall gain"),
+                          ("val_accuracy_change", "validation accuracy change")):
+        lines += [f"{title} (rows: s; columns: m in π/64):", "",
+                  "| s | " + " | ".join(f"{m:g}" for m in frame.margin_pi64.unique()) + " |",
+                  "| --- |" + " --- |" * frame.margin_pi64.nunique()]
+        for scale, rows in frame.groupby("scale", sort=False):
+            cells = []
+            for r in rows.itertuples():
+                if r.n_seeds == 0 or pd.isna(getattr(r, column, float("nan"))):
+                    cells.append("-")
+                else:
+                    cells.append(f"{getattr(r, column):+.4f}{' ✓' if r.maintains_accuracy else ''} (n={r.n_seeds})")
+            lines.append(f"| {scale:g} | " + " | ".join(cells) + " |")
+        lines.append("")
+    markdown = "\n".join(lines)
+    write_text(Path(output) / "sensitivity.csv", frame.to_csv(index=False, float_format="%.4f"))
+    write_text(Path(output) / "sensitivity.md", markdown)
+    return markdown

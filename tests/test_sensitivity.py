@@ -1,0 +1,136 @@
+"""CAMRI's margin x scale sweep: planning on a protocol's setup and ranking, sharing the runs
+the protocol holds, resuming, the paired frame, clear errors; and the committed sweep."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from camri_utils import protocol
+from camri_utils.cli import main as camri
+from camri_utils.data import fixtures
+from camri_utils.protocol import sensitivity
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tiny_protocol():
+    return protocol.ProtocolSpec("fashion_mnist", "quick", "mlp", epochs=1, batch_size=32, learning_rate=1e-3,
+                                 seeds=[0], camri_grid=[], arcface_grid=[], wce_weights=[], crwwce_weights=[],
+                                 feature_dim=4, note="test", validation_size=8, normsoftmax_grid=[{"scale": 8.0}])
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    """A fixture protocol (CE and normalized softmax at s = 8, one seed) and a 2 x 2 sweep on it."""
+    monkeypatch.setenv("CAMRI_CACHE_DIR", str(tmp_path / "cache"))
+    from camri_utils import data
+
+    ds = data.load("fashion_mnist", data_dir=fixtures.write("fashion_mnist", tmp_path / "f", per_class=4))
+    spec = _tiny_protocol()
+    monkeypatch.setattr(sensitivity.SweepSpec, "protocol", lambda self: _tiny_protocol())
+    protocol.run(spec, tmp_path / "p", progress=False, dataset=ds)
+    sweep = sensitivity.SweepSpec("fashion_mnist", "quick", margins=[0.0, 0.3], scales=[8.0, 16.0], seeds=[0])
+    return sweep, ds, tmp_path / "p", tmp_path / "s"
+
+
+def test_sweep_shares_the_protocols_runs_resumes_and_pairs_against_the_control(setup):
+    sweep, ds, prot, out = setup
+    # Normalized softmax at s = 8 is the protocol's control: read from it, not trained again.
+    assert protocol.run_sweep(sweep, out, prot, progress=False, dataset=ds) == 3
+    assert protocol.run_sweep(sweep, out, prot, progress=False, dataset=ds) == 0
+    mine = protocol.load_records(out)
+    assert sorted((r["method"], r["params"]["scale"]) for r in mine) == [("CAMRI", 8.0), ("CAMRI", 16.0),
+                                                                         ("NormSoftmax", 16.0)]
+    assert all(r["important_class"] == (None if r["method"] == "NormSoftmax" else
+                                        protocol.rank_classes([x for x in protocol.load_records(prot)
+                                                               if x["method"] == "CE"])[1]["worst1"])
+               for r in mine)
+    frame = protocol.sweep_frame(sweep, out, prot)
+    c = frame.attrs["important_class"]
+    assert list(frame.n_seeds) == [1, 1, 1, 1]
+    assert (frame[frame.margin == 0].val_recall_gain == 0).all()
+    records = {(r["params"]["scale"], r["params"].get("margin", 0.0)): r
+               for r in mine + protocol.load_records(prot) if r["method"] in ("CAMRI", "NormSoftmax")}
+    for row in frame.itertuples():
+        cell, control = records[(row.scale, row.margin)], records[(row.scale, 0.0)]
+        assert row.val_recall_gain == pytest.approx(cell["validation"]["recall"][c] - control["validation"]["recall"][c])
+        assert row.test_accuracy_change == pytest.approx(cell["accuracy"] - control["accuracy"])
+        assert row.maintains_accuracy == (cell["validation"]["accuracy"] >= frame.attrs["threshold"])
+    markdown = protocol.sweep_report(sweep, out, prot)
+    assert (out / "sensitivity.md").read_text() == markdown and "(n=1)" in markdown
+    assert (out / "sensitivity.csv").exists()
+
+
+def test_sweep_errors_say_what_to_do(setup, tmp_path):
+    sweep, ds, prot, out = setup
+    with pytest.raises(protocol.ProtocolError, match="run `camri protocol` first"):
+        empty = tmp_path / "empty"
+        shutil.copytree(prot, empty)
+        for p in (empty / "runs").iterdir():
+            p.unlink()
+        protocol.run_sweep(sweep, out, empty, progress=False, dataset=ds)
+    other = tmp_path / "other"
+    shutil.copytree(prot, other)
+    stored = json.loads((other / "protocol.json").read_text())
+    stored["spec"]["epochs"] = 2
+    (other / "protocol.json").write_text(json.dumps(stored))
+    with pytest.raises(protocol.ProtocolError, match="another protocol"):
+        protocol.run_sweep(sweep, out, other, progress=False, dataset=ds)
+    protocol.run_sweep(sweep, out, prot, progress=False, dataset=ds)
+    stored = json.loads((out / "sweep.json").read_text())
+    (out / "sweep.json").write_text(json.dumps({**stored, "data_source": "real"}))
+    with pytest.raises(protocol.ProtocolError, match="holds runs on real data"):
+        protocol.run_sweep(sweep, out, prot, progress=False, dataset=ds)
+    (out / "sweep.json").write_text(json.dumps({**stored, "sweep": {**stored["sweep"], "seeds": [0, 1]}}))
+    with pytest.raises(protocol.ProtocolError, match="another sweep"):
+        protocol.run_sweep(sweep, out, prot, progress=False, dataset=ds)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"margins": [-0.1]}, "margins"), ({"margins": [math.pi]}, "margins"), ({"scales": [0.0]}, "scales"),
+    ({"seeds": []}, "seeds"), ({"scales": [8.0, 8.0]}, "distinct"), ({"role": "best"}, "role"),
+])
+def test_bad_sweep_values_are_clear_errors(bad, match):
+    values = {"dataset": "fashion_mnist", "profile": "quick", "margins": [0.0, 0.3], "scales": [8.0], "seeds": [0]}
+    with pytest.raises(ValueError, match=match):
+        sensitivity.SweepSpec(**{**values, **bad})
+
+
+def test_cli_without_a_protocol_folder_is_a_one_line_error(tmp_path, capsys):
+    assert camri(["sensitivity", "report", "--protocol", str(tmp_path / "none"), "--output", str(tmp_path / "s")]) == 2
+    assert "no protocol.json" in capsys.readouterr().err
+
+
+def test_full_sweep_reuses_the_committed_protocol_runs_it_shares():
+    """The sweep's s = 16 cells up to 8π/64 are the protocol's own runs (same ids): a change
+    that broke the sharing would retrain them, and this would fail."""
+    folder = ROOT / "results" / "fashion_mnist"
+    sweep = protocol.sweep_preset("fashion_mnist", "full")
+    spec, kind, records, c = sensitivity._protocol_state(sweep, folder)
+    ids = {r["run_id"] for r in records}
+    shared = [p for p in protocol.sweep_plan(sweep, spec, c, kind)
+              if p.params["scale"] == 16.0 and p.params.get("margin", 0.0) <= 8 * math.pi / 64 + 1e-12]
+    assert len(shared) == 5 * len(sweep.seeds)
+    assert all(p.run_id in ids for p in shared)
+
+
+def test_committed_sweep_is_what_report_makes_of_its_records(tmp_path):
+    folder = ROOT / "results" / "fashion_mnist-sensitivity"
+    if not (folder / "sweep.json").exists():
+        pytest.skip("the sensitivity sweep has not recorded anything yet")
+    sweep = protocol.sweep_preset("fashion_mnist", "full")
+    assert json.loads((folder / "sweep.json").read_text()) == {"sweep": json.loads(json.dumps(sweep.to_dict())),
+                                                               "data_source": "real"}
+    spec, kind, _, c = sensitivity._protocol_state(sweep, ROOT / "results" / "fashion_mnist")
+    planned = {p.run_id for p in protocol.sweep_plan(sweep, spec, c, kind)}
+    for r in protocol.load_records(folder):
+        assert r["run_id"] in planned and (folder / "runs" / f"{r['run_id']}.npz").exists()
+    if (folder / "sensitivity.md").exists():
+        copy = shutil.copytree(folder, tmp_path / "s")
+        assert protocol.sweep_report(sweep, copy, ROOT / "results" / "fashion_mnist") == \
+            (folder / "sensitivity.md").read_text()
+        assert np.isfinite(protocol.sweep_frame(sweep, copy, ROOT / "results" / "fashion_mnist").n_seeds).all()
