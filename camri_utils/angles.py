@@ -46,6 +46,13 @@ __all__ = [
     "nearest_weight_angle",
     "decision_gap",
     "share_past_pi",
+    "own_angles_from_cosines",
+    "cosine_angle_stats",
+    "relative_mean",
+    "nearest_weight_angles",
+    "class_geometry",
+    "mean_interval",
+    "epoch_angle_arrays",
 ]
 
 
@@ -103,6 +110,10 @@ def per_class_angle_stats(features, class_weights, labels, degrees=True, class_n
     """Per class: number of samples, mean and variance (population, ddof=0) of the angle
     between each sample's feature and its own class weight."""
     angles = feature_class_angles(features, class_weights, degrees)
+    return _stats_frame(angles, labels, degrees, class_names)
+
+
+def _stats_frame(angles, labels, degrees, class_names):
     n_classes = angles.shape[1]
     y = _labels(labels, angles.shape[0], n_classes)
     own = angles[np.arange(len(y)), y]
@@ -118,18 +129,29 @@ def per_class_angle_stats(features, class_weights, labels, degrees=True, class_n
     return stats
 
 
-def relative_variance(stats, important_classes):
-    """Variance of each important class's angle divided by the mean variance of the other
-    classes (from :func:`per_class_angle_stats`). Below 1: the important class is tighter."""
+def _relative(stats, important_classes, column, name):
     if isinstance(important_classes, (numbers.Integral, np.integer)):
         important_classes = [important_classes]
     important = [checks.check_class_index(c, len(stats), "important class") for c in important_classes]
-    others = stats.drop(index=important)["var"].dropna()
+    others = stats.drop(index=important)[column].dropna()
     if others.empty:
         raise ValueError("no other class with samples to compare the important classes with.")
-    ratio = stats.loc[important, "var"] / others.mean()
-    ratio.name = "relative_variance"
+    ratio = stats.loc[important, column] / others.mean()
+    ratio.name = name
     return ratio
+
+
+def relative_variance(stats, important_classes):
+    """Variance of each important class's angle divided by the mean variance of the other
+    classes (from :func:`per_class_angle_stats`). Below 1: the important class is tighter."""
+    return _relative(stats, important_classes, "var", "relative_variance")
+
+
+def relative_mean(stats, important_classes):
+    """Mean angle of each important class divided by the mean of the other classes' mean
+    angles (from :func:`per_class_angle_stats` or :func:`cosine_angle_stats`). Below 1: the
+    important class sits closer to its weight than the others do to theirs."""
+    return _relative(stats, important_classes, "mean", "relative_mean")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,13 +178,22 @@ def weight_angles(class_weights, degrees=True):
     return np.degrees(theta) if degrees else theta
 
 
+def nearest_weight_angles(class_weights, degrees=True):
+    """For every class: the angle from its weight to the nearest other class weight, and that
+    class. Two arrays of shape (C,)."""
+    theta = weight_angles(class_weights, degrees)
+    if theta.shape[0] < 2:
+        raise ValueError(f"a nearest class weight needs at least 2 classes; got {theta.shape[0]}.")
+    off = theta + np.diag(np.full(theta.shape[0], np.inf))  # a weight is not its own neighbour
+    nearest = np.argmin(off, axis=1)
+    return off[np.arange(len(nearest)), nearest], nearest
+
+
 def nearest_weight_angle(class_weights, c, degrees=True):
     """(angle, class) of the class weight nearest to class ``c``'s weight."""
-    theta = weight_angles(class_weights, degrees)
+    theta, nearest = nearest_weight_angles(class_weights, degrees)
     c = checks.check_class_index(c, theta.shape[0], "class")
-    others = np.delete(np.arange(theta.shape[0]), c)
-    k = others[np.argmin(theta[c, others])]
-    return float(theta[c, k]), int(k)
+    return float(theta[c]), int(nearest[c])
 
 
 def decision_gap(cosines, labels, c, degrees=True):
@@ -188,3 +219,118 @@ def share_past_pi(cosines, labels, c, margin):
     if own.size == 0:
         raise ValueError(f"no samples of class {c}.")
     return float(np.mean(own + margin > np.pi))
+
+
+def own_angles_from_cosines(cosines, labels, degrees=True):
+    """Angle between each sample and its own class weight, from stored cosines (N, C): (N,)."""
+    theta = angles_from_cosines(cosines, degrees)
+    y = _labels(labels, theta.shape[0], theta.shape[1])
+    return theta[np.arange(len(y)), y]
+
+
+def cosine_angle_stats(cosines, labels, degrees=True, class_names=None):
+    """:func:`per_class_angle_stats` from stored cosines (N, C) instead of features and
+    weights: per class, count, mean and variance (ddof=0) of the angle to the own weight."""
+    return _stats_frame(angles_from_cosines(cosines, degrees), labels, degrees, class_names)
+
+
+def _margin(margin):
+    if isinstance(margin, (bool, np.bool_)) or not isinstance(margin, numbers.Real) or not 0 <= margin <= np.pi:
+        raise ValueError(f"margin must be a number of radians in [0, pi]; got {margin!r}.")
+    return float(margin)
+
+
+def class_geometry(cosines, labels, class_weights, c, margin=0.0):
+    """The geometry of class ``c`` in one trained model, from its cosines (N, C) of samples
+    with every class weight and its class weights (d, C). Angles in degrees; ``margin`` in
+    radians (the additive angular margin the run trained ``c`` with; 0 for none).
+
+    Returns a dict:
+
+    - ``count``, ``mean``, ``var``: class ``c``'s samples and their angle to the own weight;
+    - ``relative_mean``, ``relative_variance``: those relative to the other classes
+      (:func:`relative_mean`, :func:`relative_variance`);
+    - ``max_angle``: the largest such angle;
+    - ``nearest_angle``, ``nearest_class``: the room of ``c``'s weight
+      (:func:`nearest_weight_angle`); ``others_nearest_angle``: the same, averaged over the
+      other classes;
+    - ``gap_median``: the median :func:`decision_gap` of ``c``'s samples;
+      ``share_gap_positive``: the share with a positive gap (on their own side of every
+      boundary: for a cosine head, the recall of ``c``); ``share_gap_over_margin``: the share
+      whose gap exceeds the margin (the condition the margin loss asks for in training);
+    - ``share_past_pi``: the share with angle + margin > pi (:func:`share_past_pi`).
+    """
+    theta = angles_from_cosines(cosines)
+    w = np.asarray(class_weights, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != theta.shape[1]:
+        raise ValueError(f"class_weights must be (d, C) with C = {theta.shape[1]} (the cosines' columns); "
+                         f"got shape {w.shape}.")
+    c = checks.check_class_index(c, theta.shape[1], "class")
+    margin = _margin(margin)
+    y = _labels(labels, theta.shape[0], theta.shape[1])
+    if not np.any(y == c):
+        raise ValueError(f"no samples of class {c}.")
+    stats = _stats_frame(theta, y, True, None)
+    near, near_class = nearest_weight_angles(w)
+    gap = decision_gap(cosines, y, c)
+    return {
+        "count": int(stats.loc[c, "count"]), "mean": float(stats.loc[c, "mean"]), "var": float(stats.loc[c, "var"]),
+        "relative_mean": float(relative_mean(stats, c).iloc[0]),
+        "relative_variance": float(relative_variance(stats, c).iloc[0]),
+        "max_angle": float(theta[y == c, c].max()),
+        "nearest_angle": float(near[c]), "nearest_class": int(near_class[c]),
+        "others_nearest_angle": float(np.delete(near, c).mean()),
+        "gap_median": float(np.median(gap)), "share_gap_positive": float(np.mean(gap > 0)),
+        "share_gap_over_margin": float(np.mean(gap > np.degrees(margin))),
+        "share_past_pi": share_past_pi(cosines, y, c, margin),
+    }
+
+
+def mean_interval(values, level=0.95):
+    """Mean of ``values`` (e.g. one number per seed) and the two ends of its Student-t
+    confidence interval at ``level``. With one value the ends are NaN: one seed gives no
+    interval.
+
+    Example:
+        >>> from camri_utils import angles
+        >>> [round(v, 3) for v in angles.mean_interval([1.0, 2.0, 3.0, 4.0, 5.0])]
+        [3.0, 1.037, 4.963]
+    """
+    from scipy import stats as st  # scikit-learn's dependency, so always there
+
+    try:
+        x = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"values must be numbers; got {values!r}.") from exc
+    if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
+        raise ValueError(f"values must be a non-empty 1-D sequence of finite numbers; got {values!r}.")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}.")
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, float("nan"), float("nan")
+    half = float(st.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
+def epoch_angle_arrays(angles_per_epoch):
+    """A protocol record's ``angles_per_epoch`` ({"mean": [epoch][class], "std": ...}, in
+    degrees) as two float arrays (epochs, C); a class without samples (None) becomes NaN."""
+    try:
+        mean, std = angles_per_epoch["mean"], angles_per_epoch["std"]
+    except (TypeError, KeyError) as exc:
+        raise ValueError("angles_per_epoch must be a dict with 'mean' and 'std' lists "
+                         "([epoch][class], as a protocol record stores them).") from exc
+    arrays = []
+    for name, rows in (("mean", mean), ("std", std)):
+        try:
+            a = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"angles_per_epoch[{name!r}] must be [epoch][class] numbers.") from exc
+        if a.ndim != 2 or a.size == 0:
+            raise ValueError(f"angles_per_epoch[{name!r}] must be a non-empty [epoch][class] table; "
+                             f"got shape {a.shape}.")
+        arrays.append(a)
+    if arrays[0].shape != arrays[1].shape:
+        raise ValueError(f"angles_per_epoch 'mean' and 'std' differ in shape: {arrays[0].shape} and {arrays[1].shape}.")
+    return arrays[0], arrays[1]

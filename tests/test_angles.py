@@ -95,3 +95,128 @@ def test_angles_from_stored_cosines_and_weight_geometry():
         A.decision_gap(cos, labels, 3)
     with pytest.raises(ValueError, match="no samples of class"):
         A.share_past_pi(cos, np.array([0, 0, 0, 0]), 2, margin=0.1)
+
+
+def _three_class_plane():
+    """Weights at 0, 60 and 180 degrees; class 0's samples at 10, 20, -30 and 40 degrees (own
+    angles 10, 20, 30, 40), class 1's at 65 and 45 (5, 15), class 2's at 190 and 150 (10, 30)."""
+    weights = polar(np.array([0.0, 60.0, 180.0])).T
+    at = np.array([10.0, 20.0, -30.0, 40.0, 65.0, 45.0, 190.0, 150.0])
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    return polar(at) @ weights, labels, weights
+
+
+def test_stats_from_cosines_match_features_and_closed_forms():
+    cos, labels, weights = _three_class_plane()
+    np.testing.assert_allclose(A.own_angles_from_cosines(cos, labels), [10, 20, 30, 40, 5, 15, 10, 30], atol=1e-6)
+    np.testing.assert_allclose(A.own_angles_from_cosines(cos, labels, degrees=False),
+                               np.radians([10, 20, 30, 40, 5, 15, 10, 30]), atol=1e-8)
+    stats = A.cosine_angle_stats(cos, labels, class_names=["a", "b", "c"])
+    np.testing.assert_allclose(stats["mean"], [25, 10, 20], atol=1e-6)
+    np.testing.assert_allclose(stats["var"], [125, 25, 100], atol=1e-5)
+    assert stats["name"].tolist() == ["a", "b", "c"] and stats.attrs["unit"] == "degrees"
+    at = np.array([10.0, 20.0, -30.0, 40.0, 65.0, 45.0, 190.0, 150.0])
+    from_features = A.per_class_angle_stats(polar(at), weights, labels)
+    np.testing.assert_allclose(stats[["count", "mean", "var"]], from_features, atol=1e-5)
+    # Relative to the other two classes: 25 / mean(10, 20) and 125 / mean(25, 100).
+    assert A.relative_mean(stats, 0).loc[0] == pytest.approx(5 / 3)
+    assert A.relative_variance(stats, 0).loc[0] == pytest.approx(2.0)
+    assert A.relative_mean(stats, [1]).loc[1] == pytest.approx(10 / 22.5)
+    with pytest.raises(ValueError, match=r"important class 3 is outside \[0, 3\)"):
+        A.relative_mean(stats, 3)
+
+
+def test_nearest_weight_angles_of_every_class():
+    weights = polar(np.array([0.0, 60.0, 180.0])).T
+    angle, nearest = A.nearest_weight_angles(5.0 * weights)
+    np.testing.assert_allclose(angle, [60, 60, 120], atol=1e-6)
+    assert nearest.tolist() == [1, 0, 1]
+    np.testing.assert_allclose(A.nearest_weight_angles(weights, degrees=False)[0], np.radians([60, 60, 120]))
+    assert A.nearest_weight_angle(weights, 2) == (pytest.approx(120.0), 1)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        A.nearest_weight_angles(np.ones((3, 1)))
+
+
+def test_class_geometry_on_hand_made_plane():
+    cos, labels, weights = _three_class_plane()
+    # Class 0: nearest other weight W1 (60 deg): its samples are 50, 40, 90, 20 deg from it,
+    # so their gaps are 40, 20, 60, -20 (the sample at 40 deg is on W1's side).
+    g = A.class_geometry(cos, labels, weights, 0, margin=np.radians(25.0))
+    assert g["count"] == 4
+    assert g["mean"] == pytest.approx(25.0) and g["var"] == pytest.approx(125.0)
+    assert g["relative_mean"] == pytest.approx(5 / 3) and g["relative_variance"] == pytest.approx(2.0)
+    assert g["max_angle"] == pytest.approx(40.0)
+    assert g["nearest_angle"] == pytest.approx(60.0) and g["nearest_class"] == 1
+    assert g["others_nearest_angle"] == pytest.approx((60.0 + 120.0) / 2)
+    assert g["gap_median"] == pytest.approx(30.0)
+    assert g["share_gap_positive"] == 0.75 and g["share_gap_over_margin"] == 0.5
+    assert g["share_past_pi"] == 0.0
+    # A cosine head predicts the argmax of the cosines: a positive gap is a correct prediction.
+    assert g["share_gap_positive"] == np.mean(np.argmax(cos[labels == 0], axis=1) == 0)
+    # 145 deg of margin: only the sample at 40 deg passes pi (185 > 180; 30 + 145 = 175).
+    past = A.class_geometry(cos, labels, weights, 0, margin=np.radians(145.0))
+    assert past["share_past_pi"] == 0.25 and past["share_gap_over_margin"] == 0.0
+    # No margin: the gap only has to be positive.
+    assert A.class_geometry(cos, labels, weights, 0)["share_gap_over_margin"] == 0.75
+    # Stored as float16, as the protocol stores scores: the same to a fraction of a degree.
+    g16 = A.class_geometry(cos.astype(np.float16), labels, weights, 0, margin=np.radians(25.0))
+    assert g16["mean"] == pytest.approx(25.0, abs=0.2) and g16["gap_median"] == pytest.approx(30.0, abs=0.3)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(class_weights=np.ones((2, 4))), r"C = 3"),
+    (dict(c=3), r"class 3 is outside \[0, 3\)"),
+    (dict(margin=-0.1), r"margin must be a number of radians in \[0, pi\]"),
+    (dict(margin=4.0), r"margin must be a number"),
+    (dict(margin=True), r"margin must be a number"),
+    (dict(margin="0.2"), r"margin must be a number"),
+    (dict(labels=np.array([0, 0, 0, 0, 1, 1, 1, 1])), "no samples of class 2"),
+    (dict(labels=np.array([0, 1])), r"shape \(8,\)"),
+])
+def test_class_geometry_bad_input(kwargs, match):
+    cos, labels, weights = _three_class_plane()
+    args = dict(cosines=cos, labels=labels, class_weights=weights, c=kwargs.get("c", 2), margin=0.1)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        A.class_geometry(**args)
+
+
+def test_mean_interval_closed_forms():
+    # Two values: t with 1 degree of freedom is the Cauchy distribution, quantile tan(pi (p - 1/2)).
+    mean, low, high = A.mean_interval([0.0, 2.0])  # sd sqrt(2), standard error 1
+    assert mean == 1.0
+    assert high - mean == pytest.approx(np.tan(np.pi * 0.475)) and mean - low == pytest.approx(np.tan(np.pi * 0.475))
+    assert A.mean_interval([0.0, 2.0], level=0.5) == pytest.approx((1.0, 0.0, 2.0))
+    # Five values: t(0.975, 4) = 2.7764451 (tables); standard error sqrt(2.5 / 5).
+    mean, low, high = A.mean_interval(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+    assert (mean, high - mean) == pytest.approx((3.0, 2.7764451 * np.sqrt(0.5)))
+    one = A.mean_interval([0.7])
+    assert one[0] == 0.7 and np.isnan(one[1]) and np.isnan(one[2])
+
+
+@pytest.mark.parametrize("values,level,match", [
+    ([], 0.95, "non-empty"),
+    ([1.0, np.nan], 0.95, "finite"),
+    ([[1.0, 2.0]], 0.95, "1-D"),
+    (["a", "b"], 0.95, "must be numbers"),
+    ([1.0, 2.0], 1.0, r"level must be in \(0, 1\)"),
+    ([1.0, 2.0], 0.0, r"level must be in \(0, 1\)"),
+])
+def test_mean_interval_bad_input(values, level, match):
+    with pytest.raises(ValueError, match=match):
+        A.mean_interval(values, level)
+
+
+def test_epoch_angle_arrays():
+    mean, std = A.epoch_angle_arrays({"mean": [[50.0, None], [40.0, 30.0]], "std": [[5.0, None], [4.0, 3.0]]})
+    assert mean.shape == std.shape == (2, 2) and mean.dtype == np.float64
+    np.testing.assert_array_equal(mean, [[50.0, np.nan], [40.0, 30.0]])
+    np.testing.assert_array_equal(std[1], [4.0, 3.0])
+    with pytest.raises(ValueError, match="'mean' and 'std' lists"):
+        A.epoch_angle_arrays({"mean": [[1.0]]})
+    with pytest.raises(ValueError, match="differ in shape"):
+        A.epoch_angle_arrays({"mean": [[1.0, 2.0]], "std": [[1.0]]})
+    with pytest.raises(ValueError, match=r"\[epoch\]\[class\]"):
+        A.epoch_angle_arrays({"mean": [[1.0, 2.0], [1.0]], "std": [[1.0, 2.0], [1.0]]})
+    with pytest.raises(ValueError, match="non-empty"):
+        A.epoch_angle_arrays({"mean": [], "std": []})
