@@ -12,7 +12,8 @@ import numpy as np
 from camri_utils import methods
 from camri_utils.feature_plane import feature_grid, logits_on_plane
 
-__all__ = ["BOOK_STYLE", "use_book_style", "class_colors", "draw_loss_on_plane", "draw_polar_features", "draw_protocol_sweep", "draw_recall_gains"]
+__all__ = ["BOOK_STYLE", "use_book_style", "class_colors", "draw_loss_on_plane", "draw_polar_features", "draw_protocol_sweep", "draw_recall_gains",
+           "draw_angle_violins", "draw_weight_angles"]
 
 # One colour and marker per method, the same in every figure: methods.style(label), from the registry.
 _METHOD_ORDER = [m.label for m in methods.REGISTRY.values()]
@@ -187,3 +188,64 @@ def draw_recall_gains(ax, table):
     ax.set_ylabel("recall gain over CE (paired by seed)")
     ax.legend(fontsize=8)
     return ax
+
+
+def _important_set(important):
+    return {int(important)} if np.isscalar(important) else {int(c) for c in important}
+
+
+def draw_angle_violins(ax, own_angles, labels, important=(), class_names=None, title=None):
+    """One violin per class: the distribution of each sample's angle to its own class weight
+    (degrees, e.g. :func:`camri_utils.angles.own_angles_from_cosines`), with its median as a
+    bar; important classes in red, the others grey. Classes without samples are left empty."""
+    theta = np.asarray(own_angles, np.float64)
+    labels = np.asarray(labels)
+    if theta.ndim != 1 or labels.shape != theta.shape:
+        raise ValueError(f"own_angles and labels must be 1-D of one length; got {theta.shape} and {labels.shape}.")
+    n_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
+    important = _important_set(important)
+    present = [c for c in range(n_classes) if np.any(labels == c)]
+    parts = ax.violinplot([theta[labels == c] for c in present], positions=present, widths=0.8,
+                          showmedians=True, showextrema=False)
+    for c, body in zip(present, parts["bodies"]):
+        body.set_facecolor("tab:red" if c in important else "0.6")
+        body.set_edgecolor("none")
+        body.set_alpha(0.8 if c in important else 0.6)
+    parts["cmedians"].set_color("black")
+    parts["cmedians"].set_linewidth(1.2)
+    ax.set_xticks(range(n_classes), [str(c) for c in range(n_classes)])
+    for c, tick in enumerate(ax.get_xticklabels()):
+        if c in important:
+            tick.set_color("tab:red")
+            tick.set_fontweight("bold")
+    ax.set_xlim(-0.6, n_classes - 0.4)
+    ax.set_xlabel("class")
+    ax.set_ylabel("angle to own class weight (deg)")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def draw_weight_angles(ax, matrix, important=(), vmin=None, vmax=None, title=None, cmap="viridis"):
+    """The angles between every pair of class weights (a (C, C) matrix in degrees, e.g.
+    :func:`camri_utils.angles.weight_angles`) as a heatmap, the diagonal blank; the important
+    classes' tick labels in red. Returns the image (for a shared colour bar)."""
+    theta = np.array(matrix, np.float64)
+    if theta.ndim != 2 or theta.shape[0] != theta.shape[1]:
+        raise ValueError(f"matrix must be square (C, C); got shape {theta.shape}.")
+    n = theta.shape[0]
+    np.fill_diagonal(theta, np.nan)  # a weight's angle to itself says nothing
+    image = ax.imshow(theta, cmap=cmap, vmin=vmin, vmax=vmax)
+    important = _important_set(important)
+    ax.set_xticks(range(n), [str(c) for c in range(n)])
+    ax.set_yticks(range(n), [str(c) for c in range(n)])
+    for ticks in (ax.get_xticklabels(), ax.get_yticklabels()):
+        for c, tick in enumerate(ticks):
+            if c in important:
+                tick.set_color("tab:red")
+                tick.set_fontweight("bold")
+    ax.set_xlabel("class")
+    ax.set_ylabel("class")
+    if title:
+        ax.set_title(title)
+    return image

@@ -220,3 +220,34 @@ def test_epoch_angle_arrays():
         A.epoch_angle_arrays({"mean": [[1.0, 2.0], [1.0]], "std": [[1.0, 2.0], [1.0]]})
     with pytest.raises(ValueError, match="non-empty"):
         A.epoch_angle_arrays({"mean": [], "std": []})
+
+
+def test_angle_figures_draw_what_they_are_given():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    from camri_utils import plots
+
+    fig, (a, b) = plt.subplots(1, 2)
+    theta = np.array([10.0, 20.0, 30.0, 5.0, 15.0, 40.0])
+    labels = np.array([0, 0, 0, 2, 2, 2])  # class 1 has no samples: no violin
+    plots.draw_angle_violins(a, theta, labels, important=2, class_names=["a", "b", "c"])
+    bodies = [c for c in a.collections if c.get_paths() and len(c.get_paths()[0].vertices) > 10]
+    assert len(bodies) == 2
+    assert tuple(bodies[1].get_facecolor()[0][:3]) == to_rgba("tab:red")[:3]
+    assert tuple(bodies[0].get_facecolor()[0][:3]) != to_rgba("tab:red")[:3]
+    assert [t.get_text() for t in a.get_xticklabels()] == ["0", "1", "2"]
+    matrix = np.array([[0.0, 60.0, 180.0], [60.0, 0.0, 120.0], [180.0, 120.0, 0.0]])
+    image = plots.draw_weight_angles(b, matrix, important=[1], vmin=0, vmax=180)
+    shown = np.ma.filled(image.get_array(), np.nan)
+    assert np.isnan(np.diag(shown)).all() and shown[0, 2] == 180.0
+    assert matrix[0, 0] == 0.0  # the caller's matrix is left as it was
+    assert b.get_yticklabels()[1].get_color() == "tab:red"
+    with pytest.raises(ValueError, match="one length"):
+        plots.draw_angle_violins(a, theta, labels[:3])
+    with pytest.raises(ValueError, match="square"):
+        plots.draw_weight_angles(b, np.ones((3, 2)))
+    plt.close(fig)
