@@ -17,7 +17,7 @@ from camri_utils.protocol.selection import rank_classes, select, table_methods, 
 from camri_utils.protocol.spec import ProtocolSpec, margin_policy
 from camri_utils.protocol.store import ProtocolError, load_records, load_scores, read_spec
 
-__all__ = ["Summary", "summarize", "report", "current_records", "spec_methods", "setting_text"]
+__all__ = ["Summary", "summarize", "report", "current_records", "spec_methods", "setting_text", "convergence"]
 
 
 @dataclass
@@ -44,6 +44,26 @@ def current_records(spec, data_kind, records):
         specific = [by_id[p.run_id] for p in plan(spec, data_kind, rank_classes(ce)[1].values()) if p.run_id in by_id]
     kept = shared + specific
     return kept, len(records) - len(kept)
+
+
+def convergence(ce_records, window=3, tolerance=0.005):
+    """Is each CE run trained? Per seed: the final validation accuracy, its range (max - min)
+    over the last ``window`` epochs, the test accuracy, and ``converged`` (range below
+    ``tolerance``). The issue's criterion for the Fashion-MNIST preset: every seed converged
+    and the mean test accuracy at least 0.90."""
+    if window < 2:
+        raise ValueError(f"window must be at least 2 epochs; got {window!r}.")
+    rows = []
+    for r in sorted(ce_records, key=lambda r: r["seed"]):
+        curve = r["history"].get("val_accuracy") or []
+        if len(curve) < window:
+            raise ValueError(f"the CE run of seed {r['seed']} has {len(curve)} epoch(s) of validation accuracy; "
+                             f"the criterion needs {window}.")
+        last = np.asarray(curve[-window:], float)
+        rows.append({"seed": r["seed"], "epochs": len(curve), "final_val_accuracy": float(last[-1]),
+                     "last_epochs_range": float(last.max() - last.min()), "test_accuracy": r["accuracy"],
+                     "converged": bool(last.max() - last.min() < tolerance)})
+    return pd.DataFrame(rows).set_index("seed")
 
 
 def spec_methods(spec):
