@@ -13,7 +13,7 @@ from camri_utils import methods
 from camri_utils.feature_plane import feature_grid, logits_on_plane
 
 __all__ = ["BOOK_STYLE", "use_book_style", "class_colors", "draw_loss_on_plane", "draw_polar_features", "draw_protocol_sweep", "draw_recall_gains",
-           "draw_angle_violins", "draw_weight_angles"]
+           "draw_angle_violins", "draw_weight_angles", "draw_tradeoff"]
 
 # One colour and marker per method, the same in every figure: methods.style(label), from the registry.
 _METHOD_ORDER = [m.label for m in methods.REGISTRY.values()]
@@ -130,10 +130,26 @@ def draw_polar_features(ax, features, labels, weights, important=(), title=None,
     return ax
 
 
+def _zoom_on_methods(ax, stats, x="acc", y="rec"):
+    """Frame the trained methods' points (a threshold curve spans far more than they do), with
+    the part of each curve that falls in that window."""
+    trained = stats[[not m.endswith("+ threshold") for m in stats.index.get_level_values(0)]]
+    if trained.empty:
+        return
+    lo, hi = trained[x].min(), trained[x].max()
+    pad = max(0.3 * (hi - lo), 0.004)
+    inside = stats[(stats[x] >= lo - pad) & (stats[x] <= hi + pad)]
+    ylo, yhi = inside[y].min(), inside[y].max()
+    ypad = max(0.08 * (yhi - ylo), 0.01)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(ylo - ypad, yhi + ypad)
+
+
 def draw_protocol_sweep(ax, frame, selection, role, class_name=None):
     """Every setting of every method for one important class: mean accuracy (x) against the
-    important class's mean recall (y), bars one standard deviation over seeds; the accuracy
-    threshold of the selection rule as a dashed line, the chosen settings ringed.
+    important class's mean recall (y), bars one standard deviation over seeds (the post-hoc
+    threshold-moving baselines as curves over their biases); the accuracy threshold of the
+    selection rule as a dashed line, the chosen settings ringed.
 
     ``frame`` is :func:`camri_utils.protocol.records_frame`, ``selection`` what
     :func:`camri_utils.protocol.select` returns. Accuracy and recall are on the split the
@@ -144,7 +160,19 @@ def draw_protocol_sweep(ax, frame, selection, role, class_name=None):
     stats = rows.groupby(["method", "setting"], sort=False).agg(
         acc=("sel_accuracy", "mean"), acc_sd=("sel_accuracy", "std"), rec=("sel_recall", "mean"),
         rec_sd=("sel_recall", "std"))
+    for method in [m for m in dict.fromkeys(stats.index.get_level_values(0)) if m.endswith("+ threshold")]:
+        # A post-hoc baseline has one setting per bias: a curve, not a cloud of points.
+        color, _ = methods.style(method)
+        curve = stats.loc[method]
+        curve = curve.assign(bias=[json.loads(s)["bias"] for s in curve.index]).sort_values("bias")
+        ax.plot(curve.acc, curve.rec, color=color, lw=1.5, ls="-" if method.startswith("CE") else ":", label=method)
+        best = selection.chosen.get((method, role))
+        if best is not None:
+            st = curve.loc[json.dumps(best.params, sort_keys=True)]
+            ax.plot(st.acc, st.rec, marker="o", ms=12, mfc="none", mec=color, mew=1.5)
     for (method, setting), st in stats.fillna(0.0).iterrows():
+        if method.endswith("+ threshold"):
+            continue
         color, marker = methods.style(method)
         ax.errorbar(st.acc, st.rec, xerr=st.acc_sd, yerr=st.rec_sd, color=color, marker=marker, ms=7,
                     lw=0.8, alpha=0.85, capsize=2, label=method)
@@ -152,6 +180,7 @@ def draw_protocol_sweep(ax, frame, selection, role, class_name=None):
         if best is not None and setting == json.dumps(best.params, sort_keys=True):
             ax.plot(st.acc, st.rec, marker="o", ms=16, mfc="none", mec=color, mew=1.5)
     ax.axvline(selection.threshold, color="0.4", ls="--", lw=1, label="accuracy threshold")
+    _zoom_on_methods(ax, stats)
     unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
     order = [m for m in _METHOD_ORDER if m in unique] + [k for k in unique if k not in _METHOD_ORDER]
     ax.legend([unique[k] for k in order], order, fontsize=8, loc="best")
@@ -249,3 +278,59 @@ def draw_weight_angles(ax, matrix, important=(), vmin=None, vmax=None, title=Non
     if title:
         ax.set_title(title)
     return image
+
+
+_AXIS_NAMES = {"accuracy": "test accuracy", "recall": "test recall", "precision": "test precision",
+               "sel_accuracy": "validation accuracy", "sel_recall": "validation recall"}
+
+
+def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_name=None, show_all=("CAMRI",)):
+    """The trade-off every method moves along, for one important class: the post-hoc
+    threshold-moving baselines as curves (one point per bias, mean over seeds), each method's
+    chosen setting as a filled marker with one standard deviation over seeds, and every
+    setting of the methods in ``show_all`` as hollow markers labelled with their margin (in
+    π/64) or weight. ``x`` and ``y`` are columns of
+    :func:`camri_utils.protocol.records_frame` (test metrics: ``accuracy``, ``recall``,
+    ``precision``). A point above a curve gets more of ``y`` at the same ``x`` than moving
+    the threshold does."""
+    for column in (x, y):
+        if column not in _AXIS_NAMES:
+            raise ValueError(f"x and y must be among {sorted(_AXIS_NAMES)}; got {column!r}.")
+    rows = frame[frame.role == role]
+    if rows.empty:
+        raise ValueError(f"no records for role {role!r}; roles present: {sorted(set(frame.role.dropna()))}.")
+    stats = rows.groupby(["method", "setting"], sort=False).agg(
+        x=(x, "mean"), x_sd=(x, "std"), y=(y, "mean"), y_sd=(y, "std")).fillna(0.0)
+    for method in dict.fromkeys(stats.index.get_level_values(0)):
+        color, marker = methods.style(method)
+        points = stats.loc[method]
+        best = selection.chosen.get((method, role))
+        chosen = json.dumps(best.params, sort_keys=True) if best is not None else None
+        if method.endswith("+ threshold"):
+            bias = [json.loads(s)["bias"] for s in points.index]
+            curve = points.assign(bias=bias).sort_values("bias")
+            ax.plot(curve.x, curve.y, color=color, lw=1.5, ls="-" if method.startswith("CE") else ":",
+                    label=f"{method} (biases {min(bias):g} to {max(bias):g})")
+            if chosen in points.index:
+                ax.plot(points.loc[chosen, "x"], points.loc[chosen, "y"], marker="o", ms=9, mfc="none", mec=color,
+                        mew=1.5)
+            continue
+        for setting, st in points.iterrows():
+            if method == "CE" or setting == chosen:
+                ax.errorbar(st.x, st.y, xerr=st.x_sd, yerr=st.y_sd, color=color, marker=marker, ms=8, lw=0.8,
+                            capsize=2, label=method if method == "CE" else f"{method} (chosen)", zorder=3)
+            elif method in show_all:
+                ax.plot(st.x, st.y, marker=marker, ms=7, mfc="none", mec=color, ls="none",
+                        label=f"{method} (other settings)")
+                params = json.loads(setting)
+                tag = (f"{params['margin'] * 64 / np.pi:.0f}" if "margin" in params else
+                       f"{params.get('weight', params.get('scale', '')):g}")
+                ax.annotate(tag, (st.x, st.y), xytext=(4, 3), textcoords="offset points", fontsize=8, color=color)
+    _zoom_on_methods(ax, stats, "x", "y")
+    unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
+    ax.legend(list(unique.values()), list(unique), fontsize=8, loc="best")
+    c = selection.important[role]
+    ax.set_title(f"{role}: class {c}" + (f" ({class_name})" if class_name else ""))
+    ax.set_xlabel(f"{_AXIS_NAMES[x]} (mean over seeds)")
+    ax.set_ylabel(f"{_AXIS_NAMES[y]} of class {c}")
+    return ax

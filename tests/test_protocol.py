@@ -408,3 +408,68 @@ def test_a_single_seed_cell_says_it_has_no_interval(tmp_path):
         (out / "runs" / f"r{i}.json").write_text(json.dumps(r))
     text = protocol.report(out)
     assert "nan" not in text and "one seed: no interval" in text
+
+
+def test_threshold_curve_recall_interpolates_where_accuracy_crosses_the_target():
+    acc, rec, bias = [0.7, 0.9, 0.8], [0.9, 0.5, 0.7], [2.0, 0.0, 1.0]  # given out of bias order
+    assert protocol.threshold_curve_recall(acc, rec, bias, 0.85) == pytest.approx(0.6)
+    assert protocol.threshold_curve_recall(acc, rec, bias, 0.8) == pytest.approx(0.7)  # on a point
+    assert protocol.threshold_curve_recall(acc, rec, bias, 0.95) == 0.5  # above the curve: its most accurate point
+    # Accuracy that is not monotone in the bias crosses the target three times: the best is kept.
+    assert protocol.threshold_curve_recall([0.9, 0.8, 0.85, 0.7], [0.5, 0.6, 0.8, 0.9], [0, 1, 2, 3],
+                                           0.82) == pytest.approx(0.82)
+    with pytest.raises(ValueError, match="no points"):
+        protocol.threshold_curve_recall([], [], [], 0.5)
+
+
+def _tradeoff_frame():
+    import pandas as pd
+
+    rows = []
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        for b, (a, r) in enumerate([(0.90, 0.50), (0.88, 0.60), (0.80, 0.80)]):
+            rows.append({"method": "CE + threshold", "role": "worst1", "important_class": 1,
+                         "setting": json.dumps({"bias": float(b)}), "seed": seed, "accuracy": a + shift,
+                         "recall": r, "precision": 1 - r, "sel_accuracy": a, "sel_recall": r})
+        rows.append({"method": "CAMRI", "role": "worst1", "important_class": 1, "setting": json.dumps({"margin": 0.1}),
+                     "seed": seed, "accuracy": 0.89 + shift, "recall": 0.60, "precision": 0.4,
+                     "sel_accuracy": 0.89, "sel_recall": 0.6})
+        rows.append({"method": "CE", "role": "worst1", "important_class": 1, "setting": "", "seed": seed,
+                     "accuracy": 0.90 + shift, "recall": 0.50, "precision": 0.5, "sel_accuracy": 0.9, "sel_recall": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_gap_to_threshold_pairs_each_seed_with_its_own_curve():
+    gap = protocol.gap_to_threshold(_tradeoff_frame(), "worst1", "CAMRI", json.dumps({"margin": 0.1}))
+    # Each seed's CAMRI run sits at accuracy 0.89 on its own curve: the curve reaches 0.55 there.
+    assert list(gap.index) == [0, 1]
+    assert gap.threshold_recall.tolist() == [pytest.approx(0.55)] * 2
+    assert gap.gap.tolist() == [pytest.approx(0.05)] * 2 and gap.attrs["mean"] == pytest.approx(0.05)
+    assert gap.attrs["ci_low"] == pytest.approx(0.05) and gap.attrs["ci_high"] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="no CAMRI runs"):
+        protocol.gap_to_threshold(_tradeoff_frame(), "worst1", "CAMRI", "{}")
+
+
+def test_tradeoff_figure_draws_the_curve_the_chosen_point_and_the_other_settings():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from camri_utils import plots
+
+    frame = _tradeoff_frame()
+    sel = protocol.Selection({("CE + threshold", "worst1"): protocol.Choice({"bias": 1.0}, [], 0.6, 0.89),
+                              ("CAMRI", "worst1"): None}, [], {"worst1": 1}, [1, 0], 0.85, "validation")
+    fig, ax = plt.subplots()
+    plots.draw_tradeoff(ax, frame, sel, "worst1", class_name="one")
+    curve = [line for line in ax.lines if line.get_label().startswith("CE + threshold")]
+    assert curve and list(curve[0].get_xdata()) == pytest.approx([0.91, 0.89, 0.81])  # bias order, seed means
+    hollow = [line for line in ax.lines if line.get_label() == "CAMRI (other settings)"]
+    assert hollow and (hollow[0].get_xdata()[0], hollow[0].get_ydata()[0]) == (pytest.approx(0.9), 0.6)
+    ring = [line for line in ax.lines if line.get_markersize() == 9]
+    assert [(round(line.get_xdata()[0], 6), line.get_ydata()[0]) for line in ring] == [(0.89, 0.6)]
+    assert [c.get_label() for c in ax.containers] == ["CE"]  # no chosen CAMRI setting: no filled marker
+    with pytest.raises(ValueError, match="x and y"):
+        plots.draw_tradeoff(ax, frame, sel, "worst1", x="loss")
+    plt.close(fig)

@@ -10,7 +10,8 @@ margin x scale sweep on a protocol's setup). The public names are all
 importable from here.
 """
 
-from camri_utils.protocol.report import Summary, convergence, current_records, report, setting_text, summarize
+from camri_utils.protocol.report import (Summary, convergence, current_records, gap_to_threshold, report, setting_text,
+                                         summarize, threshold_curve_recall)
 from camri_utils.protocol.runner import PlannedRun, plan, run, train_config
 from camri_utils.protocol.selection import (ROLES, Choice, Selection, rank_classes, records_frame, select,
                                             selected_on, selection_metrics, setting_key, table_methods,
@@ -22,7 +23,7 @@ from camri_utils.protocol.store import (SCHEMA, ProtocolError, load_records, loa
                                         run_id)
 
 __all__ = ["ProtocolSpec", "PRESETS", "preset", "margin_policy", "run", "plan", "PlannedRun", "train_config",
-           "report", "summarize", "convergence", "Summary", "setting_text", "current_records", "records_frame", "rank_classes", "select",
+           "report", "summarize", "convergence", "gap_to_threshold", "threshold_curve_recall", "Summary", "setting_text", "current_records", "records_frame", "rank_classes", "select",
            "Selection", "Choice", "setting_key", "selection_metrics", "selected_on", "table_methods",
            "threshold_records", "load_records", "load_scores", "read_spec", "results_folder", "run_id",
            "ProtocolError", "SCHEMA", "ROLES", "SweepSpec", "SWEEPS", "sweep_preset", "sweep_plan", "run_sweep",

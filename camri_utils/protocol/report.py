@@ -17,7 +17,8 @@ from camri_utils.protocol.selection import rank_classes, select, table_methods, 
 from camri_utils.protocol.spec import ProtocolSpec, margin_policy
 from camri_utils.protocol.store import ProtocolError, load_records, load_scores, read_spec
 
-__all__ = ["Summary", "summarize", "report", "current_records", "spec_methods", "setting_text", "convergence"]
+__all__ = ["Summary", "summarize", "report", "current_records", "spec_methods", "setting_text", "convergence",
+           "threshold_curve_recall", "gap_to_threshold"]
 
 
 @dataclass
@@ -64,6 +65,53 @@ def convergence(ce_records, window=3, tolerance=0.005):
                      "last_epochs_range": float(last.max() - last.min()), "test_accuracy": r["accuracy"],
                      "converged": bool(last.max() - last.min() < tolerance)})
     return pd.DataFrame(rows).set_index("seed")
+
+
+def threshold_curve_recall(accuracy, recall, bias, target):
+    """The recall that moving the threshold reaches at accuracy ``target``: along the curve of
+    one run (its points ordered by bias), linear interpolation where the accuracy crosses
+    ``target`` (the highest recall if it crosses more than once); a target above every point's
+    accuracy gets the recall of the most accurate point."""
+    order = np.argsort(bias)
+    acc, rec = np.asarray(accuracy, float)[order], np.asarray(recall, float)[order]
+    if len(acc) == 0:
+        raise ValueError("the threshold curve has no points.")
+    found = [rec[i] for i in range(len(acc)) if acc[i] == target]
+    for i in range(len(acc) - 1):
+        a0, a1 = acc[i], acc[i + 1]
+        if min(a0, a1) < target < max(a0, a1):
+            found.append(rec[i] + (target - a0) / (a1 - a0) * (rec[i + 1] - rec[i]))
+    if found:
+        return float(max(found))
+    if target > acc.max():
+        return float(rec[np.argmax(acc)])
+    return float(rec.max())  # every point is more accurate than the target
+
+
+def gap_to_threshold(frame, role, method, setting, baseline="CE + threshold", x="accuracy", y="recall"):
+    """Per seed, how much more ``y`` (recall of the important class) a method's ``setting``
+    gets than moving the threshold of the same seed's ``baseline`` run gets at the same ``x``
+    (accuracy): positive = better than the free post-hoc alternative. ``frame`` is
+    :func:`~camri_utils.protocol.records_frame` of records that include the threshold ones.
+    Returns a frame indexed by seed, with the mean gap and its 95% bootstrap interval over
+    seeds in ``.attrs``."""
+    rows = frame[(frame.role == role) & (frame.method == method) & (frame.setting == setting)]
+    curve = frame[(frame.role == role) & (frame.method == baseline)]
+    if rows.empty or curve.empty:
+        raise ValueError(f"no {method} runs with setting {setting!r} or no {baseline} curve for role {role!r}.")
+    out = []
+    for r in rows.itertuples():
+        mine = curve[curve.seed == r.seed]
+        if mine.empty:
+            continue
+        bias = [json.loads(s)["bias"] for s in mine.setting]
+        reached = threshold_curve_recall(mine[x], mine[y], bias, getattr(r, x))
+        out.append({"seed": r.seed, x: getattr(r, x), y: getattr(r, y), "threshold_" + y: reached,
+                    "gap": getattr(r, y) - reached})
+    table = pd.DataFrame(out).set_index("seed").sort_index()
+    low, high = _paired_bootstrap(table.gap, np.random.default_rng(0))
+    table.attrs.update(mean=float(table.gap.mean()), ci_low=low, ci_high=high)
+    return table
 
 
 def spec_methods(spec):
