@@ -13,7 +13,8 @@ from camri_utils import methods
 from camri_utils.feature_plane import feature_grid, logits_on_plane
 
 __all__ = ["BOOK_STYLE", "use_book_style", "class_colors", "draw_loss_on_plane", "draw_polar_features", "draw_protocol_sweep", "draw_recall_gains",
-           "draw_angle_violins", "draw_weight_angles", "draw_tradeoff"]
+           "draw_angle_violins", "draw_weight_angles", "draw_tradeoff",
+           "draw_sensitivity"]
 
 # One colour and marker per method, the same in every figure: methods.style(label), from the registry.
 _METHOD_ORDER = [m.label for m in methods.REGISTRY.values()]
@@ -284,7 +285,8 @@ _AXIS_NAMES = {"accuracy": "test accuracy", "recall": "test recall", "precision"
                "sel_accuracy": "validation accuracy", "sel_recall": "validation recall"}
 
 
-def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_name=None, show_all=("CAMRI",)):
+def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_name=None, show_all=("CAMRI",),
+                  legend=True):
     """The trade-off every method moves along, for one important class: the post-hoc
     threshold-moving baselines as curves (one point per bias, mean over seeds), each method's
     chosen setting as a filled marker with one standard deviation over seeds, and every
@@ -292,7 +294,7 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
     π/64) or weight. ``x`` and ``y`` are columns of
     :func:`camri_utils.protocol.records_frame` (test metrics: ``accuracy``, ``recall``,
     ``precision``). A point above a curve gets more of ``y`` at the same ``x`` than moving
-    the threshold does."""
+    the threshold does. ``legend=False`` leaves the legend to the caller (several panels)."""
     for column in (x, y):
         if column not in _AXIS_NAMES:
             raise ValueError(f"x and y must be among {sorted(_AXIS_NAMES)}; got {column!r}.")
@@ -327,10 +329,48 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
                        f"{params.get('weight', params.get('scale', '')):g}")
                 ax.annotate(tag, (st.x, st.y), xytext=(4, 3), textcoords="offset points", fontsize=8, color=color)
     _zoom_on_methods(ax, stats, "x", "y")
-    unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
-    ax.legend(list(unique.values()), list(unique), fontsize=8, loc="best")
+    if legend:
+        unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
+        ax.legend(list(unique.values()), list(unique), fontsize=8, loc="best")
     c = selection.important[role]
     ax.set_title(f"{role}: class {c}" + (f" ({class_name})" if class_name else ""))
     ax.set_xlabel(f"{_AXIS_NAMES[x]} (mean over seeds)")
     ax.set_ylabel(f"{_AXIS_NAMES[y]} of class {c}")
     return ax
+
+
+def draw_sensitivity(ax, frame, column, title=None, cmap="RdBu", fmt="{:+.3f}", vlim=None):
+    """A margin x scale grid (``frame`` from :func:`camri_utils.protocol.sweep_frame`) as a
+    heatmap of ``column`` (rows: scale s, columns: margin in π/64), each cell annotated with its
+    value and seed count, a diverging colour scale centred on 0, and the cells that maintain
+    accuracy by the protocol's rule outlined in black. Empty cells (no runs yet) stay blank."""
+    if column not in frame:
+        raise ValueError(f"no column {column!r} in the sweep frame; columns: {list(frame.columns)}.")
+    scales = sorted(frame.scale.unique())
+    margins = sorted(frame.margin_pi64.unique())
+    grid = np.full((len(scales), len(margins)), np.nan)
+    keep = np.zeros_like(grid, dtype=bool)
+    seeds = np.zeros_like(grid, dtype=int)
+    for r in frame.itertuples():
+        i, j = scales.index(r.scale), margins.index(r.margin_pi64)
+        grid[i, j] = getattr(r, column)
+        keep[i, j] = bool(r.maintains_accuracy) if r.n_seeds else False
+        seeds[i, j] = r.n_seeds
+    limit = vlim if vlim is not None else (np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0) or 1.0
+    image = ax.imshow(grid, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
+    for i in range(len(scales)):
+        for j in range(len(margins)):
+            if np.isfinite(grid[i, j]):
+                dark = abs(grid[i, j]) > 0.6 * limit
+                ax.text(j, i, f"{fmt.format(grid[i, j])}\nn={seeds[i, j]}", ha="center", va="center", fontsize=8,
+                        color="white" if dark else "black")
+            if keep[i, j]:
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="black", lw=2.2))
+    ax.set_xticks(range(len(margins)), [f"{m:g}" for m in margins])
+    ax.set_yticks(range(len(scales)), [f"{s:g}" for s in scales])
+    ax.set_xlabel("margin m (units of π/64)")
+    ax.set_ylabel("scale s")
+    if title:
+        ax.set_title(title)
+    ax.figure.colorbar(image, ax=ax, shrink=0.9)
+    return image

@@ -134,3 +134,31 @@ def test_committed_sweep_is_what_report_makes_of_its_records(tmp_path):
         assert protocol.sweep_report(sweep, copy, ROOT / "results" / "fashion_mnist") == \
             (folder / "sensitivity.md").read_text()
         assert np.isfinite(protocol.sweep_frame(sweep, copy, ROOT / "results" / "fashion_mnist").n_seeds).all()
+
+
+def test_sensitivity_heatmap_places_each_cell_and_outlines_the_accuracy_keeping_ones():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from camri_utils import plots
+
+    frame = pd.DataFrame([
+        {"scale": 8.0, "margin_pi64": 0.0, "n_seeds": 3, "val_recall_gain": 0.0, "maintains_accuracy": True},
+        {"scale": 8.0, "margin_pi64": 4.0, "n_seeds": 3, "val_recall_gain": 0.05, "maintains_accuracy": False},
+        {"scale": 16.0, "margin_pi64": 0.0, "n_seeds": 2, "val_recall_gain": 0.0, "maintains_accuracy": True},
+        {"scale": 16.0, "margin_pi64": 4.0, "n_seeds": 0, "val_recall_gain": np.nan, "maintains_accuracy": np.nan},
+    ])
+    fig, ax = plt.subplots()
+    image = plots.draw_sensitivity(ax, frame, "val_recall_gain")
+    grid = image.get_array()
+    assert grid[0, 1] == pytest.approx(0.05) and np.ma.is_masked(grid[1, 1]) or np.isnan(grid[1, 1])
+    assert image.get_clim() == (pytest.approx(-0.05), pytest.approx(0.05))  # centred on zero
+    outlined = [(p.get_x(), p.get_y()) for p in ax.patches]
+    assert sorted(outlined) == [(-0.5, -0.5), (-0.5, 0.5)]  # m = 0 at both scales
+    assert sorted(t.get_text() for t in ax.texts) == ["+0.000\nn=2", "+0.000\nn=3", "+0.050\nn=3"]
+    with pytest.raises(ValueError, match="no column"):
+        plots.draw_sensitivity(ax, frame, "gain")
+    plt.close(fig)
