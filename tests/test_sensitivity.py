@@ -122,6 +122,9 @@ def test_committed_sweep_is_what_report_makes_of_its_records(tmp_path):
     folder = ROOT / "results" / "fashion_mnist-sensitivity"
     if not (folder / "sweep.json").exists():
         pytest.skip("the sensitivity sweep has not recorded anything yet")
+    assert protocol.results_folder("results/fashion_mnist-sensitivity", marker="sweep.json").resolve() == folder
+    with pytest.raises(FileNotFoundError):
+        protocol.results_folder("results/fashion_mnist-sensitivity")  # not a protocol folder
     sweep = protocol.sweep_preset("fashion_mnist", "full")
     assert json.loads((folder / "sweep.json").read_text()) == {"sweep": json.loads(json.dumps(sweep.to_dict())),
                                                                "data_source": "real"}

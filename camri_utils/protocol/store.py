@@ -130,11 +130,11 @@ def load_scores(output, record):
         return {k: stored[k].astype("float32") if stored[k].dtype == np.float16 else stored[k] for k in stored.files}
 
 
-def results_folder(path="results/fashion_mnist"):
+def results_folder(path="results/fashion_mnist", marker="protocol.json"):
     """Find a results folder: ``path`` as given (absolute, or relative to the working
     directory), then its last part inside ``$CAMRI_RESULTS_DIR``, then ``path`` inside the
     repository this library was installed from (an editable install, as ``make`` does). A folder
-    without ``protocol.json`` is not one."""
+    without ``marker`` (``protocol.json``; a sensitivity sweep's is ``sweep.json``) is not one."""
     import camri_utils
 
     path = Path(path)
@@ -144,7 +144,7 @@ def results_folder(path="results/fashion_mnist"):
     if not path.is_absolute():
         candidates.append(Path(camri_utils.__file__).resolve().parents[1] / path)
     for folder in candidates:
-        if (folder / "protocol.json").is_file():
+        if (folder / marker).is_file():
             return folder
     raise FileNotFoundError(
         f"no protocol results folder {str(path)!r} (looked in: {', '.join(str(c) for c in candidates)}). "
