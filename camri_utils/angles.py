@@ -296,7 +296,7 @@ def mean_interval(values, level=0.95):
         >>> [round(v, 3) for v in angles.mean_interval([1.0, 2.0, 3.0, 4.0, 5.0])]
         [3.0, 1.037, 4.963]
     """
-    from scipy import stats as st  # scikit-learn's dependency, so always there
+    from scipy import stats as st
 
     try:
         x = np.asarray(values, dtype=np.float64)
