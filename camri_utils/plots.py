@@ -192,10 +192,11 @@ def draw_protocol_sweep(ax, frame, selection, role, class_name=None):
     return ax
 
 
-def draw_recall_gains(ax, table):
+def draw_recall_gains(ax, table, class_names=None):
     """The paired recall gain over CE of each method's chosen setting, per important class,
     with its 95% bootstrap interval (``table`` is :attr:`camri_utils.protocol.Summary.table`).
-    A method with no accuracy-maintaining setting is left out of its group."""
+    A method with no accuracy-maintaining setting is left out of its group. The legend sits
+    above the axes, where it hides no interval."""
     if "recall_gain" not in table:  # no method kept accuracy anywhere: nothing to draw but the axis
         table = table.assign(recall_gain=np.nan, gain_ci_low=np.nan, gain_ci_high=np.nan)
     gains = table[(table.method != "CE") & table.recall_gain.notna()]
@@ -214,9 +215,11 @@ def draw_recall_gains(ax, table):
         ax.errorbar(xs, ys, yerr=[lo, hi], fmt=marker, color=color, capsize=3, ms=7, label=method)
     ax.axhline(0.0, color="0.4", lw=1)
     classes = dict(zip(table.role, table["class"]))
-    ax.set_xticks(range(len(roles)), [f"{role}\n(class {classes[role]})" for role in roles])
+    names = {c: class_names[c] for c in classes.values()} if class_names else {}
+    ax.set_xticks(range(len(roles)), [f"{role}\n({names.get(classes[role], f'class {classes[role]}')})"
+                                      for role in roles])
     ax.set_ylabel("recall gain over CE (paired by seed)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return ax
 
 
