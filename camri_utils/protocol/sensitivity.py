@@ -30,7 +30,7 @@ from camri_utils.protocol.report import current_records
 from camri_utils.protocol.runner import _run_one, train_config
 from camri_utils.protocol.selection import ROLES, rank_classes, select
 from camri_utils.protocol.spec import ProtocolError, preset
-from camri_utils.protocol.store import load_records, read_spec, run_id
+from camri_utils.protocol.store import load_records, make_runs_folder, read_spec, run_id
 
 __all__ = ["SweepSpec", "SWEEPS", "sweep_preset", "sweep_plan", "run_sweep", "sweep_records", "sweep_frame",
            "sweep_report"]
@@ -150,12 +150,7 @@ def _protocol_state(sweep, protocol_output):
 
 
 def _open_sweep(sweep, output, data_kind):
-    output = Path(output)
-    try:
-        (output / "runs").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ProtocolError(f"cannot create the sweep folder {output} ({exc.strerror}); pass a writable "
-                            "--output.") from exc
+    output = make_runs_folder(output)
     path = output / "sweep.json"
     stored = {"sweep": sweep.to_dict(), "data_source": data_kind}
     if path.exists():

@@ -48,9 +48,9 @@ def read_spec(output):
     return spec, stored.get("data_source")
 
 
-def open_output(spec, output, data_kind):
-    """Create ``output`` for ``spec`` or check that it holds this very protocol on the same
-    kind of data; an unwritable folder or another protocol is a :class:`ProtocolError`."""
+def make_runs_folder(output):
+    """Create ``<output>/runs`` (a protocol's or a sweep's); an unwritable place is a
+    :class:`ProtocolError` that says what to do. Returns ``output`` as a Path."""
     output = Path(output)
     try:
         (output / "runs").mkdir(parents=True, exist_ok=True)
@@ -59,6 +59,13 @@ def open_output(spec, output, data_kind):
                             "--output.") from exc
     if not os.access(output / "runs", os.W_OK):
         raise ProtocolError(f"the results folder {output} is not writable; pass a writable --output.")
+    return output
+
+
+def open_output(spec, output, data_kind):
+    """Create ``output`` for ``spec`` or check that it holds this very protocol on the same
+    kind of data; an unwritable folder or another protocol is a :class:`ProtocolError`."""
+    output = make_runs_folder(output)
     path = output / "protocol.json"
     if path.exists():
         stored, source = read_spec(output)
