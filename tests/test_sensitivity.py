@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _tiny_protocol():
     return protocol.ProtocolSpec("fashion_mnist", "quick", "mlp", epochs=1, batch_size=32, learning_rate=1e-3,
                                  seeds=[0], camri_grid=[], arcface_grid=[], wce_weights=[], crwwce_weights=[],
-                                 feature_dim=4, note="test", validation_size=8, normsoftmax_grid=[{"scale": 8.0}])
+                                 feature_dim=4, note="test", validation_size=8, normsoftmax_grid=[{"scale": 8.0}],
+                                 threshold_biases=[0.0, 1.0, 3.0])
 
 
 @pytest.fixture
@@ -60,6 +61,20 @@ def test_sweep_shares_the_protocols_runs_resumes_and_pairs_against_the_control(s
         assert row.val_recall_gain == pytest.approx(cell["validation"]["recall"][c] - control["validation"]["recall"][c])
         assert row.test_accuracy_change == pytest.approx(cell["accuracy"] - control["accuracy"])
         assert row.maintains_accuracy == (cell["validation"]["accuracy"] >= frame.attrs["threshold"])
+        # Beyond CE's threshold curve at the same test accuracy, from the CE run's scores directly.
+        ce = next(r for r in protocol.load_records(prot) if r["method"] == "CE")
+        scores = protocol.load_scores(prot, ce)
+        points = []
+        for b in (0.0, 1.0, 3.0):
+            shifted = scores["test"].copy()
+            shifted[:, c] += b
+            pred = shifted.argmax(1)
+            points.append((b, float(np.mean(pred == scores["y_test"])),
+                           float(np.mean(pred[scores["y_test"] == c] == c))))
+        reached = protocol.threshold_curve_recall([p[1] for p in points], [p[2] for p in points],
+                                                  [p[0] for p in points], cell["accuracy"])
+        assert row.test_recall_vs_threshold == pytest.approx(cell["recall"][c] - reached)
+        assert row.seeds_above_threshold == int(cell["recall"][c] - reached > 0)
     markdown = protocol.sweep_report(sweep, out, prot)
     assert (out / "sensitivity.md").read_text() == markdown and "(n=1)" in markdown
     assert (out / "sensitivity.csv").exists()

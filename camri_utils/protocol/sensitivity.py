@@ -26,11 +26,11 @@ import pandas as pd
 
 from camri_utils import checks, methods
 from camri_utils.io import write_json, write_text
-from camri_utils.protocol.report import current_records
+from camri_utils.protocol.report import current_records, threshold_curve_recall
 from camri_utils.protocol.runner import _run_one, train_config
-from camri_utils.protocol.selection import ROLES, rank_classes, select
+from camri_utils.protocol.selection import ROLES, rank_classes, select, threshold_records
 from camri_utils.protocol.spec import ProtocolError, preset
-from camri_utils.protocol.store import load_records, make_runs_folder, read_spec, run_id
+from camri_utils.protocol.store import load_records, load_scores, make_runs_folder, read_spec, run_id
 
 __all__ = ["SweepSpec", "SWEEPS", "sweep_preset", "sweep_plan", "run_sweep", "sweep_records", "sweep_frame",
            "sweep_report"]
@@ -205,11 +205,21 @@ def sweep_records(sweep, output, protocol_output):
 def sweep_frame(sweep, output, protocol_output):
     """One row per (scale, margin): seeds, validation and test recall of the important class
     and accuracy (means), the paired (same seed) change against normalized softmax at the same
-    scale on validation (``val_recall_gain``, ``val_accuracy_change``) and test, and whether
+    scale on validation (``val_recall_gain``, ``val_accuracy_change``) and test, whether
     the cell *maintains accuracy* by the protocol's rule (its mean validation accuracy is at
-    least the protocol's threshold: CE mean minus k CE standard deviations)."""
+    least the protocol's threshold: CE mean minus k CE standard deviations), and
+    ``test_recall_vs_threshold``: the test recall beyond what moving the threshold of the same
+    seed's CE run reaches at the same test accuracy (as
+    :func:`~camri_utils.protocol.gap_to_threshold`; NaN without the protocol's biases) with
+    ``seeds_above_threshold``, the number of seeds in which it is positive."""
     records, protocol_records, c = sweep_records(sweep, output, protocol_output)
-    threshold = select([r for r in protocol_records if r["method"] == "CE"], sweep.protocol().accuracy_k).threshold
+    ce = [r for r in protocol_records if r["method"] == "CE"]
+    threshold = select(ce, sweep.protocol().accuracy_k).threshold
+    curves = {}
+    biases = sweep.protocol().threshold_biases
+    if biases:
+        for t in threshold_records(ce, [c], biases, lambda r: load_scores(protocol_output, r)):
+            curves.setdefault(t["seed"], []).append((t["params"]["bias"], t["accuracy"], t["recall"][c]))
     by_cell = {}
     for r in records:
         by_cell.setdefault((r["params"]["scale"], r["params"].get("margin", 0.0)), {})[r["seed"]] = r
@@ -234,6 +244,11 @@ def sweep_frame(sweep, output, protocol_output):
                                test_recall_gain=change(lambda r: r["recall"][c]),
                                test_accuracy_change=change(lambda r: r["accuracy"]))
                 row["maintains_accuracy"] = bool(row["val_accuracy"] >= threshold)
+                beyond = [r["recall"][c] - threshold_curve_recall(
+                    [p[1] for p in curves[s]], [p[2] for p in curves[s]], [p[0] for p in curves[s]], r["accuracy"])
+                    for s, r in runs.items() if s in curves]
+                row["test_recall_vs_threshold"] = float(np.mean(beyond)) if beyond else float("nan")
+                row["seeds_above_threshold"] = int(np.sum(np.asarray(beyond) > 0))
             rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs.update(important_class=c, threshold=float(threshold), role=sweep.role)
@@ -253,8 +268,11 @@ def sweep_report(sweep, output, protocol_output):
              f"Changes are paired by seed against normalized softmax at the same scale, on the validation split; "
              f"✓ marks a cell whose mean validation accuracy keeps the protocol's threshold "
              f"({frame.attrs['threshold']:.4f}).", ""]
-    for column, title in (("val_recall_gain", "validation recall gain"),
-                          ("val_accuracy_change", "validation accuracy change")):
+    grids = [("val_recall_gain", "validation recall gain"), ("val_accuracy_change", "validation accuracy change")]
+    if "test_recall_vs_threshold" in frame:
+        grids.append(("test_recall_vs_threshold", "test recall beyond CE's threshold-moving curve at the same test "
+                                                  "accuracy, paired by seed (reported, not chosen on)"))
+    for column, title in grids:
         lines += [f"{title} (rows: s; columns: m in π/64):", "",
                   "| s | " + " | ".join(f"{m:g}" for m in frame.margin_pi64.unique()) + " |",
                   "| --- |" + " --- |" * frame.margin_pi64.nunique()]
@@ -264,7 +282,9 @@ def sweep_report(sweep, output, protocol_output):
                 if r.n_seeds == 0 or pd.isna(getattr(r, column, float("nan"))):
                     cells.append("-")
                 else:
-                    cells.append(f"{getattr(r, column):+.4f}{' ✓' if r.maintains_accuracy else ''} (n={r.n_seeds})")
+                    seeds = (f"{int(r.seeds_above_threshold)}/{r.n_seeds} above" if column == "test_recall_vs_threshold"
+                             else f"n={r.n_seeds}")
+                    cells.append(f"{getattr(r, column):+.4f}{' ✓' if r.maintains_accuracy else ''} ({seeds})")
             lines.append(f"| {scale:g} | " + " | ".join(cells) + " |")
         lines.append("")
     markdown = "\n".join(lines)
