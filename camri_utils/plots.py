@@ -342,30 +342,32 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
     return ax
 
 
-def draw_sensitivity(ax, frame, column, title=None, cmap="RdBu", fmt="{:+.3f}", vlim=None):
+def draw_sensitivity(ax, frame, column, title=None, cmap="RdBu", fmt="{:+.3f}", vlim=None, label=None):
     """A margin x scale grid (``frame`` from :func:`camri_utils.protocol.sweep_frame`) as a
     heatmap of ``column`` (rows: scale s, columns: margin in π/64), each cell annotated with its
-    value and seed count, a diverging colour scale centred on 0, and the cells that maintain
-    accuracy by the protocol's rule outlined in black. Empty cells (no runs yet) stay blank."""
+    value and ``label(row)`` (default: its seed count), a diverging colour scale centred on 0,
+    and the cells that maintain accuracy by the protocol's rule outlined in black. Empty cells
+    (no runs yet) stay blank."""
+    label = label or (lambda row: f"n={row.n_seeds}")
     if column not in frame:
         raise ValueError(f"no column {column!r} in the sweep frame; columns: {list(frame.columns)}.")
     scales = sorted(frame.scale.unique())
     margins = sorted(frame.margin_pi64.unique())
     grid = np.full((len(scales), len(margins)), np.nan)
     keep = np.zeros_like(grid, dtype=bool)
-    seeds = np.zeros_like(grid, dtype=int)
+    notes = np.full(grid.shape, "", dtype=object)
     for r in frame.itertuples():
         i, j = scales.index(r.scale), margins.index(r.margin_pi64)
         grid[i, j] = getattr(r, column)
         keep[i, j] = bool(r.maintains_accuracy) if r.n_seeds else False
-        seeds[i, j] = r.n_seeds
+        notes[i, j] = label(r) if r.n_seeds else ""
     limit = vlim if vlim is not None else (np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0) or 1.0
     image = ax.imshow(grid, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
     for i in range(len(scales)):
         for j in range(len(margins)):
             if np.isfinite(grid[i, j]):
                 dark = abs(grid[i, j]) > 0.6 * limit
-                ax.text(j, i, f"{fmt.format(grid[i, j])}\nn={seeds[i, j]}", ha="center", va="center", fontsize=8,
+                ax.text(j, i, f"{fmt.format(grid[i, j])}\n{notes[i, j]}", ha="center", va="center", fontsize=8,
                         color="white" if dark else "black")
             if keep[i, j]:
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="black", lw=2.2))

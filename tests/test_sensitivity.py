@@ -180,3 +180,21 @@ def test_sensitivity_heatmap_places_each_cell_and_outlines_the_accuracy_keeping_
     with pytest.raises(ValueError, match="no column"):
         plots.draw_sensitivity(ax, frame, "gain")
     plt.close(fig)
+
+
+def test_sensitivity_heatmap_labels_cells_as_asked():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from camri_utils import plots
+
+    frame = pd.DataFrame([{"scale": 8.0, "margin_pi64": 4.0, "n_seeds": 3, "test_recall_vs_threshold": 0.02,
+                           "seeds_above_threshold": 2, "maintains_accuracy": False}])
+    fig, ax = plt.subplots()
+    plots.draw_sensitivity(ax, frame, "test_recall_vs_threshold",
+                           label=lambda r: f"{r.seeds_above_threshold}/{r.n_seeds} above")
+    assert [t.get_text() for t in ax.texts] == ["+0.020\n2/3 above"] and not ax.patches
+    plt.close(fig)
