@@ -131,7 +131,30 @@ def draw_polar_features(ax, features, labels, weights, important=(), title=None,
     return ax
 
 
-def _zoom_on_methods(ax, stats, x="acc", y="rec"):
+def _setting_stats(frame, role, x, y):
+    """Per method and setting of one role: mean and standard deviation over seeds of the
+    columns ``x`` and ``y`` (as ``x``, ``x_sd``, ``y``, ``y_sd``)."""
+    rows = frame[frame.role == role]
+    if rows.empty:
+        raise ValueError(f"no records for role {role!r}; roles present: {sorted(set(frame.role.dropna()))}.")
+    return rows.groupby(["method", "setting"], sort=False).agg(
+        x=(x, "mean"), x_sd=(x, "std"), y=(y, "mean"), y_sd=(y, "std"))
+
+
+def _draw_threshold_curve(ax, method, points, selection, role, ring_size, label):
+    """A post-hoc baseline has one setting per bias: a curve through its points in bias
+    order (solid for CE, dotted otherwise), the bias the selection chose ringed."""
+    color, _ = methods.style(method)
+    curve = points.assign(bias=[json.loads(s)["bias"] for s in points.index]).sort_values("bias")
+    ax.plot(curve.x, curve.y, color=color, lw=1.5, ls="-" if method.startswith("CE") else ":", label=label)
+    best = selection.chosen.get((method, role))
+    if best is not None and json.dumps(best.params, sort_keys=True) in curve.index:
+        st = curve.loc[json.dumps(best.params, sort_keys=True)]
+        ax.plot(st.x, st.y, marker="o", ms=ring_size, mfc="none", mec=color, mew=1.5)
+    return curve
+
+
+def _zoom_on_methods(ax, stats, x="x", y="y"):
     """Frame the trained methods' points (a threshold curve spans far more than they do), with
     the part of each curve that falls in that window."""
     trained = stats[[not m.endswith("+ threshold") for m in stats.index.get_level_values(0)]]
@@ -155,31 +178,18 @@ def draw_protocol_sweep(ax, frame, selection, role, class_name=None):
     ``frame`` is :func:`camri_utils.protocol.records_frame`, ``selection`` what
     :func:`camri_utils.protocol.select` returns. Accuracy and recall are on the split the
     selection used (validation, or test for records made before the split)."""
-    rows = frame[frame.role == role]
-    if rows.empty:
-        raise ValueError(f"no records for role {role!r}; roles present: {sorted(set(frame.role.dropna()))}.")
-    stats = rows.groupby(["method", "setting"], sort=False).agg(
-        acc=("sel_accuracy", "mean"), acc_sd=("sel_accuracy", "std"), rec=("sel_recall", "mean"),
-        rec_sd=("sel_recall", "std"))
+    stats = _setting_stats(frame, role, "sel_accuracy", "sel_recall")
     for method in [m for m in dict.fromkeys(stats.index.get_level_values(0)) if m.endswith("+ threshold")]:
-        # A post-hoc baseline has one setting per bias: a curve, not a cloud of points.
-        color, _ = methods.style(method)
-        curve = stats.loc[method]
-        curve = curve.assign(bias=[json.loads(s)["bias"] for s in curve.index]).sort_values("bias")
-        ax.plot(curve.acc, curve.rec, color=color, lw=1.5, ls="-" if method.startswith("CE") else ":", label=method)
-        best = selection.chosen.get((method, role))
-        if best is not None:
-            st = curve.loc[json.dumps(best.params, sort_keys=True)]
-            ax.plot(st.acc, st.rec, marker="o", ms=12, mfc="none", mec=color, mew=1.5)
+        _draw_threshold_curve(ax, method, stats.loc[method], selection, role, ring_size=12, label=method)
     for (method, setting), st in stats.fillna(0.0).iterrows():
         if method.endswith("+ threshold"):
             continue
         color, marker = methods.style(method)
-        ax.errorbar(st.acc, st.rec, xerr=st.acc_sd, yerr=st.rec_sd, color=color, marker=marker, ms=7,
+        ax.errorbar(st.x, st.y, xerr=st.x_sd, yerr=st.y_sd, color=color, marker=marker, ms=7,
                     lw=0.8, alpha=0.85, capsize=2, label=method)
         best = selection.chosen.get((method, role))
         if best is not None and setting == json.dumps(best.params, sort_keys=True):
-            ax.plot(st.acc, st.rec, marker="o", ms=16, mfc="none", mec=color, mew=1.5)
+            ax.plot(st.x, st.y, marker="o", ms=16, mfc="none", mec=color, mew=1.5)
     ax.axvline(selection.threshold, color="0.4", ls="--", lw=1, label="accuracy threshold")
     _zoom_on_methods(ax, stats)
     unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
@@ -301,11 +311,7 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
     for column in (x, y):
         if column not in _AXIS_NAMES:
             raise ValueError(f"x and y must be among {sorted(_AXIS_NAMES)}; got {column!r}.")
-    rows = frame[frame.role == role]
-    if rows.empty:
-        raise ValueError(f"no records for role {role!r}; roles present: {sorted(set(frame.role.dropna()))}.")
-    stats = rows.groupby(["method", "setting"], sort=False).agg(
-        x=(x, "mean"), x_sd=(x, "std"), y=(y, "mean"), y_sd=(y, "std")).fillna(0.0)
+    stats = _setting_stats(frame, role, x, y).fillna(0.0)
     for method in dict.fromkeys(stats.index.get_level_values(0)):
         color, marker = methods.style(method)
         points = stats.loc[method]
@@ -313,12 +319,8 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
         chosen = json.dumps(best.params, sort_keys=True) if best is not None else None
         if method.endswith("+ threshold"):
             bias = [json.loads(s)["bias"] for s in points.index]
-            curve = points.assign(bias=bias).sort_values("bias")
-            ax.plot(curve.x, curve.y, color=color, lw=1.5, ls="-" if method.startswith("CE") else ":",
-                    label=f"{method} (biases {min(bias):g} to {max(bias):g})")
-            if chosen in points.index:
-                ax.plot(points.loc[chosen, "x"], points.loc[chosen, "y"], marker="o", ms=9, mfc="none", mec=color,
-                        mew=1.5)
+            _draw_threshold_curve(ax, method, points, selection, role, ring_size=9,
+                                  label=f"{method} (biases {min(bias):g} to {max(bias):g})")
             continue
         for setting, st in points.iterrows():
             if method == "CE" or setting == chosen:
@@ -331,7 +333,7 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
                 tag = (f"{params['margin'] * 64 / np.pi:.0f}" if "margin" in params else
                        f"{params.get('weight', params.get('scale', '')):g}")
                 ax.annotate(tag, (st.x, st.y), xytext=(4, 3), textcoords="offset points", fontsize=8, color=color)
-    _zoom_on_methods(ax, stats, "x", "y")
+    _zoom_on_methods(ax, stats)
     if legend:
         unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
         ax.legend(list(unique.values()), list(unique), fontsize=8, loc="best")
