@@ -16,8 +16,8 @@ from camri_utils.protocol.runner import PlannedRun, plan, run, train_config
 from camri_utils.protocol.selection import (ROLES, Choice, Selection, rank_classes, records_frame, select,
                                             selected_on, selection_metrics, setting_key, table_methods,
                                             threshold_records)
-from camri_utils.protocol.sensitivity import (SWEEPS, SweepSpec, run_sweep, sweep_frame, sweep_plan,
-                                              sweep_preset, sweep_records, sweep_report)
+from camri_utils.protocol.sensitivity import (SWEEPS, SweepSpec, run_sweep, sweep_choice, sweep_frame,
+                                              sweep_plan, sweep_preset, sweep_records, sweep_report)
 from camri_utils.protocol.spec import PRESETS, ProtocolSpec, margin_policy, preset
 from camri_utils.protocol.store import (SCHEMA, ProtocolError, load_records, load_scores, read_spec, results_folder,
                                         run_id)
@@ -27,4 +27,4 @@ __all__ = ["ProtocolSpec", "PRESETS", "preset", "margin_policy", "run", "plan", 
            "Selection", "Choice", "setting_key", "selection_metrics", "selected_on", "table_methods",
            "threshold_records", "load_records", "load_scores", "read_spec", "results_folder", "run_id",
            "ProtocolError", "SCHEMA", "ROLES", "SweepSpec", "SWEEPS", "sweep_preset", "sweep_plan", "run_sweep",
-           "sweep_records", "sweep_frame", "sweep_report"]
+           "sweep_records", "sweep_frame", "sweep_choice", "sweep_report"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ from camri_utils.protocol.spec import ProtocolError, preset
 from camri_utils.protocol.store import load_records, load_scores, make_runs_folder, read_spec, run_id
 
 __all__ = ["SweepSpec", "SWEEPS", "sweep_preset", "sweep_plan", "run_sweep", "sweep_records", "sweep_frame",
-           "sweep_report"]
+           "sweep_choice", "sweep_report"]
 
 
 def _m(deno):
@@ -53,7 +53,6 @@ class SweepSpec:
     seeds: list
     role: str = "worst1"
     note: str = ""
-    extra: dict = field(default_factory=dict)  # reserved: keeps sweep.json readable later
 
     def __post_init__(self):
         if self.role not in ROLES:
@@ -251,17 +250,24 @@ def sweep_frame(sweep, output, protocol_output):
                 row["seeds_above_threshold"] = int(np.sum(np.asarray(beyond) > 0))
             rows.append(row)
     frame = pd.DataFrame(rows)
-    frame.attrs.update(important_class=c, threshold=float(threshold), role=sweep.role)
+    names = next((r["class_names"] for r in records if "class_names" in r), None)
+    frame.attrs.update(important_class=c, threshold=float(threshold), role=sweep.role, class_names=names)
     return frame
+
+
+def sweep_choice(frame):
+    """The protocol's rule applied to a sweep (``frame`` from :func:`sweep_frame`): among the
+    cells with a margin that maintain accuracy, the one with the highest mean validation
+    recall of the important class (a row of ``frame``); None when no cell maintains it."""
+    kept = frame[frame.maintains_accuracy.eq(True) & (frame.margin > 0)]
+    return None if kept.empty else kept.loc[kept.val_recall.idxmax()]
 
 
 def sweep_report(sweep, output, protocol_output):
     """Write ``sensitivity.csv`` (the frame) and ``sensitivity.md`` (two grids) into
     ``output`` and return the Markdown."""
     frame = sweep_frame(sweep, output, protocol_output)
-    c = frame.attrs["important_class"]
-    records, _, _ = sweep_records(sweep, output, protocol_output)
-    names = next((r["class_names"] for r in records if "class_names" in r), None)
+    c, names = frame.attrs["important_class"], frame.attrs["class_names"]
     name = f"class {c}" + (f" ({names[c]})" if names else "")
     lines = [f"# Sensitivity: margin x scale, {sweep.dataset}, profile `{sweep.profile}`", "",
              f"{sweep.note}. Important class: {sweep.role} = {name}, from the protocol's validation ranking. "
