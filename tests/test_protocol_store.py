@@ -111,6 +111,25 @@ def test_resuming_on_another_data_source_is_refused(tmp_path, fixture_data):
         protocol.run(_spec(), out, progress=False, dataset=real_looking)
 
 
+def test_a_spec_that_extends_the_grids_resumes_and_only_the_new_cells_train(tmp_path, fixture_data):
+    out = tmp_path / "r"
+    spec = _spec()
+    first = protocol.run(spec, out, progress=False, dataset=fixture_data)
+    ids = {r["run_id"] for r in protocol.load_records(out)}
+    wider = dataclasses.replace(spec, camri_grid=spec.camri_grid + [{"margin": 0.3, "scale": 16.0}],
+                                normsoftmax_grid=spec.normsoftmax_grid + [{"scale": 16.0}], note="wider")
+    # One new normalized-softmax run (shared) and one new CAMRI run per important class.
+    added = protocol.run(wider, out, progress=False, dataset=fixture_data)
+    assert 2 <= added < first
+    assert ids <= {r["run_id"] for r in protocol.load_records(out)}
+    assert protocol.read_spec(out)[0].to_dict() == wider.to_dict()
+    # Narrowing it back, or changing anything but a grid, is another protocol.
+    for other in (spec, dataclasses.replace(wider, epochs=2),
+                  dataclasses.replace(wider, camri_grid=[{"margin": 0.3, "scale": 16.0}])):
+        with pytest.raises(protocol.ProtocolError, match="another protocol"):
+            protocol.run(other, out, progress=False, dataset=fixture_data)
+
+
 def test_unwritable_output_is_a_clear_error(tmp_path, fixture_data):
     import os
 

@@ -86,7 +86,7 @@ SWEEPS = {
         seeds=[0, 1, 2],
         note="CAMRI for the worst class over m in {0, 2, 4, 6, 8, 12}·π/64 and s in {8, 16, 32}, 3 seeds, with "
              "the full protocol's training (12 epochs, cosine decay); m = 0 is normalized softmax; the runs the "
-             "protocol already holds (s = 16, m up to 8π/64, seeds 0-2) are read from it"),
+             "protocol already holds (s = 8 and 16, m up to 8π/64, seeds 0-2) are read from it"),
     ("fashion_mnist", "quick"): SweepSpec(
         "fashion_mnist", "quick", margins=[0.0, _m(4)], scales=[8.0, 16.0], seeds=[0],
         note="quick profile: a smoke test, not a result"),

@@ -62,14 +62,34 @@ def make_runs_folder(output):
     return output
 
 
+GRIDS = ("camri_grid", "arcface_grid", "normsoftmax_grid", "wce_weights", "crwwce_weights")
+
+
+def extends(new, old):
+    """Whether the spec ``new`` (a JSON-ready dict) only adds grid cells to ``old``: every
+    field equal but the grids (each a superset of the old one) and the note that describes
+    them. Such a spec may resume ``old``'s folder: no recorded run changes meaning."""
+    if set(new) != set(old):
+        return False
+    for key in new:
+        if key in GRIDS:
+            if not isinstance(new[key], list) or any(v not in new[key] for v in old[key]):
+                return False
+        elif key != "note" and new[key] != old[key]:
+            return False
+    return True
+
+
 def open_output(spec, output, data_kind):
     """Create ``output`` for ``spec`` or check that it holds this very protocol on the same
-    kind of data; an unwritable folder or another protocol is a :class:`ProtocolError`."""
+    kind of data; an unwritable folder or another protocol is a :class:`ProtocolError`. A
+    spec that only extends the stored one's grids (:func:`extends`) replaces it."""
     output = make_runs_folder(output)
     path = output / "protocol.json"
     if path.exists():
         stored, source = read_spec(output)
-        if json.loads(json.dumps(stored.to_dict())) != json.loads(json.dumps(spec.to_dict())):
+        old, new = (json.loads(json.dumps(s.to_dict())) for s in (stored, spec))
+        if old != new and not extends(new, old):
             raise ProtocolError(f"{path} describes another protocol; use a fresh output folder.")
         if source is None:
             raise ProtocolError(f"{output} holds records made before the validation split (schema 1); they can be "
@@ -77,6 +97,8 @@ def open_output(spec, output, data_kind):
         if source != data_kind:
             raise ProtocolError(f"{output} holds runs on {source} data, but this data is {data_kind}; a table must "
                                 "not mix them. Use another output folder for this data.")
+        if old != new:  # the grids were extended: every recorded run stays valid, the new cells train
+            write_json(path, {"spec": spec.to_dict(), "data_source": data_kind}, indent=1)
     else:
         write_json(path, {"spec": spec.to_dict(), "data_source": data_kind}, indent=1)
 
