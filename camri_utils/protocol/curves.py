@@ -1,0 +1,195 @@
+"""Threshold moving, computed exactly, and how a trained setting compares with it.
+
+Adding a bias ``b`` to class ``c``'s score changes a prediction only where ``b`` crosses
+``-d_i``, with ``d_i`` image i's score of ``c`` minus its best other score: sort the images by
+``d`` and the whole curve of (accuracy, recall of c, precision of c) over every bias, negative
+ones included, is a list of states, one per gap between consecutive switch points. No grid.
+
+A setting is compared, per seed, with the curve of a reference model of the same seed on two
+axes: its recall beyond the best recall the curve reaches at an accuracy at least its own, and
+its accuracy beyond the best accuracy the curve reaches at a recall at least its own (plus
+precision at the same recall). Where the setting is more accurate than every point of the
+curve, the recall axis is undefined (NaN: "beyond the curve's end") and the accuracy axis
+carries the comparison; no substitute value is ever reported. The two axes always agree in
+sign (the best-recall and best-accuracy frontiers are the same staircase): a setting is
+*above* the curve when it beats it on one axis and is not worse on the other, *on* it when it
+lies on the staircase, *below* otherwise.
+
+Over seeds, differences are paired and summarised by a Student-t interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Curve", "threshold_curve", "moved_metrics", "choose_bias", "frontier", "compare", "paired_t",
+           "POSITIONS"]
+
+POSITIONS = ("above", "on", "below")
+_EPS = 1e-9  # metrics are ratios of counts: differences below this are equalities
+
+
+@dataclass(frozen=True)
+class Curve:
+    """The exact threshold-moving curve of one model's scores for class ``c``: one entry per
+    state, in increasing bias: before the first switch point, then for each switch point p the
+    state at b = p and the one just after it. ``bias`` is a bias giving the state (in the
+    units of the scores times ``scale``), ``switch`` the sorted switch points."""
+
+    c: int
+    bias: np.ndarray
+    accuracy: np.ndarray
+    recall: np.ndarray
+    precision: np.ndarray  # NaN where nothing is predicted as c
+    switch: np.ndarray
+
+    def __len__(self):
+        return len(self.bias)
+
+    def state(self, bias):
+        """The index of the state each of ``bias`` (an array) falls in."""
+        bias = np.asarray(bias, float)
+        below = np.searchsorted(self.switch, bias, side="left")  # switch points < bias
+        exact = (below < len(self.switch)) & (self.switch[np.minimum(below, len(self.switch) - 1)] == bias)
+        return 2 * below + exact
+
+
+def _scores(scores, y, c, scale):
+    s = np.asarray(scores, np.float64) * float(scale)
+    y = np.asarray(y).astype(np.int64).ravel()
+    if s.ndim != 2 or s.shape[0] != y.shape[0] or s.shape[0] == 0:
+        raise ValueError(f"scores must be (N, C) with one label per row; got scores {s.shape}, labels {y.shape}.")
+    if not np.isfinite(s).all():
+        raise ValueError("scores hold NaN or infinite values (a diverged run?): no threshold curve.")
+    n_classes = s.shape[1]
+    if not (isinstance(c, (int, np.integer)) and 0 <= c < n_classes):
+        raise ValueError(f"class {c!r} is outside [0, {n_classes}).")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"labels must lie in [0, {n_classes}).")
+    if not (y == c).any():
+        raise ValueError(f"no image of class {c}: its recall is undefined.")
+    return s, y
+
+
+def threshold_curve(scores, y, c, scale=1.0):
+    """The exact curve of ``scores`` (N, C; cosines of a cosine head are multiplied by
+    ``scale``, so biases are in logit units) and labels ``y`` for class ``c``. At a bias equal
+    to a switch point, ties are broken as the argmax breaks them (the lower class index wins),
+    so that state is on the curve too."""
+    s, y = _scores(scores, y, c, scale)
+    n = len(y)
+    other = s.copy()
+    other[:, c] = -np.inf
+    best = other.argmax(axis=1)
+    switch = -(s[:, c] - other[np.arange(n), best])  # image i is predicted c once b > switch_i
+    late = (best < c).astype(np.int64)  # at b == switch_i exactly, c wins the tie only if c < best
+    order = np.lexsort((late, switch))
+    sorted_switch, late = switch[order], late[order]
+    # Switch points that differ by rounding only (equal scores computed two ways) are one.
+    new_point = np.diff(sorted_switch) > 1e-9 * np.maximum(1.0, np.abs(sorted_switch[1:]))
+    group = np.concatenate([[0], np.cumsum(new_point)])
+    points = sorted_switch[np.concatenate([[0], np.flatnonzero(new_point) + 1])]
+    is_c = (y == c)[order]
+    # Switching an image to c: right if it is a c, wrong if its other class was right.
+    delta = is_c.astype(np.int64) - ((best == y) & (y != c))[order].astype(np.int64)
+    # States: before every point; then per point p: at b == p (the tie winners switched), after p.
+    event = 2 * group + late  # images switched by the end of state 2g+1 have event <= 2g
+    cut = np.searchsorted(event, np.arange(2 * len(points)), side="right")  # switched count per state
+    base = np.sum(best == y)
+    csum_delta, csum_c = np.concatenate([[0], np.cumsum(delta)]), np.concatenate([[0], np.cumsum(is_c)])
+    counts = np.concatenate([[0], cut])
+    correct = base + csum_delta[counts]
+    tp = csum_c[counts]
+    mids = np.append((points[:-1] + points[1:]) / 2, points[-1] + 1.0)
+    bias = np.concatenate([[points[0] - 1.0], np.column_stack([points, mids]).ravel()])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(counts > 0, tp / np.maximum(counts, 1), np.nan)
+    return Curve(int(c), bias, correct / n, tp / is_c.sum(), precision, points)
+
+
+def moved_metrics(scores, y, c, bias, scale=1.0):
+    """Accuracy, recall and precision of class ``c`` after adding ``bias`` to its (scaled)
+    score: the argmax itself, so it agrees with the records' metrics at any bias."""
+    s, y = _scores(scores, y, c, scale)
+    s[:, c] += bias
+    pred = s.argmax(axis=1)
+    tp = np.sum((pred == c) & (y == c))
+    n_pred = np.sum(pred == c)
+    return {"accuracy": float(np.mean(pred == y)), "recall": float(tp / np.sum(y == c)),
+            "precision": float(tp / n_pred) if n_pred else float("nan")}
+
+
+def choose_bias(curves, threshold):
+    """The protocol's rule applied to threshold moving, exactly: one bias for all seeds (as
+    for a trained setting), among the biases whose mean accuracy over ``curves`` (one per
+    seed, on validation) is at least ``threshold``, the one with the highest mean recall (ties:
+    higher accuracy, then the bias nearest 0). Returns (bias, mean accuracy, mean recall), or
+    None when no bias keeps the threshold."""
+    if not curves:
+        raise ValueError("no curves to choose a bias on.")
+    points = np.unique(np.concatenate([cv.switch for cv in curves]))
+    mids = np.append((points[:-1] + points[1:]) / 2, points[-1] + 1.0)
+    bias = np.concatenate([[points[0] - 1.0], np.column_stack([points, mids]).ravel()])
+    acc = np.mean([cv.accuracy[cv.state(bias)] for cv in curves], axis=0)
+    rec = np.mean([cv.recall[cv.state(bias)] for cv in curves], axis=0)
+    ok = acc >= threshold - _EPS
+    if not ok.any():
+        return None
+    i = min(np.flatnonzero(ok), key=lambda k: (-round(rec[k], 12), -round(acc[k], 12), abs(bias[k])))
+    return float(bias[i]), float(acc[i]), float(rec[i])
+
+
+def frontier(curve, accuracy=None, recall=None):
+    """The curve's best: ``accuracy=a`` gives the highest recall reached at an accuracy of at
+    least ``a`` (NaN beyond the curve's end); ``recall=r`` gives the highest accuracy and the
+    highest precision reached at a recall of at least ``r`` (a pair)."""
+    if (accuracy is None) == (recall is None):
+        raise ValueError("pass exactly one of accuracy= and recall=.")
+    if accuracy is not None:
+        keep = curve.accuracy >= accuracy - _EPS
+        return float(curve.recall[keep].max()) if keep.any() else float("nan")
+    keep = curve.recall >= recall - _EPS  # never empty: recall 1 is reached at a large bias
+    precision = curve.precision[keep]
+    return float(curve.accuracy[keep].max()), (float(np.nanmax(precision)) if np.isfinite(precision).any()
+                                               else float("nan"))
+
+
+def compare(point, curve):
+    """One setting's test ``point`` ({accuracy, recall, precision}) against one curve:
+    ``recall_gap`` (recall beyond the curve at the same accuracy; NaN where the point is more
+    accurate than the whole curve), ``accuracy_gap`` (accuracy beyond the curve at the same
+    recall), ``precision_gap`` (precision beyond the curve at the same recall) and
+    ``position``: above, on or below."""
+    at_accuracy = frontier(curve, accuracy=point["accuracy"])
+    best_accuracy, best_precision = frontier(curve, recall=point["recall"])
+    accuracy_gap = point["accuracy"] - best_accuracy
+    recall_gap = point["recall"] - at_accuracy
+    if accuracy_gap > _EPS:
+        position = "above"
+    elif abs(accuracy_gap) <= _EPS and abs(recall_gap) <= _EPS:
+        position = "on"
+    else:
+        position = "below"
+    return {"recall_gap": float(recall_gap), "accuracy_gap": float(accuracy_gap),
+            "precision_gap": float(point["precision"] - best_precision), "position": position,
+            "beyond_end": bool(np.isnan(at_accuracy))}
+
+
+def paired_t(differences, level=0.95):
+    """Mean of paired (per seed) differences with its Student-t interval: (mean, low, high,
+    n). NaNs (undefined comparisons) are left out and not counted; fewer than 2 values give
+    no interval (NaN bounds)."""
+    from scipy import stats
+
+    d = np.asarray(differences, float)
+    d = d[~np.isnan(d)]
+    n = len(d)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    mean = float(d.mean())
+    if n < 2:
+        return mean, float("nan"), float("nan"), n
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / np.sqrt(n))
+    return mean, mean - half, mean + half, n
