@@ -27,6 +27,11 @@ import numpy as np
 __all__ = [
     "ROW_SUM_TOLERANCE",
     "check_bool",
+    "check_int",
+    "check_number",
+    "check_fraction",
+    "check_env_dir",
+    "plain",
     "check_n_classes",
     "check_class_index",
     "check_important_classes",
@@ -43,10 +48,89 @@ ROW_SUM_TOLERANCE = 1e-3
 
 
 def check_bool(value, name):
-    """``value`` if it is ``True`` or ``False``; a string such as ``'False'`` would be truthy."""
+    """``value`` if it is ``True`` or ``False`` (a NumPy bool too); a string such as
+    ``'False'`` would be truthy, and 0/1 are numbers, so both are refused."""
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False; got {value!r} (a {type(value).__name__}).")
     return bool(value)
+
+
+def _kind(value):
+    return f"{value!r} (a {type(value).__name__})"
+
+
+def check_int(value, name, minimum=None, maximum=None, none=False):
+    """A Python ``int`` from an integer (NumPy integers too, so a value read from an array is
+    accepted); booleans, floats and strings are refused. ``none``: None is allowed (returned)."""
+    if value is None and none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer{' or None' if none else ''}; got {_kind(value)}.")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be an integer {bounds}; got {value}.")
+    return value
+
+
+def check_number(value, name, low=None, high=None, open_low=False, open_high=False):
+    """A finite Python ``float`` from a real number (NumPy scalars too); booleans and strings
+    (``"0.3"``) are refused. ``low``/``high``: bounds, closed unless ``open_low``/``open_high``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number; got {_kind(value)}.")
+    value = float(value)
+    too_low = low is not None and (value <= low if open_low else value < low)
+    too_high = high is not None and (value >= high if open_high else value > high)
+    if not math.isfinite(value) or too_low or too_high:
+        interval = (f"{'(' if open_low else '['}{'-inf' if low is None else low:g}, "
+                    f"{'inf' if high is None else high:g}{')' if open_high else ']'}")
+        raise ValueError(f"{name} must be a finite number in {interval}; got {value!r}.")
+    return value
+
+
+def check_fraction(value, name):
+    """A number in the open interval (0, 1), as a float."""
+    return check_number(value, name, 0, 1, open_low=True, open_high=True)
+
+
+def check_env_dir(variable):
+    """The folder the environment variable ``variable`` names, or None when it is unset or
+    empty. A variable that names nothing, or a file, is an error naming the variable: a typo
+    must not silently send the library elsewhere."""
+    import os
+    from pathlib import Path
+
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return None
+    folder = Path(text).expanduser()
+    if not folder.is_dir():
+        what = "a file" if folder.exists() else "nothing (no such folder)"
+        raise ValueError(f"the environment variable {variable}={text!r} names {what}; set it to an existing "
+                         f"folder, or unset it (unset {variable}).")
+    return folder
+
+
+def plain(value, name="value"):
+    """``value`` with NumPy scalars and arrays turned into Python numbers and lists, inside
+    dicts, lists and tuples too: what JSON (records, configs) can store. Anything else that
+    JSON cannot hold is an error naming ``name``."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"{name} keys must be strings; got {_kind(k)}.")
+            out[k] = plain(v, f"{name}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [plain(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist(), name)
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ValueError(f"{name} must hold numbers, strings, booleans, lists or dicts; got {_kind(value)}.")
 
 
 def from_fields(cls, values, what):
@@ -124,6 +208,11 @@ def class_labels(y, n_classes=None, name="labels"):
     whose argmax is taken."""
     y = np.asarray(y)
     if label_format(y.shape, n_classes, name) == "rows":
+        if y.dtype.kind in "fc" and not np.isfinite(y).all():
+            # An argmax over NaN would silently predict class 0: a diverged model is no prediction.
+            row = int(np.argmax(~np.isfinite(y).all(axis=1)))
+            raise ValueError(f"{name} hold non-finite values (NaN or inf), first in row {row}: scores of a model "
+                             "whose training diverged predict nothing; retrain (e.g. a smaller learning rate).")
         return np.argmax(y, axis=1)
     y = y.reshape(-1)
     prefix = "" if name == "labels" else f"{name}: "

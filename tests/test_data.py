@@ -68,7 +68,7 @@ def test_gtsrb_options_change_the_arrays_and_the_cache(tmp_path):
     assert small.x_train.shape[1:] == (16, 16, 3)
     assert not np.array_equal(small.x_train, full.x_train)
     assert len(list((tmp_path / "decoded-cache").glob("gtsrb-16px-*.npz"))) == 2
-    with pytest.raises(ValueError, match="size must be an integer >= 4"):
+    with pytest.raises(ValueError, match="'size' must be an integer >= 4"):
         data.load("gtsrb", data_dir=root, size=2)
 
 
@@ -99,10 +99,17 @@ def test_extracted_folders_load_like_archives(tmp_path):
             else:
                 with tarfile.open(packed / archive) as tar:
                     tar.extractall(unpacked, filter="data")
+        if name == "cifar10":
+            # The extracted batches have official checksums: a fixture without its marker is refused.
+            with pytest.raises(data.CorruptDataError, match="not the official release"):
+                data.load(name, data_dir=unpacked)
+            fixtures.copy_marker(packed, unpacked)
         a, b = data.load(name, data_dir=packed), data.load(name, data_dir=unpacked)
         np.testing.assert_array_equal(a.x_train, b.x_train)
         np.testing.assert_array_equal(a.y_test, b.y_test)
-        assert b.source.real  # no manifest beside the extracted copy: the loader cannot know
+        # GTSRB's and AwA2's extracted images have no official checksums: without the manifest
+        # the loader cannot know (with it, the copy is a fixture like its archives).
+        assert b.source.real == (name != "cifar10")
 
 
 @pytest.mark.skipif(not REAL_FASHION.exists(), reason="Debian's dataset-fashion-mnist is not installed")
@@ -211,8 +218,10 @@ def test_unknown_dataset_and_bad_options():
         data.load("mnist")
     with pytest.raises(ValueError, match="no fixture for 'mnist'"):
         fixtures.write("mnist", "/nonexistent")
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="cifar10 has no option 'size'; it accepts none"):
         data.load("cifar10", size=32)
+    with pytest.raises(ValueError, match="gtsrb has no option 'sise'; it accepts 'size', 'crop_roi'"):
+        data.load("gtsrb", sise=32)
 
 
 def test_pipelines_scale_shuffle_and_batch(tmp_path):
@@ -278,6 +287,7 @@ def unpacked_cifar10(tmp_path):
     packed = fixtures.write("cifar10", tmp_path / "packed", per_class=5)
     with tarfile.open(packed / "cifar-10-python.tar.gz") as tar:
         tar.extractall(tmp_path / "unpacked", filter="data")
+    fixtures.copy_marker(packed, tmp_path / "unpacked")  # still a fixture: not checked as the real release
     return tmp_path / "unpacked"
 
 

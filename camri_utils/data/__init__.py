@@ -3,7 +3,9 @@ GTSRB and AwA2; :func:`split_validation` to carve a validation split from the tr
 :func:`pipelines` (train and test) and :func:`pipeline` (any one) to turn them into ``tf.data``.
 
 Where a dataset is looked for, in order: the ``data_dir`` argument (then the only place), the
-``CAMRI_DATA_DIR`` environment variable, known system locations (Debian's
+``CAMRI_DATA_DIR`` environment variable (when set, the only place too: a variable naming a
+missing folder, a file or a folder without the dataset is an error that names it, never a
+silent fall-back to another copy), known system locations (Debian's
 ``/usr/share/datasets/fashion-mnist``), the Keras cache, and finally a download with checksum
 (Keras' ``get_file``, with its progress bar). Errors say what was looked for where and how to get
 it; nothing half-written is left in a cache. Set ``CAMRI_MIRROR`` to a base URL to download
@@ -28,16 +30,54 @@ Example:
 
 from __future__ import annotations
 
+from camri_utils import checks
 from camri_utils.data import awa2, cifar10, digits, fashion_mnist, gtsrb
 from camri_utils.data._common import (CorruptDataError, Dataset, DataLayoutError, DatasetNotFoundError,
                                       Source, describe_location)
 from camri_utils.data._split import VALIDATION_SIZE, split_validation
 
-__all__ = ["NAMES", "load", "pipelines", "pipeline", "split_validation", "describe_location", "VALIDATION_SIZE", "Dataset", "Source",
+__all__ = ["NAMES", "load", "check_options", "pipelines", "pipeline", "split_validation", "describe_location", "VALIDATION_SIZE", "Dataset", "Source",
            "DatasetNotFoundError", "CorruptDataError", "DataLayoutError"]
 
 _LOADERS = {"fashion_mnist": fashion_mnist, "digits": digits, "cifar10": cifar10, "gtsrb": gtsrb, "awa2": awa2}
 NAMES = tuple(_LOADERS)
+
+
+def _sha256(value, name):
+    if value is None or (isinstance(value, str) and len(value) == 64
+                         and all(ch in "0123456789abcdef" for ch in value.lower())):
+        return value
+    raise ValueError(f"{name} must be None or a SHA-256 checksum (64 hex digits); got {value!r}.")
+
+
+# How each option of a loader is checked (and normalized: NumPy scalars become Python ones).
+# An option a loader accepts that is not listed here is passed on as given.
+_CHECKS = {
+    "size": lambda v, name: checks.check_int(v, name, minimum=4),
+    "crop_roi": checks.check_bool,
+    "test_fraction": checks.check_fraction,
+    "split_seed": lambda v, name: checks.check_int(v, name, minimum=0, maximum=2**32 - 1),
+    "sha256": _sha256,
+}
+
+
+def check_options(name, options):
+    """``options`` for dataset ``name`` checked against what its loader accepts (an unknown
+    option, a string for a boolean or a number, is a ValueError naming it), as a new dict with
+    NumPy scalars made Python numbers. :class:`~camri_utils.training.TrainConfig` calls it on
+    its ``dataset_options``, so a bad option fails when the config is made."""
+    import inspect
+
+    if name not in _LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {list(NAMES)}.")
+    if not isinstance(options, dict):
+        raise ValueError(f"the options of {name} must be a dict; got {options!r}.")
+    accepted = [p for p in inspect.signature(_LOADERS[name].load).parameters if p not in ("data_dir", "download")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"{name} has no option {unknown[0]!r}; it accepts "
+                         f"{', '.join(map(repr, accepted)) if accepted else 'none'}.")
+    return {k: _CHECKS[k](v, f"{name} option {k!r}") if k in _CHECKS else v for k, v in options.items()}
 
 
 def load(name, data_dir=None, download=True, **options):
@@ -50,8 +90,7 @@ def load(name, data_dir=None, download=True, **options):
             ``split_seed`` and ``sha256`` (AwA2), ``test_fraction`` and ``split_seed`` (digits;
             it ships inside scikit-learn, so a ``data_dir`` is an error).
     """
-    if name not in _LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {list(NAMES)}.")
+    options = check_options(name, options)
     return _LOADERS[name].load(data_dir=data_dir, download=download, **options)
 
 

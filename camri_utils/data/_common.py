@@ -142,16 +142,25 @@ def checked_labels(y, x, n_classes, where):
 # ---------------------------------------------------------------------------------------------
 # Where to look, and the download
 # ---------------------------------------------------------------------------------------------
+DATA_DIR_ENV = "CAMRI_DATA_DIR"
+
+
 def data_dir_candidates(data_dir, system_dirs=()):
     """(explicit, [places to look]) in the documented order: the argument, then
-    ``CAMRI_DATA_DIR``, then system locations. An explicit ``data_dir`` is the only place."""
+    ``CAMRI_DATA_DIR``, then system locations. An explicit ``data_dir`` is the only place; so
+    is ``CAMRI_DATA_DIR`` when it is set (a variable naming nothing, or a file, is a
+    :class:`DatasetNotFoundError` naming it: a typo must not fall back to another copy)."""
     if data_dir is not None:
         return True, [Path(data_dir).expanduser()]
-    places = []
-    if os.environ.get("CAMRI_DATA_DIR"):
-        places.append(Path(os.environ["CAMRI_DATA_DIR"]).expanduser())
-    places += [Path(p) for p in system_dirs]
-    return False, places
+    from camri_utils import checks
+
+    try:
+        env = checks.check_env_dir(DATA_DIR_ENV)
+    except ValueError as exc:
+        raise DatasetNotFoundError(str(exc)) from None
+    if env is not None:
+        return True, [env]
+    return False, [Path(p) for p in system_dirs]
 
 
 def keras_cache_dir():
@@ -172,8 +181,9 @@ def keras_cache_places(subdir):
 
 def find_or_fetch(dataset, read, data_dir, download, files, subdir, how_to_get, system_dirs=(), free_bytes=None):
     """What ``read(folder)`` returns for the first folder holding the dataset, looked for in
-    the documented order: ``data_dir`` (then the only place), ``CAMRI_DATA_DIR``,
-    ``system_dirs``, the Keras cache's ``subdir``; else downloaded there (when ``download``).
+    the documented order: ``data_dir`` (then the only place), ``CAMRI_DATA_DIR`` (when set, the
+    only place too), ``system_dirs``, the Keras cache's ``subdir``; else downloaded there (when
+    ``download``).
 
     ``read(folder)`` returns None when the dataset is not in ``folder`` (and raises
     :class:`DataLayoutError` when it is there but incomplete); ``files`` is the download,
@@ -188,7 +198,12 @@ def find_or_fetch(dataset, read, data_dir, download, files, subdir, how_to_get, 
         if found is not None:
             return found
     if explicit or not download:
-        raise not_found(dataset, places, how_to_get)
+        error = not_found(dataset, places, how_to_get)
+        if data_dir is None and explicit:  # CAMRI_DATA_DIR chose the place
+            error = DatasetNotFoundError(f"{error} {DATA_DIR_ENV} is set, so it is the only place looked at: "
+                                         f"put the files there, or unset {DATA_DIR_ENV} to use the system copies, "
+                                         "the Keras cache or a download.")
+        raise error
     folder = fetch(dataset, files, subdir, places, how_to_get, free_bytes)
     found = read(folder)
     if found is None:
@@ -346,20 +361,42 @@ def cache_key(**parts):
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# Stored beside the arrays of a decoded cache: the cache file's own name (which holds the key of
+# its source and options) and a digest of the arrays, so that a cache copied over from other
+# options or sources, or overwritten with other arrays, is detected and rebuilt.
+_CACHE_NAME, _CACHE_DIGEST = "_camri_cache_name", "_camri_cache_sha256"
+
+
+def arrays_digest(arrays):
+    """SHA-256 over the names, dtypes, shapes and bytes of ``arrays`` ({name: array})."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes() if a.dtype.kind in "OUS" else memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
 def cached(path, keys, build):
     """The arrays ``keys`` from the cache at ``path``, or ``build()`` them and write the cache
-    atomically. When the cache cannot be written, warn (before the slow ``build``) and return
-    the arrays uncached: the data is readable, only later loads are slower."""
-    arrays = load_arrays(path, keys) if path.exists() else None
+    atomically. A cache that is unreadable, lacks an array, was made for another file name
+    (copied over) or whose arrays no longer match their stored digest (overwritten) is rebuilt
+    (with a warning for the last two). When the cache cannot be written, warn (before the slow
+    ``build``) and return the arrays uncached: the data is readable, only later loads are slower."""
+    arrays = load_arrays(path, tuple(keys) + (_CACHE_NAME, _CACHE_DIGEST)) if path.exists() else None
     if arrays is not None:
-        return arrays
+        name, digest = str(arrays.pop(_CACHE_NAME)), str(arrays.pop(_CACHE_DIGEST))
+        if name == path.name and digest == arrays_digest(arrays):
+            return arrays
+        warnings.warn(f"the decoded-data cache {path} does not hold what was cached there (copied over or "
+                      "overwritten); decoding the dataset again.", UserWarning, stacklevel=3)
     problem = _unwritable(path.parent)
     if problem:
         _warn_uncached(path.parent, problem)
         return build()
     arrays = build()
     try:
-        save_arrays(path, **arrays)
+        save_arrays(path, **arrays, **{_CACHE_NAME: np.asarray(path.name), _CACHE_DIGEST: np.asarray(arrays_digest(arrays))})
     except OSError as exc:  # e.g. the disk filled up while writing
         _warn_uncached(path.parent, exc)
     return arrays

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from camri_utils import checks
 from camri_utils.data._archive import Members
 from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, cached, decoded_cache_dir,
                                       expected_checksums, find_or_fetch, fixture_manifest, verify)
@@ -97,9 +98,8 @@ def _read(place, size, test_fraction, split_seed, sha256):
 
 
 def load(data_dir=None, download=True, size=64, test_fraction=0.3, split_seed=0, sha256=None):
-    if not isinstance(size, int) or size < 4:
-        raise ValueError(f"size must be an integer >= 4 (pixels); got {size!r}.")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}.")
+    size = checks.check_int(size, "size (pixels)", minimum=4)
+    test_fraction = checks.check_fraction(test_fraction, "test_fraction")
+    split_seed = checks.check_int(split_seed, "split_seed", minimum=0)
     return find_or_fetch("AwA2", lambda place: _read(place, size, test_fraction, split_seed, sha256), data_dir,
                          download, {ZIP: (URL, sha256)}, "awa2", HOW_TO_GET, free_bytes=DOWNLOAD_BYTES)

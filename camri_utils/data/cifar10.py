@@ -11,8 +11,8 @@ import zlib
 
 import numpy as np
 
-from camri_utils.data._common import (CorruptDataError, Dataset, DataLayoutError, Source, cache_key, cached,
-                                      decoded_cache_dir, find_or_fetch, fixture_manifest, verify_files)
+from camri_utils.data._common import (FIXTURE_MARKER, CorruptDataError, Dataset, DataLayoutError, Source, cache_key,
+                                      cached, decoded_cache_dir, find_or_fetch, fixture_manifest, verify_files)
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
@@ -21,6 +21,11 @@ SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 KERAS_SUBDIR = "cifar-10-batches-py-target"  # where Keras' own loader extracts the tarball
 BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 META = "batches.meta"
+# The extracted release's files (as torchvision checks them): an extracted folder is checked
+# against these, so that a fixture that lost its marker, or any other data, never passes as real.
+BATCH_MD5 = {"data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+             "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
+             "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e"}
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 HOW_TO_GET = ("Get it with `keras.datasets.cifar10.load_data()` (online), or put the official "
               f"{TARBALL} (or its extracted {FOLDER}/ folder) in a folder and pass it as data_dir "
@@ -96,6 +101,19 @@ def _folder_files(folder):
         raise CorruptDataError(f"could not read {folder} ({exc}); download CIFAR-10 again.") from exc
 
 
+def _check_official(folder, files):
+    """An extracted folder without a fixture's marker must hold the official batches."""
+    import hashlib
+
+    for name, digest in BATCH_MD5.items():
+        actual = hashlib.md5(files[name]).hexdigest()
+        if actual != digest:
+            raise CorruptDataError(
+                f"{folder / name} has md5 {actual}, not the official release's {digest}: the folder is damaged or "
+                "not CIFAR-10. Delete it and download CIFAR-10 again; if it is a synthetic fixture, keep its "
+                f"marker file ({FIXTURE_MARKER}) in {folder.parent}, as camri_utils.data.fixtures writes it.")
+
+
 def _tarball_files(tarball):
     """{member name: bytes} of the batches and meta, read from the tarball without extracting it."""
     wanted = {f"{FOLDER}/{n}": n for n in BATCHES + [META]}
@@ -123,7 +141,10 @@ def _from_tarball(tarball):
 def _read(place):
     """The dataset from ``place`` (its extracted folder first, then the tarball), or None."""
     if (place / FOLDER).is_dir():
-        arrays = _arrays(_folder_files(place / FOLDER), place / FOLDER)
+        files = _folder_files(place / FOLDER)
+        if fixture_manifest(place) is None:
+            _check_official(place / FOLDER, files)
+        arrays = _arrays(files, place / FOLDER)
     elif (place / TARBALL).is_file():
         arrays = _from_tarball(place / TARBALL)
     else:

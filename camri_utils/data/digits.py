@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from camri_utils import checks
 from camri_utils.data._common import Dataset, Source
 
 
@@ -17,8 +18,8 @@ def load(data_dir=None, download=True, test_fraction=0.25, split_seed=0):
     if data_dir is not None:
         raise ValueError(f"digits ships inside scikit-learn and is never read from a folder; got data_dir="
                          f"{str(data_dir)!r}. Call load('digits') without data_dir.")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}.")
+    test_fraction = checks.check_fraction(test_fraction, "test_fraction")  # a string '0.3' is refused
+    split_seed = checks.check_int(split_seed, "split_seed", minimum=0)
     x, y = load_digits(return_X_y=True)
     images = np.clip(np.round(x * 255 / 16), 0, 255).astype(np.uint8).reshape(-1, 8, 8, 1)
     x_train, x_test, y_train, y_test = train_test_split(

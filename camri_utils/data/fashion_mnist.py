@@ -26,15 +26,22 @@ HOW_TO_GET = ("Get it with `keras.datasets.fashion_mnist.load_data()` (online), 
               f"{sorted(SHA256)} in a folder and pass it as data_dir or CAMRI_DATA_DIR.")
 
 
-def _read_idx(path, magic, offset):
+def _read_idx(path, magic, dims):
+    """The uint8 array of an IDX file, shaped as its header says (``dims`` numbers after the
+    magic number); a header that disagrees with the data that follows is an error."""
     try:
         with gzip.open(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError, zlib.error) as exc:
         raise CorruptDataError(f"{path} is truncated or not gzip ({exc}); download it again.") from exc
+    offset = 4 + 4 * dims
     if len(raw) < offset or int.from_bytes(raw[:4], "big") != magic:
         raise CorruptDataError(f"{path} is not an IDX file (magic number {magic} expected); download it again.")
-    return np.frombuffer(raw, np.uint8, offset=offset)
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
+    if len(raw) - offset != int(np.prod(shape)):
+        raise CorruptDataError(f"{path}: its header announces {' x '.join(map(str, shape))} values but it holds "
+                               f"{len(raw) - offset}; the file is damaged: download it again.")
+    return np.frombuffer(raw, np.uint8, offset=offset).reshape(shape)
 
 
 def _read(folder):
@@ -50,10 +57,11 @@ def _read(folder):
     verify_files(folder, "sha256", SHA256)
     arrays = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
-        labels = _read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", 2049, 8)
-        images = _read_idx(folder / f"{prefix}-images-idx3-ubyte.gz", 2051, 16)
-        if images.size != labels.size * 28 * 28:
-            raise CorruptDataError(f"{folder}: {prefix} images and labels do not match in number; "
+        labels = _read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", 2049, 1)
+        images = _read_idx(folder / f"{prefix}-images-idx3-ubyte.gz", 2051, 3)
+        if images.shape[1:] != (28, 28) or len(images) != len(labels):
+            raise CorruptDataError(f"{folder}: {prefix} has {len(labels)} labels for {len(images)} images of "
+                                   f"{images.shape[1]}x{images.shape[2]} pixels (28x28 expected, one label each); "
                                    "download the four files again.")
         arrays[split] = (images.reshape(-1, 28, 28, 1), labels.astype(np.int64))
     return Dataset("fashion_mnist", *arrays["train"], *arrays["test"], list(CLASS_NAMES),

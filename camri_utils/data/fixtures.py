@@ -29,7 +29,7 @@ from camri_utils.data import gtsrb as gtsrb_mod
 from camri_utils.data._common import FIXTURE_MARKER, file_hash
 from camri_utils.io import atomic_path, write_json
 
-__all__ = ["write", "NAMES"]
+__all__ = ["write", "copy_marker", "NAMES"]
 
 
 def _labels(n_classes, per_class, rng):
@@ -151,3 +151,13 @@ def write(name, root, per_class=4, seed=0):
     (root / FIXTURE_MARKER).unlink(missing_ok=True)  # an older fixture's checksums no longer hold
     _WRITERS[name](root, per_class, np.random.default_rng(seed))
     return root
+
+
+def copy_marker(fixture, folder):
+    """Copy the manifest of the fixture in ``fixture`` into ``folder`` (where its archives were
+    extracted, say), so that the copy is read as the synthetic fixture it is."""
+    import shutil
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(fixture) / FIXTURE_MARKER, Path(folder) / FIXTURE_MARKER)
+    return Path(folder)

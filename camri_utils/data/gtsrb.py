@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 
+from camri_utils import checks
 from camri_utils.data._archive import Members
 from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, cached, decoded_cache_dir,
                                       find_or_fetch, fixture_manifest, verify_files)
@@ -155,7 +156,7 @@ def _read(place, size, crop_roi):
 
 
 def load(data_dir=None, download=True, size=32, crop_roi=True):
-    if not isinstance(size, int) or size < 4:
-        raise ValueError(f"size must be an integer >= 4 (pixels); got {size!r}.")
+    size = checks.check_int(size, "size (pixels)", minimum=4)
+    crop_roi = checks.check_bool(crop_roi, "crop_roi")  # a string 'False' would crop
     return find_or_fetch("GTSRB", lambda place: _read(place, size, crop_roi), data_dir, download,
                          {n: (BASE_URL + n, d) for n, d in MD5.items()}, "gtsrb", HOW_TO_GET)
