@@ -23,7 +23,7 @@ from pathlib import Path
 from camri_utils.environment import device_summary, environment
 from camri_utils.io import atomic_path
 
-__all__ = ["PROFILES", "provenance", "fixture_banner", "FIXTURE_BANNER", "run", "main"]
+__all__ = ["PROFILES", "provenance", "fixture_banner", "FIXTURE_BANNER", "parameter_names", "run", "main"]
 
 PROFILES = ("quick", "full")
 KEY = "camri_provenance"  # the record travels in the banner output's metadata
@@ -114,30 +114,66 @@ def _record_of(nb):
     return None
 
 
-def _fold_injected_parameters(nb):
+def _parameters_cell(nb):
+    return next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+
+
+def _assignments(source, where):
+    """{name: (first line, last line, end column on the last line)} of each top-level
+    ``name = value`` statement of ``source`` (0-based lines; the column counts characters), read
+    with Python's own parser: a value may span lines, and a ``#`` inside a string is no comment."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ValueError(f"the parameters cell of {where} is not valid Python ({exc.msg}, line {exc.lineno}).") from exc
+    lines = source.splitlines()
+    found = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+            last = node.end_lineno - 1
+            column = len(lines[last].encode()[:node.end_col_offset].decode())  # ast counts UTF-8 bytes
+            found[targets[0].id] = (node.lineno - 1, last, column)
+    return found
+
+
+def parameter_names(notebook):
+    """The names the ``parameters`` cell of ``notebook`` (a path or a notebook) assigns."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, (str, Path)) else notebook
+    cell = _parameters_cell(nb)
+    return [] if cell is None else list(_assignments(cell.source, notebook))
+
+
+def _fold_injected_parameters(nb, where="the notebook"):
     """Write the values papermill injected into the notebook's own ``parameters`` cell and drop
     the injected cell: a reader (or a Colab user) then sees, in the one obvious place, the
     values the stored outputs were made with, and changing them there takes effect (an
-    injected cell below it would silently override the edit)."""
-    import re
+    injected cell below it would silently override the edit). Each assignment is replaced
+    whole (a value over several lines too) and keeps the comment that follows it."""
+    import ast
 
     injected = [c for c in nb.cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
-    target = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    target = _parameters_cell(nb)
     if not injected or target is None:
         return
+    source = injected[0].source
+    values = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            values[node.targets[0].id] = ast.get_source_segment(source, node.value)
     lines = target.source.splitlines()
-    for assignment in injected[0].source.splitlines():
-        match = re.match(r"(\w+) = (.*)$", assignment)
-        if not match:
-            continue
-        name, value = match.groups()
-        for i, line in enumerate(lines):
-            found = re.match(rf"{name}\s*=\s*(.*?)(\s+#.*)?$", line)
-            if found:
-                lines[i] = f"{name} = {value}{found.group(2) or ''}"
-                break
-        else:
-            lines.append(f"{name} = {value}")
+    spans = _assignments(target.source, where)
+    unknown = sorted(set(values) - set(spans))
+    if unknown:
+        raise ValueError(f"{where} has no parameter {unknown[0]!r}; its parameters cell sets {sorted(spans)}.")
+    # From the bottom up, so that the line numbers of the assignments above stay valid.
+    for name in sorted(values, key=lambda n: spans[n][0], reverse=True):
+        first, last, column = spans[name]
+        lines[first:last + 1] = f"{name} = {values[name]}{lines[last][column:]}".splitlines()
     target.source = "\n".join(lines)
     nb.cells = [c for c in nb.cells if c is not injected[0]]
 
@@ -157,6 +193,10 @@ def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}.")
         params["profile"] = profile
+    known = parameter_names(notebook) if params else []
+    unknown = sorted(set(params) - set(known))
+    if unknown:  # refused before anything runs: papermill would add it below, as if it existed
+        raise ValueError(f"{notebook} has no parameter {unknown[0]!r}; its parameters cell sets {sorted(known)}.")
     with atomic_path(output) as tmp:
         papermill.execute_notebook(
             str(notebook), str(tmp), parameters=params, kernel_name="python3",
@@ -168,7 +208,7 @@ def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=
             raise RuntimeError(f"{notebook.name} did not call camri_utils.notebook.provenance().")
         nb.metadata["camri"] = record
         _drop_native_log(nb)
-        _fold_injected_parameters(nb)
+        _fold_injected_parameters(nb, notebook)
         # papermill records where it read and wrote the notebook: machine paths (a temporary
         # file, here) that mean nothing to a reader of the stored notebook.
         for key in ("input_path", "output_path"):

@@ -180,3 +180,86 @@ def test_metrics_refuse_non_finite_scores_instead_of_predicting_class_0(bad):
     all_nan = np.full((4, 3), np.nan, "float32")
     with pytest.raises(ValueError, match="diverged"):
         metrics.split_metrics(y, all_nan, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# The notebook runner's parameters cell
+# ---------------------------------------------------------------------------------------------
+def _nb(parameters_source, injected_source=None):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cells = [new_code_cell(parameters_source)]
+    cells[0].metadata["tags"] = ["parameters"]
+    if injected_source is not None:
+        cells.append(new_code_cell(injected_source))
+        cells[1].metadata["tags"] = ["injected-parameters"]
+    cells.append(new_code_cell("print(profile)"))
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def test_folding_replaces_a_multi_line_value_whole_and_keeps_comments_and_hashes_in_strings():
+    import ast
+
+    from camri_utils.notebook import _fold_injected_parameters
+
+    source = ('profile = "full"  # the book\'s run\n'
+              'grid = [\n    1, 2,  # two values\n    3,\n]  # the grid\n'
+              'title = "a # b"  # a hash inside a string\n'
+              'seed = 0')
+    nb = _nb(source, 'profile = "quick"\ngrid = [4, 5]\ntitle = "c # d"\n')
+    _fold_injected_parameters(nb)
+    folded = nb.cells[0].source
+    assert folded == ('profile = "quick"  # the book\'s run\n'
+                      'grid = [4, 5]  # the grid\n'
+                      'title = "c # d"  # a hash inside a string\n'
+                      'seed = 0')
+    ast.parse(folded)  # valid Python
+    assert len(nb.cells) == 2  # the injected cell is gone
+    # A value injected over several lines replaces a one-line one.
+    nb = _nb('grid = [1]  # g\nseed = 0', 'grid = [\n    7,\n]\n')
+    _fold_injected_parameters(nb)
+    assert nb.cells[0].source == 'grid = [\n    7,\n]  # g\nseed = 0'
+    # Non-ASCII text before the value does not shift the comment (ast counts bytes).
+    nb = _nb('label = "θ é"  # angle\nseed = 0', 'label = "m"\n')
+    _fold_injected_parameters(nb)
+    assert nb.cells[0].source == 'label = "m"  # angle\nseed = 0'
+
+
+def test_an_unknown_parameter_is_refused_before_anything_runs(tmp_path):
+    import nbformat
+
+    from camri_utils.notebook import _fold_injected_parameters, run
+
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(_nb('profile = "full"\nseed = 0'), path)
+    with pytest.raises(ValueError, match=r"has no parameter 'sede'; its parameters cell sets \['profile', 'seed'\]"):
+        run(path, tmp_path / "out.ipynb", parameters={"sede": 1})
+    assert not (tmp_path / "out.ipynb").exists()
+    nb = _nb('profile = "full"', 'profile = "quick"\nextra = 1\n')
+    with pytest.raises(ValueError, match="has no parameter 'extra'"):
+        _fold_injected_parameters(nb)
+    bad = tmp_path / "bad.ipynb"
+    nbformat.write(_nb('profile = "full"\nseed = ('), bad)
+    with pytest.raises(ValueError, match="parameters cell of .* is not valid Python"):
+        run(bad, tmp_path / "out.ipynb", profile="quick")
+
+
+def test_a_run_with_a_multi_line_parameter_stores_valid_python(tmp_path):
+    import ast
+
+    import nbformat
+
+    from camri_utils.notebook import run
+
+    path = tmp_path / "nb.ipynb"
+    nb = _nb('profile = "full"\ngrid = [\n    1,\n]  # grid\n')
+    nb.cells[-1].source = ("from camri_utils.notebook import provenance\nprovenance(profile, data='test')\n"
+                           "print(sum(grid))")
+    nbformat.write(nb, path)
+    out = run(path, tmp_path / "out.ipynb", profile="quick", parameters={"grid": [2, 3]})
+    stored = nbformat.read(out, as_version=4)
+    ast.parse(stored.cells[0].source)
+    assert stored.cells[0].source == 'profile = "quick"\ngrid = [2, 3]  # grid'
+    assert "5" in stored.cells[-1].outputs[-1]["text"]
