@@ -88,3 +88,82 @@ def test_the_wheel_holds_every_module_of_the_package(tmp_path):
     inside = set(zipfile.ZipFile(wheel).namelist())
     modules = {str(p.relative_to(ROOT)) for p in (ROOT / "camri_utils").rglob("*.py") if "__pycache__" not in p.parts}
     assert modules <= inside, sorted(modules - inside)
+
+
+# Ready to publish: the licence, the citation file and the CI workflow.
+
+def _linter():
+    import shutil
+    import sys
+
+    exe = Path(sys.executable).with_name("check-jsonschema")
+    exe = str(exe) if exe.exists() else shutil.which("check-jsonschema")
+    if exe is None:
+        pytest.fail("check-jsonschema is not installed: install the package with the 'dev' extra (make venv).")
+    return exe
+
+
+def _lint(schema, *paths):
+    import subprocess
+
+    return subprocess.run([_linter(), "--builtin-schema", schema, *map(str, paths)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_licence_file_matches_pyproject():
+    import tomllib
+
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"] == "MIT"
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "Permission is hereby granted, free of charge" in text
+
+
+def test_citation_file_is_valid_and_names_the_book_and_the_paper():
+    import camri_utils
+
+    result = _lint("vendor.citation-file-format", ROOT / "CITATION.cff")
+    assert result.returncode == 0, result.stdout + result.stderr
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
+    assert cff["title"] == config["title"] and cff["version"] == camri_utils.__version__
+    assert cff["license"] == "MIT" and cff["repository-code"] == config["repository"]["url"]
+    paper = next(r for r in cff["references"] if "CAMRI" in r["title"])
+    bib = (ROOT / "book" / "references.bib").read_text()
+    entry = bib[bib.index("@inproceedings{nishiyama2022camri"):].split("\n}\n")[0]
+    assert re.sub(r"[{}]", "", re.search(r"title\s*=\s*\{(.*)\},", entry)[1]) == paper["title"]
+    assert str(paper["year"]) in entry and [a["family-names"] for a in paper["authors"]] == [
+        "Nishiyama", "Fukuchi", "Akimoto", "Sakuma"]
+
+
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def test_workflows_pass_the_linter():
+    assert WORKFLOWS, "no workflow in .github/workflows"
+    result = _lint("vendor.github-workflows", *WORKFLOWS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_linter_rejects_a_broken_workflow(tmp_path):
+    """The lint above can fail: a job without runs-on, and a step with an unknown key, are refused."""
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  test:\n    steps:\n      - run: make test\n        shell_typo: bash\n")
+    result = _lint("vendor.github-workflows", broken)
+    assert result.returncode != 0 and "broken.yml" in result.stdout + result.stderr
+
+
+def test_workflow_tests_builds_and_publishes_the_book():
+    """The README's commands on every push, and the built site deployed to GitHub Pages from main."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads the key `on` as True
+    assert triggers["push"]["branches"] == ["main"] and "pull_request" in triggers
+    build, deploy = workflow["jobs"]["test-and-build"], workflow["jobs"]["deploy"]
+    commands = [step.get("run", "") for step in build["steps"]]
+    assert "make test" in commands and "make book" in commands
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make book" in readme  # the README's commands, not others
+    upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "_build/html" and "refs/heads/main" in upload["if"]
+    assert deploy["needs"] == "test-and-build" and "refs/heads/main" in deploy["if"]
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in deploy["steps"])
