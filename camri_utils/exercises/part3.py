@@ -1,0 +1,53 @@
+"""Part III's exercises (chapters 9-11): experiments on the user's own GPU run. Their answers
+depend on that run (seeds, margin, precision), so they are open: a hint and what to look for."""
+
+from __future__ import annotations
+
+from camri_utils.exercises.core import Exercise
+
+_WHAT_TO_LOOK_FOR = "There is no single right answer: it depends on your run. What to look for: "
+
+
+def _exercises(dataset):
+    return [
+        Exercise(
+            "1",
+            "Run the experiment with two more seeds (`seed = 1`, `seed = 2`). How large is the spread of the "
+            "important class's recall across seeds, compared with CAMRI's gain over CE?",
+            "The paper averages ten trials because one run's recall of a single class moves by several points "
+            "from seed to seed.",
+            _WHAT_TO_LOOK_FOR + "a gain smaller than the seed-to-seed spread is not a gain yet; compare the gain "
+            "per seed (paired), with a Student-t interval over the seeds.",
+            assignment=f"needs a GPU and the {dataset} data (one Colab session per seed); grade the comparison "
+                       "of gain and spread",
+        ),
+        Exercise(
+            "2",
+            "Double the margin (`margin_deno = 8`). What happens to the recall, the precision and the angle "
+            "histogram of the important class?",
+            "A larger margin pushes more images into the important class.",
+            _WHAT_TO_LOOK_FOR + "recall up, precision down, and beyond some point accuracy falls too. The paper "
+            "keeps only settings that maintain accuracy; compare with moving CE's threshold (chapter 7).",
+        ),
+        Exercise(
+            "3",
+            "Turn off mixed precision (`mixed_precision = False`) and compare the time per epoch and the results.",
+            "On a T4 mixed precision is typically much faster (tensor cores); the losses compute the margin in "
+            "float32.",
+            _WHAT_TO_LOOK_FOR + "the time per epoch changes with the hardware; the results should agree within "
+            "seed noise, since the margin is computed in float32 either way.",
+        ),
+    ]
+
+
+_OBJECTIVES = ("load the dataset (or its fixture) with camri_utils.data",
+               "run CE, the control and CAMRI in one Colab session and read recall, precision, confusions "
+               "and angles", "plan the full protocol's cost and shard it")
+
+
+def chapters():
+    return [
+        ("09_cifar10", "CIFAR-10: raising the recall of cat", _exercises("CIFAR-10"), _OBJECTIVES, ("05_camri_loss", "07_protocol_fashion_mnist")),
+        ("10_gtsrb", "GTSRB: raising the recall of the stop sign", _exercises("GTSRB"), _OBJECTIVES, ("05_camri_loss", "07_protocol_fashion_mnist")),
+        ("11_awa2", "AwA2: fifty animals, and the worst of them", _exercises("AwA2"), _OBJECTIVES, ("05_camri_loss", "07_protocol_fashion_mnist")),
+    ]
