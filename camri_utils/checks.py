@@ -82,8 +82,8 @@ def check_number(value, name, low=None, high=None, open_low=False, open_high=Fal
     too_low = low is not None and (value <= low if open_low else value < low)
     too_high = high is not None and (value >= high if open_high else value > high)
     if not math.isfinite(value) or too_low or too_high:
-        interval = (f"{'(' if open_low else '['}{'-inf' if low is None else low:g}, "
-                    f"{'inf' if high is None else high:g}{')' if open_high else ']'}")
+        interval = (f"{'(' if open_low else '['}{-math.inf if low is None else low:g}, "
+                    f"{math.inf if high is None else high:g}{')' if open_high else ']'}")
         raise ValueError(f"{name} must be a finite number in {interval}; got {value!r}.")
     return value
 
