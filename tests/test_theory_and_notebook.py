@@ -29,6 +29,63 @@ def test_min_scale_rejects_unreachable_probabilities():
         theory.max_probability(4.0, 1)
 
 
+@pytest.mark.parametrize("n_classes, margin", [(2, 0.3), (10, 0.5), (1000, 0.5), (10, 1.2)])
+def test_max_probability_with_a_margin_is_the_arcface_loss_on_the_simplex(n_classes, margin):
+    scale = 6.0
+    cos = theory.simplex_cosines(min(n_classes, 50))[:1]
+    if n_classes > 50:  # the same row, its other cosines repeated: one sample needs only its row
+        cos = np.concatenate([[[1.0]], np.full((1, n_classes - 1), -1.0 / (n_classes - 1))], axis=1)
+    loss = ArcFaceLoss(margin, scale, monotonic=False, reduction=None)
+    p = np.exp(-float(loss(np.array([0]), cos.astype("float32"))[0]))
+    assert theory.max_probability(scale, n_classes, margin=margin) == pytest.approx(p, rel=1e-5)
+    # The closed form, in float64: target logit s cos(m), the others s (-1/(C-1)).
+    logits = np.concatenate([[scale * math.cos(margin)], np.full(n_classes - 1, -scale / (n_classes - 1))])
+    exact = np.exp(logits[0]) / np.exp(logits).sum()
+    assert theory.max_probability(scale, n_classes, margin=margin) == pytest.approx(exact, rel=1e-12)
+    assert theory.min_scale(exact, n_classes, margin=margin) == pytest.approx(scale, rel=1e-9)
+
+
+def test_margin_that_no_scale_can_overcome_is_refused():
+    with pytest.raises(ValueError, match="no scale makes the target class the most probable"):
+        theory.max_probability(4.0, 10, margin=1.7)  # cos(1.7) = -0.13 < -1/9
+    with pytest.raises(ValueError, match=r"margin must be a finite number in \[0, 3.14159\]"):
+        theory.min_scale(0.9, 10, margin=-0.1)
+    with pytest.raises(ValueError, match="margin must be a number"):
+        theory.min_scale(0.9, 10, margin="0.5")
+
+
+def test_balanced_loss_gradient_is_exact():
+    from scipy.optimize import check_grad
+
+    x = np.random.default_rng(1).normal(size=2 * 4 * 3)
+    err = check_grad(lambda v: theory._balanced_loss_and_grad(v, 3.0, 4, 3)[0],
+                     lambda v: theory._balanced_loss_and_grad(v, 3.0, 4, 3)[1], x)
+    assert err < 1e-6
+
+
+@pytest.mark.parametrize("scale, n_classes, dim", [(1.0, 10, 9), (1.0, 10, 16), (4.0, 4, 3)])
+def test_best_balanced_loss_is_the_simplex_bound_when_the_dimension_allows(scale, n_classes, dim):
+    best = theory.best_balanced_loss(scale, n_classes, dim)
+    assert best == pytest.approx(-math.log(theory.max_probability(scale, n_classes)), abs=1e-6)
+
+
+def test_best_balanced_loss_is_worse_below_c_minus_1_dimensions():
+    # Five classes in a plane: the best is the regular pentagon (features on their weights),
+    # computed here directly, and it is above the simplex bound that needs 4 dimensions.
+    scale, n_classes = 2.0, 5
+    cos = np.cos(2 * np.pi * np.arange(n_classes) / n_classes)
+    pentagon = -np.log(np.exp(scale * cos[0]) / np.exp(scale * cos).sum())
+    best = theory.best_balanced_loss(scale, n_classes, dim=2)
+    assert best == pytest.approx(pentagon, abs=1e-6)
+    assert best > -math.log(theory.max_probability(scale, n_classes)) + 0.05
+    for bad, match in [({"dim": 0}, r"dim must be an integer >= 1"), ({"dim": 2.5}, "dim must be an integer"),
+                       ({"scale": -1.0, "dim": 2}, "scale must be a finite number"),
+                       ({"restarts": 0, "dim": 2}, "restarts must be an integer >= 1")]:
+        kwargs = {"scale": scale, "n_classes": n_classes, **bad}
+        with pytest.raises(ValueError, match=match):
+            theory.best_balanced_loss(**kwargs)
+
+
 def test_target_logit_curve_and_decision_angles():
     theta = np.linspace(0, math.pi, 50)
     paper = theory.target_logit_curve(ArcFaceLoss(0.4, 5.0, monotonic=False), theta)
