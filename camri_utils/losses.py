@@ -332,7 +332,7 @@ class AngularMarginLoss(keras.losses.Loss):
     Example:
         >>> import numpy as np
         >>> from camri_utils.losses import AngularMarginLoss
-        >>> loss = AngularMarginLoss(scale=16.0, m1=1.2, m2=0.2, m3=0.1)  # insightface's combined margin
+        >>> loss = AngularMarginLoss(scale=16.0, m1=1.2, m2=0.2, m3=0.1)  # all three margins at once
         >>> round(float(loss([0, 1], np.array([[0.9, 0.1], [0.2, 0.8]]))), 4)
         0.0074
     """
