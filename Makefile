@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-jax test-torch test-oldest book notebooks venv clean
+.PHONY: test test-jax test-torch test-oldest book notebooks student venv clean
 
 venv: $(STAMP)
 
@@ -80,6 +80,11 @@ book: $(STAMP)
 # Re-run every chapter in the full profile and store it with its outputs and provenance.
 notebooks: $(STAMP)
 	$(PY) -m camri_utils.notebook notebooks/[0-9][0-9]_*.ipynb
+
+# The student edition: every chapter without its solutions (cells tagged `solution`), outputs
+# cleared, checks kept, in _build/student. Refuses (exit 1) a chapter with an untagged solution.
+student: $(STAMP)
+	$(PY) -m camri_utils.student --output _build/student notebooks/[0-9][0-9]_*.ipynb
 
 clean:
 	rm -rf _build $(VENV) $(JAX_VENV) $(TORCH_VENV)
