@@ -80,6 +80,13 @@ class TrainConfig:
     identity hold what was used; on a CPU: False and ``"default"``); pass False, True or a
     strategy name to choose. ``metrics["compute"]`` of a result states what a run used.
 
+    Throughput knobs (benchmarks/throughput.py measures them; their defaults are what runs did
+    before they existed): ``steps_per_execution`` (train steps per compiled call, Keras'
+    ``compile`` argument), ``eval_batch_size`` (batch of the validation and test passes; None:
+    ``batch_size``) and ``angle_sample`` (validation images whose angle to their class weight
+    is summarised each epoch, ``metrics["angles_per_epoch"]``; 0: no summary). Like every
+    field they join a run's identity when not at their default.
+
     New fields must default to the behaviour from before they existed: a run's identity leaves
     out fields at their default, so adding a field changes no run id.
     """
@@ -107,6 +114,9 @@ class TrainConfig:
     mixed_precision: bool | str = "auto"
     xla: bool | str = "auto"
     strategy: str = "auto"
+    steps_per_execution: int = 1
+    eval_batch_size: int | None = None
+    angle_sample: int = 2000
     output_dir: str | None = None
     verbose: int = 1
 
@@ -121,10 +131,10 @@ class TrainConfig:
                  f"loss must be one of {methods.trainable()}; got {self.loss!r}.")
         _require(self.strategy in STRATEGIES, f"strategy must be one of {list(STRATEGIES)}; got {self.strategy!r}.")
         _require(self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {list(SCHEDULES)}; got {self.lr_schedule!r}.")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "steps_per_execution"):
             value = getattr(self, name)
             _require(_is_int(value) and value >= 1, f"{name} must be an integer >= 1; got {value!r}.")
-        for name in ("train_subset", "test_subset", "feature_dim"):
+        for name in ("train_subset", "test_subset", "feature_dim", "eval_batch_size"):
             value = getattr(self, name)
             _require(value is None or (_is_int(value) and value >= 1),
                      f"{name} must be None or an integer >= 1; got {value!r}.")
@@ -138,6 +148,8 @@ class TrainConfig:
                  or (isinstance(v, float) and 0 < v < 1),
                  f"validation_size must be 'auto', None, a count >= 1 or a fraction in (0, 1); got {v!r}.")
         _require(_is_int(self.seed) and _is_int(self.split_seed), "seed and split_seed must be integers.")
+        _require(_is_int(self.angle_sample) and self.angle_sample >= 0,
+                 f"angle_sample must be an integer >= 0 (0: no per-epoch angle summary); got {self.angle_sample!r}.")
         for name in ("deterministic", "mixed_precision"):
             checks.check_bool(getattr(self, name), name)
         _require(self.xla in (True, False, "auto") and (isinstance(self.xla, bool) or self.xla == "auto"),
@@ -224,6 +236,7 @@ IDENTITY_BASELINE = {
     "loss_params": {}, "important_classes": [], "epochs": 10, "batch_size": 64, "optimizer": "adam",
     "learning_rate": 1e-3, "lr_schedule": "constant", "warmup_epochs": 0, "seed": 0, "deterministic": False,
     "mixed_precision": False, "xla": "auto", "strategy": "default",
+    "steps_per_execution": 1, "eval_batch_size": None, "angle_sample": 2000,
 }
 
 
@@ -344,6 +357,7 @@ def _build_model(config, ds, steps_per_epoch):
             optimizer = keras.optimizers.get({"class_name": config.optimizer, "config": {
                 "learning_rate": _learning_rate(config, steps_per_epoch)}})
             model.compile(optimizer=optimizer, loss=loss, jit_compile=config.xla,
+                          steps_per_execution=config.steps_per_execution,
                           metrics=["accuracy"] + [metrics.ImportantClassRecall(c, name=f"recall_{c}") for c in important])
     finally:
         keras.config.set_dtype_policy(policy_before)
@@ -379,9 +393,6 @@ class _AngleSummary(keras.callbacks.Callback):
                     if per_class[c].size:
                         self._tf.summary.histogram(f"angle_to_own_weight/class_{c}", per_class[c], step=epoch)
             self.writer.flush()
-
-
-_ANGLE_SAMPLE = 2000  # validation images whose angles are summarised each epoch (cheap: one predict)
 
 
 class _Backup(keras.callbacks.BackupAndRestore):
@@ -447,9 +458,10 @@ def _callbacks(config, out, ds, extra):
     """(callbacks, the angle summary or None)."""
     cbs = list(extra)
     summary = None
-    if ds.x_val is not None or out is not None:
+    if config.angle_sample and (ds.x_val is not None or out is not None):
         x, y = (ds.x_val, ds.y_val) if ds.x_val is not None else (ds.x_train, ds.y_train)
-        summary = _AngleSummary(x[:_ANGLE_SAMPLE].astype("float32") / 255.0, y[:_ANGLE_SAMPLE],
+        n = config.angle_sample
+        summary = _AngleSummary(x[:n].astype("float32") / 255.0, y[:n],
                                 config.important_classes, out / "tensorboard" if out is not None else None,
                                 ds.n_classes)
         cbs.append(summary)
@@ -514,8 +526,9 @@ def train(config, callbacks=(), dataset=None):
 
     ds = _prepare_data(config, dataset)
     train_ds = data.pipeline(ds.x_train, ds.y_train, config.batch_size, training=True, seed=config.seed)
-    val_ds = data.pipeline(ds.x_val, ds.y_val, config.batch_size, training=False) if ds.x_val is not None else None
-    test_ds = data.pipeline(ds.x_test, ds.y_test, config.batch_size, training=False)
+    eval_batch = config.eval_batch_size or config.batch_size
+    val_ds = data.pipeline(ds.x_val, ds.y_val, eval_batch, training=False) if ds.x_val is not None else None
+    test_ds = data.pipeline(ds.x_test, ds.y_test, eval_batch, training=False)
     steps = math.ceil(len(ds.x_train) / config.batch_size)
     model = _build_model(config, ds, steps)
     out = Path(config.output_dir) if config.output_dir else None

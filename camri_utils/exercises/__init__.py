@@ -29,7 +29,10 @@ __all__ = ["chapter", "stems", "all_chapters", "Chapter", "Exercise", "Verdict",
 def _declarations():
     from camri_utils.exercises import part1, part2, part3
 
-    return {stem: rest for stem, *rest in part1.chapters() + part2.chapters() + part3.chapters()}
+    # Where each part's chapters run: closed forms and small trainings on a CPU, committed records,
+    # a GPU with the dataset (Colab).
+    where = [(part1, "cpu"), (part2, "records"), (part3, "gpu")]
+    return {stem: (*rest, kind) for module, kind in where for stem, *rest in module.chapters()}
 
 
 def stems():
@@ -55,13 +58,14 @@ def chapter(key, **params):
     """The exercises of one chapter (a number or a notebook name). ``params`` are the chapter's
     parameters its references need (Part II: ``results_dir``)."""
     stem = _stem_of(key)
-    title, exercises, objectives, depends_on = _declarations()[stem]
+    title, exercises, objectives, depends_on, where = _declarations()[stem]
     allowed = {"results_dir", "scale"} if stem.startswith(("07_", "08_")) else set()
     unknown = set(params) - allowed
     if unknown:
         raise ValueError(f"chapter {stem} takes {', '.join(sorted(allowed)) or 'no parameters'}; got "
                          f"{', '.join(sorted(unknown))}.")
-    return Chapter(int(stem.split("_", 1)[0]), stem, title, exercises, Context(dict(params)), objectives, depends_on)
+    return Chapter(int(stem.split("_", 1)[0]), stem, title, exercises, Context(dict(params)), objectives, depends_on,
+                   where)
 
 
 def all_chapters():

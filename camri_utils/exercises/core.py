@@ -277,8 +277,8 @@ class Chapter:
     ``ex.verdict(id, answer)`` returns the :class:`Verdict` without displaying it (for tests and
     for instructors who grade a folder of notebooks)."""
 
-    def __init__(self, number, stem, title, exercises, context=None, objectives=(), depends_on=()):
-        self.number, self.stem, self.title = number, stem, title
+    def __init__(self, number, stem, title, exercises, context=None, objectives=(), depends_on=(), where="cpu"):
+        self.number, self.stem, self.title, self.where = number, stem, title, where
         self.exercises = list(exercises)
         self.context = context
         self.objectives, self.depends_on = tuple(objectives), tuple(depends_on)

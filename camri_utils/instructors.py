@@ -1,0 +1,271 @@
+"""The book's page for instructors (``book/instructors.md``), generated: the chapter map from
+``book/_toc.yml``, the notebooks and their stored runs, the exercises from
+:mod:`camri_utils.exercises`, and the records Part II reads. Every number on the page is computed
+here, and the page says how.
+
+    python -m camri_utils.instructors --write book/instructors.md
+
+Run it again after chapters are added, renumbered or re-run (the map follows ``_toc.yml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["WORDS_PER_MINUTE", "CODE_LINES_PER_MINUTE", "chapter_facts", "page", "main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS_PER_MINUTE = 200  # prose, read carefully
+CODE_LINES_PER_MINUTE = 30  # code, read (not typed)
+_RESULTS_DIR = re.compile(r"""^results_dir\s*=\s*["']([^"']+)["']""", re.M)
+
+
+def _toc(root):
+    import yaml
+
+    toc = yaml.safe_load((root / "book" / "_toc.yml").read_text())
+    parts = []
+    for part in toc.get("parts", []):
+        files = [c["file"] for c in part.get("chapters", []) if c["file"].startswith("notebooks/")]
+        if files:
+            parts.append((part.get("caption", ""), files))
+    return parts
+
+
+def _reading_minutes(nb):
+    words = sum(len(re.findall(r"\w+", c.source)) for c in nb.cells if c.cell_type == "markdown")
+    lines = sum(len([ln for ln in c.source.splitlines() if ln.strip()]) for c in nb.cells if c.cell_type == "code")
+    minutes = words / WORDS_PER_MINUTE + lines / CODE_LINES_PER_MINUTE
+    return words, lines, 5 * math.ceil(minutes / 5)
+
+
+def _records_cost(nb, root):
+    """(folder, trained runs, CPU-hours) of the protocol records the chapter reads, or None."""
+    parameters = next((c.source for c in nb.cells if "parameters" in c.metadata.get("tags", [])), "")
+    found = _RESULTS_DIR.search(parameters)
+    if not found:
+        return None
+    from camri_utils import protocol
+
+    try:
+        folder = protocol.results_folder(root / found.group(1))
+        records = protocol.load_records(folder)
+    except (FileNotFoundError, protocol.ProtocolError):
+        return None
+    hours = sum(r.get("wall_time_s", 0.0) for r in records) / 3600
+    return found.group(1), len(records), hours
+
+
+def chapter_facts(root=ROOT):
+    """One dict per chapter of the toc, in reading order: number, stem, part, title, words,
+    code lines, reading minutes, the stored run's profile, data and seconds, the records it
+    reads, and its exercises."""
+    from camri_utils import exercises
+
+    facts = []
+    for caption, files in _toc(root):
+        for file in files:
+            path = root / (file + ".ipynb")
+            nb = nbformat.read(path, as_version=4)
+            stem = path.stem
+            words, lines, minutes = _reading_minutes(nb)
+            meta = nb.metadata.get("camri", {})
+            title = next((c.source.splitlines()[0].lstrip("# ").strip() for c in nb.cells
+                          if c.cell_type == "markdown" and c.source.startswith("# ")), stem)
+            ex = exercises.chapter(stem) if stem in exercises.stems() else None
+            facts.append({
+                "number": int(stem.split("_", 1)[0]), "stem": stem, "file": file, "part": caption, "title": title,
+                "words": words, "code_lines": lines, "minutes": minutes,
+                "profile": meta.get("profile"), "data": meta.get("data", ""),
+                "seconds": nb.metadata.get("papermill", {}).get("duration"),
+                "records": _records_cost(nb, root), "exercises": ex,
+            })
+    return facts
+
+
+def _compute(fact):
+    seconds = fact["seconds"]
+    run = f"{seconds:.0f} s" if seconds is not None else "not timed"
+    where = fact["exercises"].where if fact["exercises"] else "cpu"
+    if where == "cpu":
+        return f"CPU: {run} (its {fact['profile']} profile)"
+    if where == "records":
+        rec = fact["records"]
+        made = (f"; its {rec[1]} records ran {rec[2]:.1f} h in all (2-core CPU, `camri protocol`)" if rec else "")
+        return f"reads committed records: {run} on a CPU{made}"
+    if "synthetic fixture" in fact["data"] and seconds is not None:
+        return f"a GPU and the data (Colab); stored here as a quick run on a fixture ({run} on a CPU)"
+    return "a GPU and the data (Colab); not timed here (no GPU, no data)"
+
+
+def _link(fact):
+    return f"{{doc}}`{fact['number']}. {fact['title'].split('. ', 1)[-1]} <../{fact['file']}>`"
+
+
+def _answer_kind(e):
+    if not e.checked:
+        return "open"
+    return e.answer.describe().split(":")[0]
+
+
+def _grading(e):
+    from camri_utils.exercises.core import Function
+
+    if e.assignment:
+        return e.assignment
+    if not e.checked:
+        return "discussion: no single answer (compare with the model solution)"
+    if isinstance(e.answer, Function) or "loss" in e.answer.describe():
+        return "suitable: the student's function or object is checked, not a printed value"
+    return "practice: a single checked value is easy to pass on"
+
+
+def page(root=ROOT):
+    """The page's Markdown text."""
+    facts = chapter_facts(root)
+    by_stem = {f["stem"]: f for f in facts}
+    lines = [
+        "# For instructors",
+        "",
+        "This book is written to be taught from: every chapter runs top to bottom in a fresh kernel, "
+        "its exercises check themselves, and a student edition without the solutions is one command "
+        "away. This page is the map for planning a course: what each chapter needs first, what it "
+        "teaches, how long it takes to read and to run, and where.",
+        "",
+        "## The chapters",
+        "",
+        "| chapter | builds on | reading | compute |",
+        "| --- | --- | --- | --- |",
+    ]
+    for f in facts:
+        ex = f["exercises"]
+        deps = ", ".join(str(by_stem[d]["number"]) for d in ex.depends_on if d in by_stem) if ex else ""
+        lines.append(f"| {_link(f)} | {deps or '-'} | {f['minutes']} min | {_compute(f)} |")
+    lines += [
+        "",
+        "*Reading*: the words of the chapter's text at "
+        f"{WORDS_PER_MINUTE} words a minute plus its lines of code at {CODE_LINES_PER_MINUTE} a minute, "
+        "rounded up to 5 minutes (counted in the stored notebook). *Compute*: the wall time papermill "
+        "recorded for the stored run of each chapter (in its notebook's metadata) on this project's shared "
+        "2-core CPU machine (times vary with its load); for the chapters that read `camri protocol` records, also the sum of the records' "
+        "own wall times (each record stores it). The GPU chapters' data cannot be downloaded here, so "
+        "they are not timed: their experiment needs the data and a GPU (Colab).",
+        "",
+        "### What each chapter teaches",
+        "",
+    ]
+    for f in facts:
+        ex = f["exercises"]
+        if ex and ex.objectives:
+            lines.append(f"- **{f['number']}.** " + "; ".join(ex.objectives) + ".")
+    checked = [(f, e) for f in facts if f["exercises"] for e in f["exercises"].exercises if e.checked]
+    open_ = [(f, e) for f in facts if f["exercises"] for e in f["exercises"].exercises if not e.checked]
+    lines += [
+        "",
+        "## Exercises",
+        "",
+        f"The chapters hold {len(checked) + len(open_)} exercises (parts counted separately): "
+        f"{len(checked)} with a definite answer, which check themselves, and {len(open_)} open ones. "
+        "In a chapter a student writes an answer and runs its check:",
+        "",
+        "```python",
+        "from camri_utils.exercises import chapter",
+        "ex = chapter(3)",
+        "ex.check(2, shift)   # correct, or the likely mistake, never the answer",
+        "ex.hint(2)",
+        "ex.solution(2)",
+        "```",
+        "",
+        "A check compares the answer with what the library computes, within a tolerance, and names the "
+        "common mistakes it recognises (the loss of the wrong class, degrees for radians, a missing "
+        "scale, a wrong sign, probabilities for losses, 1-based class indices). A wrong type, a wrong "
+        "shape, NaN or the notebook's `...` placeholder get a message saying so.",
+        "",
+        "**Which suit graded assignments.** Exercises whose answer is a *function* (or a loss object) "
+        "are checked on inputs the student does not see, so a passed check means the derivation is "
+        "right, not that a number was copied: they make the best graded work. A single number is good "
+        "practice but easy to pass on. Open exercises (training outcomes, which depend on seeds and "
+        "hardware) need a rubric: grade the method (seeds, the control, paired differences) and the "
+        "write-up. The coursework exercises are marked *(Coursework)* in the chapters.",
+        "",
+    ]
+    for f in facts:
+        ex = f["exercises"]
+        if not ex:
+            continue
+        lines += [f"**Chapter {f['number']}**", "", "| exercise | answer | for grading |", "| --- | --- | --- |"]
+        for e in ex.exercises:
+            lines.append(f"| {e.id} | {_answer_kind(e)} | {_grading(e)} |")
+        lines.append("")
+    lines += [
+        "Checking is for feedback, not secrecy: the library that checks an answer also holds its model "
+        "solution (`ex.solution`), as in Kaggle's learntools. To grade, run the submitted notebook "
+        "(`papermill`) and read its check outputs, or call `chapter(n).verdict(id, answer)`, which returns "
+        "the verdict without printing it.",
+        "",
+        "## The student edition",
+        "",
+        "```bash",
+        "make student",
+        "# the same, by hand:",
+        "python -m camri_utils.student --output _build/student notebooks/*.ipynb",
+        "```",
+        "",
+        "writes every chapter into `_build/student/` without its solutions and with its outputs cleared, "
+        "ready to hand out. It relies on one format in the chapters:",
+        "",
+        "- a solution's text is its own Markdown cell, a collapsed `{dropdown}` (or an admonition with "
+        "`:class: dropdown`), tagged `solution`;",
+        "- a solution's code is a code cell tagged `solution` and `hide-cell` (collapsed in the book, its "
+        "output too);",
+        "- each checked exercise has an answer cell `name = ...` (tagged `exercise`) and a check cell "
+        "`ex.check(id, name)` (tagged `check`), kept in both editions: in the book the check follows the "
+        "hidden solution and says *correct*; in the student edition it says *not attempted yet* until the "
+        "student answers.",
+        "",
+        "The tool removes the cells tagged `solution` with nbconvert's `TagRemovePreprocessor`. A chapter "
+        "that still holds a solution elsewhere (a Solutions dropdown or a `# Solution` cell without the "
+        "tag, or a checked exercise's solution code) is not written: the command lists it with its cells "
+        "and exits with status 1, so nothing that leaks a solution is handed out. Chapters 7 and 8 read "
+        "the committed records: students need the repository (or `CAMRI_RESULTS_DIR`).",
+        "",
+        "## How this page is made",
+        "",
+        "`python -m camri_utils.instructors --write book/instructors.md` generates it from "
+        "`book/_toc.yml` (the chapters and parts, in order), the stored notebooks (text, code and the "
+        "recorded run), `camri_utils.exercises` (dependencies, objectives, exercises) and the protocol "
+        "records. The design plans a rare-class chapter as chapter 9, with the GPU chapters renumbered 10 "
+        "to 12: rename the notebooks, update `_toc.yml` and the chapters' names in "
+        "`camri_utils/exercises`, and run the command again.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m camri_utils.instructors",
+                                     description="Generate the book's page for instructors.")
+    parser.add_argument("--write", type=Path, default=None, help="write the page here (default: print it)")
+    args = parser.parse_args(argv)
+    text = page()
+    if args.write is None:
+        print(text)
+        return 0
+    from camri_utils.io import write_text
+
+    if args.write.is_dir():
+        print(f"error: --write {args.write} is a folder; give the page's file name.", file=sys.stderr)
+        return 2
+    write_text(args.write, text)
+    print(f"wrote {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

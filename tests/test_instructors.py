@@ -1,0 +1,71 @@
+"""The page for instructors (book/instructors.md) is what camri_utils.instructors generates from the
+toc, the chapters and the exercises: its structure exactly, its numbers (reading and run times,
+records) within a tolerance, since a chapter re-run or re-worded shifts them a little."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from camri_utils import instructors
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "book" / "instructors.md"
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+STALE = "book/instructors.md is out of date: run `python -m camri_utils.instructors --write book/instructors.md`"
+
+
+@pytest.fixture(scope="module")
+def generated():
+    return instructors.page()
+
+
+def test_the_page_is_in_the_book():
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    assert "book/instructors" in files
+
+
+def test_the_committed_page_is_the_generated_one(generated):
+    committed = PAGE.read_text()
+    assert NUMBER.sub("#", committed) == NUMBER.sub("#", generated), STALE
+    for old, new in zip(NUMBER.findall(committed), NUMBER.findall(generated)):
+        assert float(old) == pytest.approx(float(new), rel=0.5, abs=5), STALE
+
+
+def test_every_chapter_of_the_toc_is_on_the_map_with_its_exercises(generated):
+    from camri_utils.exercises import chapter
+
+    for fact in instructors.chapter_facts():
+        assert f"<../{fact['file']}>`" in generated
+        assert f"**Chapter {fact['number']}**" in generated
+        for e in chapter(fact["stem"]).exercises:
+            assert f"| {e.id} |" in generated
+    assert "make student" in generated and "TagRemovePreprocessor" in generated
+
+
+def test_reading_time_counts_words_and_code_lines():
+    nb = new_notebook(cells=[new_markdown_cell("word " * 400), new_code_cell("x = 1\n\n" * 30)])
+    words, lines, minutes = instructors._reading_minutes(nb)
+    assert (words, lines) == (400, 30)
+    assert minutes == 5  # 400/200 + 30/30 = 3 minutes, rounded up to 5
+    nb.cells.append(new_markdown_cell("word " * 1000))
+    assert instructors._reading_minutes(nb)[2] == 10  # 8 minutes -> 10
+
+
+def test_write_to_a_folder_is_a_clear_error(tmp_path, capsys):
+    assert instructors.main(["--write", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    out = tmp_path / "page.md"
+    assert instructors.main(["--write", str(out)]) == 0 and out.read_text().startswith("# For instructors")
+
+
+def test_a_chapter_with_its_stored_run_and_records(tmp_path):
+    facts = {f["stem"]: f for f in instructors.chapter_facts()}
+    stored = nbformat.read(ROOT / "notebooks" / "01_softmax_geometry.ipynb", as_version=4)
+    assert facts["01_softmax_geometry"]["seconds"] == stored.metadata["papermill"]["duration"]
+    records = facts["07_protocol_fashion_mnist"]["records"]
+    assert records and records[0] == "results/fashion_mnist" and records[1] > 0 and records[2] > 0
