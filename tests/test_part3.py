@@ -1,16 +1,32 @@
-"""Part III (CIFAR-10, GTSRB, AwA2 chapters): stored as a quick run on a synthetic fixture, every
-result banner-labelled as such, and the fixture banner helper itself."""
+"""Part III (CIFAR-10, GTSRB, AwA2): the chapters share their experiment through
+camri_utils.comparison and their cost model through camri_utils.cost, tested here against
+independent references (scikit-learn, float64 NumPy, FLOPs counted by hand); and the chapters are
+stored for readers without any output computed on a fixture (store_rendering), while the tests
+still run every cell on fixtures (test_notebooks.py passes the quick profile explicitly)."""
 
+import json
+import math
+import re
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
+from camri_utils import comparison, cost
 from camri_utils.data import Source
 from camri_utils.notebook import FIXTURE_BANNER, fixture_banner
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = {"09_cifar10": "cifar10", "10_gtsrb": "gtsrb", "11_awa2": "awa2"}
+
+
+def _notebook(stem):
+    return nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+
+
+def _code(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
 
 
 def test_banner_only_for_fixtures(capsys):
@@ -27,26 +43,316 @@ def test_chapter_is_in_the_toc_as_part_three(stem):
     assert f"notebooks/{stem}" in part3
 
 
+# The stored chapters: what a reader of the book sees.
+
 @pytest.mark.parametrize("stem", list(CHAPTERS))
-def test_stored_fixture_run_is_labelled(stem):
-    nb = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+def test_stored_chapter_holds_no_output_computed_on_a_fixture(stem):
+    nb = _notebook(stem)
     meta = nb.metadata["camri"]
+    assert meta["profile"] == "full" and meta["data"].startswith("none loaded")
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert 'profile = "full"' in params.source  # a reader's Run all runs the real experiment
+    needs_data = [c for c in _code(nb) if comparison.NEEDS_DATA in c.metadata.get("tags", [])]
+    assert needs_data, "no cell is marked as needing the data"
+    for cell in needs_data:  # stored empty: nothing computed on a fixture, or on nothing
+        assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+    others = [c for c in _code(nb) if c not in needs_data]
+    assert all(c.execution_count is not None for c in others)
+    outputs = [o for c in others for o in c.outputs]
+    text = json.dumps(outputs)
+    assert FIXTURE_BANNER not in text and "synthetic" not in text
+    assert not any("image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {}) for o in outputs)
+    # the data-independent outputs are there: the plan, the session's cost, the protocol's cost and levers
+    for expected in ("CAMRI", "GFLOP", "T4", "GPU-hours", "benchmarks/RESULTS.md", "No run of ours is committed"):
+        assert expected in text, expected
+    # the cells that need the data load it, and only those cells use it
+    for cell in others:
+        assert not re.search(r"\b(ds|runs)\b", cell.source), cell.source[:60]
+
+
+@pytest.mark.parametrize("stem", list(CHAPTERS))
+def test_chapter_says_what_each_figure_will_show_and_labels_the_papers_numbers(stem):
+    nb = _notebook(stem)
     intro = nb.cells[0].source
-    assert "synthetic fixture" in intro and "not results" in intro  # said at the top
-    if "synthetic fixture" not in meta["data"]:
-        return  # a real run: no banners needed
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    banners = [c for c in code if any(FIXTURE_BANNER in o.get("data", {}).get("text/plain", "") for o in c.outputs)]
-    # every cell that shows a figure or a table starts with the banner
-    results = [c for c in code if any("image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {})
-                                      or "text/html" in o.get("data", {})
-                                      for o in c.outputs)]
-    assert results and all(c in banners for c in results)
-    for c in results:
-        first = c.outputs[0]
-        assert FIXTURE_BANNER in first.get("data", {}).get("text/plain", ""), c.source[:80]
-    # the important class's paper numbers are labelled as the paper's
+    assert "appear when you run it" in intro and "not a result" in intro
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "These are the paper's numbers, not ours." in markdown
     for command in ("camri protocol --dataset", "--shard", "camri protocol report"):
         assert command in markdown
+    for figure in ("example images", "learning curves", "histograms"):
+        assert f"**What to look for in the {figure}" in markdown or f"**The {figure}" in markdown, figure
+    # The paper's geometric claim is the paper's: "tighter" appears only where it is attributed.
+    for paragraph in markdown.split("\n\n"):
+        if "tighter" in paragraph or "more tightly" in paragraph:
+            assert "claim" in paragraph and "depends on how" in paragraph, paragraph[:120]
+
+
+def test_the_three_chapters_share_their_code():
+    """Only the parameters and the dataset's name differ: a change to the experiment is made once."""
+    cells = {stem: _code(_notebook(stem)) for stem in CHAPTERS}
+    counts = {stem: len(code) for stem, code in cells.items()}
+    assert len(set(counts.values())) == 1, counts
+    for i, group in enumerate(zip(*cells.values())):
+        sources = {c.source.replace(f'DATASET = "{CHAPTERS[stem]}"', 'DATASET = "?"')
+                   for stem, c in zip(CHAPTERS, group)}
+        if "parameters" not in group[0].metadata.get("tags", []):
+            assert len(sources) == 1, f"code cell {i} differs between the chapters"
+        assert all(len(c.source.splitlines()) <= 16 for c in group), f"code cell {i} is long"
+
+
+# The library: one trained fixture experiment, checked against independent references.
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    import tempfile
+
+    folder = tmp_path_factory.mktemp("fixture")
+    before = tempfile.tempdir
+    tempfile.tempdir = str(folder)  # the fixture's files land in this test's folder
+    try:
+        exp = comparison.experiment("cifar10", "quick", important_class=None, margin_deno=4, scale=16.0)
+        ds = comparison.load(exp)
+        runs = comparison.train_all(exp, ds)
+    finally:
+        tempfile.tempdir = before
+    return exp, ds, runs
+
+
+def test_fixture_is_loaded_only_in_the_quick_profile(trained, tmp_path):
+    exp, ds, runs = trained
+    assert not ds.source.real
+    full = comparison.experiment("cifar10", "full", 3)
+    import camri_utils.data as data
+
+    with pytest.raises(data.DatasetNotFoundError):  # no data, no download here: an error, never a fixture
+        comparison.load(full, tmp_path / "empty-but-named")
+
+
+def test_important_class_is_chosen_on_ce_validation_recall(trained):
+    from sklearn.metrics import recall_score
+
+    exp, ds, runs = trained
+    ce = runs.results["CE"]
+    y, scores = ce.labels["validation"], ce.scores["validation"]
+    recall = recall_score(y, scores.argmax(1), labels=range(ds.n_classes), average=None, zero_division=0)
+    assert runs.chosen_on_validation and runs.important_class == int(np.argmin(recall))
+    for label in ("NormSoftmax", "CAMRI"):
+        assert runs.results[label].config.important_classes == [runs.important_class]
+    camri = runs.results["CAMRI"].config.loss_params
+    assert camri == {"margin": pytest.approx(4 * math.pi / 64), "scale": 16.0}
+    assert runs.results["NormSoftmax"].config.loss_params == {"scale": 16.0}
+
+
+def test_test_metrics_and_confusions_match_scikit_learn(trained):
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_score, recall_score
+
+    exp, ds, runs = trained
+    c, name = runs.important_class, runs.important_name
+    table = comparison.test_metrics(runs)
+    frame = comparison.confusions(runs, nearest=3)
+    for label, r in runs.results.items():
+        y, pred = r.labels["test"], r.scores["test"].argmax(1)
+        assert table.loc[label, f"recall of {name}"] == pytest.approx(
+            recall_score(y, pred, labels=[c], average=None, zero_division=0)[0])
+        assert table.loc[label, f"precision of {name}"] == pytest.approx(
+            precision_score(y, pred, labels=[c], average=None, zero_division=0)[0])
+        assert table.loc[label, "accuracy"] == pytest.approx(accuracy_score(y, pred))
+        cm = confusion_matrix(y, pred, labels=range(ds.n_classes))
+        rows = frame.loc[label]
+        assert len(rows) == 3
+        for row, values in rows.iterrows():
+            k = int(row.split(":")[0])
+            assert k != c
+            assert values[f"{name} missed as"] == cm[c, k] and values[f"{name} taken from"] == cm[k, c]
+
+
+def test_angle_summary_matches_float64_numpy(trained):
+    exp, ds, runs = trained
+    c, name = runs.important_class, runs.important_name
+    summary = comparison.angle_summary(runs)
+    for label, r in runs.results.items():
+        cos = np.clip(np.asarray(r.test_cosines, dtype=np.float64), -1, 1)
+        y = np.asarray(r.labels["test"])
+        own = np.degrees(np.arccos(cos[np.arange(len(y)), y]))
+        means = np.array([own[y == k].mean() for k in range(ds.n_classes)])
+        variances = np.array([own[y == k].var() for k in range(ds.n_classes)])
+        others = np.arange(ds.n_classes) != c
+        assert summary.loc[label, f"mean angle, {name}"] == pytest.approx(means[c], rel=1e-5)
+        assert summary.loc[label, "mean angle, others"] == pytest.approx(means[others].mean(), rel=1e-5)
+        assert summary.loc[label, f"relative variance, {name}"] == pytest.approx(
+            variances[c] / variances[others].mean(), rel=1e-4)
+
+
+def test_figures_have_their_panels(trained):
+    import matplotlib.pyplot as plt
+
+    exp, ds, runs = trained
+    curves = comparison.plot_learning_curves(runs)
+    assert [len(ax.lines) for ax in curves.axes[:2]] == [3, 3] and curves.axes[3].get_legend() is not None
+    hist = comparison.plot_angles(runs)
+    assert [ax.get_title() for ax in hist.axes[:3]] == list(comparison.LABELS)
+    examples = comparison.plot_examples(ds, exp.name)
+    assert examples.get_suptitle().startswith("CIFAR-10:")
+    fig, counts = comparison.plot_class_counts(ds, exp.name, 3)
+    assert counts.sum() == len(ds.y_train)
+    assert [p.get_facecolor() for p in fig.axes[0].patches].count(fig.axes[0].patches[3].get_facecolor()) == 1
+    plt.close("all")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(dataset="mnist"), "dataset must be one of"),
+    (dict(profile="fast"), "profile must be one of"),
+    (dict(important_class=-1), "important_class"),
+    (dict(important_class="3"), "important_class"),
+    (dict(important_class=True), "important_class"),
+    (dict(margin_deno=0), "margin_deno"),
+    (dict(margin_deno=float("nan")), "margin_deno"),
+    (dict(scale=-16.0), "scale"),
+    (dict(seed=-1), "seed"),
+    (dict(mixed_precision="yes"), "mixed_precision"),
+])
+def test_experiment_refuses_bad_parameters_by_name(kwargs, message):
+    args = dict(dataset="cifar10", profile="quick", important_class=3)
+    with pytest.raises((ValueError, TypeError), match=message):
+        comparison.experiment(**{**args, **kwargs})
+
+
+def test_an_important_class_outside_the_dataset_is_refused_before_training(trained):
+    exp, ds, runs = trained
+    with pytest.raises(ValueError, match="outside"):
+        comparison.train_all(comparison.experiment("cifar10", "quick", important_class=10), ds)
+
+
+# The cost model.
+
+def test_forward_flops_counts_convolutions_and_dense_layers_by_hand():
+    import keras
+
+    from camri_utils.layers import CosineHead
+
+    inputs = keras.Input((9, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)                 # 9x8x4
+    x = keras.layers.Conv2D(6, (3, 1), strides=2, padding="valid")(x)     # 4x4x6
+    x = keras.layers.Conv2D(6, 1, groups=2)(x)                            # 4x4x6, 3 inputs per group
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(5)(x)
+    model = keras.Model(inputs, CosineHead(7)(x))
+    expected = 2 * (9 * 8 * 4 * 3 * 3 * 3 + 4 * 4 * 6 * 3 * 1 * 4 + 4 * 4 * 6 * 1 * 1 * 3 + 96 * 5 + 5 * 7)
+    assert cost.forward_flops(model) == expected
+
+
+def test_paper_cnn_flops_from_its_published_layers():
+    """The authors' CNN at 32x32: 3x3 convolutions 64x3 (32x32), 128x3 (16x16), 256x5 and 512x2
+    (8x8), a 512-d dense feature and a 10-class head."""
+    widths = [(3, 64, 32), (64, 64, 32), (64, 64, 32), (64, 128, 16), (128, 128, 16), (128, 128, 16),
+              (128, 256, 8)] + [(256, 256, 8)] * 4 + [(256, 512, 8), (512, 512, 8)]
+    expected = sum(2 * side * side * cout * 9 * cin for cin, cout, side in widths) + 2 * (512 * 512 + 512 * 10)
+    assert cost.model_flops("paper_cnn", "cifar10") == expected
+    assert 1.1e9 < expected < 1.2e9  # the "about 1.1 GFLOP" of the chapters
+    assert cost.model_flops("paper_cnn", "awa2", 64) == pytest.approx(4 * expected, rel=0.01)
+
+
+def test_estimate_is_the_closed_form():
+    e = cost.estimate(runs=3, epochs=8, train_images=45000, eval_images=5000, batch_size=64, forward_flops=10**9)
+    flops = 3 * 8 * (3 * 45000 + 5000) * 1e9
+    assert e.total_flops == flops and e.steps_per_epoch == 704
+    assert e.gpu_hours == pytest.approx(flops / (8.1e12 / 3) / 3600)
+    assert e.step_seconds == pytest.approx(3 * 1e9 * 64 / (8.1e12 / 3))
+    mixed = cost.estimate(3, 8, 45000, 5000, 64, 10**9, mixed_precision=True)
+    assert mixed.gpu_hours == pytest.approx(e.gpu_hours / cost.MIXED_PRECISION_SPEEDUP)
+    levers = cost.levers(e, convergence_epochs=(4,), batch_sizes=(256,))
+    assert levers["x planned"].tolist() == pytest.approx([1, 0.5, 1, 1 / cost.MIXED_PRECISION_SPEEDUP, 2, 0.5])
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(epochs=0), "epochs"), (dict(runs=2.5), "runs"), (dict(batch_size=True), "batch_size"),
+    (dict(eval_images=-1), "eval_images"), (dict(efficiency=1.5), "at most 1"),
+    (dict(efficiency=float("nan")), "efficiency"), (dict(speedup=0), "speedup"),
+])
+def test_estimate_refuses_bad_inputs_by_name(kwargs, message):
+    args = dict(runs=3, epochs=8, train_images=100, eval_images=10, batch_size=64, forward_flops=1000)
+    with pytest.raises(ValueError, match=message):
+        cost.estimate(**{**args, **kwargs})
+
+
+def test_protocol_estimate_counts_the_presets_runs():
+    from camri_utils import protocol
+
+    spec = protocol.preset("cifar10", "full")
+    shared, specific = cost.protocol_runs(spec)
+    e = cost.protocol_estimate(spec)
+    assert e.runs == shared + specific == len(protocol.plan(spec, "real")) + len(protocol.plan(spec, "real", [0, 1, 2]))
+    assert (e.epochs, e.batch_size, e.train_images, e.eval_images) == (300, 64, 45000, 5000)
+    assert cost.protocol_estimate(spec, epochs=30).gpu_hours == pytest.approx(e.gpu_hours / 10)
+
+
+def test_measured_cpu_step_reads_the_committed_benchmark():
+    text = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    step = cost.measured_cpu_step(text)
+    row = next(line for line in text.splitlines() if line.startswith("| paper CNN"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert step["camri_ms"] == float(cells[2]) and step["ce_ms"] == float(cells[3])
+    assert step["batch_size"] == 128 and step["machine"] == "this project's 2-core CPU machine"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("no table here", "holds no table"),
+    ("| model | step |\n| --- | --- |\n| paper CNN | 1 |\n", "no column"),
+    ("| model | CAMRI step (ms) | CE step (ms) |\n| --- | --- | --- |\n| small CNN | 1 | 2 |\n", "no row"),
+    ("| model | CAMRI step (ms) | CE step (ms) |\n| --- | --- | --- |\n| paper CNN | 1 | 2 |\n", "batch size"),
+])
+def test_measured_cpu_step_names_what_is_missing(text, message):
+    with pytest.raises(ValueError, match=message):
+        cost.measured_cpu_step(text)
+
+
+def test_cost_cells_need_no_data(capsys):
+    exp = comparison.experiment("gtsrb", "full", 14, scale=32.0)
+    comparison.print_session_cost(exp)
+    levers = comparison.protocol_cost("gtsrb")
+    out = capsys.readouterr().out
+    assert "GFLOP per 32x32 image" in out and "measured" in out.lower() and "GPU-hours" in out
+    assert "epochs" in levers.index and "mixed precision" in levers.index
+    assert levers.loc["as planned", "x planned"] == 1
+
+
+# Storing a chapter for the book.
+
+def _chapter(tmp_path, profile="full", tagged=True):
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    nb = new_notebook(cells=[
+        new_markdown_cell("# A chapter"),
+        new_code_cell(f'profile = "{profile}"', metadata={"tags": ["parameters"]}),
+        new_code_cell("print('plan', 6 * 7)"),
+        new_code_cell("raise RuntimeError('needs the data')",
+                      metadata={"tags": [comparison.NEEDS_DATA] if tagged else []}),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "09_cifar10.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_store_rendering_runs_only_the_cells_that_need_no_data(tmp_path):
+    path = _chapter(tmp_path)
+    comparison.store_rendering(path)
+    nb = nbformat.read(path, as_version=4)
+    plan, data_cell = nb.cells[2], nb.cells[3]
+    assert plan.outputs[0]["text"] == "plan 42\n" and plan.execution_count is not None
+    assert data_cell.outputs == [] and data_cell.execution_count is None
+    meta = nb.metadata["camri"]
+    assert meta["profile"] == "full" and meta["data"] == (
+        "none loaded: the cells that need CIFAR-10 are stored without outputs")
+    assert "papermill" not in nb.metadata
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [(dict(tagged=False), "no cell is tagged"),
+                                                 (dict(profile="quick"), 'profile = "full"')])
+def test_store_rendering_refuses_a_chapter_it_cannot_store_and_leaves_it_unchanged(tmp_path, kwargs, message):
+    path = _chapter(tmp_path, **kwargs)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=message):
+        comparison.store_rendering(path)
+    assert path.read_bytes() == before
