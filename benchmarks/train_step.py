@@ -28,13 +28,12 @@ import datetime
 import gc
 import math
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -42,6 +41,7 @@ import numpy as np  # noqa: E402
 from camri_utils import data, methods, models  # noqa: E402
 from camri_utils.data import Dataset, Source  # noqa: E402
 from camri_utils.environment import environment  # noqa: E402
+from bench_common import CpuShare, code_version  # noqa: E402
 
 N_CLASSES = 10
 IMPORTANT = [3]
@@ -151,35 +151,6 @@ def pipeline_rate(shape, batch, n_batches):
     return n / (time.perf_counter() - start)
 
 
-class CpuShare:
-    """CPU time used on the machine between start and stop (Linux /proc/stat; None elsewhere):
-    by this process, by other processes at nice > 0 (the kernel counts niced time apart) and
-    by other processes at normal priority, each as a share of all cores."""
-
-    def __init__(self):
-        self.start = self._read()
-
-    @staticmethod
-    def _read():
-        try:
-            with open("/proc/stat") as f:
-                user, nice, system, idle, iowait, irq, softirq = (int(v) for v in f.readline().split()[1:8])
-        except (OSError, ValueError):
-            return None
-        ticks = os.sysconf("SC_CLK_TCK")
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        return time.monotonic(), (user + system + irq + softirq) / ticks, nice / ticks, own.ru_utime + own.ru_stime
-
-    def stop(self):
-        """{"own", "niced", "normal"}: shares of all cores, or None where /proc/stat is missing."""
-        end = self._read()
-        if self.start is None or end is None:
-            return None
-        wall = (end[0] - self.start[0]) * os.cpu_count()
-        normal, niced, own = (e - s for e, s in zip(end[1:], self.start[1:]))
-        return {"own": own / wall, "niced": niced / wall, "normal": max(normal - own, 0.0) / wall}
-
-
 def run(args):
     rows = []
     for label, (model_name, shape, kind) in CASES.items():
@@ -210,19 +181,6 @@ def run(args):
 
 def _ratio(r):
     return f"{r['median']:.2f} [{r['min']:.2f}, {r['max']:.2f}]"
-
-
-def _code_version():
-    """Short commit of the repository, and whether camri_utils has uncommitted changes."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "camri_utils"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + (" with uncommitted changes to camri_utils" if dirty else "")
 
 
 def report(rows, args, env=None, code=None):
@@ -303,7 +261,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    text = report(run(args), args, code=_code_version())
+    text = report(run(args), args, code=code_version())
     print(text)
     if args.write:
         with open(args.write, "w") as f:
