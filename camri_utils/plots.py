@@ -141,17 +141,21 @@ def _setting_stats(frame, role, x, y):
         x=(x, "mean"), x_sd=(x, "std"), y=(y, "mean"), y_sd=(y, "std"))
 
 
-def _draw_threshold_curve(ax, method, points, selection, role, ring_size, label):
-    """A post-hoc baseline has one setting per bias: a curve through its points in bias
-    order (solid for CE, dotted otherwise), the bias the selection chose ringed."""
-    color, _ = methods.style(method)
-    curve = points.assign(bias=[json.loads(s)["bias"] for s in points.index]).sort_values("bias")
-    ax.plot(curve.x, curve.y, color=color, lw=1.5, ls="-" if method.startswith("CE") else ":", label=label)
-    best = selection.chosen.get((method, role))
-    if best is not None and json.dumps(best.params, sort_keys=True) in curve.index:
-        st = curve.loc[json.dumps(best.params, sort_keys=True)]
-        ax.plot(st.x, st.y, marker="o", ms=ring_size, mfc="none", mec=color, mew=1.5)
-    return curve
+def _draw_threshold_curves(ax, curves, x, y, stats, selection, role, ring_size):
+    """The exact threshold-moving curves (``curves``: {label: DataFrame of bias, accuracy,
+    recall, precision}, e.g. from :func:`camri_utils.protocol.threshold_curve_frames`), solid
+    for CE, dotted for normalized softmax; the bias each post-hoc row chose ringed on it."""
+    for label, curve in (curves or {}).items():
+        method = label.split(" (")[0]
+        color, _ = methods.style(method)
+        ax.plot(curve[x], curve[y], color=color, lw=1.5, ls="-" if method.startswith("CE") else ":", label=label)
+    for method in [m for m in dict.fromkeys(stats.index.get_level_values(0)) if m.endswith("+ threshold")]:
+        color, _ = methods.style(method)
+        best = selection.chosen.get((method, role))
+        key = json.dumps(best.params, sort_keys=True) if best is not None else None
+        if key in stats.loc[method].index:
+            st = stats.loc[method].loc[key]
+            ax.plot(st.x, st.y, marker="o", ms=ring_size, mfc="none", mec=color, mew=1.5)
 
 
 def _zoom_on_methods(ax, stats, x="x", y="y"):
@@ -169,18 +173,18 @@ def _zoom_on_methods(ax, stats, x="x", y="y"):
     ax.set_ylim(ylo - ypad, yhi + ypad)
 
 
-def draw_protocol_sweep(ax, frame, selection, role, class_name=None):
+def draw_protocol_sweep(ax, frame, selection, role, class_name=None, curves=None):
     """Every setting of every method for one important class: mean accuracy (x) against the
     important class's mean recall (y), bars one standard deviation over seeds (the post-hoc
-    threshold-moving baselines as curves over their biases); the accuracy threshold of the
+    threshold-moving baselines as their exact curves, ``curves`` on the selection split, from
+    :func:`camri_utils.protocol.threshold_curve_frames`); the accuracy threshold of the
     selection rule as a dashed line, the chosen settings ringed.
 
     ``frame`` is :func:`camri_utils.protocol.records_frame`, ``selection`` what
     :func:`camri_utils.protocol.select` returns. Accuracy and recall are on the split the
     selection used (validation, or test for records made before the split)."""
     stats = _setting_stats(frame, role, "sel_accuracy", "sel_recall")
-    for method in [m for m in dict.fromkeys(stats.index.get_level_values(0)) if m.endswith("+ threshold")]:
-        _draw_threshold_curve(ax, method, stats.loc[method], selection, role, ring_size=12, label=method)
+    _draw_threshold_curves(ax, curves, "accuracy", "recall", stats, selection, role, ring_size=12)
     for (method, setting), st in stats.fillna(0.0).iterrows():
         if method.endswith("+ threshold"):
             continue
@@ -299,9 +303,11 @@ _AXIS_NAMES = {"accuracy": "test accuracy", "recall": "test recall", "precision"
 
 
 def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_name=None, show_all=("CAMRI",),
-                  legend=True):
+                  legend=True, curves=None):
     """The trade-off every method moves along, for one important class: the post-hoc
-    threshold-moving baselines as curves (one point per bias, mean over seeds), each method's
+    threshold-moving baselines as their exact curves (``curves``: {label: DataFrame}, from
+    :func:`camri_utils.protocol.threshold_curve_frames` on the test split; one bias for all
+    seeds, mean over seeds) with the bias each chose on validation ringed, each method's
     chosen setting as a filled marker with one standard deviation over seeds, and every
     setting of the methods in ``show_all`` as hollow markers labelled with their margin (in
     π/64) or weight. ``x`` and ``y`` are columns of
@@ -312,15 +318,13 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
         if column not in _AXIS_NAMES:
             raise ValueError(f"x and y must be among {sorted(_AXIS_NAMES)}; got {column!r}.")
     stats = _setting_stats(frame, role, x, y).fillna(0.0)
+    _draw_threshold_curves(ax, curves, x, y, stats, selection, role, ring_size=9)
     for method in dict.fromkeys(stats.index.get_level_values(0)):
         color, marker = methods.style(method)
         points = stats.loc[method]
         best = selection.chosen.get((method, role))
         chosen = json.dumps(best.params, sort_keys=True) if best is not None else None
         if method.endswith("+ threshold"):
-            bias = [json.loads(s)["bias"] for s in points.index]
-            _draw_threshold_curve(ax, method, points, selection, role, ring_size=9,
-                                  label=f"{method} (biases {min(bias):g} to {max(bias):g})")
             continue
         for setting, st in points.iterrows():
             if method == "CE" or setting == chosen:

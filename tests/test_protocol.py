@@ -68,8 +68,9 @@ def test_report_shows_a_dash_where_no_setting_keeps_accuracy(tmp_path):
     rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| ")}
     assert rows["WCE"] == "-" and rows["ArcFace"] == "-"
     assert rows["CAMRI"].startswith("0.9500 ± 0.0000 (0.8100)") and "n=2" in rows["CAMRI"]
-    # Paired over seeds, the gains are 0.95 - 0.4 and 0.95 - 0.6; resampling two values gives means 0.35-0.55.
-    assert "Δ +0.4500 [+0.3500, +0.5500]" in rows["CAMRI"]
+    # Paired over seeds, the gains are 0.95 - 0.4 and 0.95 - 0.6: mean 0.45, Student t with one degree of
+    # freedom: 0.45 -+ 12.7062 * 0.1414 / sqrt(2) = 0.45 -+ 1.2706.
+    assert "Δ +0.4500 [-0.8206, +1.7206]" in rows["CAMRI"]
     summary = (out / "summary.csv").read_text()
     assert summary.splitlines()[0].startswith("method,role,class,setting,n_seeds")
 
@@ -346,7 +347,7 @@ def test_class_specific_records_of_another_class_are_never_used():
     assert sel.chosen[("ArcFace", "median")].params == {"margin": 0.2}
 
 
-def test_threshold_moving_from_stored_scores():
+def test_threshold_moving_chooses_one_bias_exactly_on_validation():
     # Two classes, CE logits; class 1 loses near-ties to class 0 until a bias is added to it.
     val = np.array([[1.0, 0.5], [1.0, 0.9], [0.2, 1.0], [2.0, 0.0]], "float32")
     y = np.array([1, 1, 1, 0])
@@ -354,13 +355,36 @@ def test_threshold_moving_from_stored_scores():
     ce["recall"], ce["precision"] = [1.0, 1 / 3], [1 / 3, 1.0]
     ce["validation"] = {"accuracy": 0.5, "recall": [1.0, 1 / 3], "precision": [1 / 3, 1.0]}
     stored = {"validation": val, "test": val, "y_validation": y, "y_test": y}
-    moved = protocol.threshold_records([ce], [1], [0.0, 0.2, 0.6], lambda r: stored)
-    by_bias = {r["params"]["bias"]: r for r in moved}
-    assert [by_bias[b]["validation"]["recall"][1] for b in (0.0, 0.2, 0.6)] == [pytest.approx(1 / 3),
-                                                                                  pytest.approx(2 / 3),
-                                                                                  pytest.approx(1.0)]
-    assert by_bias[0.0]["accuracy"] == ce["accuracy"]  # no bias: the CE model itself
-    assert {r["method"] for r in moved} == {"CE + threshold"} and {r["important_class"] for r in moved} == {1}
+    # Switch points of class 1: 0.1 and 0.5 (images 1 and 0), 2.0 (image 3). Keeping accuracy >= 0.75
+    # the most recall is 1.0, reached for biases in (0.5, 2.0): the chosen bias lies there.
+    moved = protocol.threshold_records([ce], [1], 0.75, lambda r: stored)
+    assert len(moved) == 1 and 0.5 < moved[0]["params"]["bias"] < 2.0
+    assert moved[0]["validation"]["recall"][1] == 1.0 and moved[0]["validation"]["accuracy"] == 1.0
+    assert moved[0]["method"] == "CE + threshold" and moved[0]["important_class"] == 1
+    # Asking for more accuracy than any bias reaches gives no threshold row at all.
+    assert protocol.threshold_records([ce], [1], 1.01, lambda r: stored) == []
+
+
+def test_a_setting_more_accurate_than_the_whole_curve_gets_no_fallback_gap():
+    """The report's comparison: a CAMRI run more accurate than every point of CE's curve has no
+    recall gap ("beyond the curve's end"), and the accuracy axis carries the comparison."""
+    val = np.array([[1.0, 0.5], [1.0, 0.9], [0.2, 1.0], [2.0, 0.0]], "float32")
+    y = np.array([1, 1, 0, 0])  # CE's best accuracy over every bias is 0.75
+    ce = record("CE", 0, 0.5, [0.5, 0.5], run_id="ce0")
+    ce["recall"], ce["precision"] = [0.5, 0.5], [0.5, 0.5]
+    stored = {"test": val, "y_test": y}
+    curve_sets = {1: protocol.reference_curves([ce], 1, lambda r: stored)}
+    assert max(curve_sets[1][("CE", 0)].accuracy) == 0.75
+    camri = record("CAMRI", 0, 0.9, [0.9, 0.6], c=1, params={"margin": 0.2}, run_id="c0")
+    camri["precision"] = [0.8, 0.9]
+    frame = protocol.curve_comparisons([ce, camri], {"worst1": 1}, curve_sets)
+    row = frame[(frame.method == "CAMRI") & (frame.reference == "CE")].iloc[0]
+    assert np.isnan(row.recall_gap) and row.beyond_end and row.position == "above"
+    # At recall >= 0.6 the curve's best accuracy is 0.75 (bias past 0.1): 0.9 - 0.75.
+    assert row.accuracy_gap == pytest.approx(0.15)
+    table = protocol.comparison_table(frame)
+    cells = protocol.comparison_cells(table[table.method == "CAMRI"].iloc[0].to_dict())
+    assert cells[0] == "beyond the curve's end" and cells[3] == "1/0/0"
 
 
 def test_the_converged_run_in_progress_is_the_current_full_preset(tmp_path):
@@ -372,9 +396,8 @@ def test_the_converged_run_in_progress_is_the_current_full_preset(tmp_path):
     committed = Path(__file__).resolve().parents[1] / "results" / "fashion_mnist"
     if not committed.exists():
         pytest.skip("the converged Fashion-MNIST run has not recorded anything yet")
-    stored = json.loads((committed / "protocol.json").read_text())
-    assert stored["spec"] == json.loads(json.dumps(protocol.preset("fashion_mnist", "full").to_dict()))
-    assert stored["data_source"] == "real"
+    spec, source = protocol.read_spec(committed)
+    assert spec.to_dict() == protocol.preset("fashion_mnist", "full").to_dict() and source == "real"
     records = protocol.load_records(committed)
     assert protocol.current_records(protocol.preset("fashion_mnist", "full"), "real", records)[1] == 0
     for r in records:
@@ -410,18 +433,6 @@ def test_a_single_seed_cell_says_it_has_no_interval(tmp_path):
     assert "nan" not in text and "one seed: no interval" in text
 
 
-def test_threshold_curve_recall_interpolates_where_accuracy_crosses_the_target():
-    acc, rec, bias = [0.7, 0.9, 0.8], [0.9, 0.5, 0.7], [2.0, 0.0, 1.0]  # given out of bias order
-    assert protocol.threshold_curve_recall(acc, rec, bias, 0.85) == pytest.approx(0.6)
-    assert protocol.threshold_curve_recall(acc, rec, bias, 0.8) == pytest.approx(0.7)  # on a point
-    assert protocol.threshold_curve_recall(acc, rec, bias, 0.95) == 0.5  # above the curve: its most accurate point
-    # Accuracy that is not monotone in the bias crosses the target three times: the best is kept.
-    assert protocol.threshold_curve_recall([0.9, 0.8, 0.85, 0.7], [0.5, 0.6, 0.8, 0.9], [0, 1, 2, 3],
-                                           0.82) == pytest.approx(0.82)
-    with pytest.raises(ValueError, match="no points"):
-        protocol.threshold_curve_recall([], [], [], 0.5)
-
-
 def _tradeoff_frame():
     import pandas as pd
 
@@ -439,17 +450,6 @@ def _tradeoff_frame():
     return pd.DataFrame(rows)
 
 
-def test_gap_to_threshold_pairs_each_seed_with_its_own_curve():
-    gap = protocol.gap_to_threshold(_tradeoff_frame(), "worst1", "CAMRI", json.dumps({"margin": 0.1}))
-    # Each seed's CAMRI run sits at accuracy 0.89 on its own curve: the curve reaches 0.55 there.
-    assert list(gap.index) == [0, 1]
-    assert gap.threshold_recall.tolist() == [pytest.approx(0.55)] * 2
-    assert gap.gap.tolist() == [pytest.approx(0.05)] * 2 and gap.attrs["mean"] == pytest.approx(0.05)
-    assert gap.attrs["ci_low"] == pytest.approx(0.05) and gap.attrs["ci_high"] == pytest.approx(0.05)
-    with pytest.raises(ValueError, match="no CAMRI runs"):
-        protocol.gap_to_threshold(_tradeoff_frame(), "worst1", "CAMRI", "{}")
-
-
 def test_tradeoff_figure_draws_the_curve_the_chosen_point_and_the_other_settings():
     import matplotlib
 
@@ -458,13 +458,17 @@ def test_tradeoff_figure_draws_the_curve_the_chosen_point_and_the_other_settings
 
     from camri_utils import plots
 
+    import pandas as pd
+
     frame = _tradeoff_frame()
     sel = protocol.Selection({("CE + threshold", "worst1"): protocol.Choice({"bias": 1.0}, [], 0.6, 0.89),
                               ("CAMRI", "worst1"): None}, [], {"worst1": 1}, [1, 0], 0.85, "validation")
+    exact = {"CE + threshold": pd.DataFrame({"bias": [-1.0, 0.5, 2.0], "accuracy": [0.91, 0.89, 0.81],
+                                             "recall": [0.5, 0.6, 0.8], "precision": [0.5, 0.4, 0.2]})}
     fig, ax = plt.subplots()
-    plots.draw_tradeoff(ax, frame, sel, "worst1", class_name="one")
-    curve = [line for line in ax.lines if line.get_label().startswith("CE + threshold")]
-    assert curve and list(curve[0].get_xdata()) == pytest.approx([0.91, 0.89, 0.81])  # bias order, seed means
+    plots.draw_tradeoff(ax, frame, sel, "worst1", class_name="one", curves=exact)
+    curve = [line for line in ax.lines if line.get_label() == "CE + threshold"]
+    assert curve and list(curve[0].get_xdata()) == pytest.approx([0.91, 0.89, 0.81])  # the exact curve as given
     hollow = [line for line in ax.lines if line.get_label() == "CAMRI (other settings)"]
     assert hollow and (hollow[0].get_xdata()[0], hollow[0].get_ydata()[0]) == (pytest.approx(0.9), 0.6)
     ring = [line for line in ax.lines if line.get_markersize() == 9]

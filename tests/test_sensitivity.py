@@ -61,20 +61,26 @@ def test_sweep_shares_the_protocols_runs_resumes_and_pairs_against_the_control(s
         assert row.val_recall_gain == pytest.approx(cell["validation"]["recall"][c] - control["validation"]["recall"][c])
         assert row.test_accuracy_change == pytest.approx(cell["accuracy"] - control["accuracy"])
         assert row.maintains_accuracy == (cell["validation"]["accuracy"] >= frame.attrs["threshold"])
-        # Beyond CE's threshold curve at the same test accuracy, from the CE run's scores directly.
+        # Against CE's exact test curve, from the CE run's scores directly (a dense sweep of biases).
         ce = next(r for r in protocol.load_records(prot) if r["method"] == "CE")
         scores = protocol.load_scores(prot, ce)
         points = []
-        for b in (0.0, 1.0, 3.0):
-            shifted = scores["test"].copy()
+        for b in np.linspace(-20, 20, 8001):
+            shifted = scores["test"].astype(np.float64)
             shifted[:, c] += b
             pred = shifted.argmax(1)
-            points.append((b, float(np.mean(pred == scores["y_test"])),
-                           float(np.mean(pred[scores["y_test"] == c] == c))))
-        reached = protocol.threshold_curve_recall([p[1] for p in points], [p[2] for p in points],
-                                                  [p[0] for p in points], cell["accuracy"])
-        assert row.test_recall_vs_threshold == pytest.approx(cell["recall"][c] - reached)
-        assert row.seeds_above_threshold == int(cell["recall"][c] - reached > 0)
+            points.append((float(np.mean(pred == scores["y_test"])), float(np.mean(pred[scores["y_test"] == c] == c))))
+        acc, rec = np.array(points).T
+        best_acc = acc[rec >= cell["recall"][c] - 1e-9].max()
+        assert row.ce_accuracy_gap == pytest.approx(cell["accuracy"] - best_acc)
+        reach = rec[acc >= cell["accuracy"] - 1e-9]
+        if reach.size:
+            assert row.ce_recall_gap == pytest.approx(cell["recall"][c] - reach.max())
+        else:  # more accurate than the whole curve: no recall gap, never a substitute
+            assert np.isnan(row.ce_recall_gap) and row.ce_recall_n == 0
+        assert row.ce_above == int(cell["accuracy"] - best_acc > 1e-9)
+        # The m = 0 cells are the control: compared with CE only.
+        assert np.isnan(row.control_accuracy_gap) if row.margin == 0 else not np.isnan(row.control_accuracy_gap)
     markdown = protocol.sweep_report(sweep, out, prot)
     assert (out / "sensitivity.md").read_text() == markdown and "(n=1)" in markdown
     assert (out / "sensitivity.csv").exists()

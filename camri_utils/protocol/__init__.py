@@ -5,17 +5,20 @@ accuracy, and report a table in the layout of the paper's Table 1.
 
 One module per job: :mod:`.spec` (the spec and presets), :mod:`.store` (records, run ids,
 stored scores), :mod:`.runner` (plan and run), :mod:`.selection` (ranking and choices on the
-validation split, threshold moving), :mod:`.report` (the table), :mod:`.sensitivity` (CAMRI's
+validation split, threshold moving), :mod:`.curves` (exact threshold-moving curves and the two-axis comparison), :mod:`.report` (the table), :mod:`.sensitivity` (CAMRI's
 margin x scale sweep on a protocol's setup). The public names are all
 importable from here.
 """
 
-from camri_utils.protocol.report import (Summary, convergence, current_records, gap_to_threshold, report, setting_text,
-                                         summarize, threshold_curve_recall)
+from camri_utils.protocol import curves
+from camri_utils.protocol.report import (REFERENCES, Summary, comparison_cells, comparison_table, convergence,
+                                         current_records, curve_comparisons, plan_status, reference_curves, report,
+                                         threshold_curve_frames,
+                                         setting_text, summarize)
 from camri_utils.protocol.runner import PlannedRun, plan, run, train_config
-from camri_utils.protocol.selection import (ROLES, Choice, Selection, rank_classes, records_frame, select,
-                                            selected_on, selection_metrics, setting_key, table_methods,
-                                            threshold_records)
+from camri_utils.protocol.selection import (ROLES, Choice, Selection, accuracy_threshold, rank_classes,
+                                            records_frame, score_scale, select, selected_on, selection_metrics,
+                                            setting_key, table_methods, threshold_records)
 from camri_utils.protocol.sensitivity import (SWEEPS, SweepSpec, run_sweep, sweep_choice, sweep_frame,
                                               sweep_plan, sweep_preset, sweep_records, sweep_report)
 from camri_utils.protocol.spec import PRESETS, ProtocolSpec, margin_policy, preset
@@ -23,7 +26,9 @@ from camri_utils.protocol.store import (SCHEMA, ProtocolError, load_records, loa
                                         run_id)
 
 __all__ = ["ProtocolSpec", "PRESETS", "preset", "margin_policy", "run", "plan", "PlannedRun", "train_config",
-           "report", "summarize", "convergence", "gap_to_threshold", "threshold_curve_recall", "Summary", "setting_text", "current_records", "records_frame", "rank_classes", "select",
+           "report", "summarize", "convergence", "curves", "reference_curves", "curve_comparisons", "comparison_table",
+           "comparison_cells", "plan_status", "threshold_curve_frames", "REFERENCES", "accuracy_threshold", "score_scale",
+           "Summary", "setting_text", "current_records", "records_frame", "rank_classes", "select",
            "Selection", "Choice", "setting_key", "selection_metrics", "selected_on", "table_methods",
            "threshold_records", "load_records", "load_scores", "read_spec", "results_folder", "run_id",
            "ProtocolError", "SCHEMA", "ROLES", "SweepSpec", "SWEEPS", "sweep_preset", "sweep_plan", "run_sweep",

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Curve", "threshold_curve", "moved_metrics", "choose_bias", "frontier", "compare", "paired_t",
-           "POSITIONS"]
+__all__ = ["Curve", "threshold_curve", "moved_metrics", "choose_bias", "mean_curve", "frontier", "compare",
+           "paired_t", "POSITIONS"]
 
 POSITIONS = ("above", "on", "below")
 _EPS = 1e-9  # metrics are ratios of counts: differences below this are equalities
@@ -139,6 +139,23 @@ def choose_bias(curves, threshold):
         return None
     i = min(np.flatnonzero(ok), key=lambda k: (-round(rec[k], 12), -round(acc[k], 12), abs(bias[k])))
     return float(bias[i]), float(acc[i]), float(rec[i])
+
+
+def mean_curve(curves, points=1500):
+    """The curve one bias for all seeds traces (as :func:`choose_bias` picks on), for figures: at
+    ``points`` biases spread over the seeds' switch points by quantile, and at both ends, the
+    mean over ``curves`` of the exact accuracy, recall and precision (a DataFrame)."""
+    import pandas as pd
+
+    if not curves:
+        raise ValueError("no curves to average.")
+    switch = np.unique(np.concatenate([cv.switch for cv in curves]))
+    inner = np.quantile(switch, np.linspace(0, 1, points))
+    bias = np.unique(np.concatenate([[switch[0] - 1.0], (inner[:-1] + inner[1:]) / 2, [switch[-1] + 1.0]]))
+    states = [cv.state(bias) for cv in curves]
+    return pd.DataFrame({"bias": bias,
+                         **{m: np.nanmean([getattr(cv, m)[st] for cv, st in zip(curves, states)], axis=0)
+                            for m in ("accuracy", "recall", "precision")}})
 
 
 def frontier(curve, accuracy=None, recall=None):

@@ -13,12 +13,15 @@ import pandas as pd
 from camri_utils.data import describe_location
 from camri_utils.io import write_text
 from camri_utils.protocol.runner import plan
-from camri_utils.protocol.selection import rank_classes, select, table_methods, threshold_records
+from camri_utils.protocol import curves
+from camri_utils.protocol.selection import (accuracy_threshold, rank_classes, records_frame, score_scale, select,
+                                            setting_key, table_methods, threshold_records)
 from camri_utils.protocol.spec import ProtocolSpec, margin_policy
 from camri_utils.protocol.store import ProtocolError, load_records, load_scores, read_spec
 
 __all__ = ["Summary", "summarize", "report", "current_records", "spec_methods", "setting_text", "convergence",
-           "threshold_curve_recall", "gap_to_threshold"]
+           "reference_curves", "threshold_curve_frames", "curve_comparisons", "comparison_table", "comparison_cells", "plan_status",
+           "REFERENCES"]
 
 
 @dataclass
@@ -32,6 +35,10 @@ class Summary:
     markdown: str
     accuracy_k: float
     ignored: int = 0  # records in the folder that are not part of this protocol's plan
+    status: dict = None  # {(method, class or None): (recorded, planned)}: see plan_status
+    diverged: list = None  # records of runs that diverged: shown, never chosen
+    comparisons: pd.DataFrame = None  # every setting against the threshold curves, per seed
+    comparison: pd.DataFrame = None  # the same, per setting: paired t intervals and positions
 
 
 def current_records(spec, data_kind, records):
@@ -67,51 +74,90 @@ def convergence(ce_records, window=3, tolerance=0.005):
     return pd.DataFrame(rows).set_index("seed")
 
 
-def threshold_curve_recall(accuracy, recall, bias, target):
-    """The recall that moving the threshold reaches at accuracy ``target``: along the curve of
-    one run (its points ordered by bias), linear interpolation where the accuracy crosses
-    ``target`` (the highest recall if it crosses more than once); a target above every point's
-    accuracy gets the recall of the most accurate point."""
-    order = np.argsort(bias)
-    acc, rec = np.asarray(accuracy, float)[order], np.asarray(recall, float)[order]
-    if len(acc) == 0:
-        raise ValueError("the threshold curve has no points.")
-    found = [rec[i] for i in range(len(acc)) if acc[i] == target]
-    for i in range(len(acc) - 1):
-        a0, a1 = acc[i], acc[i + 1]
-        if min(a0, a1) < target < max(a0, a1):
-            found.append(rec[i] + (target - a0) / (a1 - a0) * (rec[i + 1] - rec[i]))
-    if found:
-        return float(max(found))
-    if target > acc.max():
-        return float(rec[np.argmax(acc)])
-    return float(rec.max())  # every point is more accurate than the target
+REFERENCES = ("CE", "control")
+_MARGIN_METHODS = ("CAMRI", "ArcFace")  # a cosine head with a margin: its control is normalized softmax
 
 
-def gap_to_threshold(frame, role, method, setting, baseline="CE + threshold", x="accuracy", y="recall"):
-    """Per seed, how much more ``y`` (recall of the important class) a method's ``setting``
-    gets than moving the threshold of the same seed's ``baseline`` run gets at the same ``x``
-    (accuracy): positive = better than the free post-hoc alternative. ``frame`` is
-    :func:`~camri_utils.protocol.records_frame` of records that include the threshold ones.
-    Returns a frame indexed by seed, with the mean gap and its 95% bootstrap interval over
-    seeds in ``.attrs``."""
-    rows = frame[(frame.role == role) & (frame.method == method) & (frame.setting == setting)]
-    curve = frame[(frame.role == role) & (frame.method == baseline)]
-    if rows.empty or curve.empty:
-        raise ValueError(f"no {method} runs with setting {setting!r} or no {baseline} curve for role {role!r}.")
-    out = []
-    for r in rows.itertuples():
-        mine = curve[curve.seed == r.seed]
-        if mine.empty:
+def reference_curves(records, c, load_scores, split="test"):
+    """The exact threshold curves of class ``c`` on ``split`` of every CE and normalized-softmax
+    run in ``records``: {("CE", seed): Curve, ("NormSoftmax", scale, seed): Curve}."""
+    out = {}
+    for r in records:
+        if r["method"] not in ("CE", "NormSoftmax") or "source_run" in r:
             continue
-        bias = [json.loads(s)["bias"] for s in mine.setting]
-        reached = threshold_curve_recall(mine[x], mine[y], bias, getattr(r, x))
-        out.append({"seed": r.seed, x: getattr(r, x), y: getattr(r, y), "threshold_" + y: reached,
-                    "gap": getattr(r, y) - reached})
-    table = pd.DataFrame(out).set_index("seed").sort_index()
-    low, high = _paired_bootstrap(table.gap, np.random.default_rng(0))
-    table.attrs.update(mean=float(table.gap.mean()), ci_low=low, ci_high=high)
-    return table
+        stored = load_scores(r)
+        if split not in stored:
+            raise ProtocolError(f"the {r['method']} run {r['run_id']} has no stored {split} scores.")
+        if not (stored[f"y_{split}"] == c).any():
+            continue  # no image of the class in this split (a tiny fixture): no curve
+        curve = curves.threshold_curve(stored[split], stored[f"y_{split}"], c, score_scale(r))
+        key = ("CE", r["seed"]) if r["method"] == "CE" else ("NormSoftmax", score_scale(r), r["seed"])
+        out[key] = curve
+    return out
+
+
+def threshold_curve_frames(records, c, load_scores, split="test"):
+    """For figures: the mean exact threshold curve over seeds (one bias for all seeds) of CE and
+    of normalized softmax at each scale, for class ``c`` on ``split``: {label: DataFrame of
+    bias, accuracy, recall, precision}, labelled "CE + threshold" and
+    "NormSoftmax + threshold (s = 8)"."""
+    groups = {}
+    for key, curve in reference_curves(records, c, load_scores, split).items():
+        label = "CE + threshold" if key[0] == "CE" else f"NormSoftmax + threshold (s = {key[1]:g})"
+        groups.setdefault(label, []).append(curve)
+    return {label: curves.mean_curve(group) for label, group in groups.items()}
+
+
+def _reference(method, params, seed, ref):
+    """The key of the curve a setting is compared with: CE's, or the same head's without the
+    margin (normalized softmax at the same scale; only for CAMRI and ArcFace)."""
+    if ref == "CE":
+        return ("CE", seed)
+    if method in _MARGIN_METHODS:
+        return ("NormSoftmax", float(params["scale"]), seed) if "scale" in params else None
+    return None
+
+
+def curve_comparisons(records, important, curve_sets):
+    """Every setting of every method (CE and CE's own threshold row aside), per role and seed,
+    against the same seed's threshold curve of CE and of its control (normalized softmax at the
+    same scale, for CAMRI and ArcFace): the columns of :func:`~camri_utils.protocol.curves.compare`
+    plus role, method, setting, seed, reference ("CE" or "control") and the test point.
+    ``curve_sets``: {class: :func:`reference_curves` of that class}."""
+    rows = []
+    frame = records_frame([r for r in records if r["method"] not in ("CE", "CE + threshold")], important)
+    by_key = {(r["method"], setting_key(r["params"]) if r["params"] else "", r["seed"]): r for r in records}
+    for row in frame.itertuples():
+        record = by_key[(row.method, row.setting, row.seed)]
+        point = {"accuracy": row.accuracy, "recall": row.recall, "precision": row.precision}
+        for ref in REFERENCES:
+            key = _reference(row.method, record["params"], row.seed, ref)
+            curve = curve_sets[row.important_class].get(key) if key else None
+            if curve is None:
+                continue
+            rows.append({"role": row.role, "important_class": row.important_class, "method": row.method,
+                         "setting": row.setting, "seed": row.seed, "reference": ref, **point,
+                         **curves.compare(point, curve)})
+    return pd.DataFrame(rows)
+
+
+def comparison_table(comparisons):
+    """Per role, method, setting and reference: seeds, the mean of each gap with its paired
+    Student-t 95% interval (``recall_gap`` over the seeds where it is defined, counted in
+    ``n_recall``), and how many seeds lie above, on and below the curve."""
+    rows = []
+    keys = ["role", "method", "setting", "reference"]
+    for key, g in comparisons.groupby(keys, sort=False):
+        row = dict(zip(keys, key), important_class=int(g.important_class.iloc[0]), n=len(g))
+        for gap in ("recall_gap", "accuracy_gap", "precision_gap"):
+            mean, low, high, n = curves.paired_t(g[gap])
+            row.update({gap: mean, f"{gap}_low": low, f"{gap}_high": high})
+            if gap == "recall_gap":
+                row["n_recall"] = n
+        for position in curves.POSITIONS:
+            row[position] = int((g.position == position).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def spec_methods(spec):
@@ -124,20 +170,11 @@ def spec_methods(spec):
     return labels
 
 
-def _paired_bootstrap(diffs, rng, n=2000):
-    diffs = np.asarray(diffs, float)
-    if len(diffs) < 2:
-        return float("nan"), float("nan")
-    means = rng.choice(diffs, size=(n, len(diffs)), replace=True).mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def _std(values):
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def _table(sel, records, expected):
-    rng = np.random.default_rng(0)
+def _table(sel, records, expected, n_planned):
     ce_by_seed = {r["seed"]: r for r in sel.ce}
     rows = []
     for method in table_methods(records, expected):
@@ -147,21 +184,42 @@ def _table(sel, records, expected):
             else:
                 best = sel.chosen[(method, role)]
                 if best is None:
-                    rows.append({"method": method, "role": role, "class": c, "setting": "-", "n_seeds": 0})
+                    rows.append({"method": method, "role": role, "class": c, "setting": "-", "n_seeds": 0,
+                                 "n_planned": n_planned.get((method, c), 0)})
                     continue
                 runs, params = best.runs, best.params
             rec = np.array([r["recall"][c] for r in runs])
             acc = np.array([r["accuracy"] for r in runs])
             prec = np.array([r["precision"][c] for r in runs])
             row = {"method": method, "role": role, "class": c, "setting": json.dumps(params) if params else "",
-                   "n_seeds": len(runs), "recall_mean": rec.mean(), "recall_std": _std(rec),
+                   "n_seeds": len(runs), "n_planned": n_planned.get((method, c), len(runs)), "recall_mean": rec.mean(), "recall_std": _std(rec),
                    "accuracy_mean": acc.mean(), "accuracy_std": _std(acc), "precision_mean": prec.mean()}
             if method != "CE":
                 diffs = [r["recall"][c] - ce_by_seed[r["seed"]]["recall"][c] for r in runs if r["seed"] in ce_by_seed]
-                row["recall_gain"] = float(np.mean(diffs)) if diffs else float("nan")
-                row["gain_ci_low"], row["gain_ci_high"] = _paired_bootstrap(diffs, rng)
+                row["recall_gain"], row["gain_ci_low"], row["gain_ci_high"], _ = curves.paired_t(diffs)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def plan_status(spec, data_kind, records):
+    """How far the plan is: {(method label, important class or None): (recorded, planned)}
+    over the runs the plan asks for now (the class-specific ones only once every CE run is
+    recorded: before that their classes are unknown, and they are counted as ``None`` runs
+    of ``"class-specific"``)."""
+    have = {r["run_id"] for r in records}
+    shared = plan(spec, data_kind)
+    ce = [r for r in records if r["method"] == "CE"]
+    status = {}
+    planned = list(shared)
+    if len(ce) >= len(spec.seeds):
+        planned += plan(spec, data_kind, rank_classes(ce)[1].values())
+    for p in planned:
+        done, total = status.get((p.method, p.important_class), (0, 0))
+        status[(p.method, p.important_class)] = (done + (p.run_id in have), total + 1)
+    if len(ce) < len(spec.seeds):
+        per_class = len(plan(spec, data_kind, [0]))
+        status[("class-specific", None)] = (0, per_class * 3)
+    return status
 
 
 def summarize(output, accuracy_k=None):
@@ -170,20 +228,48 @@ def summarize(output, accuracy_k=None):
     spec, data_kind = read_spec(output)
     k = spec.accuracy_k if accuracy_k is None else accuracy_k
     ProtocolSpec.from_dict({**spec.to_dict(), "accuracy_k": k})  # checks k
-    records, ignored = load_records(output), 0
+    records, ignored, status, diverged = load_records(output), 0, {}, []
+    scores = {}
+
+    def load(record):  # each run's scores read once
+        if record["run_id"] not in scores:
+            scores[record["run_id"]] = load_scores(output, record)
+        return scores[record["run_id"]]
+
     if data_kind is not None:  # schema 2: only this plan's records, plus the post-hoc baseline
         records, ignored = current_records(spec, data_kind, records)
+        status = plan_status(spec, data_kind, records)
+        # A diverged run is shown as such and never chosen (its metrics are not results).
+        diverged = [r for r in records if r.get("diverged")]
+        records = [r for r in records if not r.get("diverged")]
         ce = [r for r in records if r["method"] == "CE"]
         if ce and spec.threshold_biases:
             classes = rank_classes(ce)[1].values()
-            records = records + threshold_records(records, classes, spec.threshold_biases,
-                                                  partial(load_scores, output))
+            records = records + threshold_records(records, classes, accuracy_threshold(ce, k), load)
     expected = spec_methods(spec)
     sel = select(records, k, expected)
-    table = _table(sel, records, expected)
+    table = _table(sel, records, expected, _seeds_planned(spec, status, sel))
+    comparisons = comparison = None
+    if data_kind is not None and spec.threshold_biases:
+        curve_sets = {c: reference_curves(records, c, load) for c in set(sel.important.values())}
+        comparisons = curve_comparisons(records, sel.important, curve_sets)
+        comparison = comparison_table(comparisons) if not comparisons.empty else None
     n_validation = _validation_count(output, records) if data_kind is not None else None
-    markdown = _markdown(spec, sel, table, k, records, ignored, expected, n_validation)
-    return Summary(spec, records, sel, table, markdown, k, ignored)
+    markdown = _markdown(spec, sel, table, k, records, ignored, expected, n_validation, status, diverged, comparison)
+    return Summary(spec, records, sel, table, markdown, k, ignored, status, diverged, comparisons, comparison)
+
+
+def _seeds_planned(spec, status, sel):
+    """Seeds planned per (method, class) for the table's ``n = 3 of 5``: every setting of a
+    method has ``len(spec.seeds)`` seeds planned."""
+    out = {}
+    for (method, c) in status:
+        for cls in ([c] if c is not None else sel.important.values()):
+            out[(method, cls)] = len(spec.seeds)
+    for post_hoc in ("CE + threshold", "NormSoftmax + threshold"):
+        for cls in sel.important.values():
+            out[(post_hoc, cls)] = len(spec.seeds)
+    return out
 
 
 def report(output, accuracy_k=None):
@@ -214,17 +300,102 @@ def setting_text(params):
     return ", ".join(parts)
 
 
-def _cell(row):
+def _seeds_text(row):
+    n, planned = int(row["n_seeds"]), int(row.get("n_planned") or row["n_seeds"])
+    return f"n={n}" if n >= planned else f"n = {n} of {planned}"
+
+
+def _cell_complete(status, method, c):
+    """Are all planned runs behind a table cell recorded?"""
+    if not status:
+        return True
+    source = {"CE + threshold": "CE", "NormSoftmax + threshold": "NormSoftmax"}.get(method, method)
+    for key in ((source, c), (source, None)):
+        if key in status:
+            return status[key][0] >= status[key][1]
+    return ("class-specific", None) not in status
+
+
+def _cell(row, complete=True):
     if row.get("setting") == "-" or pd.isna(row.get("recall_mean")):
-        return "-"
+        # '-' says no setting kept accuracy only where every planned run is there.
+        return "-" if complete else "- (runs missing)"
     cell = (f"{row['recall_mean']:.4f} ± {row['recall_std']:.4f} ({row['accuracy_mean']:.4f}); "
-            f"prec {row['precision_mean']:.3f}; n={int(row['n_seeds'])}")
+            f"prec {row['precision_mean']:.3f}; {_seeds_text(row)}")
     if row["method"] != "CE" and not pd.isna(row.get("recall_gain")):
         if int(row["n_seeds"]) > 1:
             cell += f"; Δ {row['recall_gain']:+.4f} [{row['gain_ci_low']:+.4f}, {row['gain_ci_high']:+.4f}]"
         else:
             cell += f"; Δ {row['recall_gain']:+.4f} (one seed: no interval)"
     return cell
+
+
+def _gap_text(mean, low, high, n, digits=3):
+    if pd.isna(mean):
+        return "beyond the curve's end"
+    text = f"{mean:+.{digits}f}"
+    if not pd.isna(low):
+        text += f" [{low:+.{digits}f}, {high:+.{digits}f}]"
+    return text
+
+
+def comparison_cells(row):
+    """One row of :func:`comparison_table` in words: recall at the same accuracy, accuracy at
+    the same recall, precision at the same recall, and above/on/below counts."""
+    recall = _gap_text(row["recall_gap"], row["recall_gap_low"], row["recall_gap_high"], row["n_recall"])
+    if row["n_recall"] < row["n"] and row["n_recall"] > 0:
+        recall += f" ({row['n'] - row['n_recall']} seed(s) beyond the curve's end)"
+    return (recall, _gap_text(row["accuracy_gap"], row["accuracy_gap_low"], row["accuracy_gap_high"], row["n"], 4),
+            _gap_text(row["precision_gap"], row["precision_gap_low"], row["precision_gap_high"], row["n"]),
+            f"{row['above']}/{row['on']}/{row['below']}")
+
+
+def _comparison_markdown(comparison, sel, names):
+    if comparison is None or comparison.empty:
+        return []
+    lines = ["", "## Against threshold moving (test split, paired by seed)", "",
+             "Each setting against the exact threshold-moving curve of the same seed's reference model: **CE** "
+             "(the practitioner's default) and the **control**, the same cosine head at the same scale without a "
+             "margin (normalized softmax; only it isolates the margin, so only CAMRI and ArcFace have one). "
+             "Δrecall: recall of the important class beyond the curve's best at an accuracy at least the setting's "
+             "(undefined, 'beyond the curve's end', where the setting is more accurate than the whole curve); "
+             "Δacc and Δprec: accuracy and precision beyond the curve's best at a recall at least the setting's. "
+             "Means with paired Student-t 95% intervals over seeds (5 seeds tell apart only large, consistent "
+             "gaps); a/o/b: seeds above / on / below the curve (above: better on one axis and not worse on the "
+             "other). The chosen setting of each method is marked *.", ""]
+    for role, c in sel.important.items():
+        rows = comparison[comparison.role == role]
+        if rows.empty:
+            continue
+        lines += [f"{role} = class {c}{' (' + names[c] + ')' if c in names else ''}:", "",
+                  "| method | setting | reference | Δrecall at same acc | Δacc at same recall | Δprec at same recall "
+                  "| a/o/b |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in rows.itertuples():
+            best = sel.chosen.get((r.method, role))
+            star = "*" if best is not None and setting_key(best.params) == r.setting else ""
+            reference = "CE" if r.reference == "CE" else "control"
+            cells = comparison_cells(r._asdict())
+            lines.append(f"| {r.method}{star} | {setting_text(r.setting)} | {reference} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _status_lines(status, diverged):
+    lines = []
+    if status:
+        done = sum(d for d, _ in status.values())
+        total = sum(t for _, t in status.values())
+        if done < total:
+            missing = ", ".join(f"{m}{'' if c is None else f' (class {c})'}: {t - d}"
+                                for (m, c), (d, t) in status.items() if d < t)
+            lines += [f"**Incomplete: {done} of {total} planned runs are recorded** (missing: {missing}). Cells "
+                      "say how many seeds they rest on (n = 3 of 5); finish the run (every shard) and report again.",
+                      ""]
+    if diverged:
+        lines += [f"{len(diverged)} run(s) diverged (non-finite loss or scores) and are left out of selection: "
+                  + ", ".join(f"{r['method']} {setting_text(r['params'])} seed {r['seed']}" for r in diverged) + ".",
+                  ""]
+    return lines
 
 
 def _validation_count(output, records):
@@ -247,7 +418,8 @@ def _split_sentence(sel, n_validation):
             "settings were chosen on test metrics, so the chosen settings' test recall is optimistic.")
 
 
-def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None):
+def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None, status=None, diverged=None,
+              comparison=None):
     names = dict(enumerate(next((r["class_names"] for r in records if "class_names" in r), [])))
     roles = sel.important
     sources = sorted({r["data_source"]["kind"] + ": " + describe_location(r["data_source"]["location"])
@@ -255,7 +427,7 @@ def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None
     versions = sorted({r["environment"]["camri_utils"] for r in records})
     split = "validation" if sel.split == "validation" else "test"
     schedule = "" if spec.lr_schedule == "constant" else f" with {spec.lr_schedule} decay"
-    head = [f"# Protocol results: {spec.dataset}, profile `{spec.profile}`", "",
+    head = [f"# Protocol results: {spec.dataset}, profile `{spec.profile}`", "", *_status_lines(status, diverged),
             f"Data: {'; '.join(sources)}. Setup: {spec.note}. Model `{spec.model}`, {spec.epochs} epoch(s), "
             f"batch {spec.batch_size}, Adam {spec.learning_rate:g}{schedule}, seeds {spec.seeds}. "
             f"camri_utils {', '.join(versions)}. {margin_policy(spec)}.",
@@ -268,16 +440,19 @@ def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None
             f"{split} recall of the important class. '-': no setting maintained accuracy. {_split_sentence(sel, n_validation)}",
             "",
             "Each cell: test recall of the important class, mean ± std over seeds (mean test accuracy); precision of "
-            "the important class; n = number of seeds; Δ = mean paired (same seed) recall gain over CE with a 95% "
-            "bootstrap interval over seeds.",
+            "the important class; n = number of seeds; Δ = mean paired (same seed) recall gain over CE with a "
+            "Student-t 95% interval over seeds. Threshold rows: one bias for all seeds, chosen by the same rule on "
+            "the exact validation curves.",
             "",
             "| method | " + " | ".join(roles) + " |", "| --- |" + " --- |" * len(roles)]
     for method in table_methods(records, expected):
-        cells = [_cell(table[(table.method == method) & (table.role == role)].iloc[0].to_dict()) for role in roles]
+        cells = [_cell(table[(table.method == method) & (table.role == role)].iloc[0].to_dict(),
+                       _cell_complete(status, method, roles[role])) for role in roles]
         head.append(f"| {method} | " + " | ".join(cells) + " |")
     head += ["", "Chosen settings: " + "; ".join(
         f"{r.method} {r.role}: {setting_text(r.setting)}" for r in table.itertuples()
         if r.method != "CE" and r.setting not in ("", "-")) + "."]
+    head += _comparison_markdown(comparison, sel, names)
     if ignored:
         head += ["", f"{ignored} record(s) in the folder are not part of this protocol's plan (another ranking, "
                      "configuration or data source) and were left out."]

@@ -20,7 +20,7 @@ from camri_utils import methods, metrics
 from camri_utils.protocol.store import ProtocolError
 
 __all__ = ["ROLES", "selection_metrics", "selected_on", "rank_classes", "setting_key", "Choice", "Selection",
-           "select", "threshold_records", "records_frame", "table_methods"]
+           "accuracy_threshold", "select", "threshold_records", "score_scale", "records_frame", "table_methods"]
 
 ROLES = ("worst1", "worst2", "median")
 # Table order: the margin methods, the control, the post-hoc baselines, the re-weighting ones, CE.
@@ -86,14 +86,20 @@ def table_methods(records, expected=()):
     return [m for m in _ORDER if m in present] + sorted(present - set(_ORDER))
 
 
+def accuracy_threshold(ce_records, accuracy_k=1.0):
+    """The accuracy a setting must keep: the mean CE accuracy on the selection split minus
+    ``accuracy_k`` CE standard deviations."""
+    if not ce_records:
+        raise ProtocolError("no CE records: the CE runs have not run yet.")
+    ce_acc = np.array([selection_metrics(r)["accuracy"] for r in ce_records])
+    return float(ce_acc.mean() - accuracy_k * (ce_acc.std(ddof=1) if len(ce_acc) > 1 else 0.0))
+
+
 def select(records, accuracy_k=1.0, expected=()):
     """The chosen setting of every method for each important class (see the module doc); a
     method of ``expected`` without records gets None, as one whose settings all lose accuracy."""
     ce = [r for r in records if r["method"] == "CE"]
-    if not ce:
-        raise ProtocolError("no CE records: the CE runs have not run yet.")
-    ce_acc = np.array([selection_metrics(r)["accuracy"] for r in ce])
-    threshold = ce_acc.mean() - accuracy_k * (ce_acc.std(ddof=1) if len(ce_acc) > 1 else 0.0)
+    threshold = accuracy_threshold(ce, accuracy_k)
     order, important = rank_classes(ce)
     chosen = {}
     for role, c in important.items():
@@ -125,25 +131,50 @@ def _moved(scores, y, c, bias, n_classes):
     return metrics.split_metrics(y, shifted, n_classes)
 
 
-def threshold_records(records, classes, biases, load_scores):
-    """Post-hoc threshold moving, as records: for each CE and normalized-softmax run, each
-    class ``c`` and each bias ``b``, the metrics of the argmax after adding ``b`` to class
-    ``c``'s logit (for normalized softmax, ``s * cos``). ``load_scores(record)`` returns the
+THRESHOLD_SOURCES = {"CE": "CE + threshold", "NormSoftmax": "NormSoftmax + threshold"}
+
+
+def score_scale(record):
+    """What a run's stored scores are multiplied by to be logits: the scale of a cosine head
+    trained without a margin (normalized softmax), 1 for a dense head's logits."""
+    return float(record["params"].get("scale", 1.0)) if record["method"] == "NormSoftmax" else 1.0
+
+
+def threshold_records(records, classes, threshold, load_scores):
+    """Post-hoc threshold moving, as records, chosen exactly: for CE and for normalized softmax
+    at each scale, and each class ``c``, the one bias (shared by the seeds, as a trained
+    setting is) that the protocol's rule picks on the exact validation curves
+    (:func:`~camri_utils.protocol.curves.choose_bias`: mean validation accuracy at least
+    ``threshold``, then the highest mean validation recall), and per seed the metrics of the
+    argmax after adding it to ``c``'s logit (for normalized softmax, ``s * cos``). A source
+    where no bias keeps the threshold gives no records. ``load_scores(record)`` returns the
     run's stored scores. Costs no training."""
-    sources = {"CE": "CE + threshold", "NormSoftmax": "NormSoftmax + threshold"}
-    out = []
+    from camri_utils.protocol import curves
+
+    groups = {}
     for r in records:
-        if r["method"] not in sources or "validation" not in r:
-            continue
-        stored = load_scores(r)
-        scale = r["params"].get("scale", 1.0) if r["method"] == "NormSoftmax" else 1.0
-        n = len(r["recall"])
+        if r["method"] in THRESHOLD_SOURCES and "validation" in r:
+            groups.setdefault((r["method"], score_scale(r)), []).append(r)
+    out = []
+    for (method, scale), runs in groups.items():
+        stored = {r["run_id"]: load_scores(r) for r in runs}
+        n = len(runs[0]["recall"])
         for c in dict.fromkeys(classes):
-            for b in biases:
-                test = _moved(scale * stored["test"], stored["y_test"], c, b, n)
-                out.append({"method": sources[r["method"]], "run_id": f"{r['run_id']}+{c}+{b:g}",
-                            "source_run": r["run_id"], "important_class": c, "params": {"bias": b}, "seed": r["seed"],
-                            **test, "validation": _moved(scale * stored["validation"], stored["y_validation"], c, b, n),
+            if not all((stored[r["run_id"]]["y_validation"] == c).any() for r in runs):
+                continue  # a split without the class (a tiny fixture): its recall, and so the curve, is undefined
+            val = [curves.threshold_curve(stored[r["run_id"]]["validation"], stored[r["run_id"]]["y_validation"], c,
+                                          scale) for r in runs]
+            chosen = curves.choose_bias(val, threshold)
+            if chosen is None:
+                continue
+            b = chosen[0]
+            params = {"bias": b} if method == "CE" else {"scale": scale, "bias": b}
+            for r in runs:
+                s = stored[r["run_id"]]
+                out.append({"method": THRESHOLD_SOURCES[method], "run_id": f"{r['run_id']}+{c}+{b:.6g}",
+                            "source_run": r["run_id"], "important_class": c, "params": params, "seed": r["seed"],
+                            **_moved(scale * s["test"], s["y_test"], c, b, n),
+                            "validation": _moved(scale * s["validation"], s["y_validation"], c, b, n),
                             "data_source": r["data_source"], "environment": r["environment"]})
     return out
 
