@@ -253,42 +253,58 @@ def test_part_2_without_readable_records_says_why():
     assert v.status == "unreadable" and "normalized-softmax control" in v.message
 
 
-def _fabricated_chapter_8():
+def _fabricated_chapter_8(folder):
     """Chapter 8's exercises on fabricated runs (cosines of random features with random weights,
-    class 7's weight next to Shirt's), put into the chapter's cache where the records would go."""
+    class 7's weight next to Shirt's), their scores stored in ``folder`` as the protocol stores
+    them; the records go into the chapter's cache. Returns the chapter and the names its
+    solutions use (the chapter's ``spec``, ``sel``, ``records``, ``folder``)."""
+    from types import SimpleNamespace
+
     rng = np.random.default_rng(0)
     important = {"worst1": 6, "worst2": 0, "median": 3}
     camri = [{"run_id": f"camri-{c}-{m}-{s}", "method": "CAMRI", "important_class": c, "seed": s,
               "params": {"margin": m, "scale": 16.0}} for c in important.values() for m in (0.1, 0.3) for s in (0, 1)]
     control = [{"run_id": f"ns-{s}", "method": "NormSoftmax", "important_class": None, "seed": s,
                 "params": {"scale": 16.0}} for s in (0, 1)]
-    ex = chapter(8)
-    ex.context.cache["geometry_runs"] = (important, camri, control, 16.0)
-    for r in camri + control:
+    other_scale = [{"run_id": "camri-s8", "method": "CAMRI", "important_class": 6, "seed": 0,
+                    "params": {"margin": 0.3, "scale": 8.0}}]  # another scale: left out
+    (folder / "runs").mkdir(parents=True)
+    from camri_utils.protocol import SCHEMA
+
+    for r in camri + control + other_scale:
+        r.update(schema=SCHEMA, recall=[0.5] * 10)  # what load_scores checks the stored arrays against
         w = rng.normal(size=(8, 10))
         w[:, 7] = w[:, 6] + 0.2 * rng.normal(size=8)
         y = np.repeat(np.arange(10), 20)
         x = w.T[y] + rng.normal(size=(200, 8))
         cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=0))
-        ex.context.cache[("stored", r["run_id"])] = {"test": cos.astype("float32"), "y_test": y, "class_weights": w}
-    return ex
+        np.savez(folder / "runs" / f"{r['run_id']}.npz", test=cos.astype("float16"), y_test=y, class_weights=w)
+    ex = chapter(8)
+    ex.context.cache["folder"] = folder
+    ex.context.cache["geometry_runs"] = (important, camri, control, 16.0)
+    names = {"spec": SimpleNamespace(camri_grid=[{"margin": 0.1, "scale": 16.0}, {"margin": 0.3, "scale": 8.0}]),
+             "sel": SimpleNamespace(important=important), "records": camri + control + other_scale, "folder": folder}
+    return ex, names
 
 
-def test_chapter_8_checkers_on_fabricated_runs():
-    from camri_utils import angles
+def test_chapter_8_checkers_on_fabricated_runs(tmp_path):
+    from camri_utils import angles, protocol
 
-    ex = _fabricated_chapter_8()
+    ex, names = _fabricated_chapter_8(tmp_path / "records")
     for key in ("1", "2", "3"):
         e = ex.exercise(key)
         assert ex.verdict(key, e.reference(ex.context)).correct
+        namespace = dict(names)
+        exec(e.code, namespace)  # the solution, as the chapter would run it
+        assert ex.verdict(key, namespace[e.var]).correct, key
         for mistake in e.mistakes:
             v = ex.verdict(key, mistake.answer(ex.context))
             assert v.status == "incorrect" and mistake.message in v.message, (key, mistake.message, v.message)
         assert e.solution_text(ex.context)
     # An independent recomputation of exercise 2 (the room against classes 0, 2, 4) by hand.
-    stored = ex.context.cache
-    runs = [r for r in ex.context.cache["geometry_runs"][1] if r["important_class"] == 6 and r["params"]["margin"] == 0.3]
-    by_hand = np.mean([angles.weight_angles(stored[("stored", r["run_id"])]["class_weights"])[6, [0, 2, 4]].min()
+    runs = [r for r in names["records"] if r["method"] == "CAMRI" and r["important_class"] == 6
+            and r["params"] == {"margin": 0.3, "scale": 16.0}]
+    by_hand = np.mean([angles.weight_angles(protocol.load_scores(names["folder"], r)["class_weights"])[6, [0, 2, 4]].min()
                        for r in runs])
     assert ex.exercise(2).reference(ex.context)[0.3] == pytest.approx(by_hand)
     # A Series, keyed as the chapter's geo gives it, is read like the dict.

@@ -47,14 +47,16 @@ def _summary(ctx):
 
 
 def _chosen_missing(ctx, k):
-    """The (method, role) cells without a setting ('-') under the selection rule with ``k``."""
+    """The (method, role) cells without a setting ('-') when the chapter is summarised with
+    ``accuracy_k = k`` (exactly what re-running the chapter with that parameter shows)."""
     from camri_utils import protocol
-    from camri_utils.protocol.report import spec_methods
 
     def make():
-        s = _summary(ctx)
-        sel = _readable(lambda: protocol.select(s.records, k, spec_methods(s.spec)), f"accuracy_k = {k:g}")
-        return sorted(key for key, best in sel.chosen.items() if best is None)
+        if k == _summary(ctx).spec.accuracy_k:
+            s = _summary(ctx)
+        else:
+            s = _readable(lambda: protocol.summarize(_folder(ctx), accuracy_k=k), f"accuracy_k = {k:g}")
+        return sorted(key for key, best in s.selection.chosen.items() if best is None)
     return ctx.get(("missing", k), make)
 
 
@@ -426,16 +428,29 @@ def _ch8():
             "Compute CAMRI's relative mean (Table 8.1) for each important class and margin, the mean over "
             "seeds, and plot it against m. Is the effect of the margin on the mean angle proportional to m? "
             "Your answer: a Series indexed by (role, margin in radians), at the protocol's first CAMRI scale.",
-            "`geo[geo.method == \"CAMRI\"].groupby([\"role\", \"margin\"]).relative_mean.mean()`; or, per run, "
-            "`angles.relative_mean(angles.cosine_angle_stats(cosines, y), c)`.",
+            "Per run, `angles.relative_mean(angles.cosine_angle_stats(cosines, y), c)` with the run's stored "
+            "test cosines and labels (`protocol.load_scores`); keep CAMRI's runs at the grid's first scale and "
+            "average over seeds.",
             lambda ctx: (
-                "`geo[geo.method == \"CAMRI\"].groupby([\"role\", \"margin\"]).relative_mean.mean()`, plotted "
-                "against the margin; compare the steps between consecutive margins. Here (s = "
+                "The relative mean of each CAMRI run at the grid's first scale, averaged over seeds per role and "
+                "margin, plotted against the margin; compare the steps between consecutive margins. Here (s = "
                 f"{_geometry_runs(ctx)[3]:g}): " + "; ".join(
                     f"{role} " + ", ".join(f"{v:.2f}" for (r, _), v in _relative_by_margin(ctx).items() if r == role)
                     for role in _geometry_runs(ctx)[0]) + " (margins in increasing order)."),
             code="""
-mean_by_margin = geo[geo.method == "CAMRI"].groupby(["role", "margin"]).relative_mean.mean()
+import pandas as pd
+from camri_utils import angles, protocol
+
+scale = spec.camri_grid[0]["scale"]
+
+def relative_mean(run, c):
+    scores = protocol.load_scores(folder, run)
+    return angles.relative_mean(angles.cosine_angle_stats(scores["test"], scores["y_test"]), c).iloc[0]
+
+rows = [(role, r["params"]["margin"], relative_mean(r, c))
+        for role, c in sel.important.items() for r in records
+        if r["method"] == "CAMRI" and r["important_class"] == c and r["params"]["scale"] == scale]
+mean_by_margin = pd.DataFrame(rows, columns=["role", "margin", "rel"]).groupby(["role", "margin"]).rel.mean()
 """,
             var="mean_by_margin",
             answer=Custom("a Series indexed by (role, margin)", _read_relative),
@@ -452,8 +467,8 @@ mean_by_margin = geo[geo.method == "CAMRI"].groupby(["role", "margin"]).relative
             "using only the other upper-body garments (classes 0, 2, 4) as neighbours. Does the verdict on room "
             "change? Your answer: the mean over seeds in degrees, as a Series or dict indexed by the margin in "
             "radians (0.0 for normalized softmax), at the protocol's first CAMRI scale.",
-            "For each run, `angles.weight_angles(stored[run_id][\"class_weights\"])[6, [0, 2, 4]].min()`; then "
-            "the mean over the runs of each margin.",
+            "For each run, `angles.weight_angles(w)[6, [0, 2, 4]].min()` with `w` its stored class weights "
+            "(`protocol.load_scores(folder, run)[\"class_weights\"]`); then the mean over the runs of each margin.",
             lambda ctx: (
                 "For each run, `angles.weight_angles(w)[6, [0, 2, 4]].min()` with `w` its stored class weights; "
                 "the mean over seeds: " + ", ".join(
@@ -463,17 +478,20 @@ mean_by_margin = geo[geo.method == "CAMRI"].groupby(["role", "margin"]).relative
                 + ". Where the nearest weight is an upper-body garment anyway, the two agree."),
             code="""
 import numpy as np
-from camri_utils import angles
+from camri_utils import angles, protocol
+
+scale = spec.camri_grid[0]["scale"]
+c = sel.important["worst1"]                      # Shirt
 
 def room(run):
-    w = stored[run["run_id"]]["class_weights"]
-    return angles.weight_angles(w)[6, [0, 2, 4]].min()
+    w = protocol.load_scores(folder, run)["class_weights"]
+    return angles.weight_angles(w)[c, [0, 2, 4]].min()
 
-upper_room = {0.0: np.mean([room(r) for r in runs_of("NormSoftmax", "worst1")])}
-for setting in settings:
-    runs = runs_of(setting, "worst1")
-    if setting.startswith("CAMRI") and runs:
-        upper_room[runs[0]["params"]["margin"]] = np.mean([room(r) for r in runs])
+runs = [r for r in records if r["params"].get("scale") == scale]
+camri = [r for r in runs if r["method"] == "CAMRI" and r["important_class"] == c]
+upper_room = {0.0: np.mean([room(r) for r in runs if r["method"] == "NormSoftmax"])}
+for m in sorted({r["params"]["margin"] for r in camri}):
+    upper_room[m] = np.mean([room(r) for r in camri if r["params"]["margin"] == m])
 """,
             var="upper_room",
             answer=Custom("a Series or dict indexed by margin", _read_room),
@@ -496,24 +514,27 @@ for setting in settings:
             "For each run, `stats = angles.cosine_angle_stats(cosines, y)` and `angles.relative_mean(stats, k)` "
             "for every class k; average over seeds, then subtract the control's average.",
             lambda ctx: (
-                "For each run, `stats = angles.cosine_angle_stats(cosines_of(r), y)` with `y` its "
-                "`stored[r[\"run_id\"]][\"y_test\"]`, then `angles.relative_mean(stats, k)` for every class k; "
+                "For each run, `stats = angles.cosine_angle_stats(cosines, y)` from its stored test cosines and "
+                "labels, then `angles.relative_mean(stats, k)` for every class k; "
                 "average over seeds and subtract the control's. Classes (other than Shirt) whose relative mean "
                 "moved by more than 0.1: " + (", ".join(str(k) for k in _top_moved(ctx)) or "none") + "."),
             code="""
 import numpy as np
-from camri_utils import angles
+from camri_utils import angles, protocol
 
-def relative_means(runs):
-    out = []
-    for r in runs:
-        stats = angles.cosine_angle_stats(cosines_of(r), stored[r["run_id"]]["y_test"])
-        out.append([angles.relative_mean(stats, k).iloc[0] for k in range(len(stats))])
-    return np.mean(out, axis=0)
+scale = spec.camri_grid[0]["scale"]
+c = sel.important["worst1"]
 
-largest_camri = max((s for s in settings if s.startswith("CAMRI")),
-                    key=lambda s: runs_of(s, "worst1")[0]["params"]["margin"])
-moved = relative_means(runs_of(largest_camri, "worst1")) - relative_means(runs_of("NormSoftmax", "worst1"))
+def relative_means(run):
+    scores = protocol.load_scores(folder, run)
+    stats = angles.cosine_angle_stats(scores["test"], scores["y_test"])
+    return [angles.relative_mean(stats, k).iloc[0] for k in range(len(stats))]
+
+runs = [r for r in records if r["params"].get("scale") == scale]
+camri = [r for r in runs if r["method"] == "CAMRI" and r["important_class"] == c]
+largest = max(r["params"]["margin"] for r in camri)
+moved = (np.mean([relative_means(r) for r in camri if r["params"]["margin"] == largest], axis=0)
+         - np.mean([relative_means(r) for r in runs if r["method"] == "NormSoftmax"], axis=0))
 """,
             var="moved",
             answer=Custom("an array, one value per class", _read_moved),
