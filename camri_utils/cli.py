@@ -3,8 +3,13 @@
     camri protocol --dataset fashion_mnist --profile quick            # run (or finish) the protocol
     camri protocol --dataset cifar10 --profile full --shard 2/8       # one share of a sweep
     camri protocol report --output results/fashion_mnist              # merge the records into the table
+    camri protocol --profile full --workers 2 --threads-per-worker 1  # two runs side by side
+    camri protocol --profile full --rerun 018c8df81b0e699f2c57        # train one run again
     camri sensitivity --dataset fashion_mnist --profile full \
         --protocol results/fashion_mnist --output results/fashion_mnist-sensitivity   # CAMRI's m x s sweep
+
+Several processes may work on one output folder (shards, workers, a second invocation): each
+run is trained once, under its lock; a run another process holds is left to it, and named.
 """
 
 from __future__ import annotations
@@ -22,6 +27,47 @@ def _shard(text):
     if not 1 <= i <= n:
         raise argparse.ArgumentTypeError(f"shard i/n needs 1 <= i <= n; got {text!r}")
     return i - 1, n
+
+
+def _count(name):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number >= 1; got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number >= 1; got {text!r}")
+        return value
+    return parse
+
+
+# Options that take a value which may look like a negative number ("--shard -1/2"): argparse
+# would take the value for an option and say "expected one argument"; joined as
+# "--shard=-1/2", the value reaches its own check, whose message says what is wrong.
+_VALUED = ("--shard", "--workers", "--threads-per-worker", "--accuracy-k", "--rerun")
+
+
+def _join_values(argv):
+    argv, out, i = list(argv), [], 0
+    while i < len(argv):
+        if argv[i] in _VALUED and i + 1 < len(argv) and argv[i + 1].startswith("-") and argv[i + 1][1:2].isdigit():
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def _add_execution(p):
+    p.add_argument("--workers", type=_count("workers"), default=1,
+                   help="train in N processes side by side on this machine (default 1: in this process)")
+    p.add_argument("--threads-per-worker", type=_count("threads-per-worker"), default=None, metavar="T",
+                   help="TensorFlow threads (intra- and inter-op) of each worker, or of this process with one "
+                        "worker (default: TensorFlow's, about one per core); they change a run's numbers, and "
+                        "each record states them")
+    p.add_argument("--rerun", action="append", default=[], metavar="RUN_ID",
+                   help="delete this run's record and scores first, so that it is trained again (repeatable)")
 
 
 def _accuracy_k(text):
@@ -48,6 +94,7 @@ def main(argv=None):
     p.add_argument("--accuracy-k", type=_accuracy_k, default=None,
                    help="maintain accuracy = mean CE accuracy minus k CE standard deviations (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_execution(p)
     q = sub.add_parser("sensitivity", help="CAMRI's margin x scale sweep for one important class of a protocol run")
     q.add_argument("action", nargs="?", choices=["run", "report"], default="run",
                    help="'run' (default) trains what is missing and reports; 'report' only reads records")
@@ -57,7 +104,8 @@ def main(argv=None):
     q.add_argument("--output", default=None, help="sweep folder (default: results/<dataset>-sensitivity-<profile>)")
     q.add_argument("--data-dir", default=None, help="folder holding the dataset (see camri_utils.data.load)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    _add_execution(q)
+    args = parser.parse_args(_join_values(sys.argv[1:] if argv is None else argv))
 
     from camri_utils import data, protocol
 
@@ -75,8 +123,12 @@ def main(argv=None):
                 spec.accuracy_k = args.accuracy_k
             ds = data.load(args.dataset, args.data_dir, **spec.dataset_options)
             print(f"{args.dataset} ({ds.source}); profile {args.profile}; output {output}")
-            trained = protocol.run(spec, output, shard=args.shard, progress=not args.quiet, dataset=ds)
+            _rerun(output, args.rerun)
+            trained = protocol.run(spec, output, shard=args.shard, progress=not args.quiet, dataset=ds,
+                                   workers=args.workers, threads=args.threads_per_worker)
             print(f"trained {trained} run(s)")
+        elif args.rerun:
+            raise protocol.ProtocolError("--rerun needs the 'run' action (it trains the runs again).")
         print(protocol.report(output, accuracy_k=args.accuracy_k))
     except expected as exc:
         print(f"camri protocol: {exc}", file=sys.stderr)
@@ -94,13 +146,32 @@ def _sensitivity(args, expected):
             spec = sweep.protocol()
             ds = data.load(args.dataset, args.data_dir, **spec.dataset_options)
             print(f"{args.dataset} ({ds.source}); sweep {args.profile}; protocol {args.protocol}; output {output}")
-            trained = protocol.run_sweep(sweep, output, args.protocol, progress=not args.quiet, dataset=ds)
+            _rerun(output, args.rerun)
+            trained = protocol.run_sweep(sweep, output, args.protocol, progress=not args.quiet, dataset=ds,
+                                         workers=args.workers, threads=args.threads_per_worker)
             print(f"trained {trained} run(s)")
+        else:
+            if args.rerun:
+                raise protocol.ProtocolError("--rerun needs the 'run' action (it trains the runs again).")
+            from camri_utils.protocol.store import check_sweep_folder
+
+            protocol.read_spec(args.protocol)  # a missing protocol folder is named first
+            # The folder must hold this very sweep: never a report of another sweep's records.
+            check_sweep_folder(output, sweep.to_dict())
         print(protocol.sweep_report(sweep, output, args.protocol))
     except expected as exc:
         print(f"camri sensitivity: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _rerun(output, run_ids):
+    if run_ids:
+        from camri_utils.protocol.store import rerun
+
+        removed = rerun(output, run_ids)
+        print(f"--rerun: removed {len(removed)} record(s) to train again" +
+              (f"; no record of {sorted(set(run_ids) - set(removed))}" if len(removed) < len(set(run_ids)) else ""))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import json
 import math
 import numbers
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +123,7 @@ class TrainConfig:
 
     def __post_init__(self):
         self._resolve_auto()
+        self._normalize()
         self.loss_params = dict(self.loss_params)
         self.dataset_options = dict(self.dataset_options)
         self.important_classes = self._important_list()
@@ -155,6 +157,39 @@ class TrainConfig:
         _require(self.xla in (True, False, "auto") and (isinstance(self.xla, bool) or self.xla == "auto"),
                  f"xla must be True, False or 'auto'; got {self.xla!r}.")
         _require(_is_int(self.verbose), f"verbose must be 0, 1 or 2; got {self.verbose!r}.")
+        self._check_surroundings()
+
+    def _normalize(self):
+        """NumPy scalars (a value read from an array, ``np.int64(2)``) become Python numbers, so
+        that the config is stored as JSON like any other; ``loss_params`` or
+        ``dataset_options`` None means none."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.generic):
+                setattr(self, f.name, value.item())
+        for name in ("loss_params", "dataset_options"):
+            value = {} if getattr(self, name) is None else getattr(self, name)
+            _require(isinstance(value, dict), f"{name} must be a dict (or None); got {value!r}.")
+            setattr(self, name, checks.plain(value, name))
+
+    def _check_surroundings(self):
+        """What :func:`train` would otherwise fail on after it has started (and written files):
+        seeds NumPy takes, data options the loader takes, an ``output_dir`` that can be a
+        folder, a TPU for ``strategy="tpu"``."""
+        for name in ("seed", "split_seed"):
+            checks.check_int(getattr(self, name), name, minimum=0, maximum=2**32 - 1)
+        self.dataset_options = data.check_options(self.dataset, self.dataset_options)
+        for name in ("output_dir", "data_dir"):
+            value = getattr(self, name)
+            _require(value is None or isinstance(value, (str, Path)), f"{name} must be a path or None; got {value!r}.")
+        if self.output_dir is not None:
+            out = Path(self.output_dir).expanduser()
+            blocker = next((p for p in (out, *out.parents) if p.exists()), None)
+            _require(blocker is None or blocker.is_dir(), f"output_dir {str(self.output_dir)!r} cannot be a folder: "
+                                                          f"{blocker} is a file. Pass another output_dir.")
+        _require(self.strategy != "tpu" or _tpu_visible(),
+                 "strategy='tpu' but no TPU is visible here (no TPU device, TPU_NAME or COLAB_TPU_ADDR); use "
+                 "'default' (one device) or 'mirrored' (several GPUs).")
 
     def _resolve_auto(self):
         """The GPU defaults, made concrete when the config is made: ``mixed_precision="auto"``
@@ -207,6 +242,19 @@ class TrainConfig:
         return cls.from_json(Path(path).read_text())
 
 
+def _tpu_visible():
+    """Whether this machine has a TPU TensorFlow can connect to (without connecting: that can
+    wait on the network)."""
+    import os
+
+    if any(os.environ.get(v) for v in ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_WORKER_HOSTNAMES", "TPU_ACCELERATOR_TYPE")):
+        return True
+    if Path("/dev/accel0").exists() or Path("/dev/vfio/0").exists():  # a TPU VM's chips
+        return True
+    tf = _tensorflow()
+    return tf is not None and bool(tf.config.list_physical_devices("TPU"))
+
+
 def _visible_gpus():
     """How many GPUs TensorFlow sees (0 without TensorFlow): what ``"auto"`` resolves from."""
     tf = _tensorflow()
@@ -244,18 +292,21 @@ def identity(config):
     """What defines a run: the config's fields that change what it computes, those at their
     :data:`IDENTITY_BASELINE` value left out (so neither a field added later, with the old
     behaviour as its baseline, nor a changed default changes an identity). A JSON-ready dict.
-    A field missing from the baseline (one added in a subclass) counts at its default."""
+    A field missing from the baseline (one added in a subclass) counts at its default.
+    ``config`` may also be a config's ``to_dict()`` as a record stores it (read as a TrainConfig's)."""
     defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
-                for f in dataclasses.fields(type(config))}
+                for f in dataclasses.fields(TrainConfig if isinstance(config, dict) else type(config))}
     baseline = {**defaults, **IDENTITY_BASELINE}
-    values = json.loads(json.dumps(config.to_dict()))
+    values = json.loads(json.dumps(config if isinstance(config, dict) else config.to_dict()))
     return {k: v for k, v in values.items() if k not in _NOT_IDENTITY and v != baseline[k]}
 
 
 @dataclass
 class TrainResult:
     """A trained model, its per-epoch history (all epochs, resumed ones included), the final
-    metrics (test at top level, ``metrics["validation"]`` for the validation split,
+    metrics (``metrics["diverged"]``: True when the loss or the scores became non-finite, then
+    ``metrics["diverged_reason"]`` says where and accuracy, recall, precision and the
+    confusion matrix are None; test at top level, ``metrics["validation"]`` for the validation split,
     ``metrics["angles_per_epoch"]``: per epoch and class, mean and std of the angle between
     validation features and their class weight), and the outputs it scored:
     ``scores[split]`` (cosines or logits, float32) with ``labels[split]`` for
@@ -503,7 +554,40 @@ def _compute(config, model):
     return {"mixed_precision": bool(config.mixed_precision), "xla": getattr(model, "jit_compile", config.xla),
             "strategy": config.strategy,
             "replicas": int(getattr(strategy, "num_replicas_in_sync", 1)),
-            "devices": environment()["devices"]}
+            "devices": environment()["devices"], "threads": threads()}
+
+
+def threads():
+    """TensorFlow's thread counts in this process, ``{"intra_op": n, "inter_op": m}`` (None:
+    TensorFlow's default, about one per core). They change a run's numbers (the order in which
+    sums are taken), so every result states them; :func:`camri_utils.protocol.workers.set_threads`
+    sets them before TensorFlow starts."""
+    tf = _tensorflow()
+    if tf is None:
+        return None
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads() or None,
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads() or None}
+
+
+class _StopWhenDiverged(keras.callbacks.Callback):
+    """Stop at the end of an epoch whose training loss is not finite: nothing trains back from NaN."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+
+
+def _divergence(history, scores):
+    """Why a run diverged (its loss or its scores became non-finite), or None."""
+    for name in ("loss", "val_loss"):
+        for epoch, value in enumerate(history.get(name, [])):
+            if value is None or not math.isfinite(value):
+                return f"the {name.replace('val_', 'validation ')} became {value} in epoch {epoch + 1}"
+    for split, s in scores.items():
+        if not np.isfinite(s).all():
+            return f"the {split} scores hold non-finite values (NaN or inf)"
+    return None
 
 
 def train(config, callbacks=(), dataset=None):
@@ -533,6 +617,7 @@ def train(config, callbacks=(), dataset=None):
     model = _build_model(config, ds, steps)
     out = Path(config.output_dir) if config.output_dir else None
     cbs, angle_summary = _callbacks(config, out, ds, callbacks)
+    cbs.append(_StopWhenDiverged())
 
     with _NewModelRetracing():
         start = time.perf_counter()
@@ -546,9 +631,17 @@ def train(config, callbacks=(), dataset=None):
             scores["validation"], labels["validation"] = model.predict(val_ds, verbose=0).astype("float32"), ds.y_val
         test_cosines = _cosines(model, methods.get(config.loss).head, test_ds, scores["test"])
     full_history = _full_history(out, history)
+    diverged = _divergence(full_history, scores)
+    if diverged is None:
+        evaluation = {**metrics.split_metrics(ds.y_test, scores["test"], ds.n_classes), "diverged": False,
+                      "confusion_matrix": metrics.confusion_matrix(ds.y_test, scores["test"], ds.n_classes).tolist()}
+    else:  # the metrics of NaN scores would be an argmax's arbitrary class: none are computed
+        warnings.warn(f"training diverged: {diverged}; its metrics are None. Try a smaller learning rate.",
+                      RuntimeWarning, stacklevel=2)
+        evaluation = {"accuracy": None, "recall": None, "precision": None, "confusion_matrix": None,
+                      "diverged": True, "diverged_reason": diverged}
     result_metrics = {
-        **metrics.split_metrics(ds.y_test, scores["test"], ds.n_classes),
-        "confusion_matrix": metrics.confusion_matrix(ds.y_test, scores["test"], ds.n_classes).tolist(),
+        **evaluation,
         "important_classes": config.important_classes,
         "wall_time_s": wall,
         "epochs_run": len(full_history.get("loss", [])),
@@ -558,7 +651,7 @@ def train(config, callbacks=(), dataset=None):
     }
     if angle_summary is not None:
         result_metrics["angles_per_epoch"] = angle_summary.summary
-    if "validation" in scores:
+    if "validation" in scores and diverged is None:
         result_metrics["validation"] = metrics.split_metrics(ds.y_val, scores["validation"], ds.n_classes)
     if out is not None:
         model.save(out / "model.keras")

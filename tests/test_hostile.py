@@ -263,3 +263,341 @@ def test_a_run_with_a_multi_line_parameter_stores_valid_python(tmp_path):
     ast.parse(stored.cells[0].source)
     assert stored.cells[0].source == 'profile = "quick"\ngrid = [2, 3]  # grid'
     assert "5" in stored.cells[-1].outputs[-1]["text"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training configs: refused when made, not deep inside a run
+# ---------------------------------------------------------------------------------------------
+def test_numpy_scalars_are_numbers_in_a_config_and_it_stays_json():
+    from camri_utils.training import TrainConfig
+
+    config = TrainConfig(epochs=np.int64(2), batch_size=np.int32(16), learning_rate=np.float32(0.5),
+                         seed=np.uint8(3), deterministic=np.bool_(False), loss_params=None,
+                         dataset="gtsrb", dataset_options={"size": np.int64(16)}, verbose=0)
+    assert (type(config.epochs), type(config.learning_rate), type(config.seed)) == (int, float, int)
+    assert config.loss_params == {} and config.dataset_options == {"size": 16}
+    assert TrainConfig.from_json(config.to_json()).to_dict() == config.to_dict()
+    camri = TrainConfig(loss="camri", loss_params={"margin": np.float32(0.25), "scale": np.int64(16)},
+                        important_classes=np.array([3]), verbose=0)
+    json.dumps(camri.to_dict())
+    assert camri.loss_params == {"margin": 0.25, "scale": 16} and camri.important_classes == [3]
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"seed": -1}, r"seed must be an integer in \[0, 4294967295\]; got -1"),
+    ({"split_seed": 2**40}, "split_seed must be an integer in"),
+    ({"loss_params": [0.2]}, "loss_params must be a dict"),
+    ({"dataset_options": {"size": 32}}, "fashion_mnist has no option 'size'"),
+    ({"dataset": "digits", "dataset_options": {"test_fraction": "0.3"}}, "'test_fraction' must be a number; got '0.3'"),
+    ({"dataset": "gtsrb", "dataset_options": {"crop_roi": "False"}}, "'crop_roi' must be True or False"),
+    ({"strategy": "tpu"}, "strategy='tpu' but no TPU is visible here"),
+    ({"epochs": 2.0}, "epochs must be an integer >= 1"),
+    ({"output_dir": 3}, "output_dir must be a path or None"),
+])
+def test_configs_that_train_would_fail_on_are_refused_when_made(changes, match, monkeypatch):
+    from camri_utils.training import TrainConfig
+
+    for variable in ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_WORKER_HOSTNAMES", "TPU_ACCELERATOR_TYPE"):
+        monkeypatch.delenv(variable, raising=False)
+    if changes.get("strategy") == "tpu" and (Path("/dev/accel0").exists() or Path("/dev/vfio/0").exists()):
+        pytest.skip("this machine has a TPU")
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**changes)
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_anything_is_written(tmp_path):
+    from camri_utils.training import TrainConfig
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for target in (blocker, blocker / "run"):
+        with pytest.raises(ValueError, match=r"cannot be a folder: .*file is a file"):
+            TrainConfig(output_dir=str(target))
+    assert {p.name for p in tmp_path.iterdir()} - {"decoded-cache", "keras-home"} == {"file"} and blocker.is_file()
+
+
+def test_a_diverged_training_is_flagged_and_computes_no_metric():
+    from camri_utils.training import TrainConfig, train
+
+    config = TrainConfig(dataset="digits", model="mlp", feature_dim=8, loss="ce", learning_rate=1e6, epochs=3,
+                         batch_size=256, validation_size=0.2, verbose=0)
+    with pytest.warns(RuntimeWarning, match="training diverged"):
+        result = train(config)
+    m = result.metrics
+    assert m["diverged"] is True and "became nan" in m["diverged_reason"]
+    assert m["accuracy"] is None and m["recall"] is None and m["confusion_matrix"] is None
+    assert "validation" not in m
+    assert m["epochs_run"] == 1  # stopped at the end of the first non-finite epoch
+    assert m["compute"]["threads"].keys() == {"intra_op", "inter_op"}
+    with pytest.raises(ValueError, match="non-finite"):
+        metrics.accuracy(result.labels["test"], result.scores["test"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The results store: records, their scores, protocol.json and sweep.json
+# ---------------------------------------------------------------------------------------------
+def _tiny_spec(**changes):
+    from camri_utils import protocol
+
+    values = dict(epochs=1, batch_size=16, learning_rate=1e-3, seeds=[0], camri_grid=[{"margin": 0.3, "scale": 8.0}],
+                  arcface_grid=[], wce_weights=[], crwwce_weights=[], feature_dim=4, note="test", validation_size=20,
+                  normsoftmax_grid=[{"scale": 8.0}], threshold_biases=[0.0, 1.0])
+    return protocol.ProtocolSpec("fashion_mnist", "quick", "mlp", **{**values, **changes})
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A finished fixture protocol (CE, normalized softmax, CAMRI for each important class) and
+    its dataset; each test works on its own copy (:func:`folder`)."""
+    from camri_utils import protocol
+
+    root = tmp_path_factory.mktemp("store")
+    ds = data.load("fashion_mnist", data_dir=fixtures.write("fashion_mnist", root / "fx", per_class=6))
+    protocol.run(_tiny_spec(), root / "made", progress=False, dataset=ds)
+    return root / "made", ds
+
+
+@pytest.fixture
+def folder(made, tmp_path):
+    return shutil.copytree(made[0], tmp_path / "r"), made[1]
+
+
+def _records(out):
+    return {p.stem: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))}
+
+
+def _by_method(out, method):
+    return next((rid, r) for rid, r in _records(out).items() if r["method"] == method)
+
+
+def _edit(out, rid, change):
+    path = out / "runs" / f"{rid}.json"
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+    return path
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda r: r.update(accuracy="0.9"), r"field 'accuracy' must be a number in \[0, 1\]; got '0.9'"),
+    (lambda r: r.update(recall=r["recall"][:5]), "malformed per-class recall/precision: field 'recall' must be a list of 10"),
+    (lambda r: r.pop("data_source"), r"lacks \['data_source'\]"),
+    (lambda r: r.update(data_source="real"), "field 'data_source' must be"),
+    (lambda r: r.update(seed="0"), "field 'seed' must be an integer"),
+    (lambda r: r.update(validation=None), "field 'validation' is null"),
+    (lambda r: r["validation"].update(recall=r["validation"]["recall"][:5]), "'validation.recall' must be a list of 10"),
+    (lambda r: r["validation"]["recall"].__setitem__(2, float("nan")), r"validation.recall\[2\] must be a number"),
+    (lambda r: r.pop("validation"), "lacks its 'validation' metrics, though its config has a validation split"),
+    (lambda r: r["validation"].pop("accuracy"), r"field 'validation' lacks \['accuracy'\]"),
+    (lambda r: r.update(accuracy=0.99), "does not agree with the record's confusion matrix"),
+    (lambda r: r["config"].update(epochs=2), "its run id is not the hash of its config"),
+    (lambda r: r.update(important_class=3), "CE runs are shared by every class"),
+    (lambda r: r.update(method="Softmax"), "no method labelled 'Softmax'"),
+    (lambda r: r.update(diverged="no"), "field 'diverged' must be true or false"),
+    (lambda r: r.update(split_sizes={"test": 0}), "field 'split_sizes' must be"),
+])
+def test_a_record_of_the_wrong_shape_names_the_file_the_field_and_what_to_do(folder, change, match):
+    from camri_utils import protocol
+
+    out, _ = folder
+    rid, _ = _by_method(out, "CE")
+    path = _edit(out, rid, change)
+    with pytest.raises(protocol.ProtocolError, match=match) as caught:
+        protocol.load_records(out)
+    assert str(path) in str(caught.value) and f"--rerun {rid}" in str(caught.value)
+    with pytest.raises(protocol.ProtocolError, match=match):  # so does the report: it never ranks on another split
+        protocol.report(out)
+
+
+def test_a_damaged_record_file_is_named(folder):
+    from camri_utils import protocol
+
+    out, _ = folder
+    rid, _ = _by_method(out, "CE")
+    (out / "runs" / f"{rid}.json").write_text('{"schema": "camri-protocol-record/2", "run_id"')
+    with pytest.raises(protocol.ProtocolError, match=rf"{rid}.json is not valid JSON.*--rerun {rid}"):
+        protocol.load_records(out)
+
+
+@pytest.mark.parametrize("content, match", [
+    ("[1, 2]", "holds list, not an object"),
+    ('{"spec": {}, "data_source": "reel"}', "field 'data_source' must be one of"),
+    ('{"spec": [], "data_source": "real"}', "field 'spec' is not an object"),
+    ('{"spec": {}, "data_source": "real", "x": 1}', r"has unknown fields \['x'\]"),
+    ("{broken", "is not valid JSON"),
+])
+def test_a_bad_protocol_json_is_named(folder, content, match):
+    from camri_utils import protocol
+
+    out, _ = folder
+    (out / "protocol.json").write_text(content)
+    with pytest.raises(protocol.ProtocolError, match=match) as caught:
+        protocol.report(out)
+    assert "protocol.json" in str(caught.value)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("epochs", "12", "epochs must be an integer"), ("batch_size", -1, "batch_size must be an integer >= 1"),
+    ("seeds", [], "seeds must be a non-empty list"), ("model", "resnet", "model must be one of"),
+    ("typo_field", 1, "unknown protocol fields"),
+])
+def test_a_protocol_json_with_a_bad_field_is_named(folder, field, value, match):
+    from camri_utils import protocol
+
+    out, _ = folder
+    stored = json.loads((out / "protocol.json").read_text())
+    stored["spec"][field] = value
+    (out / "protocol.json").write_text(json.dumps(stored))
+    with pytest.raises(protocol.ProtocolError, match=rf"protocol.json is not a valid protocol description.*{match}"):
+        protocol.read_spec(out)
+
+
+def _swap(a, b):
+    tmp = a.with_suffix(".tmp")
+    a.rename(tmp)
+    b.rename(a)
+    tmp.rename(b)
+
+
+def test_scores_are_bound_to_their_record(folder):
+    from camri_utils import protocol
+
+    out, _ = folder
+    records = _records(out)
+    shared = [rid for rid, r in records.items() if r["important_class"] is None]
+    assert all(r["scores_sha256"] and r["split_sizes"]["test"] == sum(map(sum, r["confusion_matrix"]))
+               for r in records.values())
+    a, b = (out / "runs" / f"{rid}.npz" for rid in shared[:2])
+    _swap(a, b)  # two runs' score files swapped (a sync conflict, a hand copy)
+    with pytest.raises(protocol.ProtocolError, match=r"(?s)not the file written with .*json.*SHA-256") as caught:
+        protocol.load_scores(out, records[a.stem])
+    assert a.name in str(caught.value) and f"--rerun {a.stem}" in str(caught.value)
+    with pytest.raises(protocol.ProtocolError, match="SHA-256"):
+        protocol.report(out)  # the threshold rows re-read CE's scores: refused, not changed
+
+
+def _rewrite_scores(path, change):
+    with np.load(path) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    change(arrays)
+    np.savez_compressed(path, **arrays)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda a: a.update(test=np.full_like(a["test"], np.nan)), "non-finite"),
+    (lambda a: a.update(test=-a["test"]), "do not give the record's confusion matrix"),
+    (lambda a: a.update(y_test=a["y_test"][::-1].copy()), "do not give the record's confusion matrix"),
+    (lambda a: a.update(test=a["test"][:5], y_test=a["y_test"][:5]), "holds 5 test images, but the record's metrics count"),
+    (lambda a: a.update(validation=a["validation"][:, :5]), "validation scores have shape"),
+    (lambda a: a.pop("y_test"), "it has no 'y_test' array"),
+])
+def test_scores_of_a_record_without_a_digest_are_checked_by_their_content(folder, change, match):
+    """Records written before the digest existed (as some committed ones): a stale, negated,
+    shuffled, truncated or NaN score file is refused by what it holds."""
+    from camri_utils import protocol
+
+    out, _ = folder
+    rid, _ = _by_method(out, "CE")
+    _edit(out, rid, lambda r: (r.pop("scores_sha256"), r.pop("split_sizes")))
+    record = _records(out)[rid]
+    assert protocol.load_scores(out, record)["test"].dtype == np.float32  # untouched: accepted
+    _rewrite_scores(out / "runs" / f"{rid}.npz", change)
+    with pytest.raises(protocol.ProtocolError, match=match):
+        protocol.load_scores(out, record)
+
+
+def test_another_runs_scores_copied_over_are_refused(folder, made):
+    from camri_utils import protocol
+
+    out, _ = folder
+    records = _records(out)
+    ce, ns = (next(rid for rid, r in records.items() if r["method"] == m) for m in ("CE", "NormSoftmax"))
+    _edit(out, ce, lambda r: (r.pop("scores_sha256"), r.pop("split_sizes")))
+    shutil.copy(out / "runs" / f"{ns}.npz", out / "runs" / f"{ce}.npz")
+    with pytest.raises(protocol.ProtocolError, match=f"{ce}.npz .* does not belong to .*{ce}.json"):
+        protocol.load_scores(out, _records(out)[ce])
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "garbage", "empty"])
+def test_a_missing_or_damaged_score_file_says_how_to_recover_and_a_resume_trains_it_again(folder, damage, capsys):
+    from camri_utils import protocol
+
+    out, ds = folder
+    rid, before = _by_method(out, "CE")
+    path = out / "runs" / f"{rid}.npz"
+    if damage == "delete":
+        path.unlink()
+    elif damage == "truncate":
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        path.write_bytes(b"" if damage == "empty" else b"PK\x03\x04 not a zip")
+    with pytest.raises(protocol.ProtocolError, match=rf"{rid}.npz .*(missing|cannot be read).*--rerun {rid}"):
+        protocol.load_scores(out, before)
+    assert protocol.run(_tiny_spec(), out, progress=False, dataset=ds) == 1  # only that run
+    assert "training again" in capsys.readouterr().out
+    after = _records(out)[rid]
+    assert protocol.load_scores(out, after)["test"].shape[0] == after["split_sizes"]["test"]
+    assert protocol.run(_tiny_spec(), out, progress=False, dataset=ds) == 0
+
+
+def test_rerun_removes_a_run_under_its_lock_and_refuses_what_is_not_a_run_id(folder):
+    from camri_utils import protocol
+    from camri_utils.protocol import store
+    from camri_utils.protocol.locks import Lock
+
+    out, ds = folder
+    rid, _ = _by_method(out, "NormSoftmax")
+    for bad in ("../protocol", "x" * 20, rid + "0"):
+        with pytest.raises(protocol.ProtocolError, match="--rerun takes run ids"):
+            store.rerun(out, [bad])
+    held = Lock(out, rid)
+    assert held.acquire()
+    with pytest.raises(protocol.ProtocolError, match=rf"{rid} is held by process {__import__('os').getpid()}"):
+        store.rerun(out, [rid])
+    held.release()
+    assert store.rerun(out, [rid, "0" * 20]) == [rid]
+    assert not (out / "runs" / f"{rid}.json").exists() and not (out / "runs" / f"{rid}.npz").exists()
+    assert protocol.run(_tiny_spec(), out, progress=False, dataset=ds) == 1
+
+
+def test_add_digests_binds_old_records_and_changes_nothing_else(folder):
+    from camri_utils.protocol import store
+
+    out, _ = folder
+    before = _records(out)
+    for rid in before:
+        _edit(out, rid, lambda r: (r.pop("scores_sha256"), r.pop("split_sizes")))
+    updated = store.add_digests(out)
+    assert sorted(updated) == sorted(before)
+    after = _records(out)
+    for rid, r in before.items():
+        stored_sizes = {k: v for k, v in r["split_sizes"].items() if k == "test" or r["important_class"] is None}
+        assert after[rid] == {**r, "split_sizes": stored_sizes}
+    assert store.add_digests(out) == []
+
+
+def test_a_diverged_run_is_recorded_as_such_and_not_trained_again(tmp_path):
+    from camri_utils import protocol
+
+    ds = data.load("fashion_mnist", data_dir=fixtures.write("fashion_mnist", tmp_path / "fx", per_class=6))
+    spec = _tiny_spec(learning_rate=1e8, normsoftmax_grid=[], threshold_biases=[])
+    out = tmp_path / "r"
+    with pytest.warns(RuntimeWarning, match="training diverged"):
+        # The CE run diverges: recorded, and there is no ranking for the CAMRI runs.
+        with pytest.raises(protocol.ProtocolError, match="every CE run in .* diverged"):
+            protocol.run(spec, out, progress=False, dataset=ds)
+    (record,) = protocol.load_records(out)  # valid
+    assert record["diverged"] is True and "nan" in record["diverged_reason"]
+    assert record["accuracy"] is None and record["recall"] is None and "validation" not in record
+    assert not (out / "runs" / f"{record['run_id']}.npz").exists()
+    json.loads((out / "runs" / f"{record['run_id']}.json").read_text(), parse_constant=pytest.fail)  # no NaN
+    with pytest.raises(protocol.ProtocolError, match="diverged run: it has no scores"):
+        protocol.load_scores(out, record)
+    stored = (out / "runs" / f"{record['run_id']}.json").read_text()
+    with pytest.raises(protocol.ProtocolError, match="every CE run in .* diverged"):
+        protocol.run(spec, out, progress=False, dataset=ds)
+    assert (out / "runs" / f"{record['run_id']}.json").read_text() == stored  # not trained again
+    edited = dict(record, accuracy=0.1)
+    (out / "runs" / f"{record['run_id']}.json").write_text(json.dumps(edited))
+    with pytest.raises(protocol.ProtocolError, match="is marked diverged, so field 'accuracy' must be null"):
+        protocol.load_records(out)

@@ -2,7 +2,12 @@
 normalized softmax, ArcFace: trained once per setting and seed, shared by every important
 class), then, once every CE run is recorded, the class-specific runs (CAMRI, WCE, CRWWCE) for
 the classes the CE ranking picks. Each run is written as soon as it finishes; a rerun skips
-finished runs; ``shard=(i, n)`` runs every n-th run, so a sweep can be spread over machines."""
+finished runs (and trains again a run whose stored scores are missing, damaged or not its
+own); ``shard=(i, n)`` runs every n-th run, so a sweep can be spread over machines;
+``workers=n`` trains in n processes on this machine (:mod:`.workers`). Each run is trained
+under its lock, so shards, workers and a second process on the same folder never train a run
+twice. A run whose loss or scores become non-finite is recorded as diverged (``"diverged":
+true`` and ``"diverged_reason"``; its metrics null, no scores stored)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from camri_utils import methods, metrics
-from camri_utils.protocol.store import SCHEMA, load_records, open_output, run_id, write_record
+from camri_utils.protocol.spec import ProtocolError
+from camri_utils.protocol.store import SCHEMA, load_records, open_output, run_id, scores_problem, write_record
 
 __all__ = ["PlannedRun", "plan", "run", "train_config"]
 
@@ -73,9 +79,14 @@ def _run_one(spec, output, planned, ds):
 
     start = time.perf_counter()
     result = train(planned.config, dataset=ds)
+    if result.metrics.get("diverged"):
+        return _record_diverged(spec, output, planned, ds, result, time.perf_counter() - start)
     # Scores are stored in float16; the record's metrics are computed from exactly what is
     # stored, so they can always be reproduced from it (rounding only decides near-ties).
     stored = {split: s.astype(np.float16) for split, s in result.scores.items()}
+    if not all(np.isfinite(s).all() for s in stored.values()):  # beyond float16's range
+        result.metrics.update(diverged=True, diverged_reason="the scores overflow float16 (beyond 65504)")
+        return _record_diverged(spec, output, planned, ds, result, time.perf_counter() - start)
     test = metrics.split_metrics(result.labels["test"], stored["test"], ds.n_classes)
     record = {
         "schema": SCHEMA, "run_id": planned.run_id, "dataset": spec.dataset, "profile": spec.profile,
@@ -90,6 +101,7 @@ def _run_one(spec, output, planned, ds):
     if "validation" in stored:
         record["validation"] = metrics.split_metrics(result.labels["validation"], stored["validation"],
                                                      ds.n_classes)
+    record["split_sizes"] = {split: int(len(labels)) for split, labels in result.labels.items()}
     if "angles_per_epoch" in result.metrics:
         record["angles_per_epoch"] = result.metrics["angles_per_epoch"]
     # The shared runs keep their validation scores (threshold moving re-reads them); the
@@ -105,23 +117,70 @@ def _run_one(spec, output, planned, ds):
     write_record(output, record, arrays)
 
 
-def run(spec, output, shard=(0, 1), progress=True, dataset=None):
-    """Run (what is left of) the protocol into ``output``. Returns the number of runs trained.
-    With several shards, the class-specific stage starts once every CE run is recorded."""
-    import keras
-    from tqdm import tqdm
+def _finite_or_none(value):
+    """``value`` with every non-finite number made None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
+
+def _record_diverged(spec, output, planned, ds, result, wall):
+    """The record of a diverged run: what it did (history, epochs, where it diverged), no
+    metrics (an argmax of NaN scores is no prediction) and no scores."""
+    record = {
+        "schema": SCHEMA, "run_id": planned.run_id, "dataset": spec.dataset, "profile": spec.profile,
+        "method": planned.method, "important_class": planned.important_class, "params": planned.params,
+        "seed": planned.seed, "config": planned.config.to_dict(), "history": _finite_or_none(result.history),
+        "diverged": True, "diverged_reason": result.metrics["diverged_reason"],
+        "accuracy": None, "recall": None, "precision": None, "confusion_matrix": None,
+        "epochs_run": result.metrics["epochs_run"], "wall_time_s": wall,
+        "environment": result.metrics["environment"], "compute": result.metrics.get("compute"),
+        "data_source": result.metrics["data_source"], "class_names": list(ds.class_names),
+    }
+    for key in ("train_class_counts",):  # fields other parts of the library add to every record
+        if key in result.metrics:
+            record[key] = result.metrics[key]
+    write_record(output, record)
+
+
+def usable_records(output):
+    """(the records of ``output`` whose stored scores are usable, {run id: problem} of those
+    whose scores are missing, damaged or not their own: a resume trains those again)."""
+    done, broken = {}, {}
+    for r in load_records(output):
+        problem = scores_problem(output, r)
+        if problem is None:
+            done[r["run_id"]] = r
+        else:
+            broken[r["run_id"]] = problem
+    return done, broken
+
+
+def run(spec, output, shard=(0, 1), progress=True, dataset=None, workers=1, threads=None):
+    """Run (what is left of) the protocol into ``output``. Returns the number of runs trained.
+    With several shards, the class-specific stage starts once every CE run is recorded.
+    ``workers``: processes that train side by side on this machine, each with ``threads``
+    TensorFlow threads (None: TensorFlow's default); see :mod:`.workers`."""
     from camri_utils import data
+    from camri_utils.protocol.locks import folder_lock
+    from camri_utils.protocol.workers import busy_message, execute
     from camri_utils.protocol.selection import rank_classes
 
     index, count = shard
     if not (isinstance(index, int) and isinstance(count, int) and 0 <= index < count):
         raise ValueError(f"shard must be i/n with 1 <= i <= n; got {index + 1}/{count}.")
     ds = dataset if dataset is not None else data.load(spec.dataset, **spec.dataset_options)
-    open_output(spec, output, ds.source.kind)
+    with folder_lock(output):
+        open_output(spec, output, ds.source.kind)
     trained = 0
     for stage in ("shared", "class-specific"):
-        done = {r["run_id"]: r for r in load_records(output)}
+        done, broken = usable_records(output)
+        for problem in broken.values():
+            print(f"training again: {problem}")
         planned = plan(spec, ds.source.kind)
         if stage == "class-specific":
             ce = [done[p.run_id] for p in planned if p.method == "CE" and p.run_id in done]
@@ -129,13 +188,16 @@ def run(spec, output, shard=(0, 1), progress=True, dataset=None):
                 print(f"the class-specific runs wait for the CE runs of every shard ({len(ce)}/{len(spec.seeds)} "
                       "recorded); rerun when they are done.")
                 break
-            planned = plan(spec, ds.source.kind, rank_classes(ce)[1].values())
+            ranked = [r for r in ce if not r.get("diverged")]  # a diverged run ranks nothing
+            if not ranked and plan(spec, ds.source.kind, [0]):
+                raise ProtocolError(f"every CE run in {output} diverged: there is no ranking to pick the "
+                                    "important classes from. Change the protocol (e.g. its learning rate).")
+            planned = plan(spec, ds.source.kind, rank_classes(ranked)[1].values())
         mine = planned[index::count]
         todo = [p for p in mine if p.run_id not in done]
-        bar = tqdm(todo, desc=f"{stage} runs ({len(mine) - len(todo)} of {len(mine)} done)", unit="run",
-                   disable=not progress)
-        for planned_run in bar:
-            _run_one(spec, output, planned_run, ds)
-            trained += 1
-            keras.backend.clear_session()
+        ran, busy = execute(spec, output, todo, ds, workers, threads, progress,
+                            f"{stage} runs ({len(mine) - len(todo)} of {len(mine)} done)")
+        trained += len(ran)
+        if busy:
+            print(busy_message(busy))
     return trained

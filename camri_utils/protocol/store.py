@@ -6,6 +6,13 @@ A run's id is derived from what defines it: its training configuration (as
 synthetic); so a new, unrelated field of the protocol's spec changes no id, and a record made
 for another important class, configuration or data source is never taken for this one.
 Records of schema 1 (made before the validation split) keep the ids they were written with.
+
+Nothing is taken on trust: every record, ``protocol.json`` and ``sweep.json`` is validated
+when read (:mod:`.schema`), and a run's scores are bound to its record: the record stores the
+SHA-256 of its ``.npz`` (``scores_sha256``) and its split sizes, and :func:`load_scores`
+checks them, and for records written before the digest existed, that the stored scores give
+the record's own confusion matrix and validation metrics. Several processes may share a folder:
+:mod:`.locks` holds one lock per run while it trains.
 """
 
 from __future__ import annotations
@@ -13,39 +20,79 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 from camri_utils.io import atomic_path, write_json
+from camri_utils.protocol.schema import SCHEMA, SCHEMAS, check_protocol_file, check_record, check_sweep_file, remedy
 from camri_utils.protocol.spec import ProtocolError, ProtocolSpec
 
-__all__ = ["ProtocolError", "SCHEMA", "run_id", "load_records", "write_record", "load_scores", "read_spec",
-           "open_output", "results_folder"]
-
-SCHEMA = "camri-protocol-record/2"
-SCHEMAS = ("camri-protocol-record/1", SCHEMA)
-_REQUIRED = {"method", "seed", "accuracy", "recall", "precision"}
+__all__ = ["ProtocolError", "SCHEMA", "run_id", "load_records", "write_record", "load_scores", "scores_problem",
+           "read_spec", "read_sweep", "open_output", "rerun", "add_digests", "results_folder"]
 
 
 def run_id(config, method, data_kind):
-    """The id of a run: a hash of its configuration's identity, method label and data kind."""
+    """The id of a run: a hash of its configuration's identity (a
+    :class:`~camri_utils.training.TrainConfig`, or a record's stored config dict), method
+    label and data kind."""
     from camri_utils.training import identity
 
     key = json.dumps({"config": identity(config), "method": method, "data": data_kind}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
+def _read_json(path, what):
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"{path} is not valid JSON ({exc}): it is not {what}. Restore it (git checkout, or "
+                            "your copy) or use a fresh output folder.") from exc
+
+
 def read_spec(output):
+    """(spec, data kind or None for schema 1) of the protocol folder ``output``, validated:
+    every field of the spec is checked as the runs it plans would check it."""
     path = Path(output) / "protocol.json"
     if not path.exists():
         raise ProtocolError(f"{output} has no protocol.json: not a protocol results folder.")
+    values, data_kind = check_protocol_file(_read_json(path, "a protocol description"), path)
     try:
-        stored = json.loads(path.read_text())
-        spec = ProtocolSpec.from_dict(stored["spec"] if "spec" in stored else stored)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ProtocolError(f"{path} is not a protocol description ({exc}).") from exc
-    return spec, stored.get("data_source")
+        spec = ProtocolSpec.from_dict(values)
+        from camri_utils.protocol.runner import train_config
+
+        for seed in spec.seeds:  # every field a run's config is made of, checked as TrainConfig checks it
+            train_config(spec, "ce", None, {}, seed)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError(f"{path} is not a valid protocol description ({exc}). Restore it (git checkout, or your "
+                            "copy) or use a fresh output folder.") from exc
+    return spec, data_kind
+
+
+def read_sweep(output):
+    """(the stored sweep as a dict, data kind) of a sensitivity sweep's folder, validated;
+    None when the folder has no ``sweep.json`` yet."""
+    path = Path(output) / "sweep.json"
+    if not path.exists():
+        return None
+    return check_sweep_file(_read_json(path, "a sweep description"), path)
+
+
+def check_sweep_folder(output, sweep, data_kind=None):
+    """Refuse a sweep folder that holds another sweep (``sweep``: the sweep's ``to_dict()``) or
+    runs on other data than ``data_kind`` (None: any)."""
+    stored = read_sweep(output)
+    if stored is None:
+        raise ProtocolError(f"{output} has no sweep.json: not a sensitivity sweep's folder (run `camri sensitivity` "
+                            "to make one).")
+    previous, kind = stored
+    if data_kind is not None and kind != data_kind:
+        raise ProtocolError(f"{output} holds runs on {kind} data, but this data is {data_kind}; use another output "
+                            "folder.")
+    if previous != json.loads(json.dumps(sweep)):
+        raise ProtocolError(f"{Path(output) / 'sweep.json'} describes another sweep; use a fresh output folder (or "
+                            "the folder of this sweep).")
 
 
 def make_runs_folder(output):
@@ -103,60 +150,198 @@ def open_output(spec, output, data_kind):
         write_json(path, {"spec": spec.to_dict(), "data_source": data_kind}, indent=1)
 
 
-def _check_record(path, record, folder):
-    if not isinstance(record, dict) or record.get("schema") not in SCHEMAS or record.get("run_id") != path.stem:
-        raise ProtocolError(f"{path} is not a record of this protocol (schema {SCHEMA!r}, run id = file name).")
-    missing = _REQUIRED - set(record)
-    if missing:
-        raise ProtocolError(f"{path} lacks {sorted(missing)}; delete it and rerun to redo that run.")
-    n = len(record["recall"]) if isinstance(record["recall"], list) else -1
-    if n < 2 or not isinstance(record["precision"], list) or len(record["precision"]) != n:
-        raise ProtocolError(f"{path} has malformed per-class recall/precision; delete it and rerun that run.")
-    c = record.get("important_class")
-    if c is not None and not (isinstance(c, int) and 0 <= c < n):
-        raise ProtocolError(f"{path} names important class {c!r}, outside [0, {n}); delete it and rerun that run.")
+def folder_kind(output):
+    """The kind of data a schema-2 folder's runs are on (from its ``protocol.json`` or
+    ``sweep.json``), or None (schema 1, or a folder without either)."""
+    if (Path(output) / "protocol.json").exists():
+        return read_spec(output)[1]
+    stored = read_sweep(output)
+    return None if stored is None else stored[1]
+
+
+def read_record(path, kind=None):
+    """The record in ``path``, validated (:func:`~camri_utils.protocol.schema.check_record`)."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"{path} is not valid JSON ({exc}). {remedy(Path(path))}") from exc
+    return check_record(record, Path(path), kind)
 
 
 def load_records(output):
-    """Every record under ``<output>/runs``, checked; a foreign or corrupt file is an error."""
+    """Every record under ``<output>/runs``, validated against the schema and, in a folder
+    that names its data, against the folder; a foreign, corrupt or edited file is an error."""
     folder = Path(output) / "runs"
     records = []
     if not folder.exists():
         return records
+    kind = folder_kind(output)
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.suffix == ".npz":
             continue  # an atomic write in progress (or one killed: never a record), or scores
         if path.suffix != ".json":
             raise ProtocolError(f"{path} is not a protocol record (only <run id>.json files belong in {folder}).")
-        try:
-            record = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ProtocolError(f"{path} is not valid JSON ({exc}); delete it and rerun to redo that run.") from exc
-        _check_record(path, record, folder)
-        records.append(record)
+        records.append(read_record(path, kind))
     return records
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def write_record(output, record, scores=None):
     """Write the scores (first: a record never points to missing scores) and then the record,
-    each atomically. ``scores``: {name: array}, stored compressed."""
+    each atomically; the record gets the scores' SHA-256 (``scores_sha256``), which binds them
+    to it. ``scores``: {name: array}, stored compressed."""
     runs = Path(output) / "runs"
+    record = dict(record)
     if scores is not None:
         with atomic_path(runs / f"{record['run_id']}.npz") as tmp:
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, **scores)
+            record["scores_sha256"] = _sha256(tmp)
     write_json(runs / f"{record['run_id']}.json", record)
+    return record
 
 
 def load_scores(output, record):
     """The stored outputs of ``record``'s run as arrays (scores as float32): ``test``,
     ``y_test`` and ``class_weights`` for every run; ``validation`` and ``y_validation`` for the
-    runs shared by all important classes (CE, normalized softmax, ArcFace)."""
+    runs shared by all important classes (CE, normalized softmax, ArcFace).
+
+    The file must be the record's own: its SHA-256 must be the record's ``scores_sha256``
+    (when the record has one), its arrays the shapes and sizes the record says, its scores
+    finite, and, for a record without a digest, its test scores must give the record's
+    confusion matrix (and its validation scores the record's validation metrics). Anything else
+    (a missing, damaged, swapped or stale file) is a :class:`ProtocolError` naming both files
+    and how to recover; a resume trains such a run again."""
     path = Path(output) / "runs" / f"{record['run_id']}.npz"
+    where = f"{path} (the scores of the record {path.with_suffix('.json').name})"
+    if record.get("diverged"):
+        raise ProtocolError(f"{path.with_suffix('.json')} records a diverged run: it has no scores.")
     if not path.exists():
-        raise ProtocolError(f"{path} is missing: the run's scores were not stored (records of schema 1 have none).")
-    with np.load(path, allow_pickle=False) as stored:
-        return {k: stored[k].astype("float32") if stored[k].dtype == np.float16 else stored[k] for k in stored.files}
+        if record.get("schema") != SCHEMA:
+            raise ProtocolError(f"{path} is missing: records of schema 1 (made before the validation split) have "
+                                "no stored scores.")
+        raise ProtocolError(f"{where} is missing. {remedy(path)}")
+    digest = record.get("scores_sha256")
+    if digest is not None and _sha256(path) != digest:
+        raise ProtocolError(f"{where} is not the file written with {path.with_suffix('.json')} (its SHA-256 differs "
+                            f"from the record's scores_sha256): a stale, swapped or conflicting copy. {remedy(path)}")
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {k: stored[k].astype("float32") if stored[k].dtype == np.float16 else stored[k]
+                      for k in stored.files}
+    except Exception as exc:  # a damaged zip raises BadZipFile, EOFError, ValueError, OSError, zlib.error, ...
+        raise ProtocolError(f"{where} cannot be read ({type(exc).__name__}: {exc}). {remedy(path)}") from exc
+    problem = _scores_mismatch(record, arrays, check_content=digest is None)
+    if problem:
+        raise ProtocolError(f"{where} does not belong to {path.with_suffix('.json')}: {problem}. {remedy(path)}")
+    return arrays
+
+
+def _scores_mismatch(record, arrays, check_content):
+    """What is wrong with ``arrays`` as ``record``'s stored scores, or None."""
+    from camri_utils import metrics
+
+    n = len(record["recall"])
+    shared = record.get("important_class") is None and "validation" in record and "source_run" not in record
+    splits = ["test"] + (["validation"] if shared else [])
+    for split in splits:
+        for key in (split, f"y_{split}"):
+            if key not in arrays:
+                return f"it has no {key!r} array"
+        scores, labels = arrays[split], arrays[f"y_{split}"]
+        if scores.ndim != 2 or scores.shape[1] != n or labels.shape != (len(scores),):
+            return (f"its {split} scores have shape {scores.shape} and labels {labels.shape}, not (N, {n}) and (N,) "
+                    f"for the record's {n} classes")
+        if not np.isfinite(scores).all():
+            return f"its {split} scores hold non-finite values (NaN or inf)"
+        if labels.dtype.kind not in "iu" or (len(labels) and (labels.min() < 0 or labels.max() >= n)):
+            return f"its {split} labels are not class indices 0..{n - 1}"
+        size = (record.get("split_sizes") or {}).get(split)
+        if split == "test" and size is None and "confusion_matrix" in record:
+            size = int(np.sum(record["confusion_matrix"]))
+        if size is not None and len(labels) != size:
+            return f"it holds {len(labels)} {split} images, but the record's metrics count {size}"
+        if check_content:
+            if split == "test" and "confusion_matrix" in record:
+                if metrics.confusion_matrix(labels, scores, n).tolist() != record["confusion_matrix"]:
+                    return "its test scores do not give the record's confusion matrix"
+            elif split == "validation":
+                again = metrics.split_metrics(labels, scores, n)
+                if not np.allclose([again["accuracy"], *again["recall"]],
+                                   [record["validation"]["accuracy"], *record["validation"]["recall"]], atol=1e-9):
+                    return "its validation scores do not give the record's validation metrics"
+    if "class_weights" in arrays and (arrays["class_weights"].ndim != 2 or arrays["class_weights"].shape[1] != n):
+        return f"its class weights have shape {arrays['class_weights'].shape}, not (D, {n})"
+    return None
+
+
+def scores_problem(output, record):
+    """Why ``record``'s stored scores cannot be used (the message of :func:`load_scores`), or
+    None when they can, or when the run has none to check (schema 1, diverged)."""
+    if record.get("schema") != SCHEMA or record.get("diverged"):
+        return None
+    try:
+        load_scores(output, record)
+    except ProtocolError as exc:
+        return str(exc)
+    return None
+
+
+_RUN_ID = re.compile(r"[0-9a-f]{20}")
+
+
+def rerun(output, run_ids):
+    """Remove the records and scores of ``run_ids`` from ``output`` (each under its run's
+    lock), so that the next run trains them again. An id that is not a run id is an error; one
+    without a record is simply absent. Returns the ids removed."""
+    from camri_utils.protocol.locks import Lock
+
+    removed = []
+    for rid in run_ids:
+        if not isinstance(rid, str) or not _RUN_ID.fullmatch(rid):
+            raise ProtocolError(f"--rerun takes run ids (20 hex digits, the record's file name without .json); got "
+                                f"{rid!r}.")
+        files = [Path(output) / "runs" / f"{rid}{suffix}" for suffix in (".json", ".npz")]
+        if not any(f.exists() for f in files):
+            continue
+        with Lock(output, rid):  # never under a process that is training it
+            for f in files:
+                f.unlink(missing_ok=True)
+        removed.append(rid)
+    return removed
+
+
+def add_digests(output):
+    """Give every schema-2 record of ``output`` that has stored scores but no ``scores_sha256``
+    (records written before it existed) the digest of its ``.npz`` and its test (and stored
+    validation) size, once the scores are checked to give the record's own metrics; nothing
+    else in the record changes. Returns the run ids updated."""
+    from camri_utils.protocol.locks import Lock
+
+    kind = folder_kind(output)
+    updated = []
+    for record in load_records(output):
+        if record.get("schema") != SCHEMA or record.get("diverged") or record.get("scores_sha256"):
+            continue
+        path = Path(output) / "runs" / f"{record['run_id']}.npz"
+        if not path.exists():
+            continue
+        with Lock(output, record["run_id"]):
+            arrays = load_scores(output, record)  # the content check: the scores are this record's
+            sizes = {split: int(len(arrays[f"y_{split}"])) for split in ("test", "validation") if f"y_{split}" in arrays}
+            updated_record = {**record, "scores_sha256": _sha256(path),
+                              "split_sizes": {**sizes, **record.get("split_sizes", {})}}
+            check_record(updated_record, path.with_suffix(".json"), kind)
+            write_json(path.with_suffix(".json"), updated_record)
+        updated.append(record["run_id"])
+    return updated
 
 
 def results_folder(path="results/fashion_mnist", marker="protocol.json"):
