@@ -302,6 +302,13 @@ def _arcface_scale(p=0.99, n_classes=1000, margin=0.5):
     return 0.5 * (lo + hi)
 
 
+_MANY_CLASSES = (10**3, 10**4, 10**5)
+
+
+def _arcface_scales():
+    return [_arcface_scale(n_classes=c) for c in _MANY_CLASSES]
+
+
 _SCALES_2 = np.arange(1, 41)
 
 
@@ -431,31 +438,33 @@ s_1000 = float(theory.min_scale(0.99, 1000))
     Exercise(
         "3b",
         "Face-recognition losses with thousands of identities use s = 30 to 64. Does a margin explain "
-        "that? With ArcFace's m = 0.5 the sample on its weight has the target logit s cos m: which scale "
-        "reaches p = 0.99 for C = 1000 (the other weights a simplex)?",
-        "Redo the derivation of s_min with the target logit s cos m instead of s; or bisect on "
-        "`ArcFaceLoss(0.5, s)` evaluated on one simplex row of cosines.",
+        "that? With ArcFace's m = 0.5 (radians) on the target, a sample on its weight has the target logit "
+        "s cos m: compute the scale that reaches p = 0.99 (the other weights a simplex) for C = 10^3, 10^4 "
+        "and 10^5. Your answer: the three scales.",
+        "Redo the derivation of s_min with the target logit s cos m instead of s; `theory.min_scale` takes "
+        "a `margin`.",
         lambda ctx: (
             "The target logit s cos m replaces s: s = log((C - 1)p/(1 - p)) / (cos m + 1/(C - 1)) = "
-            f"{_arcface_scale():.2f} for C = 1000; for C = 10^4 and 10^5: {_arcface_scale(n_classes=10**4):.2f} "
-            f"and {_arcface_scale(n_classes=10**5):.2f} (bisection on the library's loss). All are "
-            "still below 30 to 64: the bound does not by itself explain the scales face recognition "
-            "uses; those papers chose theirs empirically."),
+            + ", ".join(f"{v:.2f}" for v in _arcface_scales()) + " for C = 10^3, 10^4, 10^5 (here by "
+            "bisection on the library's ArcFaceLoss). All are still below 30 to 64: the bound, even with the "
+            "margin, does not explain the scales face recognition uses. It is a floor for features lying "
+            "exactly on their weights with the weights as a simplex, which cannot even exist with more "
+            "identities than feature dimensions; those papers chose their scales above it."),
         code="""
 import numpy as np
+from camri_utils import theory
 
-C, p, m = 1000, 0.99, 0.5
-s_1000_arcface = np.log((C - 1) * p / (1 - p)) / (np.cos(m) + 1 / (C - 1))
+s_arcface = np.array([float(theory.min_scale(0.99, C, margin=0.5)) for C in (10**3, 10**4, 10**5)])
 """,
-        var="s_1000_arcface",
-        answer=Number("the scale with ArcFace's margin"),
-        reference=lambda ctx: _arcface_scale(),
+        var="s_arcface",
+        answer=Values("the scales for C = 10^3, 10^4, 10^5", (3,)),
+        reference=lambda ctx: _arcface_scales(),
         mistakes=(
-            Mistake("That is the scale without a margin (exercise 3a): the margin lowers the target logit "
-                    "to s cos m.", lambda ctx: _min_scale(0.99, 1000)),
+            Mistake("Those are the scales without a margin: the margin lowers the target logit to s cos m.",
+                    lambda ctx: [_min_scale(0.99, c) for c in _MANY_CLASSES]),
         ),
         rtol=2e-3,
-        correct_note="Now compare it with 30 to 64: does the bound explain those scales?",
+        correct_note="Now compare them with 30 to 64: does the bound explain those scales?",
     ),
     Exercise(
         "4",
@@ -1009,9 +1018,9 @@ _CH5 = [
         "`grad_theta(theta, scale, margin)`: for one sample of class 0 (important, CAMRI margin "
         "`margin`) with angles `theta` (radians, one per class), return ∂L/∂θ_j for every class j (the "
         "target's from the chapter's formula).",
-        "∂(-log p_t)/∂z_k = p_k for k ≠ t, and z_k = s cos θ_k. The p_k are the softmax of the logits the "
+        "∂(-log p_t)/∂ℓ_k = p_k for the logit ℓ_k = s cos θ_k of a class k ≠ t. The p_k are the softmax of the logits the "
         "loss sees (with the margin on the target).",
-        "∂(-log p_t)/∂z_k = p_k and ∂z_k/∂θ_k = -s sin θ_k, so ∂L/∂θ_k = -s sin θ_k p_k: a push away from "
+        "∂(-log p_t)/∂ℓ_k = p_k and ∂ℓ_k/∂θ_k = -s sin θ_k, so ∂L/∂θ_k = -s sin θ_k p_k: a push away from "
         "W_k (turning away from another class lowers the loss). The target's is s sin(θ_t + m)(1 - p_t); "
         "the p's are the softmax of the margin-adjusted logits (`loss.logits`).",
         code="""
@@ -1036,7 +1045,7 @@ def grad_theta(theta, scale, margin):
             Mistake("Your p_k ignore the margin: the probabilities are those of the logits the loss sees "
                     "(the target's is s cos(θ_t + m); see loss.logits).",
                     lambda ctx: lambda t, s, m: _closed_gradient(t, s, m, margin_in_p=False)),
-            Mistake("The factor s is missing: z_k = s cos θ_k.",
+            Mistake("The factor s is missing: the logit is ℓ_k = s cos θ_k.",
                     lambda ctx: lambda t, s, m: _closed_gradient(t, s, m, with_scale=False)),
             Mistake("Your non-target entries are right but the target's is not: the chapter derives "
                     "s sin(θ_t + m)(1 - p_t).",

@@ -31,11 +31,13 @@ def _exercises(dataset):
         ),
         Exercise(
             "3",
-            "Turn off mixed precision (`mixed_precision = False`) and compare the time per epoch and the results.",
-            "On a T4 mixed precision is typically much faster (tensor cores); the losses compute the margin in "
-            "float32.",
-            _WHAT_TO_LOOK_FOR + "the time per epoch changes with the hardware; the results should agree within "
-            "seed noise, since the margin is computed in float32 either way.",
+            "Turn off mixed precision (`mixed_precision = False`) and compare the time per epoch with the "
+            "estimate printed in the chapter. What efficiency did your GPU reach (`camri_utils.cost`)?",
+            "The FLOPs of an epoch are `comparison.session_estimate(exp).epoch_flops`; divide by your measured "
+            "seconds per epoch and by the GPU's float32 peak.",
+            _WHAT_TO_LOOK_FOR + "the efficiency is the epoch's FLOPs over (seconds per epoch × the GPU's peak); "
+            "it depends on your GPU and session. The losses compute the margin in float32, so mixed precision "
+            "should change the results only within seed noise.",
         ),
     ]
 
