@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+# The suite runs on every core (pytest-xdist; TEST_WORKERS=0 for a serial run): each test
+# module on one worker, the chapters' notebook tests spread and started first (tests/conftest.py).
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 # The backend-independent library under JAX, in its own environment without TensorFlow (not in
 # CI; see the README's "Keras backends"). Regenerate tests/data/camri_<backend>.keras with

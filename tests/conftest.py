@@ -19,3 +19,49 @@ def float32_policy():
     before = keras.config.dtype_policy()
     yield
     keras.config.set_dtype_policy(before)
+
+
+
+# Parallel runs (`make test`: pytest-xdist, -n auto --dist loadscope --no-loadscope-reorder).
+# Every test module runs whole on one worker, in its own order, as in a serial run: its
+# module-scoped fixtures are built once, and tests that share files never overlap. The book's
+# build and browser tests (tests/test_book.py, tests/test_browser.py) are one unit, so only one
+# worker builds or reads a book at a time. The chapters' tests (tests/test_notebooks.py, each a
+# kernel of its own) are spread one by one and start first, the nbval re-executions before the
+# quick-profile runs: they are the longest, and a long test left for the end would keep one
+# worker busy while the others wait. (pytest-xdist's xdist_group marks would say the same, but
+# --dist loadgroup ignores them under pytest 9.2: pytest-xdist issue 1386.)
+SPREAD = "test_notebooks.py"
+UNITS = {"test_book.py": "book", "test_browser.py": "book"}
+
+
+def parallel_unit(nodeid):
+    """The unit a test is scheduled in: its module, the book, or (a chapter test) itself."""
+    module = nodeid.split("::", 1)[0]
+    name = module.rsplit("/", 1)[-1]
+    return nodeid if name == SPREAD else UNITS.get(name, module)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown where it is not installed
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadscope with this suite's units (:func:`parallel_unit`)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return parallel_unit(nodeid)
+
+    return UnitScheduling(config, log)
+
+
+def _start_rank(item):
+    if item.path.name != SPREAD:
+        return 2
+    return 0 if getattr(item, "originalname", None) == "test_stored_notebook_passes_nbval" else 1
+
+
+def pytest_collection_modifyitems(config, items):
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the longest tests first
+        items.sort(key=_start_rank)  # stable: each module keeps its order

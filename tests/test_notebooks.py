@@ -1,5 +1,7 @@
 """The chapters: each runs top to bottom in the quick profile (papermill, in a temporary
-folder), the stored notebooks pass nbval in lax mode, and their stored form is clean."""
+folder), each stored notebook passes nbval in lax mode, and their stored form is clean. Every
+chapter's runs are tests of their own, so that ``make test`` (pytest-xdist) spreads them over
+the cores; tests/conftest.py starts them first, being the longest."""
 
 import json
 import re
@@ -23,6 +25,20 @@ MACHINE_PATH = re.compile(r"(/root/|/home/[A-Za-z]|/tmp/|/work/|/Users/|[A-Za-z]
 
 def test_there_are_chapters():
     assert len(NOTEBOOKS) >= 6
+
+
+def test_chapter_tests_are_spread_and_modules_kept_whole_in_parallel_runs():
+    """`make test` (pytest-xdist) schedules these tests one by one, every other module whole,
+    and the book's build and browser tests as one unit (tests/conftest.py)."""
+    from tests.conftest import parallel_unit
+
+    nbval = "tests/test_notebooks.py::test_stored_notebook_passes_nbval[01_softmax_geometry]"
+    quick = "tests/test_notebooks.py::test_runs_in_quick_profile[01_softmax_geometry]"
+    assert parallel_unit(nbval) == nbval and parallel_unit(quick) == quick
+    assert parallel_unit("tests/test_book.py::test_book_builds_without_warnings") == "book"
+    assert parallel_unit("tests/test_browser.py::test_page_renders_cleanly[intro]") == "book"
+    assert parallel_unit("tests/test_losses.py::test_a[1]") == parallel_unit("tests/test_losses.py::test_b") == \
+        "tests/test_losses.py"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -92,12 +108,14 @@ def test_citations_exist_in_bibliography():
                         assert key.strip() in keys, f"{path.name}: unknown citation {key}"
 
 
-def test_stored_notebooks_pass_nbval(tmp_path):
-    """nbval (lax) re-executes the stored notebooks and compares the cells tagged
-    nbval-check-output (or marked NBVAL_CHECK_OUTPUT): formula checks, shapes and constants."""
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_stored_notebook_passes_nbval(path, tmp_path):
+    """nbval (lax) re-executes the stored notebook and compares the cells tagged
+    nbval-check-output (or marked NBVAL_CHECK_OUTPUT): formula checks, shapes and constants.
+    One chapter per test, so that pytest-xdist runs them side by side (``make test``)."""
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
-         "-q", "--rootdir", str(tmp_path), *map(str, NOTEBOOKS)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=1500,
+         "-p", "no:xdist", "-q", "--rootdir", str(tmp_path), str(path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1200,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
