@@ -123,6 +123,14 @@ def test_quick_profile_end_to_end_through_the_cli(tmp_path, fixture_data, capsys
     assert (out / "summary.md").read_text() == summary
     assert camri(["protocol", "report", "--output", str(out)]) == 0
     assert (out / "summary.md").read_text() == summary
+    # A run still missing (another shard's) is said as such, never shown as "no setting kept accuracy".
+    wce = next(p for p in (out / "runs").glob("*.json") if json.loads(p.read_text())["method"] == "WCE")
+    wce.unlink()
+    wce.with_suffix(".npz").unlink()
+    partial = protocol.report(out)
+    assert "**Incomplete: " in partial.splitlines()[2] and "WCE (class" in partial.splitlines()[2]
+    row = next(line for line in partial.splitlines() if line.startswith("| WCE |"))
+    assert "- (runs missing)" in row
 
 
 def test_interrupted_sweep_loses_and_duplicates_nothing(tmp_path, fixture_data, monkeypatch):
