@@ -32,6 +32,15 @@ reported apart.
 
 Each variant's records are compared with the baseline's of the same seed from the first round
 (history, test scores, test accuracy): "identical" means the same numbers to the last bit.
+
+Run it on a quiet machine (the report flags a trial during which other processes took more
+than a tenth of the CPU). With the defaults (9 variants, 3 rounds, 2 timed runs of 3 epochs on
+10,000 images per process) it takes about a quarter of an hour on 2 cores; the report states
+how long it took. Switching a measured setting on: processes and threads are the protocol's
+workers (``camri protocol --workers N --threads-per-worker T``; the threads change a run's
+numbers, and records state them); the others are TrainConfig fields (steps_per_execution,
+eval_batch_size, angle_sample) that join a run's identity when set, so records say what made
+them.
 """
 
 from __future__ import annotations
@@ -150,18 +159,13 @@ def parts_of(events, start, end):
 
 
 def _threads(threads):
-    """Set TensorFlow's thread pools before it starts; returns what it reports (0: its default)."""
-    if threads:
-        os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    """Set TensorFlow's threads as the protocol's workers do (before TensorFlow starts); returns
+    what the records state (``{"intra_op", "inter_op"}``, None: TensorFlow's default)."""
+    from camri_utils.protocol.workers import set_threads
+    from camri_utils.training import threads as current
 
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    set_threads(threads)
+    return current()
 
 
 def bench_spec(epochs, train_subset):

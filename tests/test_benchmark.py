@@ -179,7 +179,7 @@ def test_a_run_scales_to_the_full_run(tp):
 
 def _trial(runs_per_worker, windows=None, load=None):
     windows = windows or [[0.0, 10.0]] * len(runs_per_worker)
-    return {"workers": [{"process": i, "threads": {"intra_op": 0, "inter_op": 0}, "startup": 5.0, "warmup": 3.0,
+    return {"workers": [{"process": i, "threads": {"intra_op": None, "inter_op": None}, "startup": 5.0, "warmup": 3.0,
                          "shape": SHAPE, "window": w, "runs": runs}
                         for i, (runs, w) in enumerate(zip(runs_per_worker, windows))],
             "load": load, "wall_s": 60.0}
@@ -299,6 +299,7 @@ def test_a_tiny_invocation_writes_the_report_and_its_numbers(tp, tiny_fashion_mn
         assert v["full_run_s"]["total"] == pytest.approx(sum(v["full_run_s"][p] for p in tp.PARTS))
         assert all(v["full_run_s"][p] >= 0 for p in tp.PARTS) and v["full_run_s"]["train_steps"] > 0
     assert combined["threads_reported"] == {"intra_op": 1, "inter_op": 1}
+    assert base["threads_reported"] == {"intra_op": None, "inter_op": None}  # TensorFlow's default
     assert combined["options"] == {"steps_per_execution": 32, "eval_batch_size": 1024}
     assert combined["records"]["compared"] == 1 and base["records"]["compared"] == 0
     assert 0 <= combined["overlap"] <= 1
