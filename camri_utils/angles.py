@@ -53,6 +53,11 @@ __all__ = [
     "class_geometry",
     "mean_interval",
     "epoch_angle_arrays",
+    "QUANTILES",
+    "spread",
+    "class_spread",
+    "paired_verdict",
+    "VERDICTS",
 ]
 
 
@@ -334,3 +339,114 @@ def epoch_angle_arrays(angles_per_epoch):
     if arrays[0].shape != arrays[1].shape:
         raise ValueError(f"angles_per_epoch 'mean' and 'std' differ in shape: {arrays[0].shape} and {arrays[1].shape}.")
     return arrays[0], arrays[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# How spread a class's angles are, and verdicts on paired (per seed) differences
+# ----------------------------------------------------------------------------------------------
+QUANTILES = (5, 25, 50, 75, 95)  # percentiles that show a distribution's bulk and both tails
+
+
+def _quantile_key(q):
+    return f"q{q:g}"
+
+
+def spread(values, quantiles=QUANTILES):
+    """How a set of angles is spread: ``count``, ``mean``, ``var`` (population, ddof=0, as
+    :func:`per_class_angle_stats`), ``std``, ``iqr`` (75th minus 25th percentile: the spread of
+    the middle half, which a tail of a few far images does not move) and the percentiles
+    ``quantiles`` (keys ``q5``, ``q25``, ...; NumPy's linear interpolation). An empty set gives
+    count 0 and NaN for the rest.
+
+    Example:
+        >>> from camri_utils import angles
+        >>> s = angles.spread([10.0, 20.0, 30.0, 40.0, 200.0])
+        >>> s["iqr"], round(s["std"], 1), s["q50"]
+        (20.0, 70.7, 30.0)
+    """
+    try:
+        x = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"values must be numbers (angles); got {type(values).__name__}.") from exc
+    if x.ndim != 1 or not np.all(np.isfinite(x)):
+        raise ValueError(f"values must be a 1-D array of finite angles; got shape {x.shape}.")
+    qs = []
+    for q in quantiles:
+        if isinstance(q, (bool, np.bool_)) or not isinstance(q, numbers.Real) or not 0 <= q <= 100:
+            raise ValueError(f"quantiles must be percentiles in [0, 100]; got {q!r}.")
+        qs.append(float(q))
+    if x.size == 0:
+        return {"count": 0, "mean": np.nan, "var": np.nan, "std": np.nan, "iqr": np.nan,
+                **{_quantile_key(q): np.nan for q in qs}}
+    q25, q75 = np.percentile(x, [25, 75])
+    values = np.percentile(x, qs) if qs else []
+    return {"count": int(x.size), "mean": float(x.mean()), "var": float(x.var()), "std": float(x.std()),
+            "iqr": float(q75 - q25), **{_quantile_key(q): float(v) for q, v in zip(qs, values)}}
+
+
+def class_spread(cosines, labels, c, predictions=None, quantiles=QUANTILES, degrees=True):
+    """The spread (:func:`spread`) of class ``c``'s angle to its own weight, over all of its
+    samples and over those the model classified correctly. ``cosines`` (N, C) as stored by a
+    run; ``predictions`` the model's predicted classes (N,) -- default: the argmax of the
+    cosines, which is a cosine head's own prediction; pass the argmax of a CE model's scores
+    for CE, whose bias takes part in its decision. Returns a flat dict with the keys of
+    :func:`spread` prefixed ``all_`` and ``correct_``."""
+    theta = angles_from_cosines(cosines, degrees)
+    y = _labels(labels, theta.shape[0], theta.shape[1])
+    c = checks.check_class_index(c, theta.shape[1], "class")
+    if predictions is None:
+        pred = np.argmax(np.asarray(cosines, dtype=np.float64), axis=1)
+    else:
+        pred = _labels(predictions, theta.shape[0], theta.shape[1])
+    mine = y == c
+    if not mine.any():
+        raise ValueError(f"no samples of class {c}.")
+    out = {}
+    for name, keep in (("all", mine), ("correct", mine & (pred == y))):
+        out.update({f"{name}_{k}": v for k, v in spread(theta[keep, c], quantiles).items()})
+    return out
+
+
+VERDICTS = ("holds", "reversed", "unresolved")
+
+
+def paired_verdict(values, control, claimed, level=0.95):
+    """A claim about one measure, tested on paired differences: ``values`` and ``control`` map
+    a seed to that seed's measure (a setting and its control trained with the same seed);
+    only seeds in both are used. ``claimed`` is "lower" or "higher": the direction the claim
+    says the setting moves the measure.
+
+    Returns a dict: ``n`` (paired seeds), ``mean`` and ``control_mean`` (over those seeds),
+    ``diff``, ``low``, ``high`` (mean difference, setting minus control, with its Student-t
+    interval at ``level``, :func:`camri_utils.protocol.curves.paired_t`) and ``verdict``:
+    "holds" when the whole interval lies on the claimed side of 0, "reversed" when it lies on
+    the other side, "unresolved" when it contains 0 or fewer than 2 seeds are paired (no
+    interval). Two unpaired intervals are never compared: the seed-to-seed variation that a
+    setting and its control share cancels in the differences."""
+    from camri_utils.protocol.curves import paired_t
+
+    if claimed not in ("lower", "higher"):
+        raise ValueError(f"claimed must be 'lower' or 'higher'; got {claimed!r}.")
+    for name, mapping in (("values", values), ("control", control)):
+        if not hasattr(mapping, "keys"):
+            raise ValueError(f"{name} must map a seed to a number (a dict or Series); got {type(mapping).__name__}.")
+    seeds = [s for s in values.keys() if s in control]
+    try:
+        a = np.array([values[s] for s in seeds], dtype=np.float64)
+        b = np.array([control[s] for s in seeds], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError("values and control must map seeds to numbers.") from exc
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("values and control must be finite numbers (a NaN measure has no verdict).")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}.")
+    if not seeds:
+        return {"n": 0, "mean": np.nan, "control_mean": np.nan, "diff": np.nan, "low": np.nan, "high": np.nan,
+                "verdict": "unresolved"}
+    diff, low, high, n = paired_t(a - b, level)
+    if n < 2 or low <= 0 <= high:
+        verdict = "unresolved"
+    else:
+        verdict = "holds" if (high < 0) == (claimed == "lower") else "reversed"
+    return {"n": int(n), "mean": float(a.mean()), "control_mean": float(b.mean()), "diff": float(diff),
+            "low": float(low), "high": float(high), "verdict": verdict}

@@ -14,7 +14,7 @@ from camri_utils.feature_plane import feature_grid, logits_on_plane
 
 __all__ = ["BOOK_STYLE", "use_book_style", "class_colors", "draw_loss_on_plane", "draw_polar_features", "draw_protocol_sweep", "draw_recall_gains",
            "draw_angle_violins", "draw_weight_angles", "draw_tradeoff",
-           "draw_sensitivity"]
+           "draw_sensitivity", "draw_angle_quantiles", "draw_sweep_grid"]
 
 # One colour and marker per method, the same in every figure: methods.style(label), from the registry.
 _METHOD_ORDER = [m.label for m in methods.REGISTRY.values()]
@@ -385,3 +385,95 @@ def draw_sensitivity(ax, frame, column, title=None, cmap="RdBu", fmt="{:+.3f}", 
         ax.set_title(title)
     ax.figure.colorbar(image, ax=ax, shrink=0.9)
     return image
+
+
+_GROUP_WORDS = {"all": "all images", "correct": "correctly classified images"}
+
+
+def draw_angle_quantiles(ax, frame, groups=("all", "correct"), quantiles=(5, 25, 50, 75, 95), colors=None,
+                         legend=True):
+    """The distribution of an angle per row of ``frame`` (one row per setting, top to bottom),
+    drawn by five percentiles: a thin line from the first to the last (the tails), a thick bar
+    between the second and fourth (the middle half: its length is the interquartile range) and
+    a tick at the middle one (the median). ``frame`` has columns ``{group}_q{q}`` for each
+    group of ``groups`` (e.g. ``all_q5`` ... ``correct_q95``, as
+    :func:`camri_utils.angles.class_spread` names them; means over seeds) and is indexed by the
+    rows' labels. Each group is drawn slightly offset within its row, in its own colour."""
+    qs = list(quantiles)
+    if len(qs) != 5 or sorted(qs) != qs or len(set(qs)) != 5:
+        raise ValueError(f"quantiles must be five increasing percentiles (tails, quartiles, median); got {quantiles!r}.")
+    groups = list(groups)
+    if not groups:
+        raise ValueError("groups must name at least one group of columns (e.g. 'all').")
+    missing = [f"{g}_q{q:g}" for g in groups for q in qs if f"{g}_q{q:g}" not in frame]
+    if missing:
+        raise ValueError(f"frame lacks the columns {missing}; it needs {{group}}_q{{percentile}} for each group.")
+    colors = list(colors) if colors is not None else ["0.15", "tab:blue", "tab:orange", "tab:green"]
+    if len(colors) < len(groups):
+        raise ValueError(f"{len(groups)} groups need as many colours; got {len(colors)}.")
+    step = 0.32 if len(groups) > 1 else 0.0
+    for i, group in enumerate(groups):
+        values = frame[[f"{group}_q{q:g}" for q in qs]].to_numpy(float)
+        ys = np.arange(len(frame)) + (i - (len(groups) - 1) / 2) * step
+        color = colors[i]
+        label = f"{_GROUP_WORDS.get(group, group)}"
+        for y, (lo, q1, med, q3, hi) in zip(ys, values):
+            if not np.isfinite([lo, q1, med, q3, hi]).all():
+                continue
+            ax.plot([lo, hi], [y, y], color=color, lw=1.2, solid_capstyle="butt")
+            ax.plot([q1, q3], [y, y], color=color, lw=6, solid_capstyle="butt", alpha=0.8, label=label)
+            ax.plot([med, med], [y - 0.13, y + 0.13], color="white" if i == 0 else "black", lw=1.6)
+            label = None
+    ax.set_yticks(range(len(frame)), [str(k) for k in frame.index])
+    ax.set_ylim(len(frame) - 0.5, -0.5)  # first row on top
+    ax.set_xlabel("angle to own class weight (deg)")
+    if legend and len(groups) > 1:
+        ax.legend(loc="lower right", frameon=False)
+    return ax
+
+
+def draw_sweep_grid(ax, frame, column, title=None, label=None, percent=False, fontsize=10, vlim=None,
+                    cmap="RdBu"):
+    """A margin x scale grid (``frame`` from :func:`camri_utils.protocol.sweep_frame`; rows: the
+    scale s, columns: the margin in π/64) of ``column``, each cell annotated with its value (in
+    points, x100, where ``percent``) and ``label(row)`` (default: the seed count), on a
+    diverging colour scale centred on 0, without a colour bar (the numbers are written), with
+    the cells that maintain accuracy by the protocol's rule outlined in black. Empty cells and
+    undefined values stay blank. Unlike :func:`draw_sensitivity` its text size is a parameter,
+    so that the grid stays legible when a phone scales the figure down."""
+    if column not in frame:
+        raise ValueError(f"no column {column!r} in the sweep frame; columns: {list(frame.columns)}.")
+    label = label or (lambda row: f"n={row.n_seeds}")
+    factor = 100.0 if percent else 1.0
+    scales = sorted(frame.scale.unique())
+    margins = sorted(frame.margin_pi64.unique())
+    grid = np.full((len(scales), len(margins)), np.nan)
+    keep = np.zeros_like(grid, dtype=bool)
+    notes = np.full(grid.shape, "", dtype=object)
+    for r in frame.itertuples():
+        i, j = scales.index(r.scale), margins.index(r.margin_pi64)
+        value = getattr(r, column)
+        grid[i, j] = factor * value if value is not None else np.nan
+        keep[i, j] = bool(r.maintains_accuracy) if r.n_seeds else False
+        notes[i, j] = label(r) if r.n_seeds and np.isfinite(grid[i, j]) else ""
+    finite = np.isfinite(grid)
+    limit = vlim if vlim is not None else (np.nanmax(np.abs(grid)) if finite.any() else 1.0) or 1.0
+    ax.imshow(grid, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
+    digits = 2 if percent else 3
+    for i in range(len(scales)):
+        for j in range(len(margins)):
+            if finite[i, j]:
+                dark = abs(grid[i, j]) > 0.6 * limit
+                text = f"{grid[i, j]:+.{digits}f}" + (f"\n{notes[i, j]}" if notes[i, j] else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
+                        color="white" if dark else "black")
+            if keep[i, j]:
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="black", lw=2.2))
+    ax.set_xticks(range(len(margins)), [f"{m:g}" for m in margins])
+    ax.set_yticks(range(len(scales)), [f"{s:g}" for s in scales])
+    ax.set_xlabel("margin m (units of π/64)")
+    ax.set_ylabel("scale s")
+    if title:
+        ax.set_title(title)
+    return ax
+

@@ -251,3 +251,142 @@ def test_angle_figures_draw_what_they_are_given():
     with pytest.raises(ValueError, match="square"):
         plots.draw_weight_angles(b, np.ones((3, 2)))
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------
+# Spread by robust measures, and verdicts on paired differences
+# ----------------------------------------------------------------------------------------------
+def test_spread_against_numpy_and_hand_computed_percentiles():
+    s = A.spread([40.0, 10.0, 200.0, 30.0, 20.0])  # order does not matter
+    assert s["count"] == 5 and s["mean"] == pytest.approx(60.0)
+    assert s["var"] == pytest.approx(5000.0) and s["std"] == pytest.approx(np.sqrt(5000.0))  # ddof 0
+    # Linear interpolation between order statistics: the 5th percentile sits 0.2 of the way from 10 to 20.
+    assert (s["q5"], s["q25"], s["q50"], s["q75"]) == pytest.approx((12.0, 20.0, 30.0, 40.0))
+    assert s["q95"] == pytest.approx(40.0 + 0.8 * 160.0)
+    # The far image moves the variance a lot and the interquartile range not at all.
+    assert s["iqr"] == 20.0 and A.spread([10.0, 20.0, 30.0, 40.0, 50.0])["iqr"] == 20.0
+    rng = np.random.default_rng(0)
+    x = rng.gamma(2.0, 10.0, 501)
+    t = A.spread(x, quantiles=(10, 90))
+    assert t["iqr"] == pytest.approx(np.subtract(*np.percentile(x, [75, 25])))
+    assert t["q10"] == pytest.approx(np.percentile(x, 10)) and "q5" not in t
+    empty = A.spread([])
+    assert empty["count"] == 0 and np.isnan(empty["iqr"]) and np.isnan(empty["q95"])
+
+
+@pytest.mark.parametrize("values,quantiles,match", [
+    ([[1.0, 2.0]], (50,), "1-D"),
+    ([1.0, np.nan], (50,), "finite"),
+    (["a"], (50,), "must be numbers"),
+    ([1.0, 2.0], (101,), r"percentiles in \[0, 100\]"),
+    ([1.0, 2.0], (True,), r"percentiles in \[0, 100\]"),
+    ([1.0, 2.0], ("50",), r"percentiles in \[0, 100\]"),
+])
+def test_spread_bad_input(values, quantiles, match):
+    with pytest.raises(ValueError, match=match):
+        A.spread(values, quantiles)
+
+
+def _spread_case():
+    # Class 0's images at 10, 20, 30, 80 degrees from their weight; the one at 80 degrees is
+    # nearer class 1's weight (cosine 0.5 > cos 80), so a cosine head misclassifies it.
+    own = np.array([10.0, 20.0, 30.0, 80.0])
+    cos = np.full((6, 2), 0.0)
+    cos[:4, 0] = np.cos(np.radians(own))
+    cos[3, 1] = 0.5
+    cos[4:, 1] = 1.0
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    return own, cos, labels
+
+
+def test_class_spread_on_all_and_on_correctly_classified_images():
+    own, cos, labels = _spread_case()
+    s = A.class_spread(cos, labels, 0)
+    ref_all, ref_correct = A.spread(own), A.spread(own[:3])
+    for key, value in ref_all.items():
+        assert s[f"all_{key}"] == pytest.approx(value)
+    for key, value in ref_correct.items():
+        assert s[f"correct_{key}"] == pytest.approx(value)
+    assert s["correct_count"] == 3 and s["all_var"] > 5 * s["correct_var"]
+    # A model whose own decision differs (CE: its bias takes part) is judged by its predictions.
+    everything_right = A.class_spread(cos, labels, 0, predictions=labels)
+    assert everything_right["correct_count"] == 4
+    assert everything_right["correct_iqr"] == pytest.approx(ref_all["iqr"])
+    nothing_right = A.class_spread(cos, labels, 0, predictions=np.ones(6, int))
+    assert nothing_right["correct_count"] == 0 and np.isnan(nothing_right["correct_mean"])
+    rad = A.class_spread(cos, labels, 0, degrees=False)
+    assert rad["all_q50"] == pytest.approx(np.radians(ref_all["q50"]))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(c=2), r"class 2 is outside \[0, 2\)"),
+    (dict(predictions=np.zeros(5, int)), r"shape \(6,\)"),
+    (dict(predictions=np.full(6, 7)), r"label 7 is outside"),
+    (dict(labels=np.array([1, 1, 1, 1, 1, 1])), "no samples of class 0"),
+])
+def test_class_spread_bad_input(kwargs, match):
+    _, cos, labels = _spread_case()
+    args = dict(cosines=cos, labels=labels, c=0)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        A.class_spread(**args)
+
+
+def test_paired_verdict_on_closed_forms():
+    # Differences -1, -2, -3: mean -2, sd 1, t(0.975, 2) = 4.302653 (tables): [-4.484, 0.484].
+    v = A.paired_verdict({0: 1.0, 1: 2.0, 2: 3.0, 9: 100.0}, {0: 2.0, 1: 4.0, 2: 6.0}, "lower")
+    assert v["n"] == 3 and v["diff"] == pytest.approx(-2.0)  # seed 9 has no control: left out
+    assert v["mean"] == pytest.approx(2.0) and v["control_mean"] == pytest.approx(4.0)
+    assert (v["low"], v["high"]) == pytest.approx((-2.0 - 4.302653 / np.sqrt(3), -2.0 + 4.302653 / np.sqrt(3)))
+    assert v["verdict"] == "unresolved"
+    # Consistent differences: the claimed side holds, the other is reversed.
+    a, b = {s: 10.0 + s for s in range(5)}, {s: 10.5 + s + 0.01 * (-1) ** s for s in range(5)}
+    assert A.paired_verdict(a, b, "lower")["verdict"] == "holds"
+    assert A.paired_verdict(a, b, "higher")["verdict"] == "reversed"
+    one = A.paired_verdict({0: 1.0}, {0: 2.0}, "lower")
+    assert one["n"] == 1 and np.isnan(one["low"]) and one["verdict"] == "unresolved"
+    none = A.paired_verdict({0: 1.0}, {1: 2.0}, "lower")
+    assert none["n"] == 0 and none["verdict"] == "unresolved"
+
+
+def test_paired_verdict_pairs_seeds_where_unpaired_intervals_overlap():
+    # Seeds differ a lot, the setting is 1 above its control in every seed: separate intervals
+    # overlap widely, the paired difference is clear.
+    base = {0: 10.0, 1: 30.0, 2: 50.0, 3: 20.0, 4: 40.0}
+    setting = {s: v + 1.0 + 0.05 * s for s, v in base.items()}
+    _, low_a, high_a = A.mean_interval(list(setting.values()))
+    _, low_b, high_b = A.mean_interval(list(base.values()))
+    assert low_a < high_b and low_b < high_a  # the intervals overlap
+    assert A.paired_verdict(setting, base, "higher")["verdict"] == "holds"
+
+
+def test_paired_verdict_agrees_with_scipys_paired_t_test():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    seen = set()
+    for _ in range(200):
+        n = int(rng.integers(2, 8))
+        control = rng.normal(50.0, 5.0, n)
+        setting = control + rng.normal(rng.normal(0.0, 1.0), 1.0, n)
+        v = A.paired_verdict(dict(enumerate(setting)), dict(enumerate(control)), "higher")
+        p = stats.ttest_rel(setting, control).pvalue
+        if abs(p - 0.05) < 1e-9:
+            continue
+        expected = "unresolved" if p > 0.05 else ("holds" if setting.mean() > control.mean() else "reversed")
+        assert v["verdict"] == expected
+        seen.add(expected)
+    assert seen == set(A.VERDICTS)  # every verdict was exercised
+
+
+@pytest.mark.parametrize("values,control,claimed,level,match", [
+    ({0: 1.0}, {0: 2.0}, "less", 0.95, "claimed must be 'lower' or 'higher'"),
+    ([1.0, 2.0], {0: 2.0}, "lower", 0.95, "values must map a seed"),
+    ({0: 1.0}, [2.0], "lower", 0.95, "control must map a seed"),
+    ({0: 1.0, 1: np.nan}, {0: 2.0, 1: 1.0}, "lower", 0.95, "finite"),
+    ({0: "a"}, {0: 2.0}, "lower", 0.95, "map seeds to numbers"),
+    ({0: 1.0, 1: 2.0}, {0: 2.0, 1: 1.0}, "lower", 1.0, r"level must be in \(0, 1\)"),
+])
+def test_paired_verdict_bad_input(values, control, claimed, level, match):
+    with pytest.raises(ValueError, match=match):
+        A.paired_verdict(values, control, claimed, level)
