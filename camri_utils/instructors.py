@@ -233,7 +233,8 @@ def page(root=ROOT):
         "that still holds a solution elsewhere (a Solutions dropdown or a `# Solution` cell without the "
         "tag, or a checked exercise's solution code) is not written: the command lists it with its cells "
         "and exits with status 1, so nothing that leaks a solution is handed out. Chapters 7 and 8 read "
-        "the committed records: students need the repository (or `CAMRI_RESULTS_DIR`).",
+        "the committed records, which `camri_utils.records.find` locates beside the library or fetches "
+        "from the book's repository.",
         "",
         "## How this page is made",
         "",

@@ -33,11 +33,12 @@ def test_the_page_is_in_the_book():
 def test_the_committed_page_is_the_generated_one(generated):
     committed = PAGE.read_text()
     assert NUMBER.sub("#", committed) == NUMBER.sub("#", generated), STALE
-    # Run times vary with the machine's load (a chapter re-run under load takes twice as long):
-    # a number is stale when it is off by more than a factor of 3 (and 5 units).
+    # Run times vary with the machine's load, and chapters are re-run and re-worded all the time:
+    # a number is stale when it is off by more than a factor of 10 (and 5 units); regenerating
+    # the page brings every number up to date.
     for old, new in zip(NUMBER.findall(committed), NUMBER.findall(generated)):
         old, new = float(old), float(new)
-        assert new / 3 - 5 <= old <= 3 * new + 5, f"{STALE} ({old:g} is now {new:g})"
+        assert new / 10 - 5 <= old <= 10 * new + 5, f"{STALE} ({old:g} is now {new:g})"
 
 
 def test_every_chapter_of_the_toc_is_on_the_map_with_its_exercises(generated):

@@ -483,10 +483,10 @@ from camri_utils import NormalizedSoftmaxLoss
 
 cos = np.zeros((1, 10), "float32")
 cos[0, 0] = 1.0
-losses = np.array([float(NormalizedSoftmaxLoss(float(s))(np.array([0]), cos))
-                   for s in np.arange(1, 41)])
+losses_on_weight = np.array([float(NormalizedSoftmaxLoss(float(s))(np.array([0]), cos))
+                             for s in np.arange(1, 41)])
 """,
-        var="losses",
+        var="losses_on_weight",
         answer=Values("the 40 losses, for the scales 1 to 40", (40,)),
         reference=lambda ctx: _losses_on_weight(),
         mistakes=(

@@ -34,10 +34,11 @@ def _readable(make, what):
 
 
 def _folder(ctx):
-    from camri_utils import protocol
+    from camri_utils import records
 
     path = ctx.params.get("results_dir", DEFAULT_RESULTS)
-    return ctx.get("folder", lambda: _readable(lambda: protocol.results_folder(path), path))
+    # Where the chapter finds it (records.find: beside the library, or fetched at its commit).
+    return ctx.get("folder", lambda: _readable(lambda: records.find(path), path))
 
 
 def _summary(ctx):
@@ -487,9 +488,9 @@ def room(run):
     w = protocol.load_scores(folder, run)["class_weights"]
     return angles.weight_angles(w)[c, [0, 2, 4]].min()
 
-runs = [r for r in records if r["params"].get("scale") == scale]
-camri = [r for r in runs if r["method"] == "CAMRI" and r["important_class"] == c]
-upper_room = {0.0: np.mean([room(r) for r in runs if r["method"] == "NormSoftmax"])}
+at_scale = [r for r in records if r["params"].get("scale") == scale]
+camri = [r for r in at_scale if r["method"] == "CAMRI" and r["important_class"] == c]
+upper_room = {0.0: np.mean([room(r) for r in at_scale if r["method"] == "NormSoftmax"])}
 for m in sorted({r["params"]["margin"] for r in camri}):
     upper_room[m] = np.mean([room(r) for r in camri if r["params"]["margin"] == m])
 """,
@@ -530,13 +531,14 @@ def relative_means(run):
     stats = angles.cosine_angle_stats(scores["test"], scores["y_test"])
     return [angles.relative_mean(stats, k).iloc[0] for k in range(len(stats))]
 
-runs = [r for r in records if r["params"].get("scale") == scale]
-camri = [r for r in runs if r["method"] == "CAMRI" and r["important_class"] == c]
-largest = max(r["params"]["margin"] for r in camri)
-moved = (np.mean([relative_means(r) for r in camri if r["params"]["margin"] == largest], axis=0)
-         - np.mean([relative_means(r) for r in runs if r["method"] == "NormSoftmax"], axis=0))
+at_scale = [r for r in records if r["params"].get("scale") == scale]
+camri = [r for r in at_scale if r["method"] == "CAMRI" and r["important_class"] == c]
+largest_margin = max(r["params"]["margin"] for r in camri)
+moved_by_margin = (
+    np.mean([relative_means(r) for r in camri if r["params"]["margin"] == largest_margin], axis=0)
+    - np.mean([relative_means(r) for r in at_scale if r["method"] == "NormSoftmax"], axis=0))
 """,
-            var="moved",
+            var="moved_by_margin",
             answer=Custom("an array, one value per class", _read_moved),
             reference=lambda ctx: _moved(ctx),
             mistakes=(
