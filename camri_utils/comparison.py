@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["DATASETS", "SESSION", "NEEDS_DATA", "Experiment", "Runs", "experiment", "load", "train_all",
-           "plan_frame", "session_estimate", "measured_cpu", "print_session_cost", "protocol_cost", "plot_examples", "plot_class_counts", "plot_learning_curves",
+           "plan_frame", "session_estimate", "describe", "measured_cpu", "print_session_cost", "protocol_cost", "plot_examples", "plot_class_counts", "plot_learning_curves",
            "test_metrics", "confusions", "angle_summary", "plot_angles", "store_rendering"]
 
 # The datasets of Part III: display name, what the full profile downloads, and the fixture's size.
@@ -144,17 +144,17 @@ def experiment(dataset, profile, important_class=None, margin_deno=4, scale=16.0
 
 
 def plan_frame(exp):
-    """The plan of runs as a table: run, head, loss and its parameters, epochs, batch (every run
-    trains ``exp.model``). Needs no data."""
+    """The plan of runs as a table: run, head and loss with its parameters, epochs, batch (every
+    run trains ``exp.model``). Needs no data."""
     import pandas as pd
 
     important = "the class chosen after CE" if exp.important_class is None else f"class {exp.important_class}"
     margin = f"m = {exp.margin / math.pi * 64:g}π/64 = {exp.margin:.4f} on {important}"
-    rows = [("CE", "dense", "softmax cross-entropy"),
-            ("NormSoftmax", "cosine", f"s = {exp.scale:g}, no margin"),
-            ("CAMRI", "cosine", f"s = {exp.scale:g}, {margin}")]
-    return pd.DataFrame([{"run": label, "head": head, "loss": loss, "epochs": exp.epochs, "batch": exp.batch_size}
-                         for label, head, loss in rows]).set_index("run")
+    rows = [("CE", "dense head, softmax cross-entropy"),
+            ("NormSoftmax", f"cosine head, s = {exp.scale:g}, no margin"),
+            ("CAMRI", f"cosine head, s = {exp.scale:g}, {margin}")]
+    return pd.DataFrame([{"run": label, "head and loss": loss, "epochs": exp.epochs, "batch": exp.batch_size}
+                         for label, loss in rows]).set_index("run")
 
 
 def session_estimate(exp):
@@ -277,6 +277,12 @@ def load(exp, data_dir=None):
             del os.environ["CAMRI_CACHE_DIR"]
         else:
             os.environ["CAMRI_CACHE_DIR"] = before
+
+
+def describe(ds, width=85):
+    """Print the dataset's sizes and its class names, wrapped at ``width``."""
+    print(f"{ds.n_classes} classes; images {ds.image_shape} (uint8); train {len(ds.x_train)}, test {len(ds.x_test)}")
+    print(textwrap.fill("; ".join(f"{i}: {name}" for i, name in enumerate(ds.class_names)), width))
 
 
 @dataclass

@@ -133,10 +133,11 @@ def test_launch_button_install_then_finds_its_records_with_no_manual_step(tmp_pa
         "print(json.dumps({'source': {k: str(v) for k, v in records.installed_from().items()}, "
         "'folder': str(where), 'library': records.__file__}))")
     # The installed library first on the path; Keras and the rest from this environment.
-    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "cache")], cwd=tmp_path, check=True,
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "cache")], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(site),
                                                                           "PATH": "/usr/bin:/bin",
                                                                           "HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-3000:]
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert Path(found["library"]).is_relative_to(site)
     assert found["source"] == {"kind": "git", "url": local_url, "commit": commit}
