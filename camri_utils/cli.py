@@ -87,7 +87,8 @@ def main(argv=None):
     p.add_argument("action", nargs="?", choices=["run", "report"], default="run",
                    help="'run' (default) trains what is missing and reports; 'report' only merges records")
     p.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, cifar10, gtsrb or awa2")
-    p.add_argument("--profile", default="quick", choices=["quick", "full"])
+    p.add_argument("--profile", default="quick", choices=["quick", "full", "rare-quick", "rare"],
+                   help="quick, full, or the rare-class setting (rare, rare-quick; fashion_mnist only)")
     p.add_argument("--output", default=None, help="results folder (default: results/<dataset>-<profile>)")
     p.add_argument("--data-dir", default=None, help="folder holding the dataset (see camri_utils.data.load)")
     p.add_argument("--shard", type=_shard, default=(0, 1), help="run only share i of n, e.g. 2/8")

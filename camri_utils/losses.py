@@ -66,6 +66,11 @@ __all__ = [
     "CAMRILoss",
     "WeightedCrossEntropy",
     "RealWorldWeightedCrossEntropy",
+    "LogitAdjustedLoss",
+    "ClassReweightedLoss",
+    "check_class_counts",
+    "ldam_margins",
+    "log_priors",
     "margin_cosine",
     "angular_margin_logits",
     "sparse_labels",
@@ -665,4 +670,134 @@ class RealWorldWeightedCrossEntropy(keras.losses.Loss):
         config = super().get_config()
         config.update(fn_weights=list(self.fn_weights), fp_weights=list(self.fp_weights),
                       from_logits=self.from_logits)
+        return config
+
+
+# --------------------------------------------------------------------------------------------
+# The long-tail relatives: margins and logit shifts from the training class counts
+# --------------------------------------------------------------------------------------------
+def check_class_counts(counts, n_classes=None, name="class_counts"):
+    """``counts`` checked: one finite count > 0 per class (a prior works too: only ratios
+    matter) -> tuple of floats. A class with no training image has no prior and no margin."""
+    c = np.asarray(counts, dtype=object)
+    if c.ndim != 1 or c.size < 2:
+        raise ValueError(f"{name} must be a 1-D sequence with one count per class; got {counts!r}.")
+    for v in c:
+        if isinstance(v, bool) or not isinstance(v, (numbers.Real, np.number)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be finite numbers > 0 (every class needs training images); "
+                             f"got {[float(x) if isinstance(x, numbers.Real) else x for x in c]}.")
+    if n_classes is not None and c.size != n_classes:
+        raise ValueError(f"{name} has {c.size} values but there are {n_classes} classes.")
+    return tuple(float(v) for v in c)
+
+
+def ldam_margins(counts, max_margin=0.5):
+    """LDAM's per-class cosine margins (Cao et al., NeurIPS 2019): ``Delta_j = C / n_j**(1/4)``
+    with ``C`` such that the largest (the rarest class's) is ``max_margin``. Float64 array.
+
+    Example:
+        >>> from camri_utils.losses import ldam_margins
+        >>> ldam_margins([5000, 500], max_margin=0.5).round(4).tolist()
+        [0.2812, 0.5]
+    """
+    n = np.asarray(check_class_counts(counts), np.float64)
+    max_margin = _check_margin("m3", max_margin, name="max_margin")
+    m = n ** -0.25
+    return m * (max_margin / m.max())
+
+
+def log_priors(counts):
+    """``log(pi_j)``, the log of the training class prior ``n_j / sum(n)``, float64."""
+    n = np.asarray(check_class_counts(counts), np.float64)
+    return np.log(n / n.sum())
+
+
+def _check_tau(tau):
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not math.isfinite(tau) or tau < 0:
+        raise ValueError(f"tau must be a finite number >= 0 (1 is the logit-adjustment paper's default); got {tau!r}.")
+    return float(tau)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LogitAdjustedLoss(keras.losses.Loss):
+    """Logit-adjusted softmax cross-entropy (Menon et al., ICLR 2021): cross-entropy on
+    ``z_j + tau * log(pi_j)``, with ``pi`` the training class prior. Rare classes get their
+    logit lowered during training, so the model must raise it: a margin in logit units of
+    ``tau * log(pi_common / pi_rare)``. At test time the logits are used as they are.
+
+    Args:
+        class_counts: one training count > 0 per class (or the prior itself).
+        tau: the adjustment's strength, >= 0 (0 is plain cross-entropy; 1 the paper's default).
+
+    Example:
+        >>> from camri_utils.losses import LogitAdjustedLoss
+        >>> loss = LogitAdjustedLoss([900, 100], tau=1.0)
+        >>> round(float(loss([1], [[0.0, 0.0]])), 4)  # CE on [log 0.9, log 0.1]: -log 0.1
+        2.3026
+    """
+
+    def __init__(self, class_counts, tau=1.0, reduction="sum_over_batch_size", name=None, dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.class_counts = check_class_counts(class_counts)
+        self.tau = _check_tau(tau)
+
+    def call(self, y_true, y_pred):
+        rows, valid = _weighted_inputs(y_true, y_pred, self.class_counts, "class_counts")
+        shift = ops.convert_to_tensor((self.tau * log_priors(self.class_counts)).astype("float32"))
+        logits = ops.cast(y_pred, "float32") + shift
+        return _nan_unless(valid, ops.categorical_crossentropy(rows, logits, from_logits=True))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(class_counts=list(self.class_counts), tau=self.tau)
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ClassReweightedLoss(keras.losses.Loss):
+    """Any loss with a weight per class on each sample's loss, averaged as PyTorch's weighted
+    cross-entropy does: ``sum_i w[y_i] l_i / sum_i w[y_i]`` over the batch (so the weights
+    change the balance between classes, not the loss's size). The weights are a
+    non-trainable variable that a callback may change between epochs of a compiled model:
+    deferred re-weighting (DRW, see :class:`camri_utils.imbalance.DeferredReweighting`).
+    Soft label rows weight each class by its label mass.
+
+    Args:
+        loss: the per-sample loss (a Keras loss object or its serialized config); its own
+            reduction is not used.
+        class_weights: one weight >= 0 per class (all 1: ``loss`` itself).
+
+    Example:
+        >>> import keras
+        >>> from camri_utils.losses import ClassReweightedLoss
+        >>> ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        >>> loss = ClassReweightedLoss(ce, [1.0, 1.0])
+        >>> _ = loss.class_weights.assign([1.0, 3.0])  # e.g. from a callback, between epochs
+        >>> round(float(loss([0, 1], [[0.0, 0.0], [0.0, 0.0]])), 4)  # log 2, whatever the weights
+        0.6931
+    """
+
+    def __init__(self, loss, class_weights, reduction="sum_over_batch_size", name=None, dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if isinstance(loss, dict):
+            loss = keras.saving.deserialize_keras_object(loss)
+        if not isinstance(loss, keras.losses.Loss):
+            raise ValueError(f"loss must be a Keras loss object (or its serialized config); got {loss!r}.")
+        self.base_loss = loss
+        weights = _weight_vector("class_weights", class_weights)
+        self.class_weights = keras.Variable(np.asarray(weights, "float32"), trainable=False, dtype="float32",
+                                            name="class_weights")
+
+    def call(self, y_true, y_pred):
+        y_true, y_pred = ops.convert_to_tensor(y_true), ops.convert_to_tensor(y_pred)
+        per_sample = self.base_loss.call(y_true, y_pred)
+        rows, _ = _weighted_inputs(y_true, y_pred, (1.0,) * self.class_weights.shape[0], "class_weights")
+        w = ops.sum(rows * ops.convert_to_tensor(self.class_weights), axis=-1)
+        # Dividing by the batch's mean weight makes the mean over the batch a weighted mean.
+        return per_sample * w / ops.maximum(ops.mean(w), 1e-12)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(loss=keras.saving.serialize_keras_object(self.base_loss),
+                      class_weights=ops.convert_to_numpy(self.class_weights).astype(float).tolist())
         return config

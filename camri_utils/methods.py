@@ -59,6 +59,24 @@ def _camri(n_classes, important, params):
     return losses.CAMRILoss(n_classes=n_classes, important_classes=list(important), **params)
 
 
+def _ldam(n_classes, important, params):
+    params = dict(params)
+    counts = params.pop("class_counts")
+    unknown = set(params) - {"max_margin", "scale"}
+    if unknown:
+        raise ValueError(f"LDAM takes max_margin and scale (and the class counts); got {sorted(unknown)}.")
+    margins = losses.ldam_margins(losses.check_class_counts(counts, n_classes), params.get("max_margin", 0.5))
+    # LDAM is the angular-margin loss with a cosine margin (m3) per class: no class of its own.
+    return losses.AngularMarginLoss(scale=params.get("scale", 30.0), m3=margins.tolist(), n_classes=n_classes,
+                                    name="ldam")
+
+
+def _logit_adjusted(n_classes, important, params):
+    params = dict(params)
+    losses.check_class_counts(params.get("class_counts"), n_classes)
+    return losses.LogitAdjustedLoss(**params)
+
+
 def _plain(cls):
     return lambda n_classes, important, params: cls(**params)
 
@@ -77,15 +95,28 @@ class Method:
     marker: str
     loss_factory: object = None
     description: str = ""
+    needs_class_counts: bool = False  # its loss depends on the training class counts
 
     @property
     def posthoc(self):
         return self.loss_factory is None
 
-    def build_loss(self, n_classes, important_classes=(), params=None):
+    def build_loss(self, n_classes, important_classes=(), params=None, class_counts=None):
+        """The loss with ``params``; ``class_counts`` (training images per class, which
+        :func:`camri_utils.training.train` passes from the training labels) go to the methods
+        that need them (``needs_class_counts``), as the loss parameter ``class_counts``."""
         if self.posthoc:
             raise ValueError(f"{self.label} is post-hoc: it trains nothing and has no loss.")
-        return self.loss_factory(n_classes, tuple(important_classes), dict(params or {}))
+        params = dict(params or {})
+        if self.needs_class_counts:
+            if class_counts is not None:
+                if "class_counts" in params:
+                    raise ValueError(f"{self.label}: class_counts is set from the training labels; remove it from "
+                                     "the loss parameters.")
+                params["class_counts"] = [int(n) for n in class_counts]
+            elif "class_counts" not in params:
+                raise ValueError(f"{self.label} needs the training class counts (class_counts).")
+        return self.loss_factory(n_classes, tuple(important_classes), params)
 
 
 REGISTRY = {m.key: m for m in [
@@ -102,10 +133,20 @@ REGISTRY = {m.key: m for m in [
     Method("crwwce", "CRWWCE", "dense", True, "tab:purple", "D", _crwwce,
            "real-world-weight cross-entropy (Ho & Wookey): missing the important class costs w, "
            "every false positive 1"),
+    Method("ldam", "LDAM", "cosine", False, "tab:pink", "<", _ldam,
+           "label-distribution-aware margin (Cao et al., 2019): a cosine margin on every class's target logit, "
+           "proportional to n_j^(-1/4), the largest (max_margin) on the rarest class", needs_class_counts=True),
+    Method("logit_adjusted", "Logit-adjusted CE", "dense", False, "teal", ">", _logit_adjusted,
+           "logit-adjusted loss (Menon et al., 2021): cross-entropy on z_j + tau log(prior_j) during training",
+           needs_class_counts=True),
     Method("threshold", "CE + threshold", "dense", True, "tab:orange", "X", None,
            "post-hoc: a bias added to the important class's CE logit, chosen on validation data"),
     Method("normsoftmax_threshold", "NormSoftmax + threshold", "cosine", True, "tab:brown", "x", None,
            "post-hoc: a bias added to the important class's normalized-softmax logit"),
+    Method("posthoc_adjustment", "CE + logit adjustment", "dense", False, "gold", "d", None,
+           "post-hoc logit adjustment (Menon et al., 2021): CE's logits minus tau log(prior_j), no training; with "
+           "one rare class among equally frequent ones it IS CE + threshold, at the bias tau log(n_other / n_rare) "
+           "(camri_utils.imbalance.equivalent_bias)"),
 ]}
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from camri_utils import angles, checks, data, methods, metrics, models
+from camri_utils import angles, checks, data, imbalance, losses, methods, metrics, models
 from camri_utils.environment import _tensorflow, environment, require_tensorflow
 from camri_utils.io import write_json, write_text
 
@@ -74,6 +74,15 @@ class TrainConfig:
     ``lr_schedule``: ``"constant"`` or ``"cosine"`` (decay to 0 over the epochs after
     ``warmup_epochs`` of linear warm-up).
 
+    A rare class and the long-tail training options (None: off): ``rare_class``
+    (``{"class": c, "fraction": f}``: class c keeps a fraction f of its *training* images,
+    chosen by ``split_seed`` after the validation split, so validation and test stay balanced;
+    ``metrics["train_class_counts"]`` states the counts trained on); ``drw`` (deferred
+    re-weighting, ``{"start_epoch": e, "beta": 0.9999}``: from epoch e, counted from 0, the loss
+    weights each class by the effective number of its training images,
+    :mod:`camri_utils.imbalance`). Losses that need the class counts (LDAM, the logit-adjusted
+    loss) get them from the training labels.
+
     GPU defaults: ``mixed_precision="auto"`` (float16 compute, float32 variables) is True when
     TensorFlow sees a GPU, ``strategy="auto"`` is ``"mirrored"`` (``MirroredStrategy``) when it
     sees more than one, and ``xla="auto"`` lets Keras decide whether to compile with XLA. Both
@@ -110,6 +119,8 @@ class TrainConfig:
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"
     warmup_epochs: int = 0
+    rare_class: dict | None = None
+    drw: dict | None = None
     seed: int = 0
     deterministic: bool = False
     mixed_precision: bool | str = "auto"
@@ -142,6 +153,8 @@ class TrainConfig:
                      f"{name} must be None or an integer >= 1; got {value!r}.")
         _require(_is_int(self.warmup_epochs) and 0 <= self.warmup_epochs < self.epochs,
                  f"warmup_epochs must be an integer in [0, epochs={self.epochs}); got {self.warmup_epochs!r}.")
+        self.rare_class = imbalance.check_rare_class(self.rare_class)
+        self.drw = imbalance.check_drw(self.drw, self.epochs)
         _require(isinstance(self.learning_rate, numbers.Real) and not isinstance(self.learning_rate, bool)
                  and math.isfinite(self.learning_rate) and self.learning_rate > 0,
                  f"learning_rate must be a finite number > 0; got {self.learning_rate!r}.")
@@ -283,6 +296,7 @@ IDENTITY_BASELINE = {
     "train_subset": None, "test_subset": None, "model": "small_cnn", "feature_dim": None, "loss": "ce",
     "loss_params": {}, "important_classes": [], "epochs": 10, "batch_size": 64, "optimizer": "adam",
     "learning_rate": 1e-3, "lr_schedule": "constant", "warmup_epochs": 0, "seed": 0, "deterministic": False,
+    "rare_class": None, "drw": None,
     "mixed_precision": False, "xla": "auto", "strategy": "default",
     "steps_per_execution": 1, "eval_batch_size": None, "angle_sample": 2000,
 }
@@ -377,7 +391,9 @@ def _prepare_data(config, dataset):
                              "start at 0.")
     if config.validation_size is not None and ds.x_val is None:
         ds = data.split_validation(ds, size=_validation_size(config, ds), seed=config.split_seed)
-    x_train, y_train = _subset(ds.x_train, ds.y_train, config.train_subset, config.seed)
+    x_train, y_train = imbalance.subsample_class(ds.x_train, ds.y_train, config.rare_class, config.split_seed,
+                                                 ds.n_classes, ds.name)
+    x_train, y_train = _subset(x_train, y_train, config.train_subset, config.seed)
     x_test, y_test = _subset(ds.x_test, ds.y_test, config.test_subset, config.seed)
     return dataclasses.replace(ds, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
                                groups_train=None)
@@ -394,6 +410,10 @@ def _learning_rate(config, steps_per_epoch):
     return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay)
 
 
+def _class_counts(ds):
+    return np.bincount(ds.y_train, minlength=ds.n_classes)
+
+
 def _build_model(config, ds, steps_per_epoch):
     method = methods.get(config.loss)
     important = config.important_classes
@@ -404,7 +424,9 @@ def _build_model(config, ds, steps_per_epoch):
         with _strategy(config.strategy).scope():
             model = models.build(config.model, ds.image_shape, ds.n_classes, head=method.head,
                                  feature_dim=config.feature_dim)
-            loss = method.build_loss(ds.n_classes, important, config.loss_params)
+            loss = method.build_loss(ds.n_classes, important, config.loss_params, class_counts=_class_counts(ds))
+            if config.drw is not None:  # weights all 1 until DeferredReweighting switches them on
+                loss = losses.ClassReweightedLoss(loss, [1.0] * ds.n_classes)
             optimizer = keras.optimizers.get({"class_name": config.optimizer, "config": {
                 "learning_rate": _learning_rate(config, steps_per_epoch)}})
             model.compile(optimizer=optimizer, loss=loss, jit_compile=config.xla,
@@ -618,6 +640,10 @@ def train(config, callbacks=(), dataset=None):
     out = Path(config.output_dir) if config.output_dir else None
     cbs, angle_summary = _callbacks(config, out, ds, callbacks)
     cbs.append(_StopWhenDiverged())
+    if config.drw is not None:
+        cbs.append(imbalance.DeferredReweighting(
+            model.loss, imbalance.effective_number_weights(_class_counts(ds), config.drw["beta"]),
+            config.drw["start_epoch"]))
 
     with _NewModelRetracing():
         start = time.perf_counter()
@@ -643,6 +669,7 @@ def train(config, callbacks=(), dataset=None):
     result_metrics = {
         **evaluation,
         "important_classes": config.important_classes,
+        "train_class_counts": _class_counts(ds).tolist(),
         "wall_time_s": wall,
         "epochs_run": len(full_history.get("loss", [])),
         "data_source": {"location": ds.source.location, "kind": ds.source.kind},

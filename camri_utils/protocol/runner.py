@@ -20,9 +20,9 @@ from camri_utils import methods, metrics
 from camri_utils.protocol.spec import ProtocolError
 from camri_utils.protocol.store import SCHEMA, load_records, open_output, run_id, scores_problem, write_record
 
-__all__ = ["PlannedRun", "plan", "run", "train_config"]
+__all__ = ["PlannedRun", "plan", "run", "train_config", "important_classes"]
 
-SHARED = ("ce", "normsoftmax", "arcface")
+SHARED = ("ce", "normsoftmax", "arcface", "ldam", "logit_adjusted")
 CLASS_SPECIFIC = ("camri", "wce", "crwwce")
 
 
@@ -42,20 +42,34 @@ def _settings(spec, key):
             "arcface": [{**p, **policy} for p in spec.arcface_grid],
             "camri": [{**p, **policy} for p in spec.camri_grid],
             "wce": [{"weight": w} for w in spec.wce_weights],
-            "crwwce": [{"weight": w} for w in spec.crwwce_weights]}[key]
+            "crwwce": [{"weight": w} for w in spec.crwwce_weights],
+            "ldam": spec.ldam_grid, "logit_adjusted": [{"tau": t} for t in spec.logit_adjusted_taus]}[key]
+
+
+def important_classes(spec, ce_records):
+    """The classes the class-specific runs are for: the spec's fixed ``important_class``, or
+    those the CE ranking picks (worst1, worst2, median)."""
+    from camri_utils.protocol.selection import rank_classes
+
+    if spec.important_class is not None:
+        return [spec.important_class]
+    return list(rank_classes(ce_records)[1].values())
 
 
 def train_config(spec, key, important_class, params, seed):
-    """The :class:`~camri_utils.training.TrainConfig` of one run of ``spec``."""
+    """The :class:`~camri_utils.training.TrainConfig` of one run of ``spec``. A setting's
+    ``drw`` is a training option (``TrainConfig.drw``), the rest of it the loss's parameters."""
     from camri_utils.training import TrainConfig
 
+    params = dict(params)
+    drw = params.pop("drw", None)
     return TrainConfig(
         dataset=spec.dataset, dataset_options=spec.dataset_options, validation_size=spec.validation_size,
         split_seed=spec.split_seed, train_subset=spec.train_subset, test_subset=spec.test_subset, model=spec.model,
         feature_dim=spec.feature_dim, loss=key, loss_params=dict(params),
         important_classes=[] if important_class is None else [important_class], epochs=spec.epochs,
         batch_size=spec.batch_size, learning_rate=spec.learning_rate, lr_schedule=spec.lr_schedule,
-        warmup_epochs=spec.warmup_epochs, seed=seed, verbose=0)
+        warmup_epochs=spec.warmup_epochs, seed=seed, verbose=0, rare_class=spec.rare_class, drw=drw)
 
 
 def plan(spec, data_kind, classes=None):
@@ -92,6 +106,7 @@ def _run_one(spec, output, planned, ds):
         "schema": SCHEMA, "run_id": planned.run_id, "dataset": spec.dataset, "profile": spec.profile,
         "method": planned.method, "important_class": planned.important_class, "params": planned.params,
         "seed": planned.seed, "config": planned.config.to_dict(), "history": result.history, **test,
+        "train_class_counts": result.metrics["train_class_counts"],
         "confusion_matrix": metrics.confusion_matrix(result.labels["test"], stored["test"], ds.n_classes).tolist(),
         "epochs_run": result.metrics["epochs_run"], "wall_time_s": time.perf_counter() - start,
         "environment": result.metrics["environment"], "compute": result.metrics.get("compute"),
@@ -168,7 +183,6 @@ def run(spec, output, shard=(0, 1), progress=True, dataset=None, workers=1, thre
     from camri_utils import data
     from camri_utils.protocol.locks import folder_lock
     from camri_utils.protocol.workers import busy_message, execute
-    from camri_utils.protocol.selection import rank_classes
 
     index, count = shard
     if not (isinstance(index, int) and isinstance(count, int) and 0 <= index < count):
@@ -184,15 +198,15 @@ def run(spec, output, shard=(0, 1), progress=True, dataset=None, workers=1, thre
         planned = plan(spec, ds.source.kind)
         if stage == "class-specific":
             ce = [done[p.run_id] for p in planned if p.method == "CE" and p.run_id in done]
-            if len(ce) < len(spec.seeds):
+            if spec.important_class is None and len(ce) < len(spec.seeds):
                 print(f"the class-specific runs wait for the CE runs of every shard ({len(ce)}/{len(spec.seeds)} "
                       "recorded); rerun when they are done.")
                 break
             ranked = [r for r in ce if not r.get("diverged")]  # a diverged run ranks nothing
-            if not ranked and plan(spec, ds.source.kind, [0]):
+            if spec.important_class is None and not ranked and plan(spec, ds.source.kind, [0]):
                 raise ProtocolError(f"every CE run in {output} diverged: there is no ranking to pick the "
                                     "important classes from. Change the protocol (e.g. its learning rate).")
-            planned = plan(spec, ds.source.kind, rank_classes(ranked)[1].values())
+            planned = plan(spec, ds.source.kind, important_classes(spec, ranked))
         mine = planned[index::count]
         todo = [p for p in mine if p.run_id not in done]
         ran, busy = execute(spec, output, todo, ds, workers, threads, progress,

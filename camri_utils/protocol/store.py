@@ -109,7 +109,8 @@ def make_runs_folder(output):
     return output
 
 
-GRIDS = ("camri_grid", "arcface_grid", "normsoftmax_grid", "wce_weights", "crwwce_weights")
+GRIDS = ("camri_grid", "arcface_grid", "normsoftmax_grid", "wce_weights", "crwwce_weights", "ldam_grid",
+         "logit_adjusted_taus", "posthoc_taus")
 
 
 def extends(new, old):
