@@ -454,9 +454,10 @@ def test_rare_preset_plans_each_method_once_for_the_fixed_rare_class():
     assert len(runs) == 105 and len({p.run_id for p in runs}) == 105
     assert all(p.config.rare_class == spec.rare_class for p in runs)
     assert {p.important_class for p in specific} == {6}
-    drw = [p for p in runs if p.method == "LDAM" and "drw" in p.params]
+    drw = [p for p in runs if p.method == "LDAM" and "drw_start_epoch" in p.params]
     assert len(drw) == 10 and all(p.config.drw == {"start_epoch": 9, "beta": 0.9999} for p in drw)
-    assert all("drw" not in p.config.loss_params for p in drw)
+    assert all(p.config.loss_params == {"max_margin": p.params["max_margin"], "scale": 16.0} for p in drw)
+    assert all(p.config.drw is None for p in runs if p not in drw)
     # None of them is a run of the balanced protocol.
     assert not {p.run_id for p in runs} & {p.run_id for p in protocol.plan(full, "real")}
 
@@ -474,7 +475,10 @@ def test_existing_specs_do_not_change(tmp_path):
     ({"important_class": -1}, "important_class must be None"),
     ({"important_class": "6"}, "important_class must be None"),
     ({"ldam_grid": [{"max_m": 0.5}]}, "ldam_grid must be a list"),
-    ({"ldam_grid": [{"max_margin": 0.5, "drw": {"start_epoch": 99}}]}, r"start_epoch'\] must be an integer in"),
+    ({"ldam_grid": [{"max_margin": 0.5, "drw": {"start_epoch": 3}}]}, "ldam_grid must be a list"),
+    ({"ldam_grid": [{"max_margin": 0.5, "drw_start_epoch": 99}]}, r"start_epoch'\] must be an integer in"),
+    ({"ldam_grid": [{"max_margin": 0.5, "drw_start_epoch": 3, "drw_beta": 1.5}]}, r"beta'\] must be a number"),
+    ({"ldam_grid": [{"max_margin": 0.5, "drw_beta": 0.9}]}, "drw must be None or"),
     ({"logit_adjusted_taus": [-1.0]}, "logit_adjusted_taus must be a list of finite numbers >= 0"),
     ({"posthoc_taus": [float("nan")]}, "posthoc_taus must be"),
 ])
@@ -488,7 +492,7 @@ def _tiny_rare_spec():
     return dataclasses.replace(
         protocol.preset("fashion_mnist", "rare-quick"), model="mlp", feature_dim=4, batch_size=32,
         train_subset=None, test_subset=None, validation_size=50, rare_class={"class": 6, "fraction": 0.2},
-        ldam_grid=[{"max_margin": 0.5, "scale": 16.0, "drw": {"start_epoch": 1, "beta": 0.9999}}])
+        ldam_grid=[{"max_margin": 0.5, "scale": 16.0, "drw_start_epoch": 1, "drw_beta": 0.999}])
 
 
 def test_rare_protocol_runs_on_a_fixture_with_its_fixed_class_and_resumes(fixture_dir, tmp_path):
@@ -509,6 +513,8 @@ def test_rare_protocol_runs_on_a_fixture_with_its_fixed_class_and_resumes(fixtur
         assert r["config"]["rare_class"] == spec.rare_class
         assert r["important_class"] == (6 if methods.by_label(r["method"]).class_specific else None)
     ldam = next(r for r in records if r["method"] == "LDAM")
-    assert ldam["params"]["drw"] == {"start_epoch": 1, "beta": 0.9999} and ldam["config"]["drw"] == ldam["params"]["drw"]
+    assert ldam["params"] == {"max_margin": 0.5, "scale": 16.0, "drw_start_epoch": 1, "drw_beta": 0.999}
+    assert ldam["config"]["drw"] == {"start_epoch": 1, "beta": 0.999}
+    assert ldam["config"]["loss_params"] == {"max_margin": 0.5, "scale": 16.0}
     assert protocol.read_spec(out)[0].to_dict() == spec.to_dict()
     assert protocol.run(spec, out, progress=False, dataset=ds) == 0  # resumed: nothing left

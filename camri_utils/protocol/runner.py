@@ -58,11 +58,13 @@ def important_classes(spec, ce_records):
 
 def train_config(spec, key, important_class, params, seed):
     """The :class:`~camri_utils.training.TrainConfig` of one run of ``spec``. A setting's
-    ``drw`` is a training option (``TrainConfig.drw``), the rest of it the loss's parameters."""
+    ``drw_start_epoch``/``drw_beta`` are a training option (``TrainConfig.drw``), the rest of it
+    the loss's parameters."""
+    from camri_utils.protocol.spec import DRW_PARAMS, drw_option
     from camri_utils.training import TrainConfig
 
-    params = dict(params)
-    drw = params.pop("drw", None)
+    drw = drw_option(params, spec.epochs)
+    params = {k: v for k, v in params.items() if k not in DRW_PARAMS}
     return TrainConfig(
         dataset=spec.dataset, dataset_options=spec.dataset_options, validation_size=spec.validation_size,
         split_seed=spec.split_seed, train_subset=spec.train_subset, test_subset=spec.test_subset, model=spec.model,

@@ -33,8 +33,9 @@ class ProtocolSpec:
     The rare-class setting (all off by default): ``rare_class`` (``{"class": c, "fraction":
     f}``, every run's :attr:`~camri_utils.training.TrainConfig.rare_class`),
     ``important_class`` (a fixed important class instead of the CE ranking's worst1, worst2
-    and median), ``ldam_grid`` (``[{"max_margin": m, "scale": s}, ...]``, a setting with
-    ``"drw": {"start_epoch": e, "beta": b}`` trains with deferred re-weighting),
+    and median), ``ldam_grid`` (``[{"max_margin": m, "scale": s}, ...]``; a setting with
+    ``"drw_start_epoch": e`` (and optionally ``"drw_beta": b``) trains with deferred
+    re-weighting from epoch e, :attr:`~camri_utils.training.TrainConfig.drw`),
     ``logit_adjusted_taus`` (the logit-adjusted loss's tau) and ``posthoc_taus`` (post-hoc
     logit adjustment of CE's scores: no runs, for the report).
     """
@@ -65,7 +66,7 @@ class ProtocolSpec:
     threshold_biases: list = field(default_factory=list)
     rare_class: dict | None = None
     important_class: int | None = None
-    ldam_grid: list = field(default_factory=list)  # [{"max_margin": m, "scale": s[, "drw": {...}]}, ...]
+    ldam_grid: list = field(default_factory=list)  # [{"max_margin": m, "scale": s[, "drw_start_epoch": e]}, ...]
     logit_adjusted_taus: list = field(default_factory=list)
     posthoc_taus: list = field(default_factory=list)
 
@@ -93,12 +94,11 @@ class ProtocolSpec:
                                                  or not math.isfinite(t) or t < 0 for t in taus):
                 raise ValueError(f"{name} must be a list of finite numbers >= 0; got {taus!r}.")
         if not isinstance(self.ldam_grid, list) or any(
-                not isinstance(p, dict) or not set(p) <= {"max_margin", "scale", "drw"} for p in self.ldam_grid):
+                not isinstance(p, dict) or not set(p) <= {"max_margin", "scale", *DRW_PARAMS} for p in self.ldam_grid):
             raise ValueError("ldam_grid must be a list of {'max_margin': m, 'scale': s} settings, each with an "
-                             f"optional 'drw': {{'start_epoch': e, 'beta': b}}; got {self.ldam_grid!r}.")
+                             f"optional 'drw_start_epoch' (and 'drw_beta'); got {self.ldam_grid!r}.")
         for p in self.ldam_grid:
-            if p.get("drw") is not None:
-                imbalance.check_drw(p["drw"], self.epochs)
+            drw_option(p, self.epochs)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -106,6 +106,19 @@ class ProtocolSpec:
     @classmethod
     def from_dict(cls, values):
         return checks.from_fields(cls, values, "protocol")
+
+
+# A setting's deferred re-weighting, as flat numbers like every other grid value (tables show
+# them as they are); the runner turns them into TrainConfig.drw.
+DRW_PARAMS = ("drw_start_epoch", "drw_beta")
+
+
+def drw_option(params, epochs):
+    """``TrainConfig.drw`` from a setting's ``drw_start_epoch`` / ``drw_beta`` (None without)."""
+    from camri_utils import imbalance
+
+    drw = {key[len("drw_"):]: params[key] for key in DRW_PARAMS if key in params}
+    return imbalance.check_drw(drw, epochs) if drw else None
 
 
 def margin_policy(spec):
@@ -182,15 +195,16 @@ PRESETS = {
 # balanced. The important class is fixed to it, not ranked. Same training as the full preset.
 _RARE = {"class": 6, "fraction": 0.1}
 # DRW from epoch 9 (counted from 0): the last 3 of 12 epochs, the authors' last fifth (epochs
-# 160-199 of 200) rounded up, so that the re-weighted epochs still see some learning rate.
-_DRW = {"start_epoch": 9, "beta": 0.9999}
+# 160-199 of 200) rounded up, so that the re-weighted epochs still see some learning rate; beta
+# is the authors' 0.9999 (TrainConfig.drw's default).
+_DRW = {"drw_start_epoch": 9}
 
 
 def _rare(base, profile, drw, **changes):
     values = dict(
         profile=profile, rare_class=_RARE, important_class=_RARE["class"], arcface_grid=[], crwwce_weights=[],
         normsoftmax_grid=[{"scale": 16.0}, {"scale": 8.0}],
-        ldam_grid=[{"max_margin": m, "scale": 16.0, **extra} for m in (0.25, 0.5) for extra in ({}, {"drw": drw})],
+        ldam_grid=[{"max_margin": m, "scale": 16.0, **extra} for m in (0.25, 0.5) for extra in ({}, drw)],
         logit_adjusted_taus=[0.5, 1.0, 2.0], posthoc_taus=[0.5, 1.0, 2.0])
     return dataclasses.replace(base, **{**values, **changes})
 
@@ -206,10 +220,9 @@ PRESETS[("fashion_mnist", "rare")] = _rare(
          "WCE with the rare class's weight 2, 4 and 10 (10: the inverse frequency); post-hoc adjustment of CE "
          "at tau 0.5, 1, 2 costs no training. 105 trained runs, each shared by the one important class")
 PRESETS[("fashion_mnist", "rare-quick")] = _rare(
-    PRESETS[("fashion_mnist", "quick")], "rare-quick", {"start_epoch": 1, "beta": 0.9999}, epochs=2,
+    PRESETS[("fashion_mnist", "quick")], "rare-quick", {"drw_start_epoch": 1}, epochs=2,
     logit_adjusted_taus=[1.0], posthoc_taus=[1.0], normsoftmax_grid=[{"scale": 16.0}],
-    ldam_grid=[{"max_margin": 0.5, "scale": 16.0}, {"max_margin": 0.5, "scale": 16.0,
-                                                    "drw": {"start_epoch": 1, "beta": 0.9999}}],
+    ldam_grid=[{"max_margin": 0.5, "scale": 16.0}, {"max_margin": 0.5, "scale": 16.0, "drw_start_epoch": 1}],
     note="quick profile of the rare-class setting: 600 training and 300 test images, 2 epochs (DRW in the "
          "second); a smoke test, not a result")
 
