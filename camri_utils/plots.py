@@ -198,7 +198,7 @@ def draw_protocol_sweep(ax, frame, selection, role, class_name=None, curves=None
     _zoom_on_methods(ax, stats)
     unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
     order = [m for m in _METHOD_ORDER if m in unique] + [k for k in unique if k not in _METHOD_ORDER]
-    ax.legend([unique[k] for k in order], order, fontsize=8, loc="best")
+    ax.legend([unique[k] for k in order], order, fontsize=9, loc="best")
     c = selection.important[role]
     ax.set_title(f"{role}: class {c}" + (f" ({class_name})" if class_name else ""))
     ax.set_xlabel(f"{selection.split} accuracy (mean over seeds)")
@@ -233,7 +233,7 @@ def draw_recall_gains(ax, table, class_names=None):
     ax.set_xticks(range(len(roles)), [f"{role}\n({names.get(classes[role], f'class {classes[role]}')})"
                                       for role in roles])
     ax.set_ylabel("recall gain over CE (paired by seed)")
-    ax.legend(fontsize=8, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.legend(fontsize=9, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return ax
 
 
@@ -336,11 +336,11 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
                 params = json.loads(setting)
                 tag = (f"{params['margin'] * 64 / np.pi:.0f}" if "margin" in params else
                        f"{params.get('weight', params.get('scale', '')):g}")
-                ax.annotate(tag, (st.x, st.y), xytext=(4, 3), textcoords="offset points", fontsize=8, color=color)
+                ax.annotate(tag, (st.x, st.y), xytext=(4, 3), textcoords="offset points", fontsize=9, color=color)
     _zoom_on_methods(ax, stats)
     if legend:
         unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
-        ax.legend(list(unique.values()), list(unique), fontsize=8, loc="best")
+        ax.legend(list(unique.values()), list(unique), fontsize=9, loc="best")
     c = selection.important[role]
     ax.set_title(f"{role}: class {c}" + (f" ({class_name})" if class_name else ""))
     ax.set_xlabel(f"{_AXIS_NAMES[x]} (mean over seeds)")

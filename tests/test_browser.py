@@ -48,15 +48,12 @@ PAGES = _toc_pages()
 
 # (page, window) pairs owned by other work in progress, with the defect this test sees on each.
 # strict: the test fails (XPASS) once a page is fixed, so that its entry here is removed.
-_PHONE = "lead fixes ch 7/8 phone width (issue 19 item 5): figure text 5.6-7 px at 390 px"
 _STYLE = ("figure text 7 px at 390 px (chapter 3: 5.6 px): the book style's 10-pt ticks on 7-in figures "
           "(camri_utils.plots.BOOK_STYLE) need larger fonts and the chapter re-run")
 KNOWN_DEFECTS = {
     **{(f"notebooks/{stem}", "phone"): _STYLE for stem in (
         "01_softmax_geometry", "02_normalized_softmax", "03_angular_margins", "04_reweighting_vs_margins",
         "05_camri_loss", "06_camri_digits_2d")},
-    ("notebooks/07_protocol_fashion_mnist", "phone"): _PHONE,
-    ("notebooks/08_angles_fashion_mnist", "phone"): _PHONE,
 }
 
 

@@ -152,10 +152,14 @@ def mean_curve(curves, points=1500):
     switch = np.unique(np.concatenate([cv.switch for cv in curves]))
     inner = np.quantile(switch, np.linspace(0, 1, points))
     bias = np.unique(np.concatenate([[switch[0] - 1.0], (inner[:-1] + inner[1:]) / 2, [switch[-1] + 1.0]]))
+    import warnings
+
     states = [cv.state(bias) for cv in curves]
-    return pd.DataFrame({"bias": bias,
-                         **{m: np.nanmean([getattr(cv, m)[st] for cv, st in zip(curves, states)], axis=0)
-                            for m in ("accuracy", "recall", "precision")}})
+    with warnings.catch_warnings():  # precision is undefined (NaN) in every seed where nothing is predicted as c
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return pd.DataFrame({"bias": bias,
+                             **{m: np.nanmean([getattr(cv, m)[st] for cv, st in zip(curves, states)], axis=0)
+                                for m in ("accuracy", "recall", "precision")}})
 
 
 def frontier(curve, accuracy=None, recall=None):

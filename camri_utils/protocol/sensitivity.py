@@ -26,15 +26,16 @@ import pandas as pd
 
 from camri_utils import checks, methods
 from camri_utils.io import write_json, write_text
-from camri_utils.protocol.report import current_records, threshold_curve_recall
+from camri_utils.protocol import curves
+from camri_utils.protocol.report import current_records
 from camri_utils.protocol.runner import train_config
-from camri_utils.protocol.selection import ROLES, rank_classes, select, threshold_records
+from camri_utils.protocol.selection import ROLES, rank_classes, score_scale, select
 from camri_utils.protocol.spec import ProtocolError, preset
 from camri_utils.protocol.store import (check_sweep_folder, load_records, load_scores, make_runs_folder, read_spec,
                                         run_id)
 
-__all__ = ["SweepSpec", "SWEEPS", "sweep_preset", "sweep_plan", "run_sweep", "sweep_records", "sweep_frame",
-           "sweep_choice", "sweep_report"]
+__all__ = ["SweepSpec", "SWEEPS", "sweep_preset", "sweep_plan", "run_sweep", "sweep_records", "sweep_comparisons",
+           "sweep_frame", "sweep_choice", "sweep_report"]
 
 
 def _m(deno):
@@ -194,24 +195,55 @@ def sweep_records(sweep, output, protocol_output):
     return [by_id[p.run_id] for p in planned if p.run_id in by_id], records, important
 
 
+def _load(output, protocol_output):
+    """Scores of a record, from the sweep's folder or the protocol's (each read once)."""
+    cache = {}
+
+    def load(record):
+        if record["run_id"] not in cache:
+            path = Path(output) / "runs" / f"{record['run_id']}.npz"
+            cache[record["run_id"]] = load_scores(output if path.exists() else protocol_output, record)
+        return cache[record["run_id"]]
+    return load
+
+
+def sweep_comparisons(sweep, output, protocol_output):
+    """Every run of the sweep, per seed, against the exact test threshold curves of the same
+    seed's CE run (``reference`` "CE") and of normalized softmax at the same scale
+    ("control": the same head without the margin; not for the m = 0 cells, which are it):
+    the columns of :func:`~camri_utils.protocol.curves.compare` with scale, margin, seed."""
+    records, protocol_records, c = sweep_records(sweep, output, protocol_output)
+    load = _load(output, protocol_output)
+    refs = {}
+    for r in [r for r in protocol_records if r["method"] == "CE"] + [r for r in records if r["method"] == "NormSoftmax"]:
+        s = load(r)
+        key = ("CE", r["seed"]) if r["method"] == "CE" else ("control", score_scale(r), r["seed"])
+        refs[key] = curves.threshold_curve(s["test"], s["y_test"], c, score_scale(r))
+    rows = []
+    for r in records:
+        scale, margin = r["params"]["scale"], r["params"].get("margin", 0.0)
+        point = {"accuracy": r["accuracy"], "recall": r["recall"][c], "precision": r["precision"][c]}
+        for ref, key in (("CE", ("CE", r["seed"])), ("control", ("control", float(scale), r["seed"]))):
+            if key in refs and not (ref == "control" and margin == 0):
+                rows.append({"scale": float(scale), "margin": float(margin), "seed": r["seed"], "reference": ref,
+                             **point, **curves.compare(point, refs[key])})
+    return pd.DataFrame(rows)
+
+
 def sweep_frame(sweep, output, protocol_output):
     """One row per (scale, margin): seeds, validation and test recall of the important class
     and accuracy (means), the paired (same seed) change against normalized softmax at the same
     scale on validation (``val_recall_gain``, ``val_accuracy_change``) and test, whether
     the cell *maintains accuracy* by the protocol's rule (its mean validation accuracy is at
-    least the protocol's threshold: CE mean minus k CE standard deviations), and
-    ``test_recall_vs_threshold``: the test recall beyond what moving the threshold of the same
-    seed's CE run reaches at the same test accuracy (as
-    :func:`~camri_utils.protocol.gap_to_threshold`; NaN without the protocol's biases) with
-    ``seeds_above_threshold``, the number of seeds in which it is positive."""
+    least the protocol's threshold: CE mean minus k CE standard deviations), and, against the
+    exact test threshold curves of CE (``ce_``) and of the control (``control_``: normalized
+    softmax at the same scale), paired by seed (:func:`sweep_comparisons`): the mean
+    ``recall_gap`` (over the seeds where it is defined, counted in ``recall_n``),
+    ``accuracy_gap`` and ``precision_gap``, and the seeds ``above``, ``on`` and ``below``."""
     records, protocol_records, c = sweep_records(sweep, output, protocol_output)
     ce = [r for r in protocol_records if r["method"] == "CE"]
     threshold = select(ce, sweep.protocol().accuracy_k).threshold
-    curves = {}
-    biases = sweep.protocol().threshold_biases
-    if biases:
-        for t in threshold_records(ce, [c], biases, lambda r: load_scores(protocol_output, r)):
-            curves.setdefault(t["seed"], []).append((t["params"]["bias"], t["accuracy"], t["recall"][c]))
+    comparisons = sweep_comparisons(sweep, output, protocol_output)
     by_cell = {}
     for r in records:
         by_cell.setdefault((r["params"]["scale"], r["params"].get("margin", 0.0)), {})[r["seed"]] = r
@@ -236,11 +268,19 @@ def sweep_frame(sweep, output, protocol_output):
                                test_recall_gain=change(lambda r: r["recall"][c]),
                                test_accuracy_change=change(lambda r: r["accuracy"]))
                 row["maintains_accuracy"] = bool(row["val_accuracy"] >= threshold)
-                beyond = [r["recall"][c] - threshold_curve_recall(
-                    [p[1] for p in curves[s]], [p[2] for p in curves[s]], [p[0] for p in curves[s]], r["accuracy"])
-                    for s, r in runs.items() if s in curves]
-                row["test_recall_vs_threshold"] = float(np.mean(beyond)) if beyond else float("nan")
-                row["seeds_above_threshold"] = int(np.sum(np.asarray(beyond) > 0))
+                for ref in ("CE", "control"):
+                    if comparisons.empty:
+                        break
+                    g = comparisons[(comparisons.scale == float(scale)) & (comparisons.margin == float(margin))
+                                    & (comparisons.reference == ref)]
+                    if g.empty:
+                        continue
+                    prefix = ref.lower() + "_"
+                    row.update({prefix + "recall_gap": float(g.recall_gap.mean()) if g.recall_gap.notna().any()
+                                else float("nan"), prefix + "recall_n": int(g.recall_gap.notna().sum()),
+                                prefix + "accuracy_gap": float(g.accuracy_gap.mean()),
+                                prefix + "precision_gap": float(g.precision_gap.mean())})
+                    row.update({prefix + p: int((g.position == p).sum()) for p in curves.POSITIONS})
             rows.append(row)
     frame = pd.DataFrame(rows)
     names = next((r["class_names"] for r in records if "class_names" in r), None)
@@ -268,9 +308,10 @@ def sweep_report(sweep, output, protocol_output):
              f"✓ marks a cell whose mean validation accuracy keeps the protocol's threshold "
              f"({frame.attrs['threshold']:.4f}).", ""]
     grids = [("val_recall_gain", "validation recall gain"), ("val_accuracy_change", "validation accuracy change")]
-    if "test_recall_vs_threshold" in frame:
-        grids.append(("test_recall_vs_threshold", "test recall beyond CE's threshold-moving curve at the same test "
-                                                  "accuracy, paired by seed (reported, not chosen on)"))
+    for ref, words in (("ce", "CE's"), ("control", "the control's (normalized softmax at the same scale)")):
+        if f"{ref}_accuracy_gap" in frame:
+            grids.append((f"{ref}_accuracy_gap", f"test accuracy beyond {words} exact threshold-moving curve at the "
+                                                 "same recall, paired by seed (reported, not chosen on)"))
     for column, title in grids:
         lines += [f"{title} (rows: s; columns: m in π/64):", "",
                   "| s | " + " | ".join(f"{m:g}" for m in frame.margin_pi64.unique()) + " |",
@@ -281,7 +322,9 @@ def sweep_report(sweep, output, protocol_output):
                 if r.n_seeds == 0 or pd.isna(getattr(r, column, float("nan"))):
                     cells.append("-")
                 else:
-                    seeds = (f"{int(r.seeds_above_threshold)}/{r.n_seeds} above" if column == "test_recall_vs_threshold"
+                    ref = column.split("_")[0]
+                    seeds = (f"{int(getattr(r, ref + '_above'))}/{int(getattr(r, ref + '_on'))}/"
+                             f"{int(getattr(r, ref + '_below'))} above/on/below" if column.endswith("_accuracy_gap")
                              else f"n={r.n_seeds}")
                     cells.append(f"{getattr(r, column):+.4f}{' ✓' if r.maintains_accuracy else ''} ({seeds})")
             lines.append(f"| {scale:g} | " + " | ".join(cells) + " |")
