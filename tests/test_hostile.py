@@ -601,3 +601,78 @@ def test_a_diverged_run_is_recorded_as_such_and_not_trained_again(tmp_path):
     (out / "runs" / f"{record['run_id']}.json").write_text(json.dumps(edited))
     with pytest.raises(protocol.ProtocolError, match="is marked diverged, so field 'accuracy' must be null"):
         protocol.load_records(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (["--shard", "-1/2"], "shard i/n needs 1 <= i <= n; got '-1/2'"),
+    (["--shard", "3/2"], "shard i/n needs 1 <= i <= n; got '3/2'"),
+    (["--shard", "a/b"], "shard must look like 2/8"),
+    (["--workers", "0"], "workers must be a whole number >= 1; got '0'"),
+    (["--workers", "-2"], "workers must be a whole number >= 1; got '-2'"),
+    (["--threads-per-worker", "two"], "threads-per-worker must be a whole number >= 1; got 'two'"),
+    (["--accuracy-k", "-1"], "accuracy-k must be a finite number >= 0; got '-1'"),
+])
+def test_bad_command_line_values_are_named(args, message, capsys):
+    from camri_utils.cli import main as camri
+
+    with pytest.raises(SystemExit) as caught:
+        camri(["protocol", *args])
+    assert caught.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_rerun_takes_run_ids_only_and_only_when_running(made, tmp_path, capsys):
+    from camri_utils.cli import main as camri
+
+    out = shutil.copytree(made[0], tmp_path / "r")
+    assert camri(["protocol", "report", "--output", str(out), "--rerun", "0" * 20]) == 2
+    assert "--rerun needs the 'run' action" in capsys.readouterr().err
+    assert camri(["protocol", "--output", str(out), "--data-dir", str(tmp_path / "missing"), "--rerun", "x"]) == 2
+    assert "not found" in capsys.readouterr().err  # the data is checked first: nothing is removed
+    assert len(list((out / "runs").glob("*.json"))) == len(list((made[0] / "runs").glob("*.json")))
+
+
+def _sweep_folder(tmp_path, sweep):
+    out = tmp_path / "s"
+    (out / "runs").mkdir(parents=True)
+    (out / "sweep.json").write_text(json.dumps({"sweep": sweep, "data_source": "synthetic fixture"}))
+    return out
+
+
+def test_sensitivity_report_reads_sweep_json_and_refuses_another_sweep(made, tmp_path, capsys):
+    from camri_utils import protocol
+    from camri_utils.cli import main as camri
+
+    quick = protocol.sweep_preset("fashion_mnist", "quick").to_dict()
+    report = ["sensitivity", "report", "--protocol", str(made[0])]
+    other = _sweep_folder(tmp_path, {**quick, "seeds": [0, 1, 2]})
+    before = sorted(p.name for p in other.iterdir())
+    assert camri([*report, "--output", str(other)]) == 2
+    assert "describes another sweep" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == before  # no sensitivity.md written over it
+    (other / "sweep.json").write_text(json.dumps({"sweep": {**quick, "scales": ["8"]}, "data_source": "real"}))
+    assert camri([*report, "--output", str(other)]) == 2
+    assert "field 'sweep.scales' must be a non-empty list of numbers" in capsys.readouterr().err
+    (other / "sweep.json").write_text("{")
+    assert camri([*report, "--output", str(other)]) == 2
+    assert "sweep.json is not valid JSON" in capsys.readouterr().err
+    assert camri([*report, "--output", str(tmp_path / "nothing")]) == 2
+    assert "not a sensitivity sweep's folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, match", [
+    ({"sweep": {}, "data_source": "real", "extra": 1}, "does not hold exactly 'sweep' and 'data_source'"),
+    ({"sweep": {}, "data_source": "reel"}, "field 'data_source' must be one of"),
+    ({"sweep": [], "data_source": "real"}, "field 'sweep' is not an object"),
+])
+def test_a_bad_sweep_json_is_named(content, match, tmp_path):
+    from camri_utils import protocol
+    from camri_utils.protocol import store
+
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "sweep.json").write_text(json.dumps(content))
+    with pytest.raises(protocol.ProtocolError, match=rf"sweep.json {match}"):
+        store.read_sweep(out)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from camri_utils import protocol, training
+from camri_utils.protocol import store
 from camri_utils.data import fixtures
 
 
@@ -232,3 +233,197 @@ def test_a_committed_ce_run_picked_at_random_retrains_to_its_accuracy():
     config = training.TrainConfig.from_dict(record["config"])
     result = training.train(config, dataset=ds)
     assert abs(result.metrics["accuracy"] - record["accuracy"]) < 0.01, (record["seed"], result.metrics["accuracy"])
+
+
+# ---------------------------------------------------------------------------------------------
+# One folder, several processes: per-run locks, workers, a worker killed mid-run
+# ---------------------------------------------------------------------------------------------
+_SCRIPT = """
+import sys
+from camri_utils import data, protocol
+out, fixture, workers, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+spec = protocol.ProtocolSpec("fashion_mnist", "quick", "mlp", epochs=1, batch_size=16, learning_rate=1e-3, seeds=[0],
+                             camri_grid=[{"margin": 0.3, "scale": 8.0}], arcface_grid=[], wce_weights=[],
+                             crwwce_weights=[], feature_dim=4, note="test", validation_size=20,
+                             normsoftmax_grid=[{"scale": 8.0}], threshold_biases=[0.0, 1.0])
+if __name__ == "__main__":  # workers are spawned processes: they import this script
+    ds = data.load("fashion_mnist", data_dir=fixture)
+    try:
+        n = protocol.run(spec, out, progress=False, dataset=ds, workers=workers,
+                         threads=None if threads == "default" else int(threads))
+    except protocol.ProtocolError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
+    print("trained", n)
+"""
+
+
+def _script_run(tmp_path, out, workers, threads="1", wait=True):
+    import subprocess
+    import sys
+
+    script = tmp_path / "run_protocol.py"
+    script.write_text(_SCRIPT)
+    fixture = tmp_path / "fx"
+    if not fixture.exists():
+        fixtures.write("fashion_mnist", fixture, per_class=6)
+    args = [sys.executable, str(script), str(out), str(fixture), str(workers), threads]
+    if not wait:
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    return done.returncode, done.stdout, done.stderr
+
+
+def data_load(fixture):
+    from camri_utils import data
+
+    return data.load("fashion_mnist", data_dir=fixture)
+
+
+def _records_and_scores(out):
+    records = {p.stem: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
+    scores = {}
+    for rid in records:
+        with np.load(out / "runs" / f"{rid}.npz") as s:
+            scores[rid] = {k: s[k] for k in s.files}
+    return records, scores
+
+
+def test_workers_train_each_run_once_and_give_a_sequential_runs_records(tmp_path):
+    """Two workers with one thread each, against one process with one thread: the same runs,
+    each trained once, and the same records (but wall time and the zip's time stamps)."""
+    code, first, err = _script_run(tmp_path, tmp_path / "seq", workers=1)
+    assert code == 0, err
+    code, second, err = _script_run(tmp_path, tmp_path / "two", workers=2)
+    assert code == 0, err
+    seq, seq_scores = _records_and_scores(tmp_path / "seq")
+    two, two_scores = _records_and_scores(tmp_path / "two")
+    n = len(seq)
+    assert n >= 4  # CE and normalized softmax per seed, CAMRI per seed and important class
+    assert f"trained {n}" in first and f"trained {n}" in second  # every run once: no run twice, none lost
+    assert set(two) == set(seq)
+    for rid, r in seq.items():
+        assert r["compute"]["threads"] == {"intra_op": 1, "inter_op": 1}
+
+        def same(record):
+            return {k: v for k, v in record.items() if k not in ("wall_time_s", "scores_sha256")}
+        assert same(two[rid]) == same(r), rid
+        assert seq_scores[rid].keys() == two_scores[rid].keys()
+        for k in seq_scores[rid]:
+            np.testing.assert_array_equal(two_scores[rid][k], seq_scores[rid][k])
+    assert not list((tmp_path / "two" / "runs").glob(".*"))  # no temporary file left
+
+
+def test_a_worker_killed_mid_run_leaves_its_run_to_the_next_resume(tmp_path):
+    """Both workers are killed (SIGKILL) while they train: the parent says so once, no file is
+    half-written, the two runs have no record, and a resume trains exactly what is missing."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "r"
+    proc = _script_run(tmp_path, out, workers=2, wait=False)
+    killed, deadline = {}, time.monotonic() + 600
+    while len(killed) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        for holder in (out / ".locks").glob("*.holder.json") if (out / ".locks").exists() else []:
+            try:
+                info = json.loads(holder.read_text())
+            except (OSError, ValueError):
+                continue
+            if "worker" in info.get("command", "") and info.get("pid") not in killed:
+                try:
+                    os.kill(info["pid"], signal.SIGKILL)
+                except ProcessLookupError:  # it had just finished that run
+                    continue
+                killed[info["pid"]] = holder.name.split(".")[0]  # (both may die on one run: the
+                # second worker takes the run the first one's death released)
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=900)
+    assert len(killed) == 2, err
+    assert proc.returncode == 2 and err.count("was killed by signal 9") == 2 and "left to the next resume" in err
+    assert not list((out / "runs").glob(".*"))  # nothing half-written
+    # (A worker killed in the instant between writing a record and releasing its lock leaves a
+    # complete record: checked below like every other.)
+    missing = {rid for rid in killed.values() if not (out / "runs" / f"{rid}.json").exists()}
+    assert missing
+    present = {p.stem for p in (out / "runs").glob("*.json")}
+    spec = protocol.read_spec(out)[0]
+    ds = data_load(tmp_path / "fx")
+    resumed = protocol.run(spec, out, progress=False, dataset=ds)
+    records = {p.stem for p in (out / "runs").glob("*.json")}
+    assert set(killed.values()) <= records and resumed == len(records - present) >= len(missing)
+    assert all(store.scores_problem(out, r) is None for r in protocol.load_records(out))
+    assert protocol.run(spec, out, progress=False, dataset=ds) == 0
+
+
+def test_a_second_process_leaves_the_runs_another_holds_and_names_it(tmp_path, fixture_data, capsys):
+    import os
+
+    from camri_utils.protocol.locks import Lock
+
+    out = tmp_path / "r"
+    spec = _spec()
+    planned = protocol.plan(spec, "synthetic fixture")
+    other = Lock(out, planned[0].run_id)  # as another process would hold it, mid-training
+    assert other.acquire()
+    try:
+        trained = protocol.run(spec, out, progress=False, dataset=fixture_data)
+    finally:
+        other.release()
+    text = capsys.readouterr().out
+    assert f"1 run(s) are being trained by process {os.getpid()}" in text
+    assert not (out / "runs" / f"{planned[0].run_id}.json").exists()
+    # CE was the held run: the class-specific stage waits for it, and a resume does the rest.
+    assert "wait for the CE runs" in text
+    more = protocol.run(spec, out, progress=False, dataset=fixture_data)
+    assert more >= 1 and trained + more == len(list((out / "runs").glob("*.json")))
+    assert protocol.run(spec, out, progress=False, dataset=fixture_data) == 0
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
+    import subprocess
+    import sys
+
+    from camri_utils.protocol.locks import Lock, folder_lock
+
+    out = tmp_path / "r"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from camri_utils.protocol.locks import Lock; lock = Lock(sys.argv[1], 'abc'); "
+        "assert lock.acquire(); print('held', flush=True); time.sleep(600)"), str(out)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        lock = Lock(out, "abc")
+        assert not lock.acquire()
+        assert lock.holder["pid"] == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock.acquire()  # the OS released the dead holder's lock
+    assert lock.holder["pid"] != holder.pid
+    lock.release()
+    # The folder's own lock: a process that cannot get it in time says who holds it.
+    busy = Lock(out, "folder")
+    assert busy.acquire()
+    with pytest.raises(protocol.ProtocolError, match=r"is being set up by process \d+ on host"):
+        with folder_lock(out, timeout=0.3):
+            pass
+    busy.release()
+    with folder_lock(out, timeout=0.3):
+        pass
+    assert (out / ".locks" / ".gitignore").read_text() == "*\n"  # lock files never get committed
+
+
+def test_workers_from_a_script_without_the_main_guard_fail_with_a_message_not_a_hang(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(_SCRIPT.replace('if __name__ == "__main__":  # workers are spawned processes: they import '
+                                      'this script', "if True:"))
+    fixture = fixtures.write("fashion_mnist", tmp_path / "fx", per_class=6)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "r"), str(fixture), "2", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2
+    assert "must guard its code with `if __name__ == '__main__':`" in done.stderr
+    assert not list((tmp_path / "r" / "runs").glob("*.json"))

@@ -98,13 +98,18 @@ def train_runs(spec, output, todo, ds, session, on_done=None):
 _EXPECTED = ("ProtocolError", "DatasetNotFoundError", "CorruptDataError", "DataLayoutError")
 
 
-def _worker(index, spec, output, todo, ds, threads, session, command, results):
-    """One worker process: its own threads, then the shared list; its outcome on ``results``."""
+def _worker(index, job, threads, session, command, results):
+    """One worker process: its own threads, then the shared list (read from the file ``job``);
+    its outcome on ``results``."""
+    import pickle
+
     # A terminated worker unwinds (its atomic writes remove their temporary files).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     locks.COMMAND = f"{command} (worker {index + 1})"
     try:
         set_threads(threads)
+        with open(job, "rb") as f:
+            spec, output, todo, ds = pickle.load(f)  # written by this program's parent process
         results.put(("done", index, os.getpid(), train_runs(spec, output, todo, ds, session)))
     except BaseException as exc:  # reported to the parent, which says what failed where
         kind = "expected" if type(exc).__name__ in _EXPECTED else "bug"
@@ -115,13 +120,26 @@ def _worker(index, spec, output, todo, ds, threads, session, command, results):
 
 def _in_workers(spec, output, todo, ds, workers, threads, session, bar):
     import multiprocessing
+    import pickle
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="camri-workers-") as folder:
+        # The job goes by file, not through the start-up pipe: a worker that dies while starting
+        # (a script without the __main__ guard) must not leave this process writing to it forever.
+        job = Path(folder) / "job.pickle"
+        with open(job, "wb") as f:
+            pickle.dump((spec, str(output), todo, ds), f, protocol=pickle.HIGHEST_PROTOCOL)
+        return _run_workers(job, output, todo, workers, threads, session, bar)
+
+
+def _run_workers(job, output, todo, workers, threads, session, bar):
+    import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
     results = ctx.Queue()
     command = locks.COMMAND
     procs = [ctx.Process(target=_worker, name=f"camri-worker-{i + 1}",
-                         args=(i, spec, str(output), todo, ds, threads, session, command, results))
-             for i in range(workers)]
+                         args=(i, str(job), threads, session, command, results)) for i in range(workers)]
     outcomes = {}
     try:
         for p in procs:
@@ -152,7 +170,9 @@ def _in_workers(spec, output, todo, ds, workers, threads, session, bar):
             kind, message = payload
             problems.append((kind, f"worker {i + 1} (process {pid}) stopped: {message}"))
         else:
-            how = f"was killed by signal {-p.exitcode}" if (p.exitcode or 0) < 0 else f"exited with {p.exitcode}"
+            how = (f"was killed by signal {-p.exitcode}" if (p.exitcode or 0) < 0 else
+                   f"exited with {p.exitcode} before it reported (its error, if any, is printed above; a Python "
+                   "script that uses workers must guard its code with `if __name__ == '__main__':`)")
             problems.append(("expected", f"worker {i + 1} (process {pid}) {how}: the run it was training has no "
                                          "record and is left to the next resume (run the same command again)."))
     return trained, problems
