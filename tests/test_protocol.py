@@ -52,6 +52,17 @@ def test_selection_keeps_accuracy_and_takes_the_best_recall():
     assert protocol.select(recs, accuracy_k=10.0).chosen[("CAMRI", "worst1")].params == {"margin": 0.4}
 
 
+def test_a_fixed_important_class_replaces_the_ranking():
+    """The rare-class setting names its important class: one role, whatever CE ranks worst."""
+    recs = ce_records()  # the ranking would make class 1 worst1
+    for seed in (0, 1):
+        recs.append(record("CAMRI", seed, 0.81, [0.9, 0.5, 0.5, 0.95], c=3, params={"margin": 0.2}))
+    sel = protocol.select(recs, important={"rare": 3})
+    assert sel.important == {"rare": 3}
+    assert sel.chosen[("CAMRI", "rare")].params == {"margin": 0.2}
+    assert ("CAMRI", "worst1") not in sel.chosen
+
+
 def test_report_shows_a_dash_where_no_setting_keeps_accuracy(tmp_path):
     out = tmp_path / "r"
     (out / "runs").mkdir(parents=True)

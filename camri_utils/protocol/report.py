@@ -12,7 +12,7 @@ import pandas as pd
 
 from camri_utils.data import describe_location
 from camri_utils.io import write_text
-from camri_utils.protocol.runner import plan
+from camri_utils.protocol.runner import important_classes, plan
 from camri_utils.protocol import curves
 from camri_utils.protocol.selection import (accuracy_threshold, rank_classes, records_frame, score_scale, select,
                                             setting_key, table_methods, threshold_records)
@@ -49,7 +49,7 @@ def current_records(spec, data_kind, records):
     ce = [r for r in shared if r["method"] == "CE"]
     specific = []
     if ce:
-        specific = [by_id[p.run_id] for p in plan(spec, data_kind, rank_classes(ce)[1].values()) if p.run_id in by_id]
+        specific = [by_id[p.run_id] for p in plan(spec, data_kind, important_classes(spec, ce)) if p.run_id in by_id]
     kept = shared + specific
     return kept, len(records) - len(kept)
 
@@ -75,7 +75,7 @@ def convergence(ce_records, window=3, tolerance=0.005):
 
 
 REFERENCES = ("CE", "control")
-_MARGIN_METHODS = ("CAMRI", "ArcFace")  # a cosine head with a margin: its control is normalized softmax
+_MARGIN_METHODS = ("CAMRI", "ArcFace", "LDAM")  # a cosine head with a margin: its control is normalized softmax
 
 
 def reference_curves(records, c, load_scores, split="test"):
@@ -201,6 +201,12 @@ def _table(sel, records, expected, n_planned):
     return pd.DataFrame(rows)
 
 
+def roles_of(spec):
+    """A spec with a fixed important class (the rare-class setting) has one role, "rare";
+    otherwise the CE ranking's roles are used (None)."""
+    return None if spec.important_class is None else {"rare": spec.important_class}
+
+
 def plan_status(spec, data_kind, records):
     """How far the plan is: {(method label, important class or None): (recorded, planned)}
     over the runs the plan asks for now (the class-specific ones only once every CE run is
@@ -211,12 +217,12 @@ def plan_status(spec, data_kind, records):
     ce = [r for r in records if r["method"] == "CE"]
     status = {}
     planned = list(shared)
-    if len(ce) >= len(spec.seeds):
-        planned += plan(spec, data_kind, rank_classes(ce)[1].values())
+    if len(ce) >= len(spec.seeds) or spec.important_class is not None:
+        planned += plan(spec, data_kind, important_classes(spec, ce))
     for p in planned:
         done, total = status.get((p.method, p.important_class), (0, 0))
         status[(p.method, p.important_class)] = (done + (p.run_id in have), total + 1)
-    if len(ce) < len(spec.seeds):
+    if len(ce) < len(spec.seeds) and spec.important_class is None:
         per_class = len(plan(spec, data_kind, [0]))
         status[("class-specific", None)] = (0, per_class * 3)
     return status
@@ -244,10 +250,10 @@ def summarize(output, accuracy_k=None):
         records = [r for r in records if not r.get("diverged")]
         ce = [r for r in records if r["method"] == "CE"]
         if ce and spec.threshold_biases:
-            classes = rank_classes(ce)[1].values()
+            classes = important_classes(spec, ce)
             records = records + threshold_records(records, classes, accuracy_threshold(ce, k), load)
     expected = spec_methods(spec)
-    sel = select(records, k, expected)
+    sel = select(records, k, expected, important=roles_of(spec))
     table = _table(sel, records, expected, _seeds_planned(spec, status, sel))
     comparisons = comparison = None
     if data_kind is not None and spec.threshold_biases:

@@ -95,12 +95,15 @@ def accuracy_threshold(ce_records, accuracy_k=1.0):
     return float(ce_acc.mean() - accuracy_k * (ce_acc.std(ddof=1) if len(ce_acc) > 1 else 0.0))
 
 
-def select(records, accuracy_k=1.0, expected=()):
+def select(records, accuracy_k=1.0, expected=(), important=None):
     """The chosen setting of every method for each important class (see the module doc); a
-    method of ``expected`` without records gets None, as one whose settings all lose accuracy."""
+    method of ``expected`` without records gets None, as one whose settings all lose accuracy.
+    ``important`` ({role: class}) fixes the important classes (the rare-class setting's
+    ``{"rare": c}``) instead of the CE ranking's worst1, worst2 and median."""
     ce = [r for r in records if r["method"] == "CE"]
     threshold = accuracy_threshold(ce, accuracy_k)
-    order, important = rank_classes(ce)
+    order, ranked = rank_classes(ce)
+    important = important or ranked
     chosen = {}
     for role, c in important.items():
         for label in table_methods(records, expected):
