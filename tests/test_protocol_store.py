@@ -427,3 +427,43 @@ def test_workers_from_a_script_without_the_main_guard_fail_with_a_message_not_a_
     assert done.returncode == 2
     assert "must guard its code with `if __name__ == '__main__':`" in done.stderr
     assert not list((tmp_path / "r" / "runs").glob("*.json"))
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "fashion_mnist-sensitivity", "fashion_mnist-pilot"])
+def test_committed_records_validate_and_their_scores_are_their_own(name):
+    """Every committed record passes the schema (schema 1 and 2, with or without a digest),
+    and every stored score file gives its record's own metrics."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "results" / name
+    if not (folder / "runs").exists():
+        pytest.skip(f"no committed {name} records")
+    records = protocol.load_records(folder)
+    assert records
+    for r in records:
+        assert store.scores_problem(folder, r) is None, r["run_id"]
+
+
+def test_each_worker_gets_its_gpu_and_growing_memory(monkeypatch):
+    """With several GPUs, worker i sees GPU i mod n only; on one, all share it; each grows its
+    memory (TensorFlow's calls recorded on fake devices: this machine may have no GPU)."""
+    import types
+
+    from camri_utils.environment import _tensorflow
+    from camri_utils.protocol import workers
+
+    tf = _tensorflow()
+    calls = []
+    for n_gpus in (0, 1, 3):
+        gpus = [types.SimpleNamespace(name=f"/physical_device:GPU:{i}") for i in range(n_gpus)]
+        monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind, g=gpus: g if kind == "GPU" else [])
+        monkeypatch.setattr(tf.config, "set_visible_devices", lambda devices, kind: calls.append(("visible", devices)))
+        monkeypatch.setattr(tf.config.experimental, "set_memory_growth", lambda d, on: calls.append(("grow", d, on)))
+        names = [workers.share_gpus(i) for i in range(4)]
+        if n_gpus == 0:
+            assert names == [None] * 4 and not calls
+        else:
+            assert names == [gpus[i % n_gpus].name for i in range(4)]
+            assert calls[0::2] == [("visible", [gpus[i % n_gpus]]) for i in range(4)]
+            assert calls[1::2] == [("grow", gpus[i % n_gpus], True) for i in range(4)]
+        calls.clear()

@@ -10,7 +10,8 @@ atomically), so its run is simply trained again by the next resume.
 Threads: TensorFlow's thread counts change a run's numbers (the order in which sums are
 taken), so they are set once per process, before TensorFlow starts (:func:`set_threads`), and
 every record states them (``compute.threads``). A run trained by a worker with ``threads=t``
-gives the record a sequential run with ``threads=t`` gives.
+gives the record a sequential run with ``threads=t`` gives. GPUs: with several, each worker
+gets one (:func:`share_gpus`); on one, the workers share it, each with growing memory.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from camri_utils import checks
 from camri_utils.protocol import locks
 from camri_utils.protocol.spec import ProtocolError
 
-__all__ = ["set_threads", "execute", "recorded"]
+__all__ = ["set_threads", "share_gpus", "execute", "recorded", "busy_message"]
 
 
 def set_threads(threads):
@@ -52,6 +53,23 @@ def set_threads(threads):
         raise ProtocolError(f"cannot run with {n} thread(s): TensorFlow has already started in this process with "
                             f"{current}. Set them first thing in a fresh process (the camri command does), or use "
                             "workers, which start fresh.") from exc
+
+
+def share_gpus(index):
+    """Give worker ``index`` its GPU, before TensorFlow starts: with several GPUs, worker i sees
+    GPU i mod n only (so that n workers use n GPUs); on one GPU, every worker shares it. Either
+    way the worker's GPU memory grows as needed, instead of the first worker taking all of it.
+    Returns the GPU's name, or None without a GPU."""
+    from camri_utils.environment import _tensorflow
+
+    tf = _tensorflow()
+    gpus = tf.config.list_physical_devices("GPU") if tf is not None else []
+    if not gpus:
+        return None
+    mine = gpus[index % len(gpus)]
+    tf.config.set_visible_devices([mine], "GPU")
+    tf.config.experimental.set_memory_growth(mine, True)
+    return mine.name
 
 
 def recorded(output, run_id, kind=None):
@@ -108,6 +126,7 @@ def _worker(index, job, threads, session, command, results):
     locks.COMMAND = f"{command} (worker {index + 1})"
     try:
         set_threads(threads)
+        share_gpus(index)
         with open(job, "rb") as f:
             spec, output, todo, ds = pickle.load(f)  # written by this program's parent process
         results.put(("done", index, os.getpid(), train_runs(spec, output, todo, ds, session)))
