@@ -3,7 +3,8 @@
 NumPy/scikit-learn functions for evaluating predictions after training, and one Keras metric,
 :class:`ImportantClassRecall`, for watching the important class during ``fit``. Predictions
 may be class indices or scores (cosines, logits or probabilities: the argmax is taken), so a
-margin never enters an evaluation.
+margin never enters an evaluation. Scores holding NaN or inf (a diverged model) are an error,
+never an argmax that would predict class 0.
 
 Example:
     >>> from camri_utils import metrics
