@@ -46,7 +46,7 @@ def current_records(spec, data_kind, records):
     from another ranking, configuration or data source: never pooled into the table)."""
     by_id = {r["run_id"]: r for r in records}
     shared = [by_id[p.run_id] for p in plan(spec, data_kind) if p.run_id in by_id]
-    ce = [r for r in shared if r["method"] == "CE"]
+    ce = [r for r in shared if r["method"] == "CE" and not r.get("diverged")]
     specific = []
     if ce:
         specific = [by_id[p.run_id] for p in plan(spec, data_kind, important_classes(spec, ce)) if p.run_id in by_id]
@@ -214,7 +214,7 @@ def plan_status(spec, data_kind, records):
     of ``"class-specific"``)."""
     have = {r["run_id"] for r in records}
     shared = plan(spec, data_kind)
-    ce = [r for r in records if r["method"] == "CE"]
+    ce = [r for r in records if r["method"] == "CE" and not r.get("diverged")]
     status = {}
     planned = list(shared)
     if len(ce) >= len(spec.seeds) or spec.important_class is not None:

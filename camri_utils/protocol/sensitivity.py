@@ -190,6 +190,7 @@ def sweep_records(sweep, output, protocol_output):
     spec, data_kind, records, important = _protocol_state(sweep, protocol_output)
     by_id = {r["run_id"]: r for r in records}
     if (Path(output) / "runs").exists():
+        check_sweep_folder(output, sweep.to_dict(), data_kind)  # never another sweep's records
         by_id.update({r["run_id"]: r for r in load_records(output)})
     planned = sweep_plan(sweep, spec, important, data_kind)
     return [by_id[p.run_id] for p in planned if p.run_id in by_id], records, important
