@@ -185,6 +185,25 @@ def measured_cpu(forward_flops_32):
     return step
 
 
+def _print_breakdown():
+    """Where a protocol run's time goes on the CPU (benchmarks/THROUGHPUT.json), when committed."""
+    from camri_utils import cost, records
+
+    try:
+        found = cost.measured_breakdown(records.repository_file("benchmarks/THROUGHPUT.json").read_text())
+    except FileNotFoundError:
+        _say("(Where a run's time goes beyond its training steps: benchmarks/throughput.py measures it; its "
+             "results are not committed at this version.)")
+        return
+    except (OSError, ValueError) as exc:
+        _say(f"(Where a run's time goes beyond its training steps: not available here: {exc})")
+        return
+    parts = ", ".join(f"{cost.BREAKDOWN_PARTS[p]} {share:.0%}" for p, share in found["shares"].items())
+    _say(f"Measured breakdown of a Fashion-MNIST protocol run on the same CPU ({found['date']}, "
+         f"benchmarks/THROUGHPUT.json, {found['total_s']:.0f} s): {parts}. The GPU estimate below counts "
+         "the training steps and the validation passes.")
+
+
 def _say(text):
     print(textwrap.fill(text, 85, subsequent_indent="  "))
 
@@ -210,6 +229,7 @@ def print_session_cost(exp):
             _say(f"Measured: on {cpu['machine']} ({cpu['date']}, benchmarks/RESULTS.md) a CAMRI training step of "
                  f"{cpu['batch_size']} images at 32x32 took {cpu['camri_ms'] / 1000:.1f} s: "
                  f"{cpu['flops_per_s'] / 1e9:.0f} GFLOP/s.")
+    _print_breakdown()
     _say(f"Assumed: a {e.gpu.name} sustains {e.efficiency:.2f} of its {e.gpu.float32_tflops:g} TFLOP/s float32 "
          f"peak, {e.sustained_flops / 1e12:.1f} TFLOP/s: {e.step_seconds * 1000:.3g} ms per step.")
     mixed = cost.estimate(e.runs, e.epochs, e.train_images, e.eval_images, e.batch_size, e.forward_flops,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 __all__ = ["GPU", "T4", "EFFICIENCY", "MIXED_PRECISION_SPEEDUP", "TRAIN_FLOPS_PER_FORWARD", "N_CLASSES",
            "TRAIN_IMAGES", "forward_flops", "model_flops", "Estimate", "estimate", "protocol_runs",
-           "protocol_estimate", "measured_cpu_step", "levers"]
+           "protocol_estimate", "measured_cpu_step", "measured_breakdown", "levers"]
 
 
 @dataclass(frozen=True)
@@ -217,6 +217,32 @@ def measured_cpu_step(text, model_row=_ROW):
     return {"model": cells[0], "batch_size": int(batch.group(1)), "date": date.group(1),
             "machine": f"this project's {cores.group(1)}-core CPU machine" if cores else "this project's CPU machine",
             **found}
+
+
+BREAKDOWN_PARTS = {"setup": "set-up", "train_steps": "training steps", "evaluation": "validation each epoch",
+                   "angles": "angle summary each epoch", "final": "final scoring and saving"}
+
+
+def measured_breakdown(text):
+    """Where a protocol run's wall time goes, as measured by ``benchmarks/throughput.py`` (the
+    text of its ``THROUGHPUT.json``): for its reference variant, each part's share of a full
+    run (:data:`BREAKDOWN_PARTS`), the run's seconds and the date. ValueError naming what is
+    missing when the file's layout is not that one."""
+    import json
+
+    try:
+        numbers = json.loads(text)
+        variant = numbers["variants"][numbers["reference"]]
+        seconds = {part: float(variant["full_run_s"][part]) for part in BREAKDOWN_PARTS}
+        total = float(variant["full_run_s"]["total"])
+        date = str(numbers["date"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"benchmarks/THROUGHPUT.json does not hold a run's breakdown ({type(exc).__name__}: "
+                         f"{exc}); regenerate it with benchmarks/throughput.py --write.") from None
+    if not total > 0 or any(not v >= 0 for v in seconds.values()):
+        raise ValueError(f"benchmarks/THROUGHPUT.json's breakdown is not a set of durations: {seconds}, total {total}.")
+    return {"shares": {part: seconds[part] / total for part in BREAKDOWN_PARTS}, "total_s": total, "date": date,
+            "label": variant.get("label", numbers["reference"])}
 
 
 def levers(base, convergence_epochs=(), batch_sizes=()):

@@ -177,7 +177,7 @@ def repository_file(path, cache_dir=None):
     copy = repository_copy(cache_dir)
     found = copy / relative
     if not found.exists():
-        raise FileNotFoundError(f"the book's repository has no {relative.as_posix()} at this version ({copy}).")
+        raise FileNotFoundError(f"the book's repository has no {relative.as_posix()} at this version.")
     return found
 
 

@@ -20,7 +20,7 @@ import camri_utils
 from camri_utils import records
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))  # not a runner's temporary file
 CONDITION = 'import importlib.util; print(importlib.util.find_spec("camri_utils") is None)'
 CELL = re.compile(
     r"""(?:#[^\n]*\n)*import importlib\.util\n\n"""

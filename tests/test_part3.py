@@ -356,3 +356,22 @@ def test_store_rendering_refuses_a_chapter_it_cannot_store_and_leaves_it_unchang
     with pytest.raises(ValueError, match=message):
         comparison.store_rendering(path)
     assert path.read_bytes() == before
+
+
+def _throughput(**variant):
+    parts = {"setup": 3.0, "train_steps": 55.0, "evaluation": 9.0, "angles": 6.0, "final": 3.0, "total": 76.0}
+    base = {"label": "today", "full_run_s": parts}
+    return json.dumps({"date": "2026-11-30", "reference": "baseline", "variants": {"baseline": {**base, **variant}}})
+
+
+def test_measured_breakdown_reads_the_throughput_benchmarks_numbers():
+    found = cost.measured_breakdown(_throughput())
+    assert found["shares"]["train_steps"] == pytest.approx(55 / 76) and found["total_s"] == 76.0
+    assert set(found["shares"]) == set(cost.BREAKDOWN_PARTS) and found["date"] == "2026-11-30"
+
+
+@pytest.mark.parametrize("text", ["{not json", "{}", _throughput(full_run_s={"setup": 1.0}),
+                                  _throughput(full_run_s={p: -1.0 for p in (*cost.BREAKDOWN_PARTS, "total")})])
+def test_measured_breakdown_refuses_another_layout(text):
+    with pytest.raises(ValueError, match="THROUGHPUT.json"):
+        cost.measured_breakdown(text)
