@@ -429,7 +429,8 @@ def test_workers_from_a_script_without_the_main_guard_fail_with_a_message_not_a_
     assert not list((tmp_path / "r" / "runs").glob("*.json"))
 
 
-@pytest.mark.parametrize("name", ["fashion_mnist", "fashion_mnist-sensitivity", "fashion_mnist-pilot"])
+@pytest.mark.parametrize("name", ["fashion_mnist", "fashion_mnist-sensitivity", "fashion_mnist-pilot",
+                                  "fashion_mnist-rare"])
 def test_committed_records_validate_and_their_scores_are_their_own(name):
     """Every committed record passes the schema (schema 1 and 2, with or without a digest),
     and every stored score file gives its record's own metrics."""
