@@ -22,7 +22,7 @@ import keras
 
 from camri_utils import losses
 
-__all__ = ["Method", "REGISTRY", "get", "by_label", "trainable", "style"]
+__all__ = ["Method", "REGISTRY", "VARIANTS", "get", "by_label", "trainable", "style"]
 
 
 def _ce(n_classes, important, params):
@@ -158,8 +158,15 @@ def get(key):
         raise ValueError(f"unknown method {key!r}; choose one of {list(REGISTRY)}.") from None
 
 
+# Table rows that are one method trained another way: {row label: (the method's label, colour,
+# marker)}. LDAM with deferred re-weighting is reported as its own row (Cao et al. do).
+VARIANTS = {"LDAM-DRW": ("LDAM", "mediumvioletred", "4")}
+
+
 def by_label(label):
-    """The method whose display label is ``label`` (records store labels)."""
+    """The method whose display label is ``label`` (records store labels; a row label of
+    :data:`VARIANTS` gives the method it is a variant of)."""
+    label = VARIANTS.get(label, (label,))[0]
     for m in REGISTRY.values():
         if m.label == label:
             return m
@@ -173,6 +180,8 @@ def trainable():
 
 def style(label):
     """(colour, marker) of the method labelled ``label``; grey crosses for anything unknown."""
+    if label in VARIANTS:
+        return VARIANTS[label][1:]
     try:
         m = by_label(label)
     except ValueError:

@@ -395,6 +395,11 @@ def _edit(out, rid, change):
     (lambda r: r.update(method="Softmax"), "no method labelled 'Softmax'"),
     (lambda r: r.update(diverged="no"), "field 'diverged' must be true or false"),
     (lambda r: r.update(split_sizes={"test": 0}), "field 'split_sizes' must be"),
+    (lambda r: r.update(train_class_counts=r["train_class_counts"][:9]), "field 'train_class_counts' must be a list of 10"),
+    (lambda r: r.update(train_class_counts=[-1] + r["train_class_counts"][1:]), "field 'train_class_counts' must be"),
+    (lambda r: r.update(train_class_counts=["5"] * 10), "field 'train_class_counts' must be"),
+    (lambda r: r.update(train_class_counts=[0] * 10), "field 'train_class_counts' must be"),
+    (lambda r: r.update(train_class_counts={"6": 500}), "field 'train_class_counts' must be"),
 ])
 def test_a_record_of_the_wrong_shape_names_the_file_the_field_and_what_to_do(folder, change, match):
     from camri_utils import protocol

@@ -293,6 +293,55 @@ def test_posthoc_adjustment_of_one_rare_class_is_threshold_moving(tau, rng):
         imbalance.posthoc_logit_adjustment(z[:, :4], counts)
 
 
+def _ce_record(run_id, seed, counts, n=N):
+    return {"method": "CE", "run_id": run_id, "seed": seed, "params": {}, "recall": [0.0] * n,
+            "train_class_counts": counts, "data_source": {"kind": "real", "location": "x"},
+            "environment": {"camri_utils": "0"}}
+
+
+@pytest.mark.parametrize("tau", [0.5, 2.0])
+def test_posthoc_records_are_the_argmax_of_adjusted_logits_and_a_point_of_ces_curve(tau, rng):
+    from camri_utils.protocol import curves
+    from camri_utils.protocol.selection import posthoc_records
+
+    counts = [5000] * N
+    counts[2] = 500
+    stored = {}
+    for seed in range(2):
+        y_test, y_val = rng.integers(0, N, 600), rng.integers(0, N, 300)
+        stored[f"ce{seed}"] = {"test": rng.normal(scale=2.0, size=(600, N)) + 2 * np.eye(N)[y_test], "y_test": y_test,
+                               "validation": rng.normal(scale=2.0, size=(300, N)), "y_validation": y_val}
+    records = [_ce_record(f"ce{seed}", seed, counts) for seed in range(2)]
+    records.append(_ce_record("old", 0, None))  # a balanced-era CE record without counts: no post-hoc row
+    out = posthoc_records(records, [tau], lambda r: stored[r["run_id"]])
+    assert [(r["method"], r["source_run"], r["params"]) for r in out] == [
+        ("CE + logit adjustment", f"ce{seed}", {"tau": tau}) for seed in range(2)]
+    b = imbalance.equivalent_bias(counts, 2, tau)
+    for r in out:
+        s = stored[r["source_run"]]
+        for split, block in (("test", r), ("validation", r["validation"])):
+            y = s["y_test" if split == "test" else "y_validation"]
+            # Independent reference: float64 logits minus tau log(n_j / n), argmax.
+            pred = (s[split] - tau * np.log(np.asarray(counts, float) / sum(counts))).argmax(axis=1)
+            assert block["accuracy"] == pytest.approx(np.mean(pred == y), abs=1e-12)
+            assert block["recall"][2] == pytest.approx(np.mean(pred[y == 2] == 2), abs=1e-12)
+        # ... and the same point as CE's exact threshold curve at the equivalent bias.
+        moved = curves.moved_metrics(s["test"], s["y_test"], 2, b)
+        assert (r["accuracy"], r["recall"][2]) == pytest.approx((moved["accuracy"], moved["recall"]), abs=1e-12)
+
+
+def test_ldam_with_drw_is_its_own_row():
+    from camri_utils.protocol.selection import variant_label
+
+    assert variant_label({"method": "LDAM", "params": {"max_margin": 0.5, "scale": 16.0}}) == "LDAM"
+    assert variant_label({"method": "LDAM", "params": {"max_margin": 0.5, "drw_start_epoch": 9}}) == "LDAM-DRW"
+    assert variant_label({"method": "WCE", "params": {"weight": 2.0, "drw_start_epoch": 9}}) == "WCE"
+    assert methods.by_label("LDAM-DRW") is methods.get("ldam")
+    assert methods.style("LDAM-DRW") != methods.style("LDAM")
+    with pytest.raises(ValueError, match="no method labelled 'LDAM-XYZ'"):
+        methods.by_label("LDAM-XYZ")
+
+
 # ---------------------------------------------------------------------------------------------
 # The rare-class variant of a dataset
 # ---------------------------------------------------------------------------------------------
@@ -518,3 +567,12 @@ def test_rare_protocol_runs_on_a_fixture_with_its_fixed_class_and_resumes(fixtur
     assert ldam["config"]["loss_params"] == {"max_margin": 0.5, "scale": 16.0}
     assert protocol.read_spec(out)[0].to_dict() == spec.to_dict()
     assert protocol.run(spec, out, progress=False, dataset=ds) == 0  # resumed: nothing left
+    # The report: LDAM-DRW is its own row, post-hoc logit adjustment a row (no training) that
+    # the report places on CE's threshold curve at its equivalent bias.
+    summary = protocol.summarize(out)
+    rows = set(summary.table.method)
+    assert {"LDAM-DRW", "CE + logit adjustment", "Logit-adjusted CE"} <= rows and "LDAM" not in rows
+    assert "| LDAM-DRW |" in summary.markdown and "| CE + logit adjustment |" in summary.markdown
+    assert f"at the bias tau 1: {math.log(5):.4f}" in summary.markdown  # 15 images against 3
+    assert len([r for r in summary.records if r["method"] == "CE + logit adjustment"]) == len(spec.seeds)
+    assert all(r["method"] == "LDAM" for r in protocol.load_records(out) if "drw_start_epoch" in r["params"])

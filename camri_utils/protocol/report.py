@@ -14,8 +14,9 @@ from camri_utils.data import describe_location
 from camri_utils.io import write_text
 from camri_utils.protocol.runner import important_classes, plan
 from camri_utils.protocol import curves
-from camri_utils.protocol.selection import (accuracy_threshold, rank_classes, records_frame, score_scale, select,
-                                            setting_key, table_methods, threshold_records)
+from camri_utils.protocol.selection import (accuracy_threshold, posthoc_records, rank_classes, records_frame,
+                                            score_scale, select, setting_key, table_methods, threshold_records,
+                                            variant_label)
 from camri_utils.protocol.spec import ProtocolSpec, margin_policy
 from camri_utils.protocol.store import ProtocolError, load_records, load_scores, read_spec
 
@@ -75,7 +76,8 @@ def convergence(ce_records, window=3, tolerance=0.005):
 
 
 REFERENCES = ("CE", "control")
-_MARGIN_METHODS = ("CAMRI", "ArcFace", "LDAM")  # a cosine head with a margin: its control is normalized softmax
+# A cosine head with a margin: its control is normalized softmax at the same scale.
+_MARGIN_METHODS = ("CAMRI", "ArcFace", "LDAM", "LDAM-DRW")
 
 
 def reference_curves(records, c, load_scores, split="test"):
@@ -110,7 +112,7 @@ def threshold_curve_frames(records, c, load_scores, split="test"):
 
 def _reference(method, params, seed, ref):
     """The key of the curve a setting is compared with: CE's, or the same head's without the
-    margin (normalized softmax at the same scale; only for CAMRI and ArcFace)."""
+    margin (normalized softmax at the same scale; only for the margin methods)."""
     if ref == "CE":
         return ("CE", seed)
     if method in _MARGIN_METHODS:
@@ -126,6 +128,7 @@ def curve_comparisons(records, important, curve_sets):
     ``curve_sets``: {class: :func:`reference_curves` of that class}."""
     rows = []
     frame = records_frame([r for r in records if r["method"] not in ("CE", "CE + threshold")], important)
+    # Post-hoc logit adjustment is compared too: where it is one bias it must lie on CE's curve.
     by_key = {(r["method"], setting_key(r["params"]) if r["params"] else "", r["seed"]): r for r in records}
     for row in frame.itertuples():
         record = by_key[(row.method, row.setting, row.seed)]
@@ -162,11 +165,15 @@ def comparison_table(comparisons):
 
 def spec_methods(spec):
     """The method labels ``spec`` asks for (a method with an empty grid is not part of it)."""
+    ldam = [p for p in spec.ldam_grid if "drw_start_epoch" not in p]
     grids = {"CE": [0], "CAMRI": spec.camri_grid, "ArcFace": spec.arcface_grid, "NormSoftmax": spec.normsoftmax_grid,
-             "WCE": spec.wce_weights, "CRWWCE": spec.crwwce_weights}
+             "WCE": spec.wce_weights, "CRWWCE": spec.crwwce_weights, "LDAM": ldam,
+             "LDAM-DRW": [p for p in spec.ldam_grid if p not in ldam], "Logit-adjusted CE": spec.logit_adjusted_taus}
     labels = [label for label, grid in grids.items() if grid]
     if spec.threshold_biases and spec.validation_size is not None:
         labels += ["CE + threshold"] + (["NormSoftmax + threshold"] if spec.normsoftmax_grid else [])
+    if spec.posthoc_taus and spec.validation_size is not None:
+        labels += ["CE + logit adjustment"]
     return labels
 
 
@@ -245,6 +252,8 @@ def summarize(output, accuracy_k=None):
     if data_kind is not None:  # schema 2: only this plan's records, plus the post-hoc baseline
         records, ignored = current_records(spec, data_kind, records)
         status = plan_status(spec, data_kind, records)
+        # Rows by variant (LDAM-DRW apart from LDAM); the records on disk keep their method.
+        records = [r if variant_label(r) == r["method"] else {**r, "method": variant_label(r)} for r in records]
         # A diverged run is shown as such and never chosen (its metrics are not results).
         diverged = [r for r in records if r.get("diverged")]
         records = [r for r in records if not r.get("diverged")]
@@ -252,6 +261,8 @@ def summarize(output, accuracy_k=None):
         if ce and spec.threshold_biases:
             classes = important_classes(spec, ce)
             records = records + threshold_records(records, classes, accuracy_threshold(ce, k), load)
+        if ce and spec.posthoc_taus and spec.validation_size is not None:
+            records = records + posthoc_records(ce, spec.posthoc_taus, load)
     expected = spec_methods(spec)
     sel = select(records, k, expected, important=roles_of(spec))
     table = _table(sel, records, expected, _seeds_planned(spec, status, sel))
@@ -272,7 +283,7 @@ def _seeds_planned(spec, status, sel):
     for (method, c) in status:
         for cls in ([c] if c is not None else sel.important.values()):
             out[(method, cls)] = len(spec.seeds)
-    for post_hoc in ("CE + threshold", "NormSoftmax + threshold"):
+    for post_hoc in ("CE + threshold", "NormSoftmax + threshold", "CE + logit adjustment"):
         for cls in sel.important.values():
             out[(post_hoc, cls)] = len(spec.seeds)
     return out
@@ -315,7 +326,8 @@ def _cell_complete(status, method, c):
     """Are all planned runs behind a table cell recorded?"""
     if not status:
         return True
-    source = {"CE + threshold": "CE", "NormSoftmax + threshold": "NormSoftmax"}.get(method, method)
+    source = {"CE + threshold": "CE", "NormSoftmax + threshold": "NormSoftmax", "CE + logit adjustment": "CE",
+              "LDAM-DRW": "LDAM"}.get(method, method)
     for key in ((source, c), (source, None)):
         if key in status:
             return status[key][0] >= status[key][1]
@@ -362,7 +374,7 @@ def _comparison_markdown(comparison, sel, names):
     lines = ["", "## Against threshold moving (test split, paired by seed)", "",
              "Each setting against the exact threshold-moving curve of the same seed's reference model: **CE** "
              "(the practitioner's default) and the **control**, the same cosine head at the same scale without a "
-             "margin (normalized softmax; only it isolates the margin, so only CAMRI and ArcFace have one). "
+             "margin (normalized softmax; only it isolates the margin, so only the margin methods have one). "
              "Δrecall: recall of the important class beyond the curve's best at an accuracy at least the setting's "
              "(undefined, 'beyond the curve's end', where the setting is more accurate than the whole curve); "
              "Δacc and Δprec: accuracy and precision beyond the curve's best at a recall at least the setting's. "
@@ -384,6 +396,30 @@ def _comparison_markdown(comparison, sel, names):
             lines.append(f"| {r.method}{star} | {setting_text(r.setting)} | {reference} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
+
+
+def _posthoc_lines(records, roles):
+    """What post-hoc logit adjustment amounts to for each important class: one bias on its
+    logit where every other class is equally frequent (then it is a point of CE's threshold
+    curve), or more than one threshold."""
+    from camri_utils import imbalance
+
+    taus = sorted({r["params"]["tau"] for r in records if r["method"] == "CE + logit adjustment"})
+    counts = next((r["train_class_counts"] for r in records if r["method"] == "CE + logit adjustment"), None)
+    if not taus:
+        return []
+    lines = []
+    for role, c in roles.items():
+        try:
+            biases = ", ".join(f"tau {t:g}: {imbalance.equivalent_bias(counts, c, t):.4f}" for t in taus)
+        except ValueError:
+            lines.append(f"CE + logit adjustment ({role}): the classes other than {c} differ in training count, so "
+                         "the adjustment moves more than one threshold: it is not a point of CE's threshold curve.")
+            continue
+        lines.append(f"CE + logit adjustment ({role}): with the training counts {counts}, subtracting tau·log(prior) "
+                     f"is adding tau·log(n_other / n_{c}) to class {c}'s CE logit: a point of CE's threshold curve "
+                     f"at the bias {biases}.")
+    return [""] + lines
 
 
 def _status_lines(status, diverged):
@@ -458,6 +494,7 @@ def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None
     head += ["", "Chosen settings: " + "; ".join(
         f"{r.method} {r.role}: {setting_text(r.setting)}" for r in table.itertuples()
         if r.method != "CE" and r.setting not in ("", "-")) + "."]
+    head += _posthoc_lines(records, roles)
     head += _comparison_markdown(comparison, sel, names)
     if ignored:
         head += ["", f"{ignored} record(s) in the folder are not part of this protocol's plan (another ranking, "

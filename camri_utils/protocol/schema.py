@@ -14,8 +14,9 @@ checked field by field only.
 Fields a record may hold besides the metrics: ``diverged`` (True when the loss or the scores
 became non-finite; then ``diverged_reason`` says where, and the metrics are null: nothing is
 computed from NaN), ``scores_sha256`` (the SHA-256 of the run's ``.npz``) and ``split_sizes``
-(``{"test": n, "validation": m}``, the images each split's metrics count). Records written
-before these existed lack them and stay valid.
+(``{"test": n, "validation": m}``, the images each split's metrics count) and
+``train_class_counts`` (the training images of each class a run was trained on: the prior of
+post-hoc logit adjustment). Records written before these existed lack them and stay valid.
 """
 
 from __future__ import annotations
@@ -179,6 +180,9 @@ def _fields(record, path, folder_kind, n_hint=None):
             raise _Bad("is of schema 1 (made before the validation split) but holds validation metrics")
         _optional(record, "scores_sha256", lambda v: v is None or (isinstance(v, str) and _HEX64.fullmatch(v)),
                   "the SHA-256 of the run's .npz (64 hex digits)")
+    _optional(record, "train_class_counts", lambda v: isinstance(v, list) and (n is None or len(v) == n)
+              and all(_is_int(x) and x >= 0 for x in v) and sum(v) > 0,
+              f"a list of {n or 'the classes'} training image counts (integers >= 0, one per class)")
     c = record.get("important_class")
     if c is not None and not (_is_int(c) and 0 <= c < (n or math.inf)):
         raise _Bad(f"names important class {c!r}, outside [0, {n}) (class indices start at 0)")

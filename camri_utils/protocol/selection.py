@@ -20,11 +20,23 @@ from camri_utils import methods, metrics
 from camri_utils.protocol.store import ProtocolError
 
 __all__ = ["ROLES", "selection_metrics", "selected_on", "rank_classes", "setting_key", "Choice", "Selection",
-           "accuracy_threshold", "select", "threshold_records", "score_scale", "records_frame", "table_methods"]
+           "accuracy_threshold", "select", "threshold_records", "posthoc_records", "variant_label", "score_scale",
+           "records_frame", "table_methods"]
 
 ROLES = ("worst1", "worst2", "median")
-# Table order: the margin methods, the control, the post-hoc baselines, the re-weighting ones, CE.
-_ORDER = ("CAMRI", "ArcFace", "NormSoftmax", "CE + threshold", "NormSoftmax + threshold", "CRWWCE", "WCE", "CE")
+# Table order: the margin methods, the control, the post-hoc baselines, the re-weighting and
+# prior-adjusting ones, CE.
+_ORDER = ("CAMRI", "ArcFace", "LDAM", "LDAM-DRW", "NormSoftmax", "CE + threshold", "CE + logit adjustment",
+          "NormSoftmax + threshold", "Logit-adjusted CE", "CRWWCE", "WCE", "CE")
+
+
+def variant_label(record):
+    """The row a record belongs to: its method's label, except that LDAM trained with deferred
+    re-weighting (a ``drw_start_epoch`` in its setting) is its own row, "LDAM-DRW", as the
+    long-tail literature reports it."""
+    if record["method"] == "LDAM" and "drw_start_epoch" in (record.get("params") or {}):
+        return "LDAM-DRW"
+    return record["method"]
 
 
 def selection_metrics(record):
@@ -179,6 +191,35 @@ def threshold_records(records, classes, threshold, load_scores):
                             **_moved(scale * s["test"], s["y_test"], c, b, n),
                             "validation": _moved(scale * s["validation"], s["y_validation"], c, b, n),
                             "data_source": r["data_source"], "environment": r["environment"]})
+    return out
+
+
+def posthoc_records(records, taus, load_scores):
+    """Post-hoc logit adjustment (Menon et al., 2021) of every CE run, as records, one per
+    ``tau``: the argmax of ``z_j - tau * log(prior_j)`` on the run's stored test and validation
+    logits, the prior being the run's ``train_class_counts``
+    (:func:`camri_utils.imbalance.posthoc_logit_adjustment`; with one rare class among equally
+    frequent ones, CE + threshold at :func:`~camri_utils.imbalance.equivalent_bias`). A CE run
+    without recorded class counts (made before the rare-class setting) gives none. Costs no
+    training."""
+    from camri_utils import imbalance
+
+    out = []
+    for r in records:
+        if r["method"] != "CE" or "source_run" in r or not r.get("train_class_counts"):
+            continue
+        s = load_scores(r)
+        counts, n = r["train_class_counts"], len(r["recall"])
+        for tau in taus:
+            moved = {split: imbalance.posthoc_logit_adjustment(s[split], counts, tau).argmax(axis=1)
+                     for split in ("test", "validation") if split in s}
+            record = {"method": "CE + logit adjustment", "run_id": f"{r['run_id']}+tau{tau:g}",
+                      "source_run": r["run_id"], "important_class": None, "params": {"tau": float(tau)},
+                      "seed": r["seed"], **metrics.split_metrics(s["y_test"], moved["test"], n),
+                      "train_class_counts": counts, "data_source": r["data_source"], "environment": r["environment"]}
+            if "validation" in moved:
+                record["validation"] = metrics.split_metrics(s["y_validation"], moved["validation"], n)
+            out.append(record)
     return out
 
 
