@@ -241,9 +241,8 @@ def page(root=ROOT):
         "`python -m camri_utils.instructors --write book/instructors.md` generates it from "
         "`book/_toc.yml` (the chapters and parts, in order), the stored notebooks (text, code and the "
         "recorded run), `camri_utils.exercises` (dependencies, objectives, exercises) and the protocol "
-        "records. The design plans a rare-class chapter as chapter 9, with the GPU chapters renumbered 10 "
-        "to 12: rename the notebooks, update `_toc.yml` and the chapters' names in "
-        "`camri_utils/exercises`, and run the command again.",
+        "records. To add or renumber a chapter: rename the notebooks, update `_toc.yml` and the "
+        "chapters' names in `camri_utils/exercises`, and run the command again.",
         "",
     ]
     return "\n".join(lines)

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 REPOSITORY = "camri-book/camri-book"
 IDS = [nb.stem for nb in NOTEBOOKS]
-PART3 = {"09_cifar10", "10_gtsrb", "11_awa2"}  # stored without the cells that need the data (nbval-skip)
+PART3 = {"10_cifar10", "11_gtsrb", "12_awa2"}  # stored without the cells that need the data (nbval-skip)
 MACHINE_PATH = re.compile(r"(/root/|/home/[A-Za-z]|/tmp/|/work/|/Users/|[A-Za-z]:\\\\Users)")
 
 

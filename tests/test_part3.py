@@ -18,7 +18,7 @@ from camri_utils.data import Source
 from camri_utils.notebook import FIXTURE_BANNER, fixture_banner
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = {"09_cifar10": "cifar10", "10_gtsrb": "gtsrb", "11_awa2": "awa2"}
+CHAPTERS = {"10_cifar10": "cifar10", "11_gtsrb": "gtsrb", "12_awa2": "awa2"}
 
 
 def _notebook(stem):
@@ -330,7 +330,7 @@ def _chapter(tmp_path, profile="full", tagged=True):
                       metadata={"tags": [comparison.NEEDS_DATA] if tagged else []}),
     ])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = tmp_path / "09_cifar10.ipynb"
+    path = tmp_path / "10_cifar10.ipynb"
     nbformat.write(nb, path)
     return path
 

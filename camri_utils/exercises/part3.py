@@ -1,4 +1,4 @@
-"""Part III's exercises (chapters 9-11): experiments on the user's own GPU run. Their answers
+"""Part III's exercises (chapters 10-12): experiments on the user's own GPU run. Their answers
 depend on that run (seeds, margin, precision), so they are open: a hint and what to look for."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ _OBJECTIVES = ("load the dataset (or its fixture) with camri_utils.data",
 
 def chapters():
     return [
-        ("09_cifar10", "CIFAR-10: raising the recall of cat", _exercises("CIFAR-10"), _OBJECTIVES, ("05_camri_loss", "07_protocol_fashion_mnist")),
-        ("10_gtsrb", "GTSRB: raising the recall of the stop sign", _exercises("GTSRB"), _OBJECTIVES, ("05_camri_loss", "07_protocol_fashion_mnist")),
-        ("11_awa2", "AwA2: fifty animals, and the worst of them", _exercises("AwA2"), _OBJECTIVES, ("05_camri_loss", "07_protocol_fashion_mnist")),
+        ("10_cifar10", "CIFAR-10: raising the recall of cat", _exercises("CIFAR-10"), _OBJECTIVES, ("05_camri_loss", "07_protocol_fashion_mnist")),
+        ("11_gtsrb", "GTSRB: raising the recall of the stop sign", _exercises("GTSRB"), _OBJECTIVES, ("05_camri_loss", "07_protocol_fashion_mnist")),
+        ("12_awa2", "AwA2: fifty animals, and the worst of them", _exercises("AwA2"), _OBJECTIVES, ("05_camri_loss", "07_protocol_fashion_mnist")),
     ]
