@@ -312,3 +312,53 @@ def test_a_failing_worker_is_reported_with_its_variant(tp, tiny_fashion_mnist, t
     broken = tp.Variant("broken", options={"steps_per_execution": 0})
     with pytest.raises(RuntimeError, match=r"(?s)variant 'broken' \(round 1\), worker 0 failed.*steps_per_execution"):
         tp.run_trial("broken", broken, 0, args, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The GPU step benchmark (benchmarks/gpu_step.py), on a tiny invocation on the CPU
+# ---------------------------------------------------------------------------------------------
+GPU_PATH = PATH.parent / "gpu_step.py"
+
+
+@pytest.fixture(scope="module")
+def gpu_bench():
+    spec = importlib.util.spec_from_file_location("gpu_step_benchmark", GPU_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_step_benchmark_reports_each_variant_with_its_flop_rate(gpu_bench, tmp_path):
+    out = tmp_path / "GPU_STEP.md"
+    result = gpu_bench.main(["--batches", "4", "8", "--steps", "2", "--repeats", "2", "--model", "small_cnn",
+                             "--methods", "ce", "--peak-tflops", "2.0", "--write", str(out)])
+    assert json.loads(out.with_suffix(".json").read_text()) == json.loads(json.dumps(result))
+    rows = result["rows"]
+    assert [(r["precision"], r["batch"]) for r in rows] == [("float32", 4), ("float32", 8), ("mixed", 4), ("mixed", 8)]
+    flops = result["forward_gflops"] * 1e9
+    for r in rows:
+        assert r["ms_min"] <= r["ms_per_step"] <= r["ms_max"]
+        assert r["images_per_s"] == pytest.approx(r["batch"] / (r["ms_per_step"] / 1000))
+        assert r["tflops"] == pytest.approx(3 * flops * r["images_per_s"] / 1e12)
+        assert r["share_of_float32_peak"] == pytest.approx(r["tflops"] / 2.0)
+        base = next(b for b in rows if (b["batch"], b["precision"]) == (r["batch"], "float32"))
+        assert r["speedup_over_float32"] == pytest.approx(base["ms_per_step"] / r["ms_per_step"])
+    assert result["mixed_policy"] == "mixed_bfloat16" and result["device"] == "CPU"
+    text = out.read_text()
+    assert "| ce | mixed | 8 |" in text and "small_cnn" in text
+    import keras
+
+    assert keras.mixed_precision.global_policy().name == "float32"  # the policy is put back
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--batches", "0"], "--batches must be positive"),
+    (["--peak-tflops", "-3"], "--peak-tflops must be a positive number"),
+    (["--write", "report.txt"], "--write must name a .md file"),
+    (["--write", "no/such/folder/x.md"], "--write must name a .md file in an existing folder"),
+])
+def test_gpu_step_benchmark_refuses_bad_arguments_before_building_anything(gpu_bench, args, match, capsys):
+    with pytest.raises(SystemExit):
+        gpu_bench.main(args)
+    assert match in capsys.readouterr().err
