@@ -59,7 +59,7 @@ test-torch: $(TORCH_STAMP)
 
 # The library's tests under the oldest versions pyproject.toml declares (each ">=X" bound as
 # "==X.*": the bound's release series, its latest patch) of keras, tensorflow-cpu, numpy,
-# scikit-learn, pandas, matplotlib and tqdm, in .venv-oldest; the tests that need no notebooks
+# scikit-learn, pandas, matplotlib, tqdm and filelock, in .venv-oldest; the tests that need no notebooks
 # or book. Not in CI.
 OLDEST_VENV ?= .venv-oldest
 OLDEST_STAMP := $(OLDEST_VENV)/.installed
@@ -74,7 +74,7 @@ $(OLDEST_STAMP): pyproject.toml
 	touch $(OLDEST_STAMP)
 
 test-oldest: $(OLDEST_STAMP)
-	$(OLDEST_VENV)/bin/python -m pip list 2>/dev/null | grep -Ei '^(keras|tensorflow-cpu|numpy|scikit-learn|pandas|matplotlib|tqdm) '
+	$(OLDEST_VENV)/bin/python -m pip list 2>/dev/null | grep -Ei '^(keras|tensorflow-cpu|numpy|scikit-learn|pandas|matplotlib|tqdm|filelock) '
 	$(OLDEST_VENV)/bin/python -m pytest -p no:cacheprovider -x $(OLDEST_TESTS)
 
 book: $(STAMP)

@@ -1,5 +1,5 @@
 """Print the oldest versions pyproject.toml declares, as pip requirements: each ``>=X`` bound of
-keras, numpy, scikit-learn, scipy, pandas, matplotlib, tqdm (base) and tensorflow-cpu (extra ``cpu``)
+keras, numpy, scikit-learn, scipy, pandas, matplotlib, tqdm, filelock (base) and tensorflow-cpu (extra ``cpu``)
 as ``==X.*`` (the bound's release series, its latest patch). Used by ``make test-oldest``."""
 
 import re
@@ -11,7 +11,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
-PACKAGES = ("keras", "tensorflow-cpu", "numpy", "scikit-learn", "scipy", "pandas", "matplotlib", "tqdm")
+PACKAGES = ("keras", "tensorflow-cpu", "numpy", "scikit-learn", "scipy", "pandas", "matplotlib", "tqdm", "filelock")
 
 
 def oldest_pins(pyproject=Path(__file__).resolve().parents[1] / "pyproject.toml"):
