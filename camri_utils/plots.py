@@ -14,7 +14,7 @@ from camri_utils.feature_plane import feature_grid, logits_on_plane
 
 __all__ = ["BOOK_STYLE", "use_book_style", "class_colors", "draw_loss_on_plane", "draw_polar_features", "draw_protocol_sweep", "draw_recall_gains",
            "draw_angle_violins", "draw_weight_angles", "draw_tradeoff",
-           "draw_sensitivity", "draw_angle_quantiles", "draw_sweep_grid"]
+           "draw_angle_quantiles", "draw_sweep_grid"]
 
 # One colour and marker per method, the same in every figure: methods.style(label), from the registry.
 _METHOD_ORDER = [m.label for m in methods.REGISTRY.values()]
@@ -348,45 +348,6 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
     return ax
 
 
-def draw_sensitivity(ax, frame, column, title=None, cmap="RdBu", fmt="{:+.3f}", vlim=None, label=None):
-    """A margin x scale grid (``frame`` from :func:`camri_utils.protocol.sweep_frame`) as a
-    heatmap of ``column`` (rows: scale s, columns: margin in π/64), each cell annotated with its
-    value and ``label(row)`` (default: its seed count), a diverging colour scale centred on 0,
-    and the cells that maintain accuracy by the protocol's rule outlined in black. Empty cells
-    (no runs yet) stay blank."""
-    label = label or (lambda row: f"n={row.n_seeds}")
-    if column not in frame:
-        raise ValueError(f"no column {column!r} in the sweep frame; columns: {list(frame.columns)}.")
-    scales = sorted(frame.scale.unique())
-    margins = sorted(frame.margin_pi64.unique())
-    grid = np.full((len(scales), len(margins)), np.nan)
-    keep = np.zeros_like(grid, dtype=bool)
-    notes = np.full(grid.shape, "", dtype=object)
-    for r in frame.itertuples():
-        i, j = scales.index(r.scale), margins.index(r.margin_pi64)
-        grid[i, j] = getattr(r, column)
-        keep[i, j] = bool(r.maintains_accuracy) if r.n_seeds else False
-        notes[i, j] = label(r) if r.n_seeds else ""
-    limit = vlim if vlim is not None else (np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1.0) or 1.0
-    image = ax.imshow(grid, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
-    for i in range(len(scales)):
-        for j in range(len(margins)):
-            if np.isfinite(grid[i, j]):
-                dark = abs(grid[i, j]) > 0.6 * limit
-                ax.text(j, i, f"{fmt.format(grid[i, j])}\n{notes[i, j]}", ha="center", va="center", fontsize=8,
-                        color="white" if dark else "black")
-            if keep[i, j]:
-                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="black", lw=2.2))
-    ax.set_xticks(range(len(margins)), [f"{m:g}" for m in margins])
-    ax.set_yticks(range(len(scales)), [f"{s:g}" for s in scales])
-    ax.set_xlabel("margin m (units of π/64)")
-    ax.set_ylabel("scale s")
-    if title:
-        ax.set_title(title)
-    ax.figure.colorbar(image, ax=ax, shrink=0.9)
-    return image
-
-
 _GROUP_WORDS = {"all": "all images", "correct": "correctly classified images"}
 
 
@@ -439,8 +400,8 @@ def draw_sweep_grid(ax, frame, column, title=None, label=None, percent=False, fo
     points, x100, where ``percent``) and ``label(row)`` (default: the seed count), on a
     diverging colour scale centred on 0, without a colour bar (the numbers are written), with
     the cells that maintain accuracy by the protocol's rule outlined in black. Empty cells and
-    undefined values stay blank. Unlike :func:`draw_sensitivity` its text size is a parameter,
-    so that the grid stays legible when a phone scales the figure down."""
+    undefined values stay blank. Its text size is a parameter, so that the grid stays legible
+    when a phone scales the figure down."""
     if column not in frame:
         raise ValueError(f"no column {column!r} in the sweep frame; columns: {list(frame.columns)}.")
     label = label or (lambda row: f"n={row.n_seeds}")

@@ -176,7 +176,8 @@ def test_sensitivity_heatmap_places_each_cell_and_outlines_the_accuracy_keeping_
         {"scale": 16.0, "margin_pi64": 4.0, "n_seeds": 0, "val_recall_gain": np.nan, "maintains_accuracy": np.nan},
     ])
     fig, ax = plt.subplots()
-    image = plots.draw_sensitivity(ax, frame, "val_recall_gain")
+    plots.draw_sweep_grid(ax, frame, "val_recall_gain")
+    image = ax.images[0]
     grid = image.get_array()
     assert grid[0, 1] == pytest.approx(0.05) and np.ma.is_masked(grid[1, 1]) or np.isnan(grid[1, 1])
     assert image.get_clim() == (pytest.approx(-0.05), pytest.approx(0.05))  # centred on zero
@@ -184,7 +185,7 @@ def test_sensitivity_heatmap_places_each_cell_and_outlines_the_accuracy_keeping_
     assert sorted(outlined) == [(-0.5, -0.5), (-0.5, 0.5)]  # m = 0 at both scales
     assert sorted(t.get_text() for t in ax.texts) == ["+0.000\nn=2", "+0.000\nn=3", "+0.050\nn=3"]
     with pytest.raises(ValueError, match="no column"):
-        plots.draw_sensitivity(ax, frame, "gain")
+        plots.draw_sweep_grid(ax, frame, "gain")
     plt.close(fig)
 
 
@@ -200,7 +201,7 @@ def test_sensitivity_heatmap_labels_cells_as_asked():
     frame = pd.DataFrame([{"scale": 8.0, "margin_pi64": 4.0, "n_seeds": 3, "test_recall_vs_threshold": 0.02,
                            "seeds_above_threshold": 2, "maintains_accuracy": False}])
     fig, ax = plt.subplots()
-    plots.draw_sensitivity(ax, frame, "test_recall_vs_threshold",
-                           label=lambda r: f"{r.seeds_above_threshold}/{r.n_seeds} above")
+    plots.draw_sweep_grid(ax, frame, "test_recall_vs_threshold",
+                          label=lambda r: f"{r.seeds_above_threshold}/{r.n_seeds} above")
     assert [t.get_text() for t in ax.texts] == ["+0.020\n2/3 above"] and not ax.patches
     plt.close(fig)
