@@ -1200,9 +1200,12 @@ _CH6 = [
         "`TrainConfig`) and compare recall and accuracy. Which figures can you still draw?",
         "Everything computed from angles (angles.per_class_angle_stats, nearest_weight_angle) works in any "
         "dimension; only the polar plot needs 2-D.",
-        "Recall and accuracy usually improve with more dimensions (compare paired by seed). The polar plot "
-        "needs 2-D features; the angle statistics, the variance bars and the nearest-weight angle can "
-        "still be computed (`angles.per_class_angle_stats`, `angles.nearest_weight_angle`).",
+        "With 16 dimensions the ten class weights can form a simplex (chapter 2), so a sample on its weight "
+        "can reach a far higher probability at the same scale and the pull can vanish as in chapter 5. "
+        "Whether recall and accuracy improve is for the run to show (compare paired by seed). The polar "
+        "plot needs 2-D features; the angle statistics, the variance bars and the nearest-weight angles "
+        "work in any dimension (`angles.own_class_angles`, `angles.per_class_angle_stats`, "
+        "`angles.nearest_weight_angles`).",
         assignment="an open experiment with a clear protocol (seeds, control, paired differences): grade "
                    "the method and the write-up",
     ),
