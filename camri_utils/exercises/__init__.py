@@ -16,7 +16,8 @@ for losses. Open exercises (no single right answer) have a hint and a model solu
 
 Chapters are keyed by their notebook's name (``03_angular_margins``): ``chapter(3)``,
 ``chapter("03_angular_margins")`` and ``chapter("angular_margins")`` are the same. Part II's
-take the chapter's results folder: ``chapter(7, results_dir=results_dir)``.
+take the chapter's results folder: ``chapter(7, results_dir=results_dir)`` (chapter 9 also the
+balanced run's, ``balanced_dir``).
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ __all__ = ["chapter", "stems", "all_chapters", "Chapter", "Exercise", "Verdict",
 
 
 def _declarations():
-    from camri_utils.exercises import part1, part2, part3
+    from camri_utils.exercises import part1, part2, part3, rare
 
     # Where each part's chapters run: closed forms and small trainings on a CPU, committed records,
     # a GPU with the dataset (Colab).
-    where = [(part1, "cpu"), (part2, "records"), (part3, "gpu")]
+    where = [(part1, "cpu"), (part2, "records"), (rare, "records"), (part3, "gpu")]
     return {stem: (*rest, kind) for module, kind in where for stem, *rest in module.chapters()}
 
 
@@ -59,7 +60,8 @@ def chapter(key, **params):
     parameters its references need (Part II: ``results_dir``)."""
     stem = _stem_of(key)
     title, exercises, objectives, depends_on, where = _declarations()[stem]
-    allowed = {"results_dir", "scale"} if stem.startswith(("07_", "08_")) else set()
+    allowed = ({"results_dir", "scale"} if stem.startswith(("07_", "08_"))
+               else {"results_dir", "balanced_dir"} if stem.startswith("09_") else set())
     unknown = set(params) - allowed
     if unknown:
         raise ValueError(f"chapter {stem} takes {', '.join(sorted(allowed)) or 'no parameters'}; got "
