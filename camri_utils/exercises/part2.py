@@ -302,8 +302,9 @@ def _ch7():
         Exercise(
             "1",
             "Re-run this chapter with `accuracy_k = 0` (a setting must match CE's mean validation accuracy) "
-            "and with `accuracy_k = 3`. Which (method, role) cells have no setting ('-') at `accuracy_k = 0`? "
-            "Your answer: a collection of (method, role) pairs, e.g. `{('WCE', 'worst1')}`.",
+            "and with `accuracy_k = 3`. Which chosen settings change? Which (method, role) cells have no setting "
+            "('-') at `accuracy_k = 0`? Your answer: a collection of (method, role) pairs, such as "
+            "`{('CAMRI', 'median')}`.",
             "`protocol.summarize(folder, accuracy_k=0)`; its `selection.chosen[(method, role)]` is None where "
             "no setting keeps accuracy.",
             lambda ctx: (
@@ -337,7 +338,7 @@ lost_at_0 = {cell for cell, best in strict.selection.chosen.items() if best is N
         Exercise(
             "2",
             "From `frame`, compute for each method and role the mean test recall of the important class over "
-            "*all* its settings (CE left out). Which method is least sensitive to its parameter? Your answer: a "
+            "*all* its settings, not just the chosen one (CE left out). Which method is least sensitive to its parameter? Your answer: a "
             "Series indexed by (method, role).",
             "`frame` has one row per run and role; filter out CE, group by method and role, average `recall` "
             "(the test recall; `sel_recall` is validation).",
@@ -365,15 +366,16 @@ mean_recall = frame[frame.method != "CE"].groupby(["method", "role"]).recall.mea
         ),
         Exercise(
             "3",
-            "The paired bootstrap resamples seeds with replacement. With 5 seeds, how many distinct resamples "
-            "(as multisets: which seeds, how many times each) are there? Why does that limit how narrow the "
-            "interval can be?",
+            "This book uses paired Student-t intervals over seeds. A percentile bootstrap would resample the "
+            "seeds instead: with 5 seeds, how many distinct resamples (as multisets: which seeds, how many "
+            "times each) are there? Why does that limit how narrow (or how honest) its interval can be?",
             "The mean of a resample depends only on how many times each seed is drawn: count multisets of "
             "size 5 from 5 seeds (stars and bars).",
             lambda ctx: (
                 f"C(2n - 1, n) = C(9, 5) = {math.comb(9, 5)} multisets for n = 5 (enumerated: "
                 f"{_bootstrap_multisets(5)}). The interval's ends are means of such resamples, so with few seeds "
-                "it is coarse and can look narrower or wider than it should; more seeds are the only cure."),
+                "it is coarse, and narrower than a Student-t interval, which accounts for estimating the spread "
+                "from 5 values; more seeds are the only cure."),
             code="""
 import math
 
