@@ -309,3 +309,121 @@ def test_page_renders_cleanly(page, window, html_dir, browser):
                 defects.append(f"progress bar in an output: {line[:100]}")
     defects += [d for d in (_link_defect(url, html_dir.resolve()) for url in set(found["links"])) if d]
     assert not defects, f"{page}: {len(defects)} defect(s):\n" + "\n".join(defects)
+
+
+# --------------------------------------------------------------------------------------------
+# Solutions hidden (issue 20): every solution folded until the reader opens it
+# --------------------------------------------------------------------------------------------
+def _solution_cells(page):
+    """(code cells, Markdown cells) tagged ``solution`` in a chapter's notebook."""
+    import nbformat
+
+    path = ROOT / f"{page}.ipynb"
+    if not path.exists():  # a Markdown page, or a chapter not written yet
+        return 0, 0
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+    return (sum(c.cell_type == "code" for c in tagged), sum(c.cell_type == "markdown" for c in tagged))
+
+
+SOLUTION_PAGES = [p for p in PAGES if p.startswith("notebooks/") and any(_solution_cells(p))]
+# Built by themselves when the whole book is not there to reuse: a Part I chapter (solution code with
+# outputs and figures) and a Part II one (solutions reading the committed records).
+SOLUTION_PAGES_BUILT_ALONE = ["notebooks/01_softmax_geometry", "notebooks/07_protocol_fashion_mnist"]
+
+
+@pytest.fixture(scope="session")
+def solutions_html(tmp_path_factory):
+    """The whole book when ``_build/html`` is current (CI builds it with ``make book``), else a small
+    book of ``SOLUTION_PAGES_BUILT_ALONE`` (a whole build takes minutes)."""
+    html = ROOT / "_build" / "html"
+    if _reusable(html):
+        return html
+    jb = Path(sys.executable).with_name("jupyter-book")
+    jb = str(jb) if jb.exists() else shutil.which("jupyter-book")
+    if jb is None:
+        pytest.fail("jupyter-book is not installed: install the package with the 'book' extra (make venv).")
+    out = tmp_path_factory.mktemp("solutions-book")
+    toc = out / "_toc.yml"
+    toc.write_text(yaml.safe_dump({"format": "jb-book", "root": PAGES[0], "parts": [
+        {"caption": "Chapters", "chapters": [{"file": p} for p in SOLUTION_PAGES_BUILT_ALONE]}]}))
+    result = subprocess.run(
+        [jb, "build", str(ROOT), "--config", str(ROOT / "book/_config.yml"), "--toc", str(toc),
+         "--path-output", str(out), "--keep-going"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return out / "_build" / "html"
+
+
+# What of each solution a reader sees: the text and pictures inside every code cell tagged
+# `solution` (div.cell.tag_solution) and every "Solutions" dropdown, less the handle that opens it
+# (a <summary>, the dropdown's title). With `open`, the reader's clicks first: every handle.
+SOLUTIONS_SHOWN = r"""
+const [open, done] = [arguments[0], arguments[arguments.length - 1]];
+const whenLoaded = new Promise(resolve => {
+  if (document.readyState === "complete") resolve(); else window.addEventListener("load", () => resolve());
+});
+whenLoaded.then(() => new Promise(resolve => setTimeout(resolve, 200))).then(() => {  // togglebutton's setup
+  const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
+  const boxes = [...article.querySelectorAll(".admonition")].filter(
+    el => /^\s*Solutions?\b/.test((el.querySelector(".admonition-title") || {}).textContent || ""));
+  const cells = [...article.querySelectorAll("div.cell.tag_solution")];
+  if (open) {
+    for (const s of article.querySelectorAll("div.cell.tag_solution details > summary")) s.click();
+    for (const box of boxes) box.querySelector(".admonition-title").click();
+  }
+  // Opened content fades in (the theme's animation): measure once it has.
+  return new Promise(resolve => setTimeout(resolve, open ? 1500 : 0)).then(() => [article, boxes, cells]);
+}).then(([article, boxes, cells]) => {
+  const handle = "summary, .admonition-title, .toggle-button";
+  const seen = el => el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true})
+                     && [...el.getClientRects()].some(r => r.width > 0 && r.height > 0);
+  const shown = root => {
+    const found = [];
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT | NodeFilter.SHOW_ELEMENT);
+    while (walker.nextNode()) {
+      const node = walker.currentNode;
+      const host = node.nodeType === Node.TEXT_NODE ? node.parentElement : node;
+      if (host.closest(handle)) continue;
+      if (node.nodeType === Node.ELEMENT_NODE) {
+        if (node.matches("img, svg, canvas, table") && !node.closest("svg.tb-icon") && seen(node))
+          found.push("<" + node.tagName.toLowerCase() + ">");
+        continue;
+      }
+      if (!node.textContent.trim() || !seen(host)) continue;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      if ([...range.getClientRects()].some(r => r.width > 0 && r.height > 0))
+        found.push(node.textContent.trim().replace(/\s+/g, " ").slice(0, 60));
+    }
+    return found;
+  };
+  done({cells: cells.map(shown), boxes: boxes.map(shown)});
+}).catch(err => done({error: String(err)}));
+"""
+
+
+@pytest.mark.parametrize("page", SOLUTION_PAGES, ids=[p.split("/")[-1] for p in SOLUTION_PAGES])
+def test_solutions_are_hidden_until_opened(page, solutions_html, browser):
+    """Every solution (code cell, output and text) is folded when the page loads; opening its handle
+    shows it (so the check sees what a reader would, and a solution shown by default would fail)."""
+    path = solutions_html / f"{page}.html"
+    if not path.exists():
+        pytest.skip(f"{page}: not in the small book built for this test (build the whole book, make book, "
+                    "to check every chapter)")
+    browser.set_window_size(*WINDOWS["desktop"])
+    browser.get(path.as_uri())
+    closed = browser.execute_async_script(SOLUTIONS_SHOWN, False)
+    assert "error" not in closed, closed
+    code, text = _solution_cells(page)
+    assert (len(closed["cells"]), len(closed["boxes"])) == (code, text), \
+        f"{page}: {code} solution code cell(s) and {text} Solutions dropdown(s) in the notebook, " \
+        f"{len(closed['cells'])} and {len(closed['boxes'])} on the page"
+    visible = [f"solution code cell {i + 1}: {shown[:3]}" for i, shown in enumerate(closed["cells"]) if shown]
+    visible += [f"Solutions dropdown {i + 1}: {shown[:3]}" for i, shown in enumerate(closed["boxes"]) if shown]
+    assert not visible, f"{page}: solutions visible before the reader opens them:\n" + "\n".join(visible)
+    browser.get(path.as_uri())
+    opened = browser.execute_async_script(SOLUTIONS_SHOWN, True)
+    assert all(opened["cells"]) and all(opened["boxes"]), \
+        f"{page}: a solution shows nothing once opened (the check would not see it either): {opened}"
