@@ -66,7 +66,8 @@ def test_nothing_under_results_or_notebooks_is_git_ignored():
         pytest.skip("not a git checkout")
     files = [str(p.relative_to(ROOT)) for d in ("results", "notebooks", "book")
              for p in (ROOT / d).rglob("*") if p.is_file() and "_build" not in p.parts
-             and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts]
+             and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts
+             and ".locks" not in p.parts]  # a results folder's run locks: local, ignored on purpose
     ignored = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT,
                              input="\n".join(files), capture_output=True, text=True).stdout.split()
     assert ignored == [], f"git ignores files that must be committed: {ignored[:5]}"
