@@ -302,6 +302,20 @@ _AXIS_NAMES = {"accuracy": "test accuracy", "recall": "test recall", "precision"
                "sel_accuracy": "validation accuracy", "sel_recall": "validation recall"}
 
 
+# What tells a method's settings apart, in the order looked for: CAMRI's and ArcFace's margin,
+# WCE's weight, the logit-adjusted loss's tau, LDAM's largest margin, a scale.
+_TAG_KEYS = ("margin", "weight", "tau", "max_margin", "scale")
+
+
+def _setting_tag(params):
+    """A setting's short label beside its marker: a margin in units of π/64, else the value of
+    the first of :data:`_TAG_KEYS` it has ('' for none)."""
+    if "margin" in params:
+        return f"{params['margin'] * 64 / np.pi:.0f}"
+    key = next((k for k in _TAG_KEYS if k in params), None)
+    return f"{params[key]:g}" if key else ""
+
+
 def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_name=None, show_all=("CAMRI",),
                   legend=True, curves=None):
     """The trade-off every method moves along, for one important class: the post-hoc
@@ -333,10 +347,7 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
             elif method in show_all:
                 ax.plot(st.x, st.y, marker=marker, ms=7, mfc="none", mec=color, ls="none",
                         label=f"{method} (other settings)")
-                params = json.loads(setting)
-                tag = (f"{params['margin'] * 64 / np.pi:.0f}" if "margin" in params else
-                       f"{params.get('weight', params.get('scale', '')):g}")
-                ax.annotate(tag, (st.x, st.y), xytext=(4, 3), textcoords="offset points", fontsize=9, color=color)
+                ax.annotate(_setting_tag(json.loads(setting)), (st.x, st.y), xytext=(4, 3), textcoords="offset points", fontsize=9, color=color)
     _zoom_on_methods(ax, stats)
     if legend:
         unique = dict(zip(*reversed(ax.get_legend_handles_labels())))

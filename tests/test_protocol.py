@@ -496,3 +496,12 @@ def test_tradeoff_figure_draws_the_curve_the_chosen_point_and_the_other_settings
     with pytest.raises(ValueError, match="x and y"):
         plots.draw_tradeoff(ax, frame, sel, "worst1", x="loss")
     plt.close(fig)
+    # Settings told apart by another parameter are labelled with it (a tau-only setting once crashed).
+    other = frame[frame.method == "CAMRI"].assign(method="Logit-adjusted CE", setting=json.dumps({"tau": 2.0}))
+    sel.chosen[("Logit-adjusted CE", "worst1")] = None
+    fig, ax = plt.subplots()
+    plots.draw_tradeoff(ax, pd.concat([frame, other]), sel, "worst1", show_all=("CAMRI", "Logit-adjusted CE"))
+    assert sorted(t.get_text() for t in ax.texts) == ["2", "2"]  # CAMRI m = 0.1 = 2.04 pi/64; tau 2
+    plt.close(fig)
+    assert [plots._setting_tag(p) for p in ({"max_margin": 0.5, "scale": 16.0, "drw_start_epoch": 9},
+                                           {"weight": 10.0}, {"scale": 8.0}, {})] == ["0.5", "10", "8", ""]
