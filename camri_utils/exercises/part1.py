@@ -237,7 +237,8 @@ slope_65 = np.cos(np.radians(55)) - np.cos(np.radians(65))
 from camri_utils import feature_plane as fp
 
 W5 = fp.class_weights_2d(5)               # unit weights, 72 degrees apart
-threshold = float(W5[:, 0] @ W5[:, 1])    # where W_2 meets the segment from W_1 to W_3
+# where W_2 meets the segment from W_1 to W_3
+threshold = float(W5[:, 0] @ W5[:, 1])
 """,
         var="threshold",
         answer=Number("the norm of W_2 below which its region vanishes"),
@@ -454,7 +455,8 @@ s_1000 = float(theory.min_scale(0.99, 1000))
 import numpy as np
 from camri_utils import theory
 
-s_arcface = np.array([float(theory.min_scale(0.99, C, margin=0.5)) for C in (10**3, 10**4, 10**5)])
+s_arcface = np.array([float(theory.min_scale(0.99, C, margin=0.5))
+                      for C in (10**3, 10**4, 10**5)])
 """,
         var="s_arcface",
         answer=Values("the scales for C = 10^3, 10^4, 10^5", (3,)),
@@ -483,8 +485,9 @@ from camri_utils import NormalizedSoftmaxLoss
 
 cos = np.zeros((1, 10), "float32")
 cos[0, 0] = 1.0
-losses_on_weight = np.array([float(NormalizedSoftmaxLoss(float(s))(np.array([0]), cos))
-                             for s in np.arange(1, 41)])
+losses_on_weight = np.array([
+    float(NormalizedSoftmaxLoss(float(s))(np.array([0]), cos))
+    for s in np.arange(1, 41)])
 """,
         var="losses_on_weight",
         answer=Values("the 40 losses, for the scales 1 to 40", (40,)),
@@ -784,7 +787,8 @@ from camri_utils import feature_plane as fp
 
 W = fp.class_weights_2d(3)
 wce = WeightedCrossEntropy([10.0, 1.0, 1.0])
-points = [[3 * math.cos(math.radians(a)), 3 * math.sin(math.radians(a))] for a in (0, 60, 90)]
+points = [[3 * math.cos(math.radians(a)), 3 * math.sin(math.radians(a))]
+          for a in (0, 60, 90)]
 logits = fp.logits_on_plane(np.array(points), W).astype("float32")
 wce_row = np.array([float(wce(np.array([0]), logits[i:i + 1])) for i in range(3)])
 """,
@@ -1029,10 +1033,10 @@ import numpy as np
 def grad_theta(theta, scale, margin):
     theta = np.asarray(theta, float)
     logits = scale * np.cos(theta)
-    logits[0] = scale * np.cos(theta[0] + margin)     # the margin on the target logit
+    logits[0] = scale * np.cos(theta[0] + margin)  # the margin on the target logit
     p = np.exp(logits - logits.max())
     p /= p.sum()
-    grad = -scale * np.sin(theta) * p                 # the other classes: a push away
+    grad = -scale * np.sin(theta) * p  # the other classes: a push away
     grad[0] = scale * np.sin(theta[0] + margin) * (1 - p[0])
     return grad
 """,
@@ -1135,7 +1139,8 @@ import numpy as np
 
 def pull(theta, m3, scale):
     sep = 2 * math.pi / 3
-    logits = scale * np.array([math.cos(theta) - m3, math.cos(sep - theta), math.cos(sep + theta)])
+    logits = scale * np.array([math.cos(theta) - m3, math.cos(sep - theta),
+                               math.cos(sep + theta)])
     p = np.exp(logits - logits.max())
     p_t = p[0] / p.sum()
     return scale * math.sin(theta) * (1 - p_t)

@@ -448,12 +448,15 @@ scale = spec.camri_grid[0]["scale"]
 
 def relative_mean(run, c):
     scores = protocol.load_scores(folder, run)
-    return angles.relative_mean(angles.cosine_angle_stats(scores["test"], scores["y_test"]), c).iloc[0]
+    stats = angles.cosine_angle_stats(scores["test"], scores["y_test"])
+    return angles.relative_mean(stats, c).iloc[0]
 
 rows = [(role, r["params"]["margin"], relative_mean(r, c))
         for role, c in sel.important.items() for r in records
-        if r["method"] == "CAMRI" and r["important_class"] == c and r["params"]["scale"] == scale]
-mean_by_margin = pd.DataFrame(rows, columns=["role", "margin", "rel"]).groupby(["role", "margin"]).rel.mean()
+        if r["method"] == "CAMRI" and r["important_class"] == c
+        and r["params"]["scale"] == scale]
+table = pd.DataFrame(rows, columns=["role", "margin", "rel"])
+mean_by_margin = table.groupby(["role", "margin"]).rel.mean()
 """,
             var="mean_by_margin",
             answer=Custom("a Series indexed by (role, margin)", _read_relative),
@@ -491,8 +494,10 @@ def room(run):
     return angles.weight_angles(w)[c, [0, 2, 4]].min()
 
 at_scale = [r for r in records if r["params"].get("scale") == scale]
-camri = [r for r in at_scale if r["method"] == "CAMRI" and r["important_class"] == c]
-upper_room = {0.0: np.mean([room(r) for r in at_scale if r["method"] == "NormSoftmax"])}
+camri = [r for r in at_scale
+         if r["method"] == "CAMRI" and r["important_class"] == c]
+control = [r for r in at_scale if r["method"] == "NormSoftmax"]
+upper_room = {0.0: np.mean([room(r) for r in control])}
 for m in sorted({r["params"]["margin"] for r in camri}):
     upper_room[m] = np.mean([room(r) for r in camri if r["params"]["margin"] == m])
 """,
@@ -534,11 +539,13 @@ def relative_means(run):
     return [angles.relative_mean(stats, k).iloc[0] for k in range(len(stats))]
 
 at_scale = [r for r in records if r["params"].get("scale") == scale]
-camri = [r for r in at_scale if r["method"] == "CAMRI" and r["important_class"] == c]
+camri = [r for r in at_scale
+         if r["method"] == "CAMRI" and r["important_class"] == c]
 largest_margin = max(r["params"]["margin"] for r in camri)
-moved_by_margin = (
-    np.mean([relative_means(r) for r in camri if r["params"]["margin"] == largest_margin], axis=0)
-    - np.mean([relative_means(r) for r in at_scale if r["method"] == "NormSoftmax"], axis=0))
+largest = [r for r in camri if r["params"]["margin"] == largest_margin]
+control = [r for r in at_scale if r["method"] == "NormSoftmax"]
+moved_by_margin = (np.mean([relative_means(r) for r in largest], axis=0)
+                   - np.mean([relative_means(r) for r in control], axis=0))
 """,
             var="moved_by_margin",
             answer=Custom("an array, one value per class", _read_moved),
