@@ -144,11 +144,16 @@ def _setting_stats(frame, role, x, y):
 def _draw_threshold_curves(ax, curves, x, y, stats, selection, role, ring_size):
     """The exact threshold-moving curves (``curves``: {label: DataFrame of bias, accuracy,
     recall, precision}, e.g. from :func:`camri_utils.protocol.threshold_curve_frames`), solid
-    for CE, dotted for normalized softmax; the bias each post-hoc row chose ringed on it."""
+    for CE, dotted for normalized softmax (one method's second curve, e.g. another scale,
+    paler and thicker, so the legend tells them apart); the bias each post-hoc row chose
+    ringed on it."""
+    seen = {}
     for label, curve in (curves or {}).items():
         method = label.split(" (")[0]
         color, _ = methods.style(method)
-        ax.plot(curve[x], curve[y], color=color, lw=1.5, ls="-" if method.startswith("CE") else ":", label=label)
+        k = seen[method] = seen.get(method, -1) + 1
+        ax.plot(curve[x], curve[y], color=color, lw=1.5 + 0.9 * k, alpha=1.0 if k == 0 else 0.5,
+                ls="-" if method.startswith("CE") else ":", label=label)
     for method in [m for m in dict.fromkeys(stats.index.get_level_values(0)) if m.endswith("+ threshold")]:
         color, _ = methods.style(method)
         best = selection.chosen.get((method, role))

@@ -488,6 +488,13 @@ def test_tradeoff_figure_draws_the_curve_the_chosen_point_and_the_other_settings
     plots.draw_tradeoff(ax, frame, sel, "worst1", class_name="one", curves=exact)
     curve = [line for line in ax.lines if line.get_label() == "CE + threshold"]
     assert curve and list(curve[0].get_xdata()) == pytest.approx([0.91, 0.89, 0.81])  # the exact curve as given
+    fig2, ax2 = plt.subplots()
+    twin = {f"NormSoftmax + threshold (s = {s})": exact["CE + threshold"] for s in (16, 8)}
+    plots.draw_tradeoff(ax2, frame, sel, "worst1", curves=twin)
+    a, b = [line for line in ax2.lines if line.get_label().startswith("NormSoftmax + threshold (")]
+    assert a.get_linestyle() == b.get_linestyle() == ":"  # dotted both, told apart by weight and shade
+    assert (a.get_linewidth(), a.get_alpha()) != (b.get_linewidth(), b.get_alpha())
+    plt.close(fig2)
     hollow = [line for line in ax.lines if line.get_label() == "CAMRI (other settings)"]
     assert hollow and (hollow[0].get_xdata()[0], hollow[0].get_ydata()[0]) == (pytest.approx(0.9), 0.6)
     ring = [line for line in ax.lines if line.get_markersize() == 9]
