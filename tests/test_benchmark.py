@@ -16,12 +16,20 @@ import pytest
 PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("train_step_benchmark", PATH)
+def _load(name, path):
+    """A benchmark script as a module, registered in sys.modules while a test uses it (the
+    throughput benchmark's dataclasses look their module up there)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    yield _load("train_step_benchmark", PATH)
+    del sys.modules["train_step_benchmark"]
 
 
 def _tiny(method, eager):
@@ -123,12 +131,8 @@ THROUGHPUT = PATH.with_name("throughput.py")
 
 @pytest.fixture(scope="module")
 def tp():
-    spec = importlib.util.spec_from_file_location("throughput_benchmark", THROUGHPUT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield _load("throughput_benchmark", THROUGHPUT)
+    del sys.modules["throughput_benchmark"]
 
 
 def _events(*pairs):
@@ -322,10 +326,8 @@ GPU_PATH = PATH.parent / "gpu_step.py"
 
 @pytest.fixture(scope="module")
 def gpu_bench():
-    spec = importlib.util.spec_from_file_location("gpu_step_benchmark", GPU_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    yield _load("gpu_step_benchmark", GPU_PATH)
+    del sys.modules["gpu_step_benchmark"]
 
 
 def test_gpu_step_benchmark_reports_each_variant_with_its_flop_rate(gpu_bench, tmp_path):

@@ -79,14 +79,18 @@ def html_dir(tmp_path_factory):
     html = ROOT / "_build" / "html"
     if _reusable(html):
         return html
+    return _build_book(tmp_path_factory.mktemp("book"), ROOT / "book/_toc.yml")
+
+
+def _build_book(out, toc):
+    """Build the book of table of contents ``toc`` into ``out``; its HTML folder."""
     jb = Path(sys.executable).with_name("jupyter-book")
     jb = str(jb) if jb.exists() else shutil.which("jupyter-book")
     if jb is None:
         pytest.fail("jupyter-book is not installed: install the package with the 'book' extra (make venv).")
-    out = tmp_path_factory.mktemp("book")
     result = subprocess.run(
-        [jb, "build", str(ROOT), "--config", str(ROOT / "book/_config.yml"),
-         "--toc", str(ROOT / "book/_toc.yml"), "--path-output", str(out), "--keep-going"],
+        [jb, "build", str(ROOT), "--config", str(ROOT / "book/_config.yml"), "--toc", str(toc),
+         "--path-output", str(out), "--keep-going"],
         capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -339,21 +343,11 @@ def solutions_html(tmp_path_factory):
     html = ROOT / "_build" / "html"
     if _reusable(html):
         return html
-    jb = Path(sys.executable).with_name("jupyter-book")
-    jb = str(jb) if jb.exists() else shutil.which("jupyter-book")
-    if jb is None:
-        pytest.fail("jupyter-book is not installed: install the package with the 'book' extra (make venv).")
     out = tmp_path_factory.mktemp("solutions-book")
     toc = out / "_toc.yml"
     toc.write_text(yaml.safe_dump({"format": "jb-book", "root": PAGES[0], "parts": [
         {"caption": "Chapters", "chapters": [{"file": p} for p in SOLUTION_PAGES_BUILT_ALONE]}]}))
-    result = subprocess.run(
-        [jb, "build", str(ROOT), "--config", str(ROOT / "book/_config.yml"), "--toc", str(toc),
-         "--path-output", str(out), "--keep-going"],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return out / "_build" / "html"
+    return _build_book(out, toc)
 
 
 # What of each solution a reader sees: the text and pictures inside every code cell tagged
