@@ -454,8 +454,17 @@ class _AngleSummary(keras.callbacks.Callback):
             self._tf = tf
             self.writer = tf.summary.create_file_writer(str(Path(logdir) / "angles"))
 
+    def on_train_begin(self, logs=None):
+        # One feature model and one input pipeline per run, so that its predict function is
+        # traced once: made anew each epoch they cost more than the epoch's training on digits.
+        # The batches (500) and the graph are predict's on the array, so the numbers are the same.
+        tf = require_tensorflow("camri_utils.training")
+
+        self._features = models.feature_model(self.model)
+        self._inputs = tf.data.Dataset.from_tensor_slices(self.x).batch(500)
+
     def on_epoch_end(self, epoch, logs=None):
-        feats = keras.ops.convert_to_numpy(models.feature_model(self.model).predict(self.x, verbose=0, batch_size=500))
+        feats = keras.ops.convert_to_numpy(self._features.predict(self._inputs, verbose=0))
         own = angles.own_class_angles(feats, angles.class_weights_of(self.model), self.y)
         per_class = [own[self.y == c] for c in range(self.n_classes)]
         self.summary["mean"].append([float(a.mean()) if a.size else None for a in per_class])
