@@ -46,12 +46,14 @@ def test_runs_in_quick_profile(path, tmp_path):
     import papermill
 
     out = tmp_path / path.name
+    before = _results_files()
     try:
         run(path, out, profile="quick", cwd=tmp_path)
     except papermill.PapermillExecutionError as err:
         pytest.fail(f"{path.name}: cell {err.exec_count} raised {err.ename}: {err.evalue}", pytrace=False)
     executed = nbformat.read(out, as_version=4)
     assert executed.metadata["camri"]["profile"] == "quick"
+    assert _results_files() == before, f"{path.name}'s quick profile wrote into results/"
     assert not any(o.get("output_type") == "error" for c in executed.cells for o in c.get("outputs", []))
 
 
@@ -113,9 +115,17 @@ def test_stored_notebook_passes_nbval(path, tmp_path):
     """nbval (lax) re-executes the stored notebook and compares the cells tagged
     nbval-check-output (or marked NBVAL_CHECK_OUTPUT): formula checks, shapes and constants.
     One chapter per test, so that pytest-xdist runs them side by side (``make test``)."""
+    before = _results_files()
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
          "-p", "no:xdist", "-q", "--rootdir", str(tmp_path), str(path)],
         cwd=tmp_path, capture_output=True, text=True, timeout=1200,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    # A chapter that reads committed runs (chapter 6) finds all it needs: one it had to train
+    # would have been added to results/, and the stored outputs would not be the records'.
+    assert _results_files() == before, f"{path.name} added runs to results/: {sorted(_results_files() - before)}"
+
+
+def _results_files():
+    return {p.relative_to(ROOT).as_posix() for p in (ROOT / "results").rglob("*") if p.is_file()}
