@@ -99,17 +99,31 @@ def test_extracted_folders_load_like_archives(tmp_path):
             else:
                 with tarfile.open(packed / archive) as tar:
                     tar.extractall(unpacked, filter="data")
-        if name == "cifar10":
-            # The extracted batches have official checksums: a fixture without its marker is refused.
-            with pytest.raises(data.CorruptDataError, match="not the official release"):
-                data.load(name, data_dir=unpacked)
-            fixtures.copy_marker(packed, unpacked)
+        # A fixture extracted without its marker is refused: CIFAR-10's batches have official
+        # checksums; GTSRB's and AwA2's images have none, but not the release's image counts.
+        expected = {"cifar10": "has md5", "gtsrb": "39,209 training images", "awa2": "37,322 images"}[name]
+        with pytest.raises(data.CorruptDataError, match="not the official release") as err:
+            data.load(name, data_dir=unpacked)
+        assert expected in str(err.value) and "marker" in str(err.value) and str(unpacked) in str(err.value)
+        fixtures.copy_marker(packed, unpacked)  # with it, the copy is the fixture its archives are
         a, b = data.load(name, data_dir=packed), data.load(name, data_dir=unpacked)
         np.testing.assert_array_equal(a.x_train, b.x_train)
         np.testing.assert_array_equal(a.y_test, b.y_test)
-        # GTSRB's and AwA2's extracted images have no official checksums: without the manifest
-        # the loader cannot know (with it, the copy is a fixture like its archives).
-        assert b.source.real == (name != "cifar10")
+        assert not a.source.real and not b.source.real
+
+
+def test_an_awa2_zip_nothing_checks_must_hold_the_release_and_a_checked_one_is_taken(tmp_path):
+    from camri_utils.data import awa2
+    from camri_utils.data._common import file_hash
+
+    root = fixtures.write("awa2", tmp_path / "a", per_class=4)
+    (root / "CAMRI_SYNTHETIC_FIXTURE.json").unlink()  # as the release comes: no checksum published
+    with pytest.raises(data.CorruptDataError, match=r"holds 20 images, 5 classes, not the official release's "
+                                                    r"37,322 images, 50 classes"):
+        data.load("awa2", data_dir=root, size=16)
+    # A zip checked against the SHA-256 its user passes is what they say it is.
+    ds = data.load("awa2", data_dir=root, size=16, sha256=file_hash(root / awa2.ZIP, "sha256"))
+    assert ds.source.real
 
 
 @pytest.mark.skipif(not REAL_FASHION.exists(), reason="Debian's dataset-fashion-mnist is not installed")

@@ -300,6 +300,21 @@ def fixture_manifest(root):
     return manifest
 
 
+def check_release_counts(dataset, place, found, official):
+    """A copy that nothing proves real (no fixture marker, no checksum to check: an extracted
+    folder, an AwA2 zip without ``sha256``) must at least hold as many images as the official
+    release, ``official`` ({what: count}); ``found`` says how many it holds. Else it is not
+    taken for the real data: a fixture that lost its marker, a partial or a foreign copy."""
+    wrong = {what: n for what, n in official.items() if found[what] != n}
+    if wrong:
+        held = ", ".join(f"{found[what]:,} {what}" for what in wrong)
+        release = ", ".join(f"{n:,} {what}" for what, n in wrong.items())
+        raise CorruptDataError(
+            f"{place} holds {held}, not the official release's {release}: it is partial, damaged or not {dataset}, "
+            f"and is not taken for the real data. Get {dataset} again; if it is a synthetic fixture, keep its "
+            f"marker file ({FIXTURE_MARKER}) in {place}, as camri_utils.data.fixtures writes it.")
+
+
 def _bad_manifest(path, problem):
     return CorruptDataError(
         f"{path} {problem}. It marks a synthetic fixture: write the fixture again with "

@@ -6,7 +6,10 @@ AwA2 has no official train/test split for classification. This loader makes a se
 stratified split (``test_fraction`` of each class, default 0.3, ``split_seed`` 0) and says so in
 ``Dataset.notes``. Images are resized to ``size`` x ``size`` (default 64); the decoded arrays are
 cached, keyed by size, split and source. The release has no published checksum: integrity is
-checked by reading every image (zip members carry CRCs); pass ``sha256`` to check the zip."""
+checked by reading every image (zip members carry CRCs); pass ``sha256`` to check the zip. A
+copy nothing checks (an extracted folder, a zip without ``sha256``) and no fixture's marker
+marks must hold the release's 37,322 images of 50 classes, or it is refused: a fixture that
+lost its marker is never taken for the real data."""
 
 from __future__ import annotations
 
@@ -15,14 +18,15 @@ from sklearn.model_selection import train_test_split
 
 from camri_utils import checks
 from camri_utils.data._archive import Members
-from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, cached, decoded_cache_dir,
-                                      expected_checksums, find_or_fetch, fixture_manifest, verify)
+from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, cached, check_release_counts,
+                                      decoded_cache_dir, expected_checksums, find_or_fetch, fixture_manifest, verify)
 from camri_utils.data._images import decode_all
 
 URL = "https://cvml.ista.ac.at/AwA2/AwA2-data.zip"
 ZIP = "AwA2-data.zip"
 ROOT = "Animals_with_Attributes2"
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+OFFICIAL_COUNTS = {"images": 37_322, "classes": 50}  # the release (Xian et al., 2018)
 DOWNLOAD_BYTES = 13_600_000_000  # the zip is 13.5 GB: checked against the free disk before downloading
 HOW_TO_GET = (f"Download {URL} (13 GB) and put it, or the {ROOT}/ folder it extracts to, in a "
               "folder passed as data_dir or CAMRI_DATA_DIR.")
@@ -91,8 +95,12 @@ def _read(place, size, test_fraction, split_seed, sha256):
                         source=(str(found.resolve()), stat.st_size, stat.st_mtime))
         arrays = cached(decoded_cache_dir() / f"awa2-{size}px-split{split_seed}-{key}.npz", ARRAYS,
                         lambda: _build(members, class_names, size, test_fraction, split_seed))
+    real = fixture_manifest(place) is None
+    if real and not (found.is_file() and sha256):  # nothing checked the images: their count is
+        check_release_counts("AwA2", place, {"images": len(arrays["y_train"]) + len(arrays["y_test"]),
+                                             "classes": len(class_names)}, OFFICIAL_COUNTS)
     return Dataset("awa2", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], class_names,
-                   Source(str(place), real=fixture_manifest(place) is None),
+                   Source(str(place), real=real),
                    notes={"size": size, "split": f"seeded stratified split, test_fraction={test_fraction}, "
                                                  f"split_seed={split_seed} (AwA2 has no official split)"})
 

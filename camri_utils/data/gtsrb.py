@@ -4,8 +4,11 @@ releases: PPM images with ``;``-separated CSVs giving each image's size, region 
 
 Reads the three official zips (``GTSRB_Final_Training_Images.zip``,
 ``GTSRB_Final_Test_Images.zip``, ``GTSRB_Final_Test_GT.zip``) without extracting them, or the
-folder they extract to. Images are cropped to their ROI (``crop_roi=True``) and resized to
-``size`` x ``size`` (default 32); the decoded arrays are cached, keyed by these options.
+folder they extract to (the zips are checked against their official MD5s; an extracted folder,
+which has none, must hold the releases' 39,209 training and 12,630 test images, so that a
+fixture that lost its marker is never taken for the real data). Images are cropped to their
+ROI (``crop_roi=True``) and resized to ``size`` x ``size`` (default 32); the decoded arrays are
+cached, keyed by these options.
 
 Training images come in tracks: about 30 frames of one physical sign, named ``TRACK_FRAME.ppm``
 in their class folder. ``Dataset.groups_train`` gives each (class, track) its own id, so that a
@@ -21,11 +24,12 @@ import numpy as np
 
 from camri_utils import checks
 from camri_utils.data._archive import Members
-from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, cached, decoded_cache_dir,
-                                      find_or_fetch, fixture_manifest, verify_files)
+from camri_utils.data._common import (Dataset, DataLayoutError, Source, cache_key, cached, check_release_counts,
+                                      decoded_cache_dir, find_or_fetch, fixture_manifest, verify_files)
 from camri_utils.data._images import decode_all
 
 BASE_URL = "https://sid.erda.dk/public/archives/daaeac0d7ce1152aea9b61d9f1e19370/"
+OFFICIAL_COUNTS = {"training images": 39_209, "test images": 12_630}  # the final releases
 TRAIN_ZIP, TEST_ZIP, TEST_GT_ZIP = ("GTSRB_Final_Training_Images.zip", "GTSRB_Final_Test_Images.zip",
                                     "GTSRB_Final_Test_GT.zip")
 MD5 = {TRAIN_ZIP: "f33fd80ac59bff73c82d25ab499e03a3", TEST_ZIP: "c7e4e6327067d32654124b0fe9e82185",
@@ -150,8 +154,12 @@ def _read(place, size, crop_roi):
     key = cache_key(dataset="gtsrb", size=size, crop_roi=crop_roi, files=stamp)
     arrays = cached(decoded_cache_dir() / f"gtsrb-{size}px-{'roi' if crop_roi else 'full'}-{key}.npz", ARRAYS,
                     lambda: _decode(sources, size, crop_roi))
+    real = fixture_manifest(place) is None
+    if real and sources["train"].is_dir():  # the zips' MD5s are checked; extracted images have none
+        check_release_counts("GTSRB", place, {"training images": len(arrays["y_train"]),
+                                              "test images": len(arrays["y_test"])}, OFFICIAL_COUNTS)
     return Dataset("gtsrb", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                   list(CLASS_NAMES), Source(str(place), real=fixture_manifest(place) is None),
+                   list(CLASS_NAMES), Source(str(place), real=real),
                    notes={"size": size, "crop_roi": crop_roi}, groups_train=arrays["groups_train"])
 
 
