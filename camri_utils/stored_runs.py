@@ -107,12 +107,13 @@ class RunStore:
         return cls(folder)
 
     @classmethod
-    def find(cls, path):
+    def find(cls, path, cache_dir=None):
         """The store at ``path`` where :func:`camri_utils.records.find` finds a results folder
-        (as given, ``$CAMRI_RESULTS_DIR``, the checkout, the book's repository on Colab)."""
+        (as given, ``$CAMRI_RESULTS_DIR``, the checkout, the book's repository on Colab, fetched
+        into ``cache_dir``)."""
         from camri_utils import records
 
-        return cls(records.find(path, marker=MARKER))
+        return cls(records.find(path, marker=MARKER, cache_dir=cache_dir))
 
     def ids(self):
         """The ids of the stored runs."""

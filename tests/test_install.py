@@ -130,8 +130,10 @@ def test_launch_button_install_then_finds_its_records_with_no_manual_step(tmp_pa
     probe = (
         "import json, sys; from camri_utils import records; "
         "where = records.find('results/fashion_mnist', cache_dir=sys.argv[1]); "
+        "from camri_utils import stored_runs; store = stored_runs.RunStore.find('results/digits_2d', sys.argv[1]); "
+        "runs = [store.read(store.folder / f'{i}.json') for i in store.ids()]; "
         "print(json.dumps({'source': {k: str(v) for k, v in records.installed_from().items()}, "
-        "'folder': str(where), 'library': records.__file__}))")
+        "'folder': str(where), 'library': records.__file__, 'runs': len(runs), 'store': str(store.folder)}))")
     # The installed library first on the path; Keras and the rest from this environment.
     out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "cache")], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(site),
@@ -143,6 +145,9 @@ def test_launch_button_install_then_finds_its_records_with_no_manual_step(tmp_pa
     assert found["source"] == {"kind": "git", "url": local_url, "commit": commit}
     folder = Path(found["folder"])
     assert folder == tmp_path / "cache" / commit / "results" / "fashion_mnist"
+    # Chapter 6's stored runs come with the same copy, each checked as it is read.
+    assert Path(found["store"]) == tmp_path / "cache" / commit / "results" / "digits_2d"
+    assert found["runs"] == len(_git("ls-tree", "--name-only", commit, "results/digits_2d/").split()) // 2
     assert (folder / "protocol.json").read_text() == _git("show", f"{commit}:results/fashion_mnist/protocol.json")
     committed = set(_git("ls-tree", "-r", "--name-only", commit, "results/fashion_mnist").split())
     fetched = {p.relative_to(tmp_path / "cache" / commit).as_posix() for p in folder.rglob("*") if p.is_file()}
