@@ -20,10 +20,13 @@ __all__ = ["BOOK_STYLE", "use_book_style", "class_colors", "draw_loss_on_plane",
 _METHOD_ORDER = [m.label for m in methods.REGISTRY.values()]
 
 
-# The book's one figure style: drawn at the width of the book's text column (about 700 px,
-# 7 in at 96 px per inch), with fonts that read at normal size there, and stored as SVG.
+# The book's one figure style, stored as SVG: 5.6 in wide (about 540 px at 96 px per inch,
+# within the text column's 700 px: shown at natural size on a laptop), with text of 10 pt or
+# more, so that scaled down to a phone's 358-px column the smallest text is still 8 px (10 pt x
+# 358 / (5.6 x 72) = 8.9 px, with room for what a tight bounding box adds: an outside legend;
+# tests/test_browser.py measures it). Part II's figures are 5.2 in wide, with 9-pt text.
 BOOK_STYLE = {
-    "figure.figsize": (7.0, 4.2),
+    "figure.figsize": (5.6, 3.4),
     "figure.constrained_layout.use": True,
     "font.size": 11,
     "axes.titlesize": 12,

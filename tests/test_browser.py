@@ -48,13 +48,7 @@ PAGES = _toc_pages()
 
 # (page, window) pairs owned by other work in progress, with the defect this test sees on each.
 # strict: the test fails (XPASS) once a page is fixed, so that its entry here is removed.
-_STYLE = ("figure text 7 px at 390 px (chapter 3: 5.6 px): the book style's 10-pt ticks on 7-in figures "
-          "(camri_utils.plots.BOOK_STYLE) need larger fonts and the chapter re-run")
-KNOWN_DEFECTS = {
-    **{(f"notebooks/{stem}", "phone"): _STYLE for stem in (
-        "01_softmax_geometry", "02_normalized_softmax", "03_angular_margins", "04_reweighting_vs_margins",
-        "05_camri_loss", "06_camri_digits_2d")},
-}
+KNOWN_DEFECTS = {}
 
 
 def _sources():
