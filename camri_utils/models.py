@@ -9,7 +9,8 @@ import keras
 
 from camri_utils.layers import CosineHead
 
-__all__ = ["classifier_head", "classifier", "paper_cnn", "small_cnn", "mlp", "feature_model", "build", "MODELS"]
+__all__ = ["classifier_head", "classifier", "paper_cnn", "small_cnn", "cpu_cnn_backbone", "mlp", "feature_model", "build",
+           "MODELS", "CPU_CNNS"]
 
 FEATURE = "feature"
 HEAD = "head"
@@ -70,6 +71,28 @@ def small_cnn_backbone(input_shape=(28, 28, 1), feature_dim=64):
     return keras.Model(inputs, features, name="small_cnn")
 
 
+def cpu_cnn_backbone(input_shape=(32, 32, 3), feature_dim=128, widths=(32, 64, 128), convs_per_block=1):
+    """A VGG-like CNN sized for CPU runs on 32x32 colour images (CIFAR-10, GTSRB): one block
+    per width in ``widths``, each ``convs_per_block`` 3x3 convolutions (same padding, batch
+    normalisation, ReLU), max-pooling and dropout 0.25 (the authors' regulariser; no data
+    augmentation), then a dense feature of ``feature_dim`` units with batch normalisation, as in
+    the authors' network."""
+    inputs = keras.Input(input_shape, name="images")
+    x = inputs
+    for b, width in enumerate(widths, start=1):
+        for c in range(1, convs_per_block + 1):
+            x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{b}_{c}")(x)
+            x = keras.layers.BatchNormalization(name=f"bn{b}_{c}")(x)
+            x = keras.layers.ReLU(name=f"relu{b}_{c}")(x)
+        x = keras.layers.MaxPooling2D(name=f"pool{b}")(x)
+        x = keras.layers.Dropout(0.25, name=f"dropout{b}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(feature_dim, kernel_initializer="he_normal", name="dense_feature")(x)
+    features = keras.layers.BatchNormalization(name=FEATURE)(x)
+    name = f"cpu_cnn_{'-'.join(map(str, widths))}" + (f"x{convs_per_block}" if convs_per_block > 1 else "")
+    return keras.Model(inputs, features, name=name.replace("-", "_"))
+
+
 def mlp_backbone(input_shape, hidden=(64, 32), feature_dim=2):
     """An MLP (images are flattened) whose feature layer has ``feature_dim`` units (default
     2, for drawing the feature space)."""
@@ -96,7 +119,20 @@ def mlp(input_shape, n_classes, hidden=(64, 32), feature_dim=2, head="cosine"):
     return classifier(mlp_backbone(input_shape, hidden, feature_dim), n_classes, head)
 
 
-MODELS = {"paper_cnn": paper_cnn, "small_cnn": small_cnn, "mlp": mlp}
+def _cpu_cnn(widths, convs_per_block):
+    def build(input_shape=(32, 32, 3), n_classes=10, feature_dim=128, head="cosine"):
+        return classifier(cpu_cnn_backbone(input_shape, feature_dim, widths, convs_per_block), n_classes, head)
+
+    build.__doc__ = (f"The CPU-sized CNN with blocks of {'-'.join(map(str, widths))} channels, "
+                     f"{convs_per_block} convolution(s) each (:func:`cpu_cnn_backbone`), and a classifier head.")
+    return build
+
+
+# The CPU-scale candidates of Part III's pilot (results/cifar10-pilot), smallest first.
+CPU_CNNS = {"cpu_cnn_s": _cpu_cnn((16, 32, 64), 1), "cpu_cnn_m": _cpu_cnn((32, 64, 128), 1),
+            "cpu_cnn_mx2": _cpu_cnn((32, 64, 128), 2)}
+
+MODELS = {"paper_cnn": paper_cnn, "small_cnn": small_cnn, "mlp": mlp, **CPU_CNNS}
 
 
 def build(name, input_shape, n_classes, head="cosine", feature_dim=None):

@@ -34,10 +34,14 @@ class DataLayoutError(ValueError):
 @dataclass(frozen=True)
 class Source:
     """Where a dataset came from: ``location`` (a directory, archive or URL) and whether it is
-    the real dataset or a synthetic fixture written by :mod:`camri_utils.data.fixtures`."""
+    the real dataset or a synthetic fixture written by :mod:`camri_utils.data.fixtures`.
+    ``verified``: what was checked to call it real, where it is not a checksummed official
+    file (e.g. a third-party copy whose counts and pixel statistics were compared with the
+    published ones); empty where the official checksums were checked."""
 
     location: str
     real: bool
+    verified: str = ""
 
     @property
     def kind(self):
@@ -60,6 +64,8 @@ def describe_location(location):
     text = str(location)
     if "://" in text:
         return text
+    if "/" not in text and text.lower().endswith((".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar.bz2", ".tar")):
+        return f"the archive {text}"  # a dataset read from an archive is named by its file name alone
     if text.startswith("/usr/share/datasets/"):
         return f"Debian package dataset-{Path(text).name}"
     if "/.keras/" in text or text.startswith(str(keras_cache_dir())):
@@ -147,13 +153,17 @@ DATA_DIR_ENV = "CAMRI_DATA_DIR"
 
 def data_dir_candidates(data_dir, system_dirs=()):
     """(explicit, [places to look]) in the documented order: the argument, then
-    ``CAMRI_DATA_DIR``, then system locations. An explicit ``data_dir`` is the only place; so
+    ``CAMRI_DATA_DIR`` (a folder, or a tar archive to extract), then system locations. An explicit ``data_dir`` is the only place; so
     is ``CAMRI_DATA_DIR`` when it is set (a variable naming nothing, or a file, is a
     :class:`DatasetNotFoundError` naming it: a typo must not fall back to another copy)."""
     if data_dir is not None:
         return True, [Path(data_dir).expanduser()]
     from camri_utils import checks
+    from camri_utils.data._extract import is_tar_archive
 
+    named = Path(os.environ.get(DATA_DIR_ENV, "").strip()).expanduser()
+    if os.environ.get(DATA_DIR_ENV, "").strip() and is_tar_archive(named):
+        return True, [named]
     try:
         env = checks.check_env_dir(DATA_DIR_ENV)
     except ValueError as exc:
@@ -190,12 +200,19 @@ def find_or_fetch(dataset, read, data_dir, download, files, subdir, how_to_get, 
     ``{file name: (url, checksum or None)}``; ``dataset`` and ``how_to_get`` word the errors;
     ``free_bytes``: the disk space the download needs (checked before it starts).
     """
+    from camri_utils.data._extract import archive_label, extracted, is_tar_archive
+
     explicit, places = data_dir_candidates(data_dir, system_dirs)
     if not explicit:
         places += keras_cache_places(subdir)
     for place in places:
-        found = read(place)
+        archive = place if explicit and is_tar_archive(place) else None
+        found = read(extracted(archive) if archive is not None else place)
         if found is not None:
+            if archive is not None:  # named by the archive, not by the cache folder it went to
+                from dataclasses import replace
+
+                found.source = replace(found.source, location=archive_label(archive))
             return found
     if explicit or not download:
         error = not_found(dataset, places, how_to_get)

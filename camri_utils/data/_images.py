@@ -29,3 +29,44 @@ def decode_all(members, names, size, boxes=None, desc="decoding"):
     for i, name in enumerate(tqdm(names, desc=desc, unit="img", mininterval=2, disable=len(names) < 2000)):
         out[i] = decode(members, name, size, None if boxes is None else boxes[i])
     return out
+
+
+def read_png_folders(folder, class_names, shape, desc):
+    """(images uint8 of ``shape``, labels int64) from ``folder/<class name>/*.png``, ordered by
+    class (the order of ``class_names``), then file name. The class folders must be exactly
+    ``class_names``; every image must decode to ``shape`` (no resizing: a wrong size means other data)."""
+    from pathlib import Path
+
+    from camri_utils.data._common import DataLayoutError
+
+    folder = Path(folder)
+    present = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unexpected, absent = sorted(set(present) - set(class_names)), [c for c in class_names if c not in present]
+    if unexpected or absent:
+        raise DataLayoutError(f"{folder} holds the class folders {present}, expected exactly {list(class_names)}"
+                              + (f"; unexpected: {unexpected}" if unexpected else "")
+                              + (f"; missing: {absent}" if absent else "") + ".")
+    files, labels = [], []
+    for label, name in enumerate(class_names):
+        pngs = sorted((folder / name).glob("*.png"))
+        if not pngs:
+            raise DataLayoutError(f"{folder / name} holds no .png image.")
+        files += pngs
+        labels += [label] * len(pngs)
+    out = np.empty((len(files),) + tuple(shape), np.uint8)
+    mode = {1: "L", 3: "RGB"}[shape[-1]]
+    for i, path in enumerate(tqdm(files, desc=desc, unit="img", mininterval=2, disable=len(files) < 2000)):
+        try:
+            with Image.open(path) as img:
+                img.load()
+                if img.mode != mode:
+                    raise ValueError(f"mode {img.mode}, expected {mode}")
+                pixels = np.asarray(img, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise CorruptDataError(f"{path} is not a readable {mode} PNG ({exc}): the copy is damaged; get it "
+                                   "again.") from exc
+        if pixels.shape != tuple(shape):
+            raise CorruptDataError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]} pixels with shape {pixels.shape}, "
+                                   f"expected {tuple(shape)}: not a CIFAR-10 image (no resizing is done).")
+        out[i] = pixels
+    return out, np.asarray(labels, np.int64)

@@ -1,6 +1,14 @@
 """CIFAR-10: the official python tarball (``cifar-10-python.tar.gz``) or its extracted folder
-``cifar-10-batches-py`` (where ``keras.datasets.cifar10.load_data()`` leaves it). Batches read
-from the tarball are cached as decoded arrays, keyed by the tarball."""
+``cifar-10-batches-py`` (where ``keras.datasets.cifar10.load_data()`` leaves it), or the images
+as PNG files in class folders (``train/<class>/*.png``, ``test/<class>/*.png``: the layout of
+common image-folder exports, and of a ``.tar.xz`` of them given as ``data_dir``). Batches read
+from the tarball, and decoded PNG folders, are cached as arrays.
+
+A PNG folder has no official checksum: it is taken for the real CIFAR-10 only when it holds
+the release's 5,000 training and 1,000 test images per class and its per-channel pixel means
+and standard deviations equal the published ones (to the four decimals they are published
+with), and its source says so. Its images are ordered by class, then file name (the official
+batches' order is not kept by such exports)."""
 
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ import numpy as np
 
 from camri_utils.data._common import (FIXTURE_MARKER, CorruptDataError, Dataset, DataLayoutError, Source, cache_key,
                                       cached, decoded_cache_dir, find_or_fetch, fixture_manifest, verify_files)
+from camri_utils.data._images import read_png_folders
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
@@ -28,9 +37,20 @@ BATCH_MD5 = {"data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2":
              "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e"}
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 HOW_TO_GET = ("Get it with `keras.datasets.cifar10.load_data()` (online), or put the official "
-              f"{TARBALL} (or its extracted {FOLDER}/ folder) in a folder and pass it as data_dir "
-              "or CAMRI_DATA_DIR.")
+              f"{TARBALL} (or its extracted {FOLDER}/ folder, or the images as train/<class>/*.png and "
+              "test/<class>/*.png) in a folder and pass it as data_dir or CAMRI_DATA_DIR; a .tar.xz of "
+              "such a folder can be passed as data_dir itself.")
 ARRAYS = ("x_train", "y_train", "x_test", "y_test", "class_names")
+# The PNG class-folder layout: what a real copy must hold, per class and split, and the pixel
+# statistics published for CIFAR-10 (per channel, on [0, 1]; means of both splits, standard
+# deviation of the training split), with half a unit of their last published decimal as tolerance.
+PNG_SPLITS = {"train": 5_000, "test": 1_000}
+PUBLISHED_STATS = {("train", "mean"): (0.4914, 0.4822, 0.4465), ("train", "std"): (0.2470, 0.2435, 0.2616),
+                   ("test", "mean"): (0.4942, 0.4851, 0.4504)}
+STATS_TOLERANCE = 0.5e-4
+PNG_VERIFIED = ("not a checksummed official file: a copy of the official images as PNGs, taken as real because it "
+                "holds 5,000 training and 1,000 test images per class and its per-channel pixel means (train and "
+                "test) and standard deviations (train) equal the published CIFAR-10 statistics to four decimals")
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -138,8 +158,64 @@ def _from_tarball(tarball):
     return cached(decoded_cache_dir() / f"cifar10-{key}.npz", ARRAYS, lambda: _arrays(_tarball_files(tarball), tarball))
 
 
+def pixel_stats(x):
+    """Per-channel mean and standard deviation of uint8 images ``x`` on [0, 1], in float64."""
+    flat = x.reshape(-1, x.shape[-1]).astype(np.float64) / 255.0
+    return flat.mean(axis=0), flat.std(axis=0)
+
+
+def _check_png_release(place, arrays):
+    """A PNG copy without a fixture's marker must hold the release's counts and statistics."""
+    for split, per_class in PNG_SPLITS.items():
+        counts = np.bincount(arrays[f"y_{split}"], minlength=len(CLASS_NAMES))
+        short = {CLASS_NAMES[c]: int(n) for c, n in enumerate(counts) if n != per_class}
+        if short:
+            raise CorruptDataError(
+                f"{place / split} holds {', '.join(f'{n:,} {c}' for c, n in short.items())} images, not the official "
+                f"release's {per_class:,} per class: it is partial, damaged or not CIFAR-10, and is not taken for the "
+                "real data. Get CIFAR-10 again; if it is a synthetic fixture, keep its marker file "
+                f"({FIXTURE_MARKER}) in {place}, as camri_utils.data.fixtures writes it.")
+    for split in PNG_SPLITS:
+        mean, std = pixel_stats(arrays[f"x_{split}"])
+        for stat, found in (("mean", mean), ("std", std)):
+            published = PUBLISHED_STATS.get((split, stat))
+            if published is not None and np.max(np.abs(found - published)) > STATS_TOLERANCE:
+                raise CorruptDataError(
+                    f"the {split} images in {place / split} have per-channel pixel {stat} "
+                    f"{', '.join(f'{v:.4f}' for v in found)}, not the published CIFAR-10 "
+                    f"{', '.join(f'{v:.4f}' for v in published)}: they are not the official images (altered, "
+                    "re-encoded with loss, or another data set) and are not taken for the real data.")
+
+
+def _png_arrays(place):
+    x_train, y_train = read_png_folders(place / "train", CLASS_NAMES, (32, 32, 3), "CIFAR-10 train")
+    x_test, y_test = read_png_folders(place / "test", CLASS_NAMES, (32, 32, 3), "CIFAR-10 test")
+    return dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, class_names=np.asarray(CLASS_NAMES))
+
+
+def _png_stamp(place):
+    """What identifies a PNG copy for the cache: every file's name, size and modification time."""
+    entries = sorted((str(p.relative_to(place)), p.stat().st_size, p.stat().st_mtime_ns)
+                     for split in PNG_SPLITS for p in (place / split).rglob("*") if p.is_file())
+    return cache_key(place=str(place.resolve()), files=entries)
+
+
+def _from_png_folders(place):
+    missing = [split for split in PNG_SPLITS if not (place / split).is_dir()]
+    if missing:
+        raise DataLayoutError(f"{place} has {'/'.join(s for s in PNG_SPLITS if s not in missing)}/ but no "
+                              f"{missing[0]}/: CIFAR-10 as PNG class folders needs both train/<class>/*.png and "
+                              "test/<class>/*.png.")
+    arrays = cached(decoded_cache_dir() / f"cifar10-png-{_png_stamp(place)}.npz", ARRAYS, lambda: _png_arrays(place))
+    real = fixture_manifest(place) is None
+    if real:
+        _check_png_release(place, arrays)
+    return arrays, real
+
+
 def _read(place):
-    """The dataset from ``place`` (its extracted folder first, then the tarball), or None."""
+    """The dataset from ``place`` (its extracted folder first, then the tarball, then PNG class
+    folders), or None."""
     if (place / FOLDER).is_dir():
         files = _folder_files(place / FOLDER)
         if fixture_manifest(place) is None:
@@ -147,6 +223,10 @@ def _read(place):
         arrays = _arrays(files, place / FOLDER)
     elif (place / TARBALL).is_file():
         arrays = _from_tarball(place / TARBALL)
+    elif any((place / split).is_dir() for split in PNG_SPLITS):
+        arrays, real = _from_png_folders(place)
+        return Dataset("cifar10", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                       list(CLASS_NAMES), Source(str(place), real=real, verified=PNG_VERIFIED if real else ""))
     else:
         return None
     return Dataset("cifar10", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
