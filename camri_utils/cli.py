@@ -90,7 +90,7 @@ def main(argv=None):
     p.add_argument("--profile", default="quick", choices=["quick", "full", "rare-quick", "rare"],
                    help="quick, full, or the rare-class setting (rare, rare-quick; fashion_mnist only)")
     p.add_argument("--output", default=None, help="results folder (default: results/<dataset>-<profile>)")
-    p.add_argument("--data-dir", default=None, help="folder holding the dataset (see camri_utils.data.load)")
+    p.add_argument("--data-dir", default=None, help="folder (or tar archive) holding the dataset (see camri_utils.data.load)")
     p.add_argument("--shard", type=_shard, default=(0, 1), help="run only share i of n, e.g. 2/8")
     p.add_argument("--accuracy-k", type=_accuracy_k, default=None,
                    help="maintain accuracy = mean CE accuracy minus k CE standard deviations (default 1)")
@@ -103,7 +103,7 @@ def main(argv=None):
     q.add_argument("--profile", default="quick", choices=["quick", "full"])
     q.add_argument("--protocol", required=True, help="the protocol results folder whose setup and ranking it uses")
     q.add_argument("--output", default=None, help="sweep folder (default: results/<dataset>-sensitivity-<profile>)")
-    q.add_argument("--data-dir", default=None, help="folder holding the dataset (see camri_utils.data.load)")
+    q.add_argument("--data-dir", default=None, help="folder (or tar archive) holding the dataset (see camri_utils.data.load)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_execution(q)
     args = parser.parse_args(_join_values(sys.argv[1:] if argv is None else argv))

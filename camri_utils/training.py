@@ -681,7 +681,8 @@ def train(config, callbacks=(), dataset=None):
         "train_class_counts": _class_counts(ds).tolist(),
         "wall_time_s": wall,
         "epochs_run": len(full_history.get("loss", [])),
-        "data_source": {"location": ds.source.location, "kind": ds.source.kind},
+        "data_source": {"location": ds.source.location, "kind": ds.source.kind,
+                        **({"verified": ds.source.verified} if ds.source.verified else {})},
         "environment": environment(),
         "compute": _compute(config, model),
     }

@@ -76,6 +76,18 @@ def _cifar10(root, per_class, rng):
     _manifest(root, "cifar10", sha256={cifar10_mod.TARBALL: file_hash(root / cifar10_mod.TARBALL, "sha256")})
 
 
+def _cifar10_png(root, per_class, rng):
+    """CIFAR-10 as PNG class folders (train/<class>/*.png, test/<class>/*.png)."""
+    for split, n in (("train", per_class), ("test", max(1, per_class // 2))):
+        for name in cifar10_mod.CLASS_NAMES:
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                with atomic_path(folder / f"{name}_s_{i:06d}.png") as tmp:
+                    Image.fromarray(rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)).save(tmp, format="PNG")
+    _manifest(root, "cifar10", layout="png")
+
+
 def _image_bytes(rng, w, h, fmt):
     img = Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8))
     buf = io.BytesIO()
@@ -135,11 +147,18 @@ def _awa2(root, per_class, rng, classes=AWA2_FIXTURE_CLASSES):
 
 _WRITERS = {"fashion_mnist": _fashion_mnist, "cifar10": _cifar10, "gtsrb": _gtsrb, "awa2": _awa2}
 NAMES = tuple(_WRITERS)
+# Other on-disk layouts a loader reads: {(dataset, layout): writer}; None is the official release's.
+_LAYOUTS = {("cifar10", "png"): _cifar10_png}
 
 
-def write(name, root, per_class=4, seed=0):
+def write(name, root, per_class=4, seed=0, layout=None):
     """Write a synthetic ``name`` dataset with ``per_class`` training images per class into
-    ``root`` (created if needed) and return ``root``. Test sets get about half as many."""
+    ``root`` (created if needed) and return ``root``. Test sets get about half as many.
+    ``layout``: None for the official release's format; ``"png"`` for CIFAR-10 as PNG class
+    folders (``train/<class>/*.png``, ``test/<class>/*.png``)."""
+    if layout is not None and (name, layout) not in _LAYOUTS:
+        raise ValueError(f"no fixture layout {layout!r} for {name!r}; layouts: "
+                         f"{sorted(f'{n}:{l}' for n, l in _LAYOUTS)} (or None, the official format).")
     if name == "digits":
         raise ValueError("digits ships with scikit-learn and is always real: it needs no fixture.")
     if name not in _WRITERS:
@@ -149,7 +168,8 @@ def write(name, root, per_class=4, seed=0):
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / FIXTURE_MARKER).unlink(missing_ok=True)  # an older fixture's checksums no longer hold
-    _WRITERS[name](root, per_class, np.random.default_rng(seed))
+    writer = _LAYOUTS[(name, layout)] if layout is not None else _WRITERS[name]
+    writer(root, per_class, np.random.default_rng(seed))
     return root
 
 

@@ -181,11 +181,24 @@ def _std(values):
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def _table(sel, records, expected, n_planned):
+_ROLE_GRID_OF = {"CAMRI": "camri_grid", "WCE": "wce_weights", "CRWWCE": "crwwce_weights"}
+
+
+def not_run(spec):
+    """The (method label, role) cells a spec's ``role_grids`` leave without any setting."""
+    return {(label, role) for role, grids in spec.role_grids.items() for label, name in _ROLE_GRID_OF.items()
+            if name in grids and not grids[name]}
+
+
+def _table(sel, records, expected, n_planned, skipped=frozenset()):
     ce_by_seed = {r["seed"]: r for r in sel.ce}
     rows = []
     for method in table_methods(records, expected):
         for role, c in sel.important.items():
+            if (method, role) in skipped:
+                rows.append({"method": method, "role": role, "class": c, "setting": "not run", "n_seeds": 0,
+                             "n_planned": 0})
+                continue
             if method == "CE":
                 runs, params = sel.ce, {}
             else:
@@ -230,8 +243,7 @@ def plan_status(spec, data_kind, records):
         done, total = status.get((p.method, p.important_class), (0, 0))
         status[(p.method, p.important_class)] = (done + (p.run_id in have), total + 1)
     if len(ce) < len(spec.seeds) and spec.important_class is None:
-        per_class = len(plan(spec, data_kind, [0]))
-        status[("class-specific", None)] = (0, per_class * 3)
+        status[("class-specific", None)] = (0, len(plan(spec, data_kind, [0, 1, 2])))  # three classes, by role
     return status
 
 
@@ -265,7 +277,7 @@ def summarize(output, accuracy_k=None):
             records = records + posthoc_records(ce, spec.posthoc_taus, load)
     expected = spec_methods(spec)
     sel = select(records, k, expected, important=roles_of(spec))
-    table = _table(sel, records, expected, _seeds_planned(spec, status, sel))
+    table = _table(sel, records, expected, _seeds_planned(spec, status, sel), not_run(spec))
     comparisons = comparison = None
     if data_kind is not None and spec.threshold_biases:
         curve_sets = {c: reference_curves(records, c, load) for c in set(sel.important.values())}
@@ -335,6 +347,8 @@ def _cell_complete(status, method, c):
 
 
 def _cell(row, complete=True):
+    if row.get("setting") == "not run":
+        return "not run"
     if row.get("setting") == "-" or pd.isna(row.get("recall_mean")):
         # '-' says no setting kept accuracy only where every planned run is there.
         return "-" if complete else "- (runs missing)"
@@ -346,6 +360,10 @@ def _cell(row, complete=True):
         else:
             cell += f"; Δ {row['recall_gain']:+.4f} (one seed: no interval)"
     return cell
+
+
+def _not_run_text(spec):
+    return "; 'not run': the preset trains no setting of that method for that role" if not_run(spec) else ""
 
 
 def _gap_text(mean, low, high, n, digits=3):
@@ -465,6 +483,7 @@ def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None
     names = dict(enumerate(next((r["class_names"] for r in records if "class_names" in r), [])))
     roles = sel.important
     sources = sorted({r["data_source"]["kind"] + ": " + describe_location(r["data_source"]["location"])
+                      + (f" ({r['data_source']['verified']})" if r["data_source"].get("verified") else "")
                       for r in records})
     versions = sorted({r["environment"]["camri_utils"] for r in records})
     split = "validation" if sel.split == "validation" else "test"
@@ -479,7 +498,7 @@ def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None
             "",
             f"Selection rule: a setting maintains accuracy when its mean {split} accuracy is at least the CE mean "
             f"minus {k:g} CE standard deviation(s) (threshold {sel.threshold:.4f}); among those, the highest mean "
-            f"{split} recall of the important class. '-': no setting maintained accuracy. {_split_sentence(sel, n_validation)}",
+            f"{split} recall of the important class. '-': no setting maintained accuracy{_not_run_text(spec)}. {_split_sentence(sel, n_validation)}",
             "",
             "Each cell: test recall of the important class, mean ± std over seeds (mean test accuracy); precision of "
             "the important class; n = number of seeds; Δ = mean paired (same seed) recall gain over CE with a "
@@ -493,7 +512,7 @@ def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None
         head.append(f"| {method} | " + " | ".join(cells) + " |")
     head += ["", "Chosen settings: " + "; ".join(
         f"{r.method} {r.role}: {setting_text(r.setting)}" for r in table.itertuples()
-        if r.method != "CE" and r.setting not in ("", "-")) + "."]
+        if r.method != "CE" and r.setting not in ("", "-", "not run")) + "."]
     head += _posthoc_lines(records, roles)
     head += _comparison_markdown(comparison, sel, names)
     if ignored:

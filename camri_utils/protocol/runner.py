@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from camri_utils import methods, metrics
-from camri_utils.protocol.spec import ProtocolError
+from camri_utils.protocol.spec import RANKED_ROLES, ProtocolError
 from camri_utils.protocol.store import SCHEMA, load_records, open_output, run_id, scores_problem, write_record
 
 __all__ = ["PlannedRun", "plan", "run", "train_config", "important_classes"]
@@ -36,13 +36,19 @@ class PlannedRun:
     run_id: str
 
 
-def _settings(spec, key):
+def _settings(spec, key, roles=(None,)):
+    """The settings of method ``key``; for a class playing ``roles``, those of each role
+    (``ProtocolSpec.role_grids``), each setting once."""
+    if len(roles) != 1:
+        merged = [p for role in roles for p in _settings(spec, key, (role,))]
+        return [p for i, p in enumerate(merged) if p not in merged[:i]]
+    role = roles[0]
     policy = {"monotonic": spec.monotonic}
     return {"ce": [{}], "normsoftmax": spec.normsoftmax_grid,
             "arcface": [{**p, **policy} for p in spec.arcface_grid],
-            "camri": [{**p, **policy} for p in spec.camri_grid],
-            "wce": [{"weight": w} for w in spec.wce_weights],
-            "crwwce": [{"weight": w} for w in spec.crwwce_weights],
+            "camri": [{**p, **policy} for p in spec.grid("camri_grid", role)],
+            "wce": [{"weight": w} for w in spec.grid("wce_weights", role)],
+            "crwwce": [{"weight": w} for w in spec.grid("crwwce_weights", role)],
             "ldam": spec.ldam_grid, "logit_adjusted": [{"tau": t} for t in spec.logit_adjusted_taus]}[key]
 
 
@@ -76,13 +82,18 @@ def train_config(spec, key, important_class, params, seed):
 
 def plan(spec, data_kind, classes=None):
     """The runs of one stage: the shared ones (``classes=None``), or the class-specific ones
-    for each of ``classes`` (each class once, whatever roles it plays)."""
+    for each of ``classes`` (each class once, whatever roles it plays; ``classes`` in the order
+    :func:`important_classes` gives them, so that each gets its role's grids)."""
     keys, targets = (SHARED, [None]) if classes is None else (CLASS_SPECIFIC, list(dict.fromkeys(classes)))
+    roles = {}
+    if classes is not None and spec.role_grids:
+        for role, c in zip(RANKED_ROLES, classes):
+            roles.setdefault(c, []).append(role)
     runs = []
     for c in targets:
         for key in keys:
             label = methods.get(key).label
-            for params in _settings(spec, key):
+            for params in _settings(spec, key, tuple(roles.get(c, [None]))):
                 for seed in spec.seeds:
                     config = train_config(spec, key, c, params, seed)
                     runs.append(PlannedRun(label, c, dict(params), seed, config, run_id(config, label, data_kind)))

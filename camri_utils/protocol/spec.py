@@ -69,6 +69,7 @@ class ProtocolSpec:
     ldam_grid: list = field(default_factory=list)  # [{"max_margin": m, "scale": s[, "drw_start_epoch": e]}, ...]
     logit_adjusted_taus: list = field(default_factory=list)
     posthoc_taus: list = field(default_factory=list)
+    role_grids: dict = field(default_factory=dict)  # {role: {"camri_grid": [...], "wce_weights": [...], ...}}
 
     def __post_init__(self):
         k = self.accuracy_k
@@ -80,6 +81,26 @@ class ProtocolSpec:
         if any(not isinstance(b, numbers.Real) or not math.isfinite(b) for b in self.threshold_biases):
             raise ValueError(f"threshold_biases must be finite numbers; got {self.threshold_biases!r}.")
         self._check_rare_setting()
+        self._check_role_grids()
+
+    def _check_role_grids(self):
+        """``role_grids`` gives a role of the CE ranking its own class-specific grids (the others
+        keep the spec's): the paper's layout, a sweep on worst1 and the authors' setting on worst2
+        and median."""
+        grids = self.role_grids
+        if not isinstance(grids, dict) or any(
+                role not in RANKED_ROLES or not isinstance(g, dict) or not set(g) <= set(ROLE_GRID_KEYS)
+                or any(not isinstance(v, list) for v in g.values()) for role, g in grids.items()):
+            raise ValueError(f"role_grids must map roles ({', '.join(RANKED_ROLES)}) to their own lists of "
+                             f"{', '.join(ROLE_GRID_KEYS)}; got {grids!r}.")
+        if grids and self.important_class is not None:
+            raise ValueError("role_grids needs the CE ranking's roles; a spec with a fixed important_class has one "
+                             "role: give its grids directly.")
+
+    def grid(self, name, role=None):
+        """The spec's grid ``name`` (e.g. ``"camri_grid"``) for ``role`` (its own, where
+        ``role_grids`` gives one)."""
+        return self.role_grids.get(role, {}).get(name, getattr(self, name))
 
     def _check_rare_setting(self):
         from camri_utils import imbalance
@@ -107,6 +128,11 @@ class ProtocolSpec:
     def from_dict(cls, values):
         return checks.from_fields(cls, values, "protocol")
 
+
+# The CE ranking's roles, in the order important_classes lists their classes, and the grids a role
+# may have of its own (the class-specific methods').
+RANKED_ROLES = ("worst1", "worst2", "median")
+ROLE_GRID_KEYS = ("camri_grid", "wce_weights", "crwwce_weights")
 
 # A setting's deferred re-weighting, as flat numbers like every other grid value (tables show
 # them as they are); the runner turns them into TrainConfig.drw.
@@ -225,6 +251,42 @@ PRESETS[("fashion_mnist", "rare-quick")] = _rare(
     ldam_grid=[{"max_margin": 0.5, "scale": 16.0}, {"max_margin": 0.5, "scale": 16.0, "drw_start_epoch": 1}],
     note="quick profile of the rare-class setting: 600 training and 300 test images, 2 epochs (DRW in the "
          "second); a smoke test, not a result")
+
+
+# Part III's CPU-scale runs (issue 29): the network the pilot chose (results/cifar10-pilot), the
+# paper's table layout: a margin x scale sweep of CAMRI on worst1 with the same-head controls,
+# the authors' CAMRI setting (m = 4 pi/64, s = 16) on worst2 and median, ArcFace at that setting,
+# WCE with weight 4 on worst1. 65 trained runs per dataset.
+CPU_MODEL, CPU_EPOCHS = "cpu_cnn_m", 20
+_AUTHORS = [{"margin": _m(4), "scale": 16.0}]
+_AUTHORS_ONLY = {"camri_grid": _AUTHORS, "wce_weights": [], "crwwce_weights": []}
+
+
+def _cpu(dataset, note, **extra):
+    return ProtocolSpec(
+        dataset, "cpu", CPU_MODEL, epochs=CPU_EPOCHS, batch_size=128, learning_rate=1e-3, seeds=[0, 1, 2, 3, 4],
+        camri_grid=[{"margin": _m(d), "scale": s} for s in (16.0, 8.0) for d in (4, 6, 8)], arcface_grid=_AUTHORS,
+        wce_weights=[4.0], crwwce_weights=[], feature_dim=128, lr_schedule="cosine", validation_size="auto",
+        normsoftmax_grid=[{"scale": 16.0}, {"scale": 8.0}], threshold_biases=_BIASES,
+        role_grids={"worst2": _AUTHORS_ONLY, "median": _AUTHORS_ONLY}, note=note, **extra)
+
+
+_CPU_TRAINING = (f"a CNN sized for 2 CPU cores ({CPU_MODEL}: three blocks of 32-64-128 channels, chosen by the pilot; not "
+                 f"the paper's 13-convolution network), Adam 1e-3 with cosine decay over {CPU_EPOCHS} epochs, batch 128, "
+                 "inputs x/255, no augmentation")
+PRESETS[("cifar10", "cpu")] = _cpu(
+    "cifar10", note=f"the CPU-scale replication: {_CPU_TRAINING}; 45,000 training images after a seeded, stratified "
+                    "5,000-image validation split, the full 10,000-image test set; CAMRI m in {4, 6, 8} pi/64 at s = 8 "
+                    "and 16 on worst1 with normalized softmax at both scales (the controls), the authors' setting "
+                    "m = 4 pi/64, s = 16 on worst2 and median, ArcFace at that setting, WCE weight 4 on worst1; 65 "
+                    "trained runs")
+PRESETS[("gtsrb", "cpu")] = _cpu(
+    "gtsrb", dataset_options={"size": 32, "crop_roi": True},
+    note=f"the CPU-scale replication: {_CPU_TRAINING}; images cropped to their ROI and resized to 32x32 (our "
+         "choice: the paper states none), a validation split of 10% of the training images by track (frames of one "
+         "sign stay on one side), the full 12,630-image test set; CAMRI m in {4, 6, 8} pi/64 at s = 8 and 16 on "
+         "worst1 with normalized softmax at both scales, the authors' setting m = 4 pi/64, s = 16 on worst2 and "
+         "median, ArcFace at that setting, WCE weight 4 on worst1; 65 trained runs")
 
 
 def preset(dataset, profile):
