@@ -71,6 +71,26 @@ def _offset(W1, W2, b1, b2):
     return (b2 - b1) / np.linalg.norm(np.subtract(W1, W2))
 
 
+def _softmax(logits):
+    e = np.exp(np.asarray(logits, float) - np.max(logits))
+    return e / e.sum()
+
+
+def _ce_gradient(logits, t, sign=1.0, subtract=True, normalise=True):
+    """d(-log p_t)/d logits = p - y (float64): ``sign``, ``subtract`` and ``normalise`` make the
+    mistakes (y - p; p alone; the logits in place of p)."""
+    p = _softmax(logits) if normalise else np.asarray(logits, float)
+    y = np.eye(len(p))[t] if subtract else 0.0
+    return sign * (p - y)
+
+
+def _gradient_inputs(context):
+    rng = np.random.default_rng(11)
+    rows = [(rng.normal(0, 2, size=4), int(rng.integers(4))) for _ in range(5)]
+    rows.append((np.array([40.0, 0.0, -40.0, 5.0]), 0))  # large logits: p_t is 1 to float precision
+    return rows
+
+
 _CH1 = [
     Exercise(
         "1",
@@ -231,6 +251,40 @@ threshold = float(W5[:, 0] @ W5[:, 1])
         rtol=2e-3,
         assignment="combines a picture (regions on a grid) with a closed form the grid confirms; the "
                    "four-class half asks for an argument",
+    ),
+    Exercise(
+        "5",
+        "Write `ce_gradient(logits, t)`: the gradient of the cross-entropy -log p_t with respect to the "
+        "logits (a vector of C logits, t the index of the true class), as an array of C numbers.",
+        "Write -log p_t = -logit_t + log Σ_j exp(logit_j) and differentiate each term in logit_k.",
+        "∂(-log p_t)/∂logit_k = -[k = t] + exp(logit_k)/Σ_j exp(logit_j) = p_k - y_k, with y the one-hot "
+        "label: the softmax minus the label. Subtract the largest logit before exponentiating: the "
+        "probabilities do not change and exp cannot overflow.",
+        code="""
+import numpy as np
+
+def ce_gradient(logits, t):
+    p = np.exp(logits - np.max(logits))
+    p = p / p.sum()
+    y = np.zeros(len(p))
+    y[t] = 1.0
+    return p - y
+""",
+        var="ce_gradient",
+        answer=Function("ce_gradient(logits, t), an array of C numbers", _gradient_inputs, shape=(None,)),
+        reference=lambda ctx: _ce_gradient,
+        mistakes=(
+            Mistake("Wrong sign: that is y - p, the direction that lowers the loss (minus the gradient).",
+                    lambda ctx: lambda logits, t: _ce_gradient(logits, t, sign=-1.0)),
+            Mistake("That is the softmax p alone: the derivative of -logit_t, the label's -1 at index t, is "
+                    "missing.", lambda ctx: lambda logits, t: _ce_gradient(logits, t, subtract=False)),
+            Mistake("The logits minus the label: the logits must go through the softmax first.",
+                    lambda ctx: lambda logits, t: _ce_gradient(logits, t, normalise=False)),
+        ),
+        rtol=1e-6, atol=1e-9,
+        correct_note="Now read it as geometry: -W(p - y) pulls z towards W_t and away from the others.",
+        assignment="a derivation checked as a function on logits the student does not see (large ones "
+                   "included): it cannot be copied from one printed number",
     ),
 ]
 
