@@ -95,6 +95,30 @@ def _simplex_losses():
     return -np.log(theory.max_probability(_SCALES_2.astype(float), 10))
 
 
+def _softmax(logits):
+    e = np.exp(logits - np.max(logits))
+    return e / e.sum()
+
+
+def _normalized_gradient(z, weights, t, scale, project=True, divide=True, normalise_w=True):
+    """d L / d z of normalized softmax (float64): the Jacobian of z / |z| is (I - u u^T) / |z|.
+    ``project``, ``divide`` and ``normalise_w`` make the mistakes."""
+    z, weights = np.asarray(z, float), np.asarray(weights, float)
+    u = z / np.linalg.norm(z)
+    w = weights / np.linalg.norm(weights, axis=0) if normalise_w else weights
+    g = _softmax(scale * (u @ w)) - np.eye(w.shape[1])[t]
+    dL_du = scale * w @ g
+    out = dL_du - u * (u @ dL_du) if project else dL_du
+    return out / np.linalg.norm(z) if divide else out
+
+
+def _normalized_inputs(context):
+    rng = np.random.default_rng(12)
+    rows = [(rng.normal(size=3) * r, rng.normal(size=(3, 4)) * n, int(rng.integers(4)), s)
+            for r, n, s in ((1.0, 1.0, 1.0), (5.0, 2.0, 8.0), (0.2, 0.5, 16.0), (30.0, 1.0, 4.0))]
+    return rows
+
+
 _CH2 = [
     Exercise(
         "1",
@@ -133,10 +157,11 @@ def s_min(p, C):
         "Nothing stops one class's other weights from pointing away from it: the logits are s·1 and "
         "nine times s·(-1).",
         lambda ctx: (
-            f"p_t = e^1/(e^1 + 9e^-1) = {_single_sample_p():.3f}, a loss of {-math.log(_single_sample_p()):.3f}: "
-            "below the chapter's p_max bound. The bound is not about one sample: it holds for the *average* "
-            "loss over a class-balanced set, where every class needs its own weight far from the others "
-            "(exercise 2b), and it needs a feature dimension d ≥ C - 1 for the simplex to exist."),
+            f"p_t = e^1/(e^1 + 9e^-1) = {_single_sample_p():.3f}, above the chapter's p_max = "
+            f"{_p_max(1.0, 10):.3f}: its loss, {-math.log(_single_sample_p()):.3f}, is below the floor "
+            f"-log p_max = {-math.log(_p_max(1.0, 10)):.3f}. The floor is not about one sample: it bounds the "
+            "*average* loss over a class-balanced set, where every class needs its own weight far from the "
+            "others (exercise 2b)."),
         code="""
 import numpy as np
 
@@ -158,11 +183,15 @@ p_single = np.exp(1) / (np.exp(1) + 9 * np.exp(-1))
         "2b",
         "So why can't all other cosines be -1 for every class at once (C > 2)? Write "
         "`min_mean_cosine(C)`: the most negative value the average pairwise cosine of C unit class "
-        "weights can take.",
+        "weights can take. Which sets of weights reach it?",
         "Expand |Σ_k W_k|^2 ≥ 0 for unit vectors W_k.",
         "For unit vectors |Σ_k W_k|^2 = C + Σ_{j≠k} cos(W_j, W_k) ≥ 0, and there are C(C - 1) ordered "
-        "pairs, so the average pairwise cosine is at least -1/(C - 1). The regular simplex attains it "
-        "(`theory.simplex_cosines(C)`), which needs d ≥ C - 1 dimensions.",
+        "pairs, so the average pairwise cosine is at least -1/(C - 1), with equality exactly when "
+        "Σ_k W_k = 0. Any unit weights that sum to zero reach it, in any dimension: ten evenly spaced "
+        "unit vectors in 2-D (chapter 6's setting) give -1/9, four at 90° -1/3, six on a line (three +1, "
+        "three -1) -1/5. The regular simplex (`theory.simplex_cosines(C)`, every pairwise cosine "
+        "-1/(C - 1), d ≥ C - 1) is forced by the bound on the mean *loss*, which needs all pairwise "
+        "cosines equal, not by this one.",
         code="""
 def min_mean_cosine(C):
     return -1 / (C - 1)
@@ -267,6 +296,47 @@ losses_on_weight = np.array([
         rtol=1e-3, atol=1e-6,
         assignment="a loop over scales with the library's loss, a plot, and a comparison to write up; "
                    "the array is checked, the comparison is read",
+    ),
+    Exercise(
+        "5",
+        "Write `grad_feature(z, W, t, s)`: the gradient of normalized softmax's loss -log p_t with respect "
+        "to the *unnormalized* feature z (a vector of d numbers), for class weights W (d x C, one column "
+        "per class, also unnormalized), true class t and scale s.",
+        "Chain rule in three steps: chapter 1's p - y for the scaled logits s u^T w_k; dL/du = s Σ_k "
+        "(p_k - y_k) w_k; and the Jacobian of u = z/|z|, which is (I - u u^T)/|z|.",
+        "With u = z/|z| and w_k = W_k/|W_k|: dL/du = s Σ_k (p_k - y_k) w_k, and dL/dz = (I - u u^T) dL/du "
+        "/ |z|. The projection removes the part along z (a step turns z and cannot lengthen it, to first "
+        "order); the factor 1/|z| makes long features turn slowly.",
+        code="""
+import numpy as np
+
+def grad_feature(z, W, t, s):
+    u = z / np.linalg.norm(z)
+    w = W / np.linalg.norm(W, axis=0)
+    logits = s * (u @ w)
+    p = np.exp(logits - logits.max())
+    p = p / p.sum()
+    g = p - np.eye(W.shape[1])[t]
+    dL_du = s * w @ g
+    return (dL_du - u * (u @ dL_du)) / np.linalg.norm(z)
+""",
+        var="grad_feature",
+        answer=Function("grad_feature(z, W, t, s), an array of d numbers", _normalized_inputs, shape=(None,)),
+        reference=lambda ctx: _normalized_gradient,
+        mistakes=(
+            Mistake("The part along z is still there: the Jacobian of z/|z| is (I - u u^T)/|z|, which "
+                    "removes it.", lambda ctx: lambda z, W, t, s: _normalized_gradient(z, W, t, s, project=False)),
+            Mistake("The factor 1/|z| of the normalization's Jacobian is missing.",
+                    lambda ctx: lambda z, W, t, s: _normalized_gradient(z, W, t, s, divide=False)),
+            Mistake("The class weights must be normalized too: the logits are s cos θ_k = s u^T W_k/|W_k|.",
+                    lambda ctx: lambda z, W, t, s: _normalized_gradient(z, W, t, s, normalise_w=False)),
+            Mistake("Wrong sign: that is the direction that lowers the loss (minus the gradient).",
+                    lambda ctx: lambda z, W, t, s: -_normalized_gradient(z, W, t, s)),
+        ),
+        rtol=1e-6, atol=1e-9,
+        correct_note="Now check that your gradient is perpendicular to z, and what it does at 10 z.",
+        assignment="a chain rule through the normalization, checked as a function on features, weights and "
+                   "scales the student does not see",
     ),
 ]
 

@@ -71,13 +71,15 @@ _CH3 = [
         "1",
         "ArcFace, two class weights 90° apart: which margin m (in radians) makes the two classes' margins "
         "meet, so that no angle is won by either class?",
-        "Class 1's boundary is at (90° - m)/2 from W_1, class 2's at the same distance from W_2. How wide "
+        "Class 1's boundary is at (π/2 - m)/2 from W_1 (m and the angles in radians), class 2's at the "
+        "same distance from W_2. How wide "
         "is the band between them? `theory.decision_angle(ArcFaceLoss(m, 1.0), math.pi / 2)` gives "
         "class 1's boundary.",
         lambda ctx: (
-            "Class 1's boundary lies at (90° - m)/2 from W_1, class 2's at 45° + m/2 from W_1 (its mirror "
-            "image): they coincide only at m = 0, and between them lies a band m wide that neither class "
-            "wins. The band covers the whole 90° when m = π/2 (the library's decision angle reaches 0 at "
+            "In radians: class 1's boundary lies at (π/2 - m)/2 from W_1, class 2's at π/4 + m/2 from W_1 "
+            "(its mirror image): they coincide only at m = 0, and between them lies a band m wide that "
+            "neither class wins. The band covers the whole π/2 (90°) when m = π/2 (the library's decision "
+            "angle reaches 0 at "
             f"m = {_arcface_closing_margin():.4f}): each class's region has then shrunk to its own weight."),
         code="""
 import math
