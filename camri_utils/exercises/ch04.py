@@ -81,9 +81,9 @@ _CH4 = [
             "Every loss value of WCE and CRWWCE grows (WCE's row is 10 times cross-entropy's: "
             + ", ".join(f"{v:.3f}" for v in _level_row()) + "); their boundary column stays at 60°, "
             "because for one sample with the weights W fixed the tie of the logits does not depend on the "
-            "class weight. Training is another matter: weighting moves the boundary a model *learns* "
-            "(samples near it count more): a shifted boundary, not a margin that trains features "
-            "inside it."),
+            "class weight. The dark-edge column moves further inside (the loss is larger everywhere, so it "
+            "reaches 0.5 sooner): for well-classified samples the weight acts as a logit margin of log w. "
+            "Training also moves the boundary a model *learns* (samples near it count more)."),
         code="""
 import math
 import numpy as np
@@ -212,7 +212,8 @@ ce_boundary = math.atan(2 / math.sqrt(3))
 
 def chapters():
     """(stem, title, exercises, objectives, the stems it depends on)."""
-    return [("04_reweighting_vs_margins", "Re-weighting does not separate", _CH4,
-        ("contrast re-weighting (the level of the loss) with a margin (the boundary)",
+    return [("04_reweighting_vs_margins", "Re-weighting versus margins", _CH4,
+        ("see a class weight w as a logit margin log w for well-classified samples, and where it differs "
+         "from an angular margin (at the boundary, and in what can pay it)",
          "draw every loss of the paper over a feature plane"),
         ("01_softmax_geometry", "02_normalized_softmax", "03_angular_margins"))]
