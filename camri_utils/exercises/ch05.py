@@ -125,6 +125,45 @@ def _library_pull(theta, m3, scale):
     return float(tape.gradient(value, x).numpy()[0, 0])
 
 
+_N_5, _IMPORTANT_5, _MARGIN_5, _SCALE_5 = 10, 3, 0.3, 16.0
+
+
+def _batches_5(context):
+    """Three batches of eight samples: random cosines, and samples of the important class
+    nearly opposite their weight (theta + m > pi), where the monotonic fallback acts."""
+    rng = np.random.default_rng(55)
+    rows = []
+    for _ in range(3):
+        labels = rng.integers(0, _N_5, size=8)
+        labels[:3] = _IMPORTANT_5
+        cos = rng.uniform(-1, 1, size=(8, _N_5))
+        cos[:2, _IMPORTANT_5] = rng.uniform(-1.0, -0.97, size=2)  # past pi - m
+        rows.append((labels, cos))
+    return rows
+
+
+def _library_losses(loss):
+    import keras
+
+    def losses(labels, cos):
+        return keras.ops.convert_to_numpy(loss(np.asarray(labels), np.asarray(cos, "float32")))
+    return losses
+
+
+def _camri_5(monotonic=True, every_class=False):
+    from camri_utils import CAMRILoss
+
+    important = list(range(_N_5)) if every_class else _IMPORTANT_5
+    return _library_losses(CAMRILoss(_N_5, important, _MARGIN_5, _SCALE_5, monotonic=monotonic, reduction=None))
+
+
+def _cosface_5():
+    from camri_utils import AngularMarginLoss
+
+    m3 = [_MARGIN_5 if c == _IMPORTANT_5 else 0.0 for c in range(_N_5)]
+    return _library_losses(AngularMarginLoss(scale=_SCALE_5, m3=m3, n_classes=_N_5, reduction=None))
+
+
 _CH5 = [
     Exercise(
         "1",
@@ -270,6 +309,48 @@ def pull(theta, m3, scale):
         rtol=2e-3, atol=1e-5,
         assignment="a new loss variant built from the library's parts, its gradient derived and checked "
                    "against autodiff, and a figure to discuss",
+    ),
+    Exercise(
+        "5",
+        "Extend the chapter's `camri_plain` to the monotonic form: write `my_camri(labels, cos)`, the "
+        "per-sample CAMRI loss for 10 classes, important class 3, m = 0.3 and s = 16, where the target "
+        "logit is s cos(θ + m) while θ + m ≤ π and ArcFace's fallback s (cos θ - m sin m) beyond.",
+        "Compute both candidates for the target and choose with tf.where (or np.where) on θ + m > π; the "
+        "other classes' logits stay s cos θ_k, and only class 3 has a margin.",
+        "The target cosine is cos(θ_t + m_t) where θ_t + m_t ≤ π, else cos θ_t - m_t sin m_t: a "
+        "decreasing stand-in that never lets turning away raise the target logit (chapter 3). "
+        "`CAMRILoss(10, 3, 0.3, 16.0, monotonic=True)` computes the same without acos.",
+        code="""
+import numpy as np
+
+def my_camri(labels, cos):
+    labels, cos = np.asarray(labels), np.asarray(cos, float)
+    rows = np.arange(len(labels))
+    m = np.where(labels == 3, 0.3, 0.0)
+    theta = np.arccos(np.clip(cos[rows, labels], -1.0, 1.0))
+    target = np.where(theta + m > np.pi, np.cos(theta) - m * np.sin(m),
+                      np.cos(theta + m))
+    logits = 16.0 * cos
+    logits[rows, labels] = 16.0 * target
+    logits -= logits.max(axis=1, keepdims=True)
+    return np.log(np.exp(logits).sum(axis=1)) - logits[rows, labels]
+""",
+        var="my_camri",
+        answer=Function("my_camri(labels, cos), one loss per sample", _batches_5, shape=(None,)),
+        reference=lambda ctx: _camri_5(),
+        mistakes=(
+            Mistake("That is the paper's formula, cos(θ + m) everywhere: the fallback past θ + m > π is "
+                    "missing (look at the samples of class 3 nearly opposite their weight).",
+                    lambda ctx: _camri_5(monotonic=False)),
+            Mistake("The margin is on every class: that is ArcFace. CAMRI's margin is on class 3 only.",
+                    lambda ctx: _camri_5(every_class=True)),
+            Mistake("That subtracts m from the cosine (CosFace's margin); CAMRI adds it to the angle.",
+                    lambda ctx: _cosface_5()),
+        ),
+        rtol=1e-4, atol=1e-4,  # the library computes in float32
+        correct_note="Now check that your version and CAMRILoss agree on the gradient too.",
+        assignment="a loss written from its formula and checked on batches the student does not see, "
+                   "including the θ + m > π case",
     ),
 ]
 
