@@ -84,9 +84,24 @@ def chapter_facts(root=ROOT):
                 "words": words, "code_lines": lines, "minutes": minutes,
                 "profile": meta.get("profile"), "data": meta.get("data", ""),
                 "seconds": nb.metadata.get("papermill", {}).get("duration"),
-                "records": _records_cost(nb, root), "exercises": ex,
+                "records": _records_cost(nb, root), "estimate": _session_estimate(nb), "exercises": ex,
             })
     return facts
+
+
+_SESSION_ESTIMATE = re.compile(r"about ([\d.]+) minutes on a (\S+) in float32, about ([\d.]+) with mixed precision")
+
+
+def _session_estimate(nb):
+    """(minutes in float32, GPU, minutes with mixed precision) as the chapter printed them for its
+    one-session experiment (``comparison.print_session_cost``), or None."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            text = " ".join(output.get("text", "").split())
+            found = _SESSION_ESTIMATE.search(text)
+            if found:
+                return found.group(1), found.group(2), found.group(3)
+    return None
 
 
 def _compute(fact):
@@ -99,9 +114,12 @@ def _compute(fact):
         rec = fact["records"]
         made = (f"; its {rec[1]} records ran {rec[2]:.1f} h in all (2-core CPU, `camri protocol`)" if rec else "")
         return f"reads committed records: {run} on a CPU{made}"
+    estimate = fact.get("estimate")
+    gpu = (f"a GPU and the data (Colab): about {estimate[0]} min on a {estimate[1]} in float32, {estimate[2]} "
+           "with mixed precision (the chapter's estimate)" if estimate else "a GPU and the data (Colab)")
     if "synthetic fixture" in fact["data"] and seconds is not None:
-        return f"a GPU and the data (Colab); stored here as a quick run on a fixture ({run} on a CPU)"
-    return "a GPU and the data (Colab); not timed here (no GPU, no data)"
+        return f"{gpu}; stored here as a quick run on a fixture ({run} on a CPU)"
+    return gpu
 
 
 def _link(fact):
@@ -115,15 +133,63 @@ def _answer_kind(e):
 
 
 def _grading(e):
-    from camri_utils.exercises.core import Function
+    from camri_utils.exercises.core import Custom, Function, Number
 
     if e.assignment:
         return e.assignment
     if not e.checked:
         return "discussion: no single answer (compare with the model solution)"
-    if isinstance(e.answer, Function) or "loss" in e.answer.describe():
+    if isinstance(e.answer, (Function, Custom)):
         return "suitable: the student's function or object is checked, not a printed value"
-    return "practice: a single checked value is easy to pass on"
+    if isinstance(e.answer, Number):
+        return "practice: a single checked value is easy to pass on"
+    return "practice: a checked array of values is easy to pass on"
+
+
+# Suggested modules: the chapters of each week (Part III: one dataset, chosen by the class).
+SCHEDULES = {
+    4: [(1, 2, 3), (4, 5, 6), (7, 8, 9), (10, 11, 12)],
+    6: [(1, 2), (3, 4), (5, 6), (7,), (8, 9), (10, 11, 12)],
+}
+PREREQUISITES = (
+    "Python and NumPy, and having trained a classifier with Keras (or PyTorch) once",
+    "linear algebra: dot products, norms, the angle between two vectors, a projection",
+    "calculus: the chain rule (chapters 1, 2 and 5 derive the gradients they use)",
+    "probability and statistics: softmax as a distribution; a mean with a Student-t interval "
+    "(chapters 6-9 compare methods paired by seed)",
+)
+
+
+def _chapter_list(numbers):
+    names = [str(n) for n in numbers]
+    if len(names) < 2:
+        return "Chapter " + "".join(names)
+    return "Chapters " + ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _schedule(facts):
+    """The page's section on prerequisites and suggested 4- and 6-week modules, with each week's
+    reading time summed from the chapters' (Part III counted once: a class picks one dataset)."""
+    minutes = {f["number"]: f["minutes"] for f in facts}
+    part3 = {f["number"] for f in facts if f["exercises"] and f["exercises"].where == "gpu"}
+    lines = ["", "## Prerequisites and a suggested schedule", "",
+             "What a student should bring:", ""]
+    lines += [f"- {item};" if i < len(PREREQUISITES) - 1 else f"- {item}." for i, item in enumerate(PREREQUISITES)]
+    lines += ["", "Two ways to fit the chapters into a module, one lecture and one lab a week. *Reading* "
+              "sums the chapters' reading times from the table above; where a week lists chapters 10-12, "
+              "the class picks one dataset (on Colab) and its time is counted once.", ""]
+    for weeks, plan in SCHEDULES.items():
+        lines += [f"**{weeks} weeks**", "", "| week | chapters | reading |", "| --- | --- | --- |"]
+        for week, chapters in enumerate(plan, 1):
+            present = [n for n in chapters if n in minutes]
+            gpu = [n for n in present if n in part3]
+            read = sum(minutes[n] for n in present if n not in part3) + (max(minutes[n] for n in gpu) if gpu else 0)
+            shown = ", ".join(str(n) for n in present if n not in part3)
+            if gpu:
+                shown = (shown + ", " if shown else "") + "one of " + ", ".join(str(n) for n in gpu)
+            lines.append(f"| {week} | {shown} | {read} min |")
+        lines.append("")
+    return lines[:-1]
 
 
 def page(root=ROOT):
@@ -154,8 +220,9 @@ def page(root=ROOT):
         "rounded up to 5 minutes (counted in the stored notebook). *Compute*: the wall time papermill "
         "recorded for the stored run of each chapter (in its notebook's metadata) on this project's shared "
         "2-core CPU machine (times vary with its load); for the chapters that read `camri protocol` records, also the sum of the records' "
-        "own wall times (each record stores it). The GPU chapters' data cannot be downloaded here, so "
-        "they are not timed: their experiment needs the data and a GPU (Colab).",
+        "own wall times (each record stores it). The GPU chapters are not run here: their compute is the "
+        "estimate each prints for its one-session experiment (FLOPs counted from the network, an assumed "
+        "GPU efficiency: `camri_utils.comparison`), not a measurement.",
         "",
         "### What each chapter teaches",
         "",
@@ -164,6 +231,8 @@ def page(root=ROOT):
         ex = f["exercises"]
         if ex and ex.objectives:
             lines.append(f"- **{f['number']}.** " + "; ".join(ex.objectives) + ".")
+    records_chapters = [f["number"] for f in facts if f["exercises"] and f["exercises"].where == "records"]
+    lines += _schedule(facts)
     checked = [(f, e) for f in facts if f["exercises"] for e in f["exercises"].exercises if e.checked]
     open_ = [(f, e) for f in facts if f["exercises"] for e in f["exercises"].exercises if not e.checked]
     lines += [
@@ -232,9 +301,9 @@ def page(root=ROOT):
         "The tool removes the cells tagged `solution` with nbconvert's `TagRemovePreprocessor`. A chapter "
         "that still holds a solution elsewhere (a Solutions dropdown or a `# Solution` cell without the "
         "tag, or a checked exercise's solution code) is not written: the command lists it with its cells "
-        "and exits with status 1, so nothing that leaks a solution is handed out. Chapters 7 and 8 read "
-        "the committed records, which `camri_utils.records.find` locates beside the library or fetches "
-        "from the book's repository.",
+        "and exits with status 1, so nothing that leaks a solution is handed out. "
+        f"{_chapter_list(records_chapters)} read the committed records, which `camri_utils.records.find` "
+        "locates beside the library or fetches from the book's repository.",
         "",
         "## How this page is made",
         "",

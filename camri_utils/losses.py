@@ -521,8 +521,13 @@ class CAMRILoss(AngularMarginLoss):
 
     For a sample of class ``t`` the target logit is ``s * cos(theta_t + m_t)`` with ``m_t`` the
     margin of ``t`` if it is an important class and 0 otherwise; all other logits are
-    ``s * cos(theta_k)``. Samples of unimportant classes therefore see normalised softmax, and
-    the important class is pushed deeper inside its own region: its recall rises.
+    ``s * cos(theta_k)``. Samples of unimportant classes therefore see normalised softmax; an
+    important-class sample counts as done only deeper inside its own region, which is meant to
+    raise that class's recall. Whether it does, against the same head without the margin
+    (:class:`NormalizedSoftmaxLoss`) and against moving CE's threshold, is an empirical
+    question, not a property of the formula (the book measures it in chapters 6-9). With every class
+    important and one margin it is :class:`ArcFaceLoss` with ``monotonic=False`` (ArcFace's
+    own default is ``monotonic=True``).
 
     Args:
         n_classes: number of classes.
@@ -546,6 +551,18 @@ class CAMRILoss(AngularMarginLoss):
         >>> inputs = keras.Input((8,))
         >>> model = keras.Model(inputs, CosineHead(10)(keras.layers.Dense(4)(inputs)))
         >>> model.compile(optimizer="adam", loss=loss)
+
+        Every class important: ArcFace with the paper's formula, not ArcFace's default
+        (a sample at 172 degrees, past pi - m):
+
+        >>> import numpy as np
+        >>> from camri_utils.losses import ArcFaceLoss
+        >>> y, cos = np.array([0]), np.array([[-0.99, 0.2, 0.1]], "float32")
+        >>> every = float(CAMRILoss(3, [0, 1, 2], 0.5, 8)(y, cos))
+        >>> bool(np.isclose(every, float(ArcFaceLoss(0.5, 8, monotonic=False)(y, cos))))
+        True
+        >>> bool(np.isclose(every, float(ArcFaceLoss(0.5, 8)(y, cos))))
+        False
     """
 
     margin_slot = "m2"

@@ -52,8 +52,8 @@ the answer. `ex.hint(id)` gives a hint. The library holds model solutions too (`
 use them after you have tried.
 
 The chapters need the book's library, `camri_utils` (the first code cell of each chapter installs
-it on Colab). Chapters 7 and 8 read the committed protocol records of the book's repository: beside
-the library when it is installed from a clone, else fetched once from the repository
+it on Colab). Chapters 7, 8 and 9 read the committed protocol records of the book's repository:
+beside the library when it is installed from a clone, else fetched once from the repository
 (`camri_utils.records.find`), or from `CAMRI_RESULTS_DIR`.
 """
 

@@ -74,3 +74,37 @@ def test_a_chapter_with_its_stored_run_and_records(tmp_path):
     assert facts["01_softmax_geometry"]["seconds"] == stored.metadata["papermill"]["duration"]
     records = facts["07_protocol_fashion_mnist"]["records"]
     assert records and records[0] == "results/fashion_mnist" and records[1] > 0 and records[2] > 0
+
+
+def test_grading_notes_follow_the_answer_type():
+    from camri_utils.exercises.core import Custom, Exercise, Function, Number, Values
+
+    def note(answer):
+        return instructors._grading(Exercise("1", "q", "h", "s", answer=answer))
+
+    assert "single checked value" in note(Number("a number about a loss"))  # the word "loss" misled it once
+    assert "array" in note(Values("three losses", (3,)))
+    assert note(Function("f", lambda ctx: [])).startswith("suitable")
+    assert note(Custom("a loss object", lambda answer, ctx: answer)).startswith("suitable")
+    assert note(None).startswith("discussion")
+
+
+def test_the_schedules_cover_every_chapter_once_and_the_gpu_chapters_show_their_estimate(generated):
+    numbers = {f["number"] for f in instructors.chapter_facts()}
+    for weeks, plan in instructors.SCHEDULES.items():
+        listed = [n for week in plan for n in week]
+        assert sorted(listed) == sorted(numbers) and len(plan) == weeks
+        assert f"**{weeks} weeks**" in generated
+    for fact in instructors.chapter_facts():
+        if fact["exercises"].where == "gpu":
+            assert fact["estimate"], f"chapter {fact['number']}: no printed session estimate found"
+    assert "not timed" not in generated
+    assert "Chapters 7, 8 and 9 read the committed records" in generated
+
+
+def test_session_estimate_is_read_from_the_printed_line():
+    nb = new_notebook(cells=[new_code_cell("x")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=(
+        "Three runs ...: about 24 minutes on a T4\n  in float32, about 12 with mixed precision (assumed 2x)"))]
+    assert instructors._session_estimate(nb) == ("24", "T4", "12")
+    assert instructors._session_estimate(new_notebook(cells=[new_code_cell("x")])) is None

@@ -28,11 +28,13 @@ __all__ = ["chapter", "stems", "all_chapters", "Chapter", "Exercise", "Verdict",
 
 
 def _declarations():
-    from camri_utils.exercises import part1, part2, part3, rare
+    from camri_utils.exercises import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, part3, rare
 
-    # Where each part's chapters run: closed forms and small trainings on a CPU, committed records,
-    # a GPU with the dataset (Colab).
-    where = [(part1, "cpu"), (part2, "records"), (rare, "records"), (part3, "gpu")]
+    # One module per chapter (Part III's three share one), each declaring its exercises; where a
+    # chapter runs: closed forms and small trainings on a CPU, committed records, a GPU with the
+    # dataset (Colab).
+    where = [(ch01, "cpu"), (ch02, "cpu"), (ch03, "cpu"), (ch04, "cpu"), (ch05, "cpu"), (ch06, "cpu"),
+             (ch07, "records"), (ch08, "records"), (rare, "records"), (part3, "gpu")]
     return {stem: (*rest, kind) for module, kind in where for stem, *rest in module.chapters()}
 
 
