@@ -28,8 +28,8 @@ from camri_utils import checks, methods
 from camri_utils.io import write_json, write_text
 from camri_utils.protocol import curves
 from camri_utils.protocol.report import current_records
-from camri_utils.protocol.selection import ROLES, rank_classes, score_scale, select
-from camri_utils.protocol.spec import ProtocolError, preset, train_config
+from camri_utils.protocol.selection import rank_classes, score_scale, select
+from camri_utils.protocol.spec import ROLES, ProtocolError, preset, train_config
 from camri_utils.protocol.store import (check_sweep_folder, load_records, load_scores, make_runs_folder, read_spec,
                                         run_id)
 
