@@ -243,7 +243,7 @@ def worker(job):
             module.train = timed_train
         try:
             start = time.perf_counter()
-            runner._run_one(spec, output, planned, ds)
+            runner.train_one(spec, output, planned, ds)
             keras.backend.clear_session()  # as the protocol's loop does after every run
             end = time.perf_counter()
         finally:

@@ -34,6 +34,9 @@ import pandas as pd
 
 from camri_utils import checks
 from camri_utils.layers import CosineHead, unit_vectors
+# The statistics over seeds live in camri_utils.stats; kept importable from here, where the
+# chapters first met them.
+from camri_utils.stats import VERDICTS, mean_interval, paired_verdict
 
 __all__ = [
     "class_weights_of",
@@ -291,33 +294,6 @@ def class_geometry(cosines, labels, class_weights, c, margin=0.0):
     }
 
 
-def mean_interval(values, level=0.95):
-    """Mean of ``values`` (e.g. one number per seed) and the two ends of its Student-t
-    confidence interval at ``level``. With one value the ends are NaN: one seed gives no
-    interval.
-
-    Example:
-        >>> from camri_utils import angles
-        >>> [round(v, 3) for v in angles.mean_interval([1.0, 2.0, 3.0, 4.0, 5.0])]
-        [3.0, 1.037, 4.963]
-    """
-    from scipy import stats as st
-
-    try:
-        x = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"values must be numbers; got {values!r}.") from exc
-    if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
-        raise ValueError(f"values must be a non-empty 1-D sequence of finite numbers; got {values!r}.")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1); got {level!r}.")
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, float("nan"), float("nan")
-    half = float(st.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-    return mean, mean - half, mean + half
-
-
 def epoch_angle_arrays(angles_per_epoch):
     """A protocol record's ``angles_per_epoch`` ({"mean": [epoch][class], "std": ...}, in
     degrees) as two float arrays (epochs, C); a class without samples (None) becomes NaN."""
@@ -405,48 +381,3 @@ def class_spread(cosines, labels, c, predictions=None, quantiles=QUANTILES, degr
     for name, keep in (("all", mine), ("correct", mine & (pred == y))):
         out.update({f"{name}_{k}": v for k, v in spread(theta[keep, c], quantiles).items()})
     return out
-
-
-VERDICTS = ("holds", "reversed", "unresolved")
-
-
-def paired_verdict(values, control, claimed, level=0.95):
-    """A claim about one measure, tested on paired differences: ``values`` and ``control`` map
-    a seed to that seed's measure (a setting and its control trained with the same seed);
-    only seeds in both are used. ``claimed`` is "lower" or "higher": the direction the claim
-    says the setting moves the measure.
-
-    Returns a dict: ``n`` (paired seeds), ``mean`` and ``control_mean`` (over those seeds),
-    ``diff``, ``low``, ``high`` (mean difference, setting minus control, with its Student-t
-    interval at ``level``, :func:`camri_utils.protocol.curves.paired_t`) and ``verdict``:
-    "holds" when the whole interval lies on the claimed side of 0, "reversed" when it lies on
-    the other side, "unresolved" when it contains 0 or fewer than 2 seeds are paired (no
-    interval). Two unpaired intervals are never compared: the seed-to-seed variation that a
-    setting and its control share cancels in the differences."""
-    from camri_utils.protocol.curves import paired_t
-
-    if claimed not in ("lower", "higher"):
-        raise ValueError(f"claimed must be 'lower' or 'higher'; got {claimed!r}.")
-    for name, mapping in (("values", values), ("control", control)):
-        if not hasattr(mapping, "keys"):
-            raise ValueError(f"{name} must map a seed to a number (a dict or Series); got {type(mapping).__name__}.")
-    seeds = [s for s in values.keys() if s in control]
-    try:
-        a = np.array([values[s] for s in seeds], dtype=np.float64)
-        b = np.array([control[s] for s in seeds], dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError("values and control must map seeds to numbers.") from exc
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        raise ValueError("values and control must be finite numbers (a NaN measure has no verdict).")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1); got {level!r}.")
-    if not seeds:
-        return {"n": 0, "mean": np.nan, "control_mean": np.nan, "diff": np.nan, "low": np.nan, "high": np.nan,
-                "verdict": "unresolved"}
-    diff, low, high, n = paired_t(a - b, level)
-    if n < 2 or low <= 0 <= high:
-        verdict = "unresolved"
-    else:
-        verdict = "holds" if (high < 0) == (claimed == "lower") else "reversed"
-    return {"n": int(n), "mean": float(a.mean()), "control_mean": float(b.mean()), "diff": float(diff),
-            "low": float(low), "high": float(high), "verdict": verdict}

@@ -1,4 +1,4 @@
-"""Atomic writes: a file or folder appears complete or not at all.
+"""Atomic writes (a file or folder appears complete or not at all) and the SHA-256 digest.
 
 Every writer of the library (results records, reports, notebooks, data caches) goes through
 these helpers, so an error or a kill never leaves a half-written file, and what is written gets
@@ -8,13 +8,14 @@ the permissions of an ordinary file (``0666 & ~umask``), not ``mkstemp``'s owner
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_dir", "write_text", "write_json"]
+__all__ = ["atomic_path", "atomic_dir", "write_text", "write_json", "sha256"]
 
 
 def _umask():
@@ -69,3 +70,16 @@ def write_text(path, text):
 def write_json(path, value, indent=None):
     """Write ``value`` as JSON to ``path`` atomically; returns the path."""
     return write_text(path, json.dumps(value, indent=indent))
+
+
+def sha256(data):
+    """The SHA-256 (64 hex digits) of ``data``: bytes, or the file at a path (read in chunks).
+    The digest every stored record binds its arrays with (``scores_sha256``, ``arrays_sha256``)."""
+    h = hashlib.sha256()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        h.update(data)
+        return h.hexdigest()
+    with open(data, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

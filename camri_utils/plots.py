@@ -216,7 +216,7 @@ def draw_protocol_sweep(ax, frame, selection, role, class_name=None, curves=None
 
 def draw_recall_gains(ax, table, class_names=None):
     """The paired recall gain over CE of each method's chosen setting, per important class,
-    with its 95% bootstrap interval (``table`` is :attr:`camri_utils.protocol.Summary.table`).
+    with its paired Student-t 95% interval (``table`` is :attr:`camri_utils.protocol.Summary.table`).
     A method with no accuracy-maintaining setting is left out of its group. The legend sits
     above the axes, where it hides no interval."""
     if "recall_gain" not in table:  # no method kept accuracy anywhere: nothing to draw but the axis

@@ -5,8 +5,8 @@ A chapter that reads committed records calls :func:`find` instead of naming a fo
     from camri_utils import records
     folder = records.find("results/fashion_mnist")   # a folder holding protocol.json
 
-It looks where :func:`camri_utils.protocol.results_folder` looks (the path as given,
-``$CAMRI_RESULTS_DIR``, the checkout of an editable install), and then in the book's
+It looks where :func:`results_folder` looks (the path as given, ``$CAMRI_RESULTS_DIR``, the
+checkout of an editable install; also :func:`camri_utils.protocol.results_folder`), and then in the book's
 repository *at the commit the library was installed from*: on Colab, where the chapter's first
 cell installed the library with pip from the repository, pip recorded that repository and
 commit (``direct_url.json``), and the records are fetched from there once, as a shallow,
@@ -27,12 +27,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 __all__ = ["REPOSITORY", "FETCHED", "RecordsUnavailableError", "installed_from", "repository_copy", "find",
-           "repository_file"]
+           "repository_file", "results_folder"]
 
 REPOSITORY = "https://github.com/camri-book/camri-book"
 FETCHED = ("results", "benchmarks")  # what a fetched copy of the repository holds
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _COMPLETE = ".camri-complete"  # written last into a fetched copy: a copy without it is unfinished
+# The folder that holds the camri_utils package: a checkout's root, or site-packages.
+_LIBRARY_PARENT = Path(__file__).resolve().parents[1]
 
 
 class RecordsUnavailableError(FileNotFoundError):
@@ -68,9 +70,7 @@ def _distribution_url():
 def _checkout_of_this_library():
     """The repository this library is imported from, when it is a checkout (an editable install,
     or the source tree on ``sys.path``): it holds the committed files itself."""
-    import camri_utils
-
-    root = Path(camri_utils.__file__).resolve().parents[1]
+    root = _LIBRARY_PARENT
     pyproject = root / "pyproject.toml"
     if pyproject.is_file() and 'name = "camri-utils"' in pyproject.read_text(errors="replace"):
         return root
@@ -181,13 +181,32 @@ def repository_file(path, cache_dir=None):
     return found
 
 
+def results_folder(path="results/fashion_mnist", marker="protocol.json"):
+    """Find a results folder: ``path`` as given (absolute, or relative to the working
+    directory), then its last part inside ``$CAMRI_RESULTS_DIR``, then ``path`` inside the
+    repository this library was installed from (an editable install, as ``make`` does). A folder
+    without ``marker`` (``protocol.json``; a sensitivity sweep's is ``sweep.json``) is not one."""
+    path = Path(path)
+    candidates = [path]
+    if os.environ.get("CAMRI_RESULTS_DIR"):
+        candidates.append(Path(os.environ["CAMRI_RESULTS_DIR"]) / path.name)
+    if not path.is_absolute():
+        candidates.append(_LIBRARY_PARENT / path)
+    for folder in candidates:
+        if (folder / marker).is_file():
+            return folder
+    raise FileNotFoundError(
+        f"no protocol results folder {str(path)!r} (looked in: {', '.join(str(c) for c in candidates)}). "
+        "The committed results are in the book's repository: clone it (git clone --depth 1 "
+        "https://github.com/camri-book/camri-book) and pass the path of its results folder, set "
+        "CAMRI_RESULTS_DIR to the folder that holds it, or produce your own with `camri protocol`.")
+
+
 def find(path="results/fashion_mnist", marker="protocol.json", cache_dir=None):
     """The results folder ``path`` (one holding ``marker``: ``protocol.json``, or a sweep's
-    ``sweep.json``): where :func:`camri_utils.protocol.results_folder` finds it, else in the
+    ``sweep.json``): where :func:`results_folder` finds it, else in the
     book's repository at this library's version (fetched once on Colab, see the module's
     docstring). FileNotFoundError naming every place looked in when there is none."""
-    from camri_utils.protocol import results_folder
-
     try:
         return results_folder(path, marker=marker)
     except FileNotFoundError as exc:

@@ -20,7 +20,6 @@ files: the chapter then trains it again). A run that diverged is never stored.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from camri_utils.io import atomic_path, write_json
+from camri_utils.io import atomic_path, sha256, write_json
 
 __all__ = ["MARKER", "SCHEMA", "StoredRunError", "StoredRun", "RunStore", "run_id", "train_or_read"]
 
@@ -60,11 +59,11 @@ class StoredRun:
 
 def run_id(config, data_kind):
     """A run's id: a hash of its config's identity (fields that change what it computes) and
-    of its data's kind (``Dataset.source.kind``: ``"real"``, ``"synthetic fixture"``, ...)."""
-    from camri_utils.training import identity
+    of its data's kind (``Dataset.source.kind``: ``"real"``, ``"synthetic fixture"``, ...);
+    :func:`camri_utils.training.run_id`, as the protocol's records are named."""
+    from camri_utils import training
 
-    key = json.dumps({"config": identity(config), "data": data_kind}, sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:20]
+    return training.run_id(config, data_kind)
 
 
 def _remedy(path):
@@ -155,7 +154,7 @@ class RunStore:
         if not arrays.is_file():
             raise StoredRunError(f"{arrays} (the arrays of {path.name}) is missing. {_remedy(path)}")
         content = arrays.read_bytes()
-        if hashlib.sha256(content).hexdigest() != record["arrays_sha256"]:
+        if sha256(content) != record["arrays_sha256"]:
             raise StoredRunError(f"{arrays} is not the file written with {path.name} (its SHA-256 differs from the "
                                  f"record's arrays_sha256). {_remedy(path)}")
         with np.load(io.BytesIO(content), allow_pickle=False) as stored:
@@ -183,7 +182,7 @@ class RunStore:
             tmp.write_bytes(content)
         record = {"schema": SCHEMA, "run_id": rid, "config": config, "data_kind": data_kind,
                   "metrics": {k: metrics[k] for k in _KEPT if k in metrics},
-                  "arrays_sha256": hashlib.sha256(content).hexdigest()}
+                  "arrays_sha256": sha256(content)}
         try:
             write_json(self.folder / f"{rid}.json", record, indent=1)
         except BaseException:  # no arrays without their record

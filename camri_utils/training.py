@@ -36,9 +36,9 @@ import numpy as np
 
 from camri_utils import angles, checks, data, imbalance, losses, methods, metrics, models
 from camri_utils.environment import _tensorflow, environment, require_tensorflow
-from camri_utils.io import write_json, write_text
+from camri_utils.io import sha256, write_json, write_text
 
-__all__ = ["TrainConfig", "TrainResult", "train", "STRATEGIES", "SCHEDULES", "make_loss", "identity"]
+__all__ = ["TrainConfig", "TrainResult", "train", "STRATEGIES", "SCHEDULES", "make_loss", "identity", "run_id"]
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 SCHEDULES = ("constant", "cosine")
@@ -313,6 +313,21 @@ def identity(config):
     baseline = {**defaults, **IDENTITY_BASELINE}
     values = json.loads(json.dumps(config if isinstance(config, dict) else config.to_dict()))
     return {k: v for k, v in values.items() if k not in _NOT_IDENTITY and v != baseline[k]}
+
+
+def run_id(config, data_kind, **labels):
+    """The id of a stored run: the first 20 hex digits of the SHA-256 of its config's
+    :func:`identity`, the kind of its data (``Dataset.source.kind``, so that a run on a synthetic
+    fixture is never taken for one on the real images) and ``labels`` (the protocol adds the
+    method's label), as sorted JSON. The one id of the protocol's records
+    (:func:`camri_utils.protocol.run_id`) and of a chapter's stored runs
+    (:func:`camri_utils.stored_runs.run_id`): committed records are found under it, so its form
+    never changes."""
+    clash = sorted({"config", "data"} & set(labels))
+    if clash:
+        raise ValueError(f"labels may not replace the id's own fields {clash}.")
+    key = json.dumps({"config": identity(config), "data": data_kind, **labels}, sort_keys=True)
+    return sha256(key.encode())[:20]
 
 
 @dataclass

@@ -374,7 +374,7 @@ if importlib.util.find_spec("tensorflow") is not None:  # installed: block it (e
     sys.meta_path.insert(0, NoTensorFlow())
 import numpy as np
 import camri_utils
-from camri_utils import angles, checks, data, layers, losses, methods, metrics, plots, theory, training
+from camri_utils import angles, checks, data, layers, losses, methods, metrics, plots, stats, theory, training
 assert not any(m == "tensorflow" or m.startswith("tensorflow.") for m in sys.modules)
 loss = camri_utils.CAMRILoss(3, 1, 0.3, 8.0)
 print("loss", float(loss(np.array([1, 0]), np.array([[0.1, 0.9, 0.0], [0.5, -0.2, 0.3]], "float32"))))

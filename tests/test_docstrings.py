@@ -1,14 +1,14 @@
-"""Every example in the docstrings of the loss, head, metric, angle, theory, check, method and
-training modules runs as written, in an empty namespace (each example imports what it uses), and
+"""Every example in the docstrings of the loss, head, metric, angle, theory, check, method,
+training and statistics modules runs as written, in an empty namespace (each example imports what it uses), and
 prints what it says."""
 
 import doctest
 
 import pytest
 
-from camri_utils import angles, checks, layers, losses, methods, metrics, theory, training
+from camri_utils import angles, checks, layers, losses, methods, metrics, stats, theory, training
 
-MODULES = [angles, checks, layers, losses, metrics, theory, methods, training]
+MODULES = [angles, checks, layers, losses, metrics, theory, methods, training, stats]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])

@@ -330,7 +330,9 @@ def test_a_worker_killed_mid_run_leaves_its_run_to_the_next_resume(tmp_path):
                 info = json.loads(holder.read_text())
             except (OSError, ValueError):
                 continue
-            if "worker" in info.get("command", "") and info.get("pid") not in killed:
+            # A worker's command ends in "(worker i)"; the parent's holds the test's folder name,
+            # which says "worker" too (and the parent holds the folder's lock for a moment).
+            if "(worker " in info.get("command", "") and info.get("pid") not in killed:
                 try:
                     os.kill(info["pid"], signal.SIGKILL)
                 except ProcessLookupError:  # it had just finished that run

@@ -30,10 +30,15 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from pathlib import Path
+
 from camri_utils import checks
 from camri_utils.data import awa2, cifar10, digits, fashion_mnist, gtsrb
-from camri_utils.data._common import (CorruptDataError, Dataset, DataLayoutError, DatasetNotFoundError,
+from camri_utils.data._common import (DATA_DIR_ENV, CorruptDataError, Dataset, DataLayoutError, DatasetNotFoundError,
                                       Source, describe_location)
+from camri_utils.data._extract import archive_label, extracted, is_tar_archive
 from camri_utils.data._split import VALIDATION_SIZE, split_validation
 
 __all__ = ["NAMES", "load", "check_options", "pipelines", "pipeline", "split_validation", "describe_location", "VALIDATION_SIZE", "Dataset", "Source",
@@ -84,14 +89,29 @@ def load(name, data_dir=None, download=True, **options):
     """Load dataset ``name`` (one of :data:`NAMES`) as a :class:`Dataset`.
 
     Args:
-        data_dir: folder holding the dataset's files; when given, the only place looked at.
+        data_dir: folder holding the dataset's files; when given, the only place looked at. A
+            tar archive (``.tar.xz``, ``.tar.gz``, ``.tar``...) of such a folder is extracted once
+            into the cache (``CAMRI_CACHE_DIR``) and read from there; the data's source then names
+            the archive's file. ``CAMRI_DATA_DIR`` may name an archive too.
         download: allow a download when the dataset is nowhere to be found.
         **options: per dataset: ``size`` and ``crop_roi`` (GTSRB), ``size``, ``test_fraction``,
             ``split_seed`` and ``sha256`` (AwA2), ``test_fraction`` and ``split_seed`` (digits;
             it ships inside scikit-learn, so a ``data_dir`` is an error).
     """
     options = check_options(name, options)
-    return _LOADERS[name].load(data_dir=data_dir, download=download, **options)
+    archive = _tar_archive_named(data_dir)
+    if archive is None:
+        return _LOADERS[name].load(data_dir=data_dir, download=download, **options)
+    ds = _LOADERS[name].load(data_dir=extracted(archive), download=False, **options)
+    ds.source = dataclasses.replace(ds.source, location=archive_label(archive))  # not the cache folder it went to
+    return ds
+
+
+def _tar_archive_named(data_dir):
+    """The tar archive that ``data_dir`` (or, without it, ``CAMRI_DATA_DIR``) names, or None."""
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_DIR_ENV, "").strip() or None
+    return Path(data_dir).expanduser() if data_dir is not None and is_tar_archive(Path(data_dir).expanduser()) else None
 
 
 def pipeline(x, y, batch_size, training, seed=0, cache=True, shuffle_buffer=None, drop_remainder=False):

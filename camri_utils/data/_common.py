@@ -153,17 +153,14 @@ DATA_DIR_ENV = "CAMRI_DATA_DIR"
 
 def data_dir_candidates(data_dir, system_dirs=()):
     """(explicit, [places to look]) in the documented order: the argument, then
-    ``CAMRI_DATA_DIR`` (a folder, or a tar archive to extract), then system locations. An explicit ``data_dir`` is the only place; so
+    ``CAMRI_DATA_DIR``, then system locations (a tar archive in either place is extracted by
+    :func:`camri_utils.data.load` before the loader looks). An explicit ``data_dir`` is the only place; so
     is ``CAMRI_DATA_DIR`` when it is set (a variable naming nothing, or a file, is a
     :class:`DatasetNotFoundError` naming it: a typo must not fall back to another copy)."""
     if data_dir is not None:
         return True, [Path(data_dir).expanduser()]
     from camri_utils import checks
-    from camri_utils.data._extract import is_tar_archive
 
-    named = Path(os.environ.get(DATA_DIR_ENV, "").strip()).expanduser()
-    if os.environ.get(DATA_DIR_ENV, "").strip() and is_tar_archive(named):
-        return True, [named]
     try:
         env = checks.check_env_dir(DATA_DIR_ENV)
     except ValueError as exc:
@@ -200,19 +197,12 @@ def find_or_fetch(dataset, read, data_dir, download, files, subdir, how_to_get, 
     ``{file name: (url, checksum or None)}``; ``dataset`` and ``how_to_get`` word the errors;
     ``free_bytes``: the disk space the download needs (checked before it starts).
     """
-    from camri_utils.data._extract import archive_label, extracted, is_tar_archive
-
     explicit, places = data_dir_candidates(data_dir, system_dirs)
     if not explicit:
         places += keras_cache_places(subdir)
     for place in places:
-        archive = place if explicit and is_tar_archive(place) else None
-        found = read(extracted(archive) if archive is not None else place)
+        found = read(place)
         if found is not None:
-            if archive is not None:  # named by the archive, not by the cache folder it went to
-                from dataclasses import replace
-
-                found.source = replace(found.source, location=archive_label(archive))
             return found
     if explicit or not download:
         error = not_found(dataset, places, how_to_get)

@@ -3,11 +3,15 @@
 grids and seeds, add the post-hoc threshold-moving baseline, keep the settings that maintain
 accuracy, and report a table in the layout of the paper's Table 1.
 
-One module per job: :mod:`.spec` (the spec and presets), :mod:`.store` (records, run ids,
-stored scores), :mod:`.runner` (plan and run), :mod:`.selection` (ranking and choices on the
-validation split, threshold moving), :mod:`.curves` (exact threshold-moving curves and the two-axis comparison), :mod:`.report` (the table), :mod:`.sensitivity` (CAMRI's
-margin x scale sweep on a protocol's setup). The public names are all
-importable from here.
+One module per job, in layers, each importing only those below it (``tests/test_imports.py``
+keeps it so): :mod:`.spec` (the spec and presets, what defines a run: its config and id,
+``ProtocolError``, the roles) -> :mod:`.schema` (what a record and a folder's files must hold)
+-> :mod:`.locks` (the results folder and its locks) -> :mod:`.store` (reading and writing
+records and scores) -> :mod:`.curves` (exact threshold-moving curves and the two-axis
+comparison) -> :mod:`.selection` (ranking and choices on the validation split, threshold
+moving) -> :mod:`.workers` (several runs in several processes) -> :mod:`.runner` (plan, one
+run, the whole protocol) -> :mod:`.report` (the table) -> :mod:`.sensitivity` (CAMRI's margin
+x scale sweep on a protocol's setup). The public names are all importable from here.
 """
 
 from camri_utils.protocol import curves
@@ -15,15 +19,15 @@ from camri_utils.protocol.report import (REFERENCES, Summary, comparison_cells, 
                                          current_records, curve_comparisons, plan_status, reference_curves, report,
                                          threshold_curve_frames,
                                          setting_text, summarize)
-from camri_utils.protocol.runner import PlannedRun, plan, run, train_config
-from camri_utils.protocol.selection import (ROLES, Choice, Selection, accuracy_threshold, rank_classes,
+from camri_utils.protocol.runner import PlannedRun, plan, run
+from camri_utils.protocol.selection import (Choice, Selection, accuracy_threshold, rank_classes,
                                             records_frame, score_scale, select, selected_on, selection_metrics,
                                             setting_key, table_methods, threshold_records)
 from camri_utils.protocol.sensitivity import (SWEEPS, SweepSpec, run_sweep, sweep_choice, sweep_frame,
                                               sweep_plan, sweep_preset, sweep_records, sweep_report)
-from camri_utils.protocol.spec import PRESETS, ProtocolSpec, margin_policy, preset
-from camri_utils.protocol.store import (SCHEMA, ProtocolError, load_records, load_scores, read_spec, results_folder,
-                                        run_id)
+from camri_utils.protocol.spec import (PRESETS, ROLES, ProtocolError, ProtocolSpec, margin_policy, preset, run_id,
+                                       train_config)
+from camri_utils.protocol.store import SCHEMA, load_records, load_scores, read_spec, results_folder
 
 __all__ = ["ProtocolSpec", "PRESETS", "preset", "margin_policy", "run", "plan", "PlannedRun", "train_config",
            "report", "summarize", "convergence", "curves", "reference_curves", "curve_comparisons", "comparison_table",

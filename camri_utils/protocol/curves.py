@@ -15,7 +15,8 @@ sign (the best-recall and best-accuracy frontiers are the same staircase): a set
 *above* the curve when it beats it on one axis and is not worse on the other, *on* it when it
 lies on the staircase, *below* otherwise.
 
-Over seeds, differences are paired and summarised by a Student-t interval.
+Over seeds, differences are paired and summarised by a Student-t interval
+(:func:`camri_utils.stats.paired_t`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+# The paired Student-t interval lives with the other statistics over seeds; importable from here
+# too, as the chapters call it.
+from camri_utils.stats import paired_t
 
 __all__ = ["Curve", "threshold_curve", "moved_metrics", "choose_bias", "mean_curve", "frontier", "compare",
            "paired_t", "POSITIONS"]
@@ -196,21 +201,3 @@ def compare(point, curve):
     return {"recall_gap": float(recall_gap), "accuracy_gap": float(accuracy_gap),
             "precision_gap": float(point["precision"] - best_precision), "position": position,
             "beyond_end": bool(np.isnan(at_accuracy))}
-
-
-def paired_t(differences, level=0.95):
-    """Mean of paired (per seed) differences with its Student-t interval: (mean, low, high,
-    n). NaNs (undefined comparisons) are left out and not counted; fewer than 2 values give
-    no interval (NaN bounds)."""
-    from scipy import stats
-
-    d = np.asarray(differences, float)
-    d = d[~np.isnan(d)]
-    n = len(d)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    mean = float(d.mean())
-    if n < 2:
-        return mean, float("nan"), float("nan"), n
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / np.sqrt(n))
-    return mean, mean - half, mean + half, n

@@ -8,6 +8,10 @@ lock left by a killed process is simply taken by the next one (where the file sy
 OS locks, filelock falls back to a lock file that it breaks once its holder is gone). Beside
 each lock, a small JSON file names its holder (process id, machine, command, start time), so
 that a process that finds a lock taken can say by whom.
+
+The results folder itself is made here too (:func:`make_runs_folder`): taking a lock is the first
+thing a process does with a folder. This module needs only :mod:`.spec`; the store sits above it
+(it locks a run to remove or rewrite its record).
 """
 
 from __future__ import annotations
@@ -22,18 +26,30 @@ from pathlib import Path
 from camri_utils.io import write_json, write_text
 from camri_utils.protocol.spec import ProtocolError
 
-__all__ = ["LOCKS", "COMMAND", "Lock", "folder_lock", "describe"]
+__all__ = ["LOCKS", "COMMAND", "Lock", "folder_lock", "describe", "make_runs_folder"]
 
 LOCKS = ".locks"  # under the results folder; hidden, so load_records and git ignore it
 # What a holder says it is running: this program's command line (a worker adds its number).
 COMMAND = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else ["python"])[:200]
 
 
+def make_runs_folder(output):
+    """Create ``<output>/runs`` (a protocol's or a sweep's); an unwritable place is a
+    :class:`ProtocolError` that says what to do. Returns ``output`` as a Path."""
+    output = Path(output)
+    try:
+        (output / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProtocolError(f"cannot create the results folder {output} ({exc.strerror}); pass a writable "
+                            "--output.") from exc
+    if not os.access(output / "runs", os.W_OK):
+        raise ProtocolError(f"the results folder {output} is not writable; pass a writable --output.")
+    return output
+
+
 def _locks_dir(output):
     folder = Path(output) / LOCKS
     if not folder.is_dir():
-        from camri_utils.protocol.store import make_runs_folder
-
         make_runs_folder(output)  # an unwritable place is a clear error there
         folder.mkdir(exist_ok=True)
         # Lock files belong to a running process, never to the committed results.

@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from camri_utils import stats
 from camri_utils.data import describe_location
 from camri_utils.io import write_text
-from camri_utils.protocol.runner import important_classes, plan
 from camri_utils.protocol import curves
+from camri_utils.protocol.runner import important_classes, plan
 from camri_utils.protocol.selection import (accuracy_threshold, posthoc_records, rank_classes, records_frame,
                                             score_scale, select, setting_key, table_methods, threshold_records,
                                             variant_label)
-from camri_utils.protocol.spec import ProtocolSpec, margin_policy
-from camri_utils.protocol.store import ProtocolError, load_records, load_scores, read_spec
+from camri_utils.protocol.spec import ProtocolError, ProtocolSpec, margin_policy
+from camri_utils.protocol.store import load_records, load_scores, read_spec
 
 __all__ = ["Summary", "summarize", "report", "current_records", "spec_methods", "setting_text", "convergence",
            "reference_curves", "threshold_curve_frames", "curve_comparisons", "comparison_table", "comparison_cells", "plan_status",
@@ -153,7 +154,7 @@ def comparison_table(comparisons):
     for key, g in comparisons.groupby(keys, sort=False):
         row = dict(zip(keys, key), important_class=int(g.important_class.iloc[0]), n=len(g))
         for gap in ("recall_gap", "accuracy_gap", "precision_gap"):
-            mean, low, high, n = curves.paired_t(g[gap])
+            mean, low, high, n = stats.paired_t(g[gap])
             row.update({gap: mean, f"{gap}_low": low, f"{gap}_high": high})
             if gap == "recall_gap":
                 row["n_recall"] = n
@@ -175,10 +176,6 @@ def spec_methods(spec):
     if spec.posthoc_taus and spec.validation_size is not None:
         labels += ["CE + logit adjustment"]
     return labels
-
-
-def _std(values):
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 _ROLE_GRID_OF = {"CAMRI": "camri_grid", "WCE": "wce_weights", "CRWWCE": "crwwce_weights"}
@@ -212,11 +209,11 @@ def _table(sel, records, expected, n_planned, skipped=frozenset()):
             acc = np.array([r["accuracy"] for r in runs])
             prec = np.array([r["precision"][c] for r in runs])
             row = {"method": method, "role": role, "class": c, "setting": json.dumps(params) if params else "",
-                   "n_seeds": len(runs), "n_planned": n_planned.get((method, c), len(runs)), "recall_mean": rec.mean(), "recall_std": _std(rec),
-                   "accuracy_mean": acc.mean(), "accuracy_std": _std(acc), "precision_mean": prec.mean()}
+                   "n_seeds": len(runs), "n_planned": n_planned.get((method, c), len(runs)), "recall_mean": rec.mean(), "recall_std": stats.seed_std(rec),
+                   "accuracy_mean": acc.mean(), "accuracy_std": stats.seed_std(acc), "precision_mean": prec.mean()}
             if method != "CE":
                 diffs = [r["recall"][c] - ce_by_seed[r["seed"]]["recall"][c] for r in runs if r["seed"] in ce_by_seed]
-                row["recall_gain"], row["gain_ci_low"], row["gain_ci_high"], _ = curves.paired_t(diffs)
+                row["recall_gain"], row["gain_ci_low"], row["gain_ci_high"], _ = stats.paired_t(diffs)
             rows.append(row)
     return pd.DataFrame(rows)
 

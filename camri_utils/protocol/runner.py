@@ -17,10 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from camri_utils import methods, metrics
-from camri_utils.protocol.spec import RANKED_ROLES, ProtocolError
+from camri_utils.protocol.locks import folder_lock
+from camri_utils.protocol.selection import rank_classes
+# train_config is the spec's (what defines a run); kept importable from here.
+from camri_utils.protocol.spec import ROLES, ProtocolError, train_config
 from camri_utils.protocol.store import SCHEMA, load_records, open_output, run_id, scores_problem, write_record
+from camri_utils.protocol.workers import busy_message, execute
 
-__all__ = ["PlannedRun", "plan", "run", "train_config", "important_classes"]
+__all__ = ["PlannedRun", "plan", "run", "train_config", "important_classes", "train_one"]
 
 SHARED = ("ce", "normsoftmax", "arcface", "ldam", "logit_adjusted")
 CLASS_SPECIFIC = ("camri", "wce", "crwwce")
@@ -55,29 +59,9 @@ def _settings(spec, key, roles=(None,)):
 def important_classes(spec, ce_records):
     """The classes the class-specific runs are for: the spec's fixed ``important_class``, or
     those the CE ranking picks (worst1, worst2, median)."""
-    from camri_utils.protocol.selection import rank_classes
-
     if spec.important_class is not None:
         return [spec.important_class]
     return list(rank_classes(ce_records)[1].values())
-
-
-def train_config(spec, key, important_class, params, seed):
-    """The :class:`~camri_utils.training.TrainConfig` of one run of ``spec``. A setting's
-    ``drw_start_epoch``/``drw_beta`` are a training option (``TrainConfig.drw``), the rest of it
-    the loss's parameters."""
-    from camri_utils.protocol.spec import DRW_PARAMS, drw_option
-    from camri_utils.training import TrainConfig
-
-    drw = drw_option(params, spec.epochs)
-    params = {k: v for k, v in params.items() if k not in DRW_PARAMS}
-    return TrainConfig(
-        dataset=spec.dataset, dataset_options=spec.dataset_options, validation_size=spec.validation_size,
-        split_seed=spec.split_seed, train_subset=spec.train_subset, test_subset=spec.test_subset, model=spec.model,
-        feature_dim=spec.feature_dim, loss=key, loss_params=dict(params),
-        important_classes=[] if important_class is None else [important_class], epochs=spec.epochs,
-        batch_size=spec.batch_size, learning_rate=spec.learning_rate, lr_schedule=spec.lr_schedule,
-        warmup_epochs=spec.warmup_epochs, seed=seed, verbose=0, rare_class=spec.rare_class, drw=drw)
 
 
 def plan(spec, data_kind, classes=None):
@@ -87,7 +71,7 @@ def plan(spec, data_kind, classes=None):
     keys, targets = (SHARED, [None]) if classes is None else (CLASS_SPECIFIC, list(dict.fromkeys(classes)))
     roles = {}
     if classes is not None and spec.role_grids:
-        for role, c in zip(RANKED_ROLES, classes):
+        for role, c in zip(ROLES, classes):
             roles.setdefault(c, []).append(role)
     runs = []
     for c in targets:
@@ -100,7 +84,10 @@ def plan(spec, data_kind, classes=None):
     return runs
 
 
-def _run_one(spec, output, planned, ds):
+def train_one(spec, output, planned, ds):
+    """Train the planned run ``planned`` of ``spec`` on the dataset ``ds`` and write its record
+    and scores into ``output`` (a diverged run: its record only). The caller holds its lock
+    (:func:`camri_utils.protocol.workers.execute`)."""
     from camri_utils import angles
     from camri_utils.training import train
 
@@ -194,8 +181,6 @@ def run(spec, output, shard=(0, 1), progress=True, dataset=None, workers=1, thre
     ``workers``: processes that train side by side on this machine, each with ``threads``
     TensorFlow threads (None: TensorFlow's default); see :mod:`.workers`."""
     from camri_utils import data
-    from camri_utils.protocol.locks import folder_lock
-    from camri_utils.protocol.workers import busy_message, execute
 
     index, count = shard
     if not (isinstance(index, int) and isinstance(count, int) and 0 <= index < count):
@@ -223,7 +208,7 @@ def run(spec, output, shard=(0, 1), progress=True, dataset=None, workers=1, thre
         mine = planned[index::count]
         todo = [p for p in mine if p.run_id not in done]
         ran, busy = execute(spec, output, todo, ds, workers, threads, progress,
-                            f"{stage} runs ({len(mine) - len(todo)} of {len(mine)} done)")
+                            f"{stage} runs ({len(mine) - len(todo)} of {len(mine)} done)", train_one=train_one)
         trained += len(ran)
         if busy:
             print(busy_message(busy))

@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 
-from camri_utils.protocol.spec import ProtocolError
+from camri_utils.protocol.spec import ROLES, ProtocolError, run_id
 
 __all__ = ["SCHEMA", "SCHEMAS", "KINDS", "remedy", "check_record", "check_protocol_file", "check_sweep_file"]
 
@@ -189,8 +189,6 @@ def _fields(record, path, folder_kind, n_hint=None):
     if folder_kind is not None and method.class_specific != (c is not None):
         raise _Bad(f"field 'important_class' is {c!r}, but {method.label} runs are "
                    f"{'for one important class' if method.class_specific else 'shared by every class (null)'}")
-    from camri_utils.protocol.selection import ROLES
-
     if not schema2 and record.get("role") not in (None, *ROLES):  # CE's role is null: it serves all three
         raise _Bad(f"field 'role' must be null or one of {list(ROLES)}; got {_show(record['role'])}")
     _optional(record, "history", lambda v: isinstance(v, dict) and all(
@@ -210,7 +208,6 @@ def _against_folder(record, folder_kind):
     """A schema-2 folder's record: its id is the hash of its own config, method and the
     folder's kind of data; it holds validation metrics exactly when its config has a split."""
     from camri_utils import training
-    from camri_utils.protocol.store import run_id
 
     config = record["config"]
     unknown = sorted(set(config) - set(training.TrainConfig.__dataclass_fields__))

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from camri_utils import methods, metrics
-from camri_utils.protocol.store import ProtocolError
+from camri_utils import methods, metrics, stats
+from camri_utils.protocol.spec import ROLES, ProtocolError
 
 __all__ = ["ROLES", "selection_metrics", "selected_on", "rank_classes", "setting_key", "Choice", "Selection",
            "accuracy_threshold", "select", "threshold_records", "posthoc_records", "variant_label", "score_scale",
            "records_frame", "table_methods"]
 
-ROLES = ("worst1", "worst2", "median")
 # Table order: the margin methods, the control, the post-hoc baselines, the re-weighting and
 # prior-adjusting ones, CE.
 _ORDER = ("CAMRI", "ArcFace", "LDAM", "LDAM-DRW", "NormSoftmax", "CE + threshold", "CE + logit adjustment",
@@ -104,7 +103,7 @@ def accuracy_threshold(ce_records, accuracy_k=1.0):
     if not ce_records:
         raise ProtocolError("no CE records: the CE runs have not run yet.")
     ce_acc = np.array([selection_metrics(r)["accuracy"] for r in ce_records])
-    return float(ce_acc.mean() - accuracy_k * (ce_acc.std(ddof=1) if len(ce_acc) > 1 else 0.0))
+    return float(ce_acc.mean() - accuracy_k * stats.seed_std(ce_acc))
 
 
 def select(records, accuracy_k=1.0, expected=(), important=None):

@@ -28,9 +28,8 @@ from camri_utils import checks, methods
 from camri_utils.io import write_json, write_text
 from camri_utils.protocol import curves
 from camri_utils.protocol.report import current_records
-from camri_utils.protocol.runner import train_config
-from camri_utils.protocol.selection import ROLES, rank_classes, score_scale, select
-from camri_utils.protocol.spec import ProtocolError, preset
+from camri_utils.protocol.selection import rank_classes, score_scale, select
+from camri_utils.protocol.spec import ROLES, ProtocolError, preset, train_config
 from camri_utils.protocol.store import (check_sweep_folder, load_records, load_scores, make_runs_folder, read_spec,
                                         run_id)
 
@@ -166,7 +165,7 @@ def run_sweep(sweep, output, protocol_output, progress=True, dataset=None, worke
     :func:`~camri_utils.protocol.run`). Returns the number of runs trained."""
     from camri_utils import data
     from camri_utils.protocol.locks import folder_lock
-    from camri_utils.protocol.runner import usable_records
+    from camri_utils.protocol.runner import train_one, usable_records
     from camri_utils.protocol.workers import busy_message, execute
 
     spec, data_kind, _, important = _protocol_state(sweep, protocol_output)
@@ -178,7 +177,8 @@ def run_sweep(sweep, output, protocol_output, progress=True, dataset=None, worke
         _open_sweep(sweep, output, data_kind)
     done = set(usable_records(output)[0]) | {r["run_id"] for r in load_records(protocol_output)}
     todo = [p for p in sweep_plan(sweep, spec, important, data_kind) if p.run_id not in done]
-    trained, busy = execute(spec, output, todo, ds, workers, threads, progress, "sensitivity runs")
+    trained, busy = execute(spec, output, todo, ds, workers, threads, progress, "sensitivity runs",
+                            train_one=train_one)
     if busy:
         print(busy_message(busy))
     return len(trained)

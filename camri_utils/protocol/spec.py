@@ -1,5 +1,9 @@
-"""A protocol's specification (the training setup shared by all runs, the grids, the seeds)
-and the presets for each dataset and profile."""
+"""A protocol's specification (the training setup shared by all runs, the grids, the seeds),
+what defines one of its runs (:func:`train_config`, :func:`run_id`) and the presets for each
+dataset and profile.
+
+The lowest layer of :mod:`camri_utils.protocol`: it imports nothing else of the package, and
+holds the names every other layer needs (:class:`ProtocolError`, :data:`ROLES`)."""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ from dataclasses import dataclass, field
 
 from camri_utils import checks
 
-__all__ = ["ProtocolError", "ProtocolSpec", "PRESETS", "preset", "margin_policy"]
+__all__ = ["ProtocolError", "ROLES", "ProtocolSpec", "PRESETS", "preset", "margin_policy", "train_config", "run_id"]
 
 
 class ProtocolError(ValueError):
     """A protocol that cannot be run, read or resumed as asked: unknown preset, foreign or
     corrupt results folder, mixed data sources."""
+
+
+# The important classes the CE ranking picks, as the paper names them.
+ROLES = ("worst1", "worst2", "median")
 
 
 @dataclass
@@ -89,9 +97,9 @@ class ProtocolSpec:
         and median."""
         grids = self.role_grids
         if not isinstance(grids, dict) or any(
-                role not in RANKED_ROLES or not isinstance(g, dict) or not set(g) <= set(ROLE_GRID_KEYS)
+                role not in ROLES or not isinstance(g, dict) or not set(g) <= set(ROLE_GRID_KEYS)
                 or any(not isinstance(v, list) for v in g.values()) for role, g in grids.items()):
-            raise ValueError(f"role_grids must map roles ({', '.join(RANKED_ROLES)}) to their own lists of "
+            raise ValueError(f"role_grids must map roles ({', '.join(ROLES)}) to their own lists of "
                              f"{', '.join(ROLE_GRID_KEYS)}; got {grids!r}.")
         if grids and self.important_class is not None:
             raise ValueError("role_grids needs the CE ranking's roles; a spec with a fixed important_class has one "
@@ -129,9 +137,7 @@ class ProtocolSpec:
         return checks.from_fields(cls, values, "protocol")
 
 
-# The CE ranking's roles, in the order important_classes lists their classes, and the grids a role
-# may have of its own (the class-specific methods').
-RANKED_ROLES = ("worst1", "worst2", "median")
+# The grids a role of the CE ranking (ROLES) may have of its own: the class-specific methods'.
 ROLE_GRID_KEYS = ("camri_grid", "wce_weights", "crwwce_weights")
 
 # A setting's deferred re-weighting, as flat numbers like every other grid value (tables show
@@ -153,6 +159,32 @@ def margin_policy(spec):
         return ("θ + m > π: ArcFace's monotonic fallback cos θ − m sin m for CAMRI and ArcFace alike "
                 "(monotonic=True)")
     return "θ + m > π: the paper's formula cos(θ + m) for CAMRI and ArcFace alike (monotonic=False)"
+
+
+def train_config(spec, key, important_class, params, seed):
+    """The :class:`~camri_utils.training.TrainConfig` of one run of ``spec``. A setting's
+    ``drw_start_epoch``/``drw_beta`` are a training option (``TrainConfig.drw``), the rest of it
+    the loss's parameters."""
+    from camri_utils.training import TrainConfig
+
+    drw = drw_option(params, spec.epochs)
+    params = {k: v for k, v in params.items() if k not in DRW_PARAMS}
+    return TrainConfig(
+        dataset=spec.dataset, dataset_options=spec.dataset_options, validation_size=spec.validation_size,
+        split_seed=spec.split_seed, train_subset=spec.train_subset, test_subset=spec.test_subset, model=spec.model,
+        feature_dim=spec.feature_dim, loss=key, loss_params=dict(params),
+        important_classes=[] if important_class is None else [important_class], epochs=spec.epochs,
+        batch_size=spec.batch_size, learning_rate=spec.learning_rate, lr_schedule=spec.lr_schedule,
+        warmup_epochs=spec.warmup_epochs, seed=seed, verbose=0, rare_class=spec.rare_class, drw=drw)
+
+
+def run_id(config, method, data_kind):
+    """The id of a run: a hash of its configuration's identity (a
+    :class:`~camri_utils.training.TrainConfig`, or a record's stored config dict), method
+    label and data kind (:func:`camri_utils.training.run_id`, the id of every stored run)."""
+    from camri_utils import training
+
+    return training.run_id(config, data_kind, method=method)
 
 
 def _m(deno):

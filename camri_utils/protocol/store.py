@@ -1,15 +1,16 @@
 """The results store: one JSON record per training run under ``<output>/runs/``, its scored
 outputs beside it (``<run id>.npz``), and the protocol's ``protocol.json``.
 
-A run's id is derived from what defines it: its training configuration (as
-:func:`camri_utils.training.identity` gives it), the method and the kind of data (real or
-synthetic); so a new, unrelated field of the protocol's spec changes no id, and a record made
+A run's id (:func:`run_id`, defined with the spec in :mod:`.spec`; the same hash as every stored
+run's, :func:`camri_utils.training.run_id`) is derived from what defines it: its training
+configuration (as :func:`camri_utils.training.identity` gives it), the method and the kind of
+data (real or synthetic); so a new, unrelated field of the protocol's spec changes no id, and a record made
 for another important class, configuration or data source is never taken for this one.
 Records of schema 1 (made before the validation split) keep the ids they were written with.
 
 Nothing is taken on trust: every record, ``protocol.json`` and ``sweep.json`` is validated
 when read (:mod:`.schema`), and a run's scores are bound to its record: the record stores the
-SHA-256 of its ``.npz`` (``scores_sha256``) and its split sizes, and :func:`load_scores`
+SHA-256 of its ``.npz`` (``scores_sha256``, :func:`camri_utils.io.sha256`) and its split sizes, and :func:`load_scores`
 checks them, and for records written before the digest existed, that the stored scores give
 the record's own confusion matrix and validation metrics. Several processes may share a folder:
 :mod:`.locks` holds one lock per run while it trains.
@@ -17,30 +18,22 @@ the record's own confusion matrix and validation metrics. Several processes may 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from camri_utils.io import atomic_path, write_json
+from camri_utils.io import atomic_path, sha256, write_json
+from camri_utils.protocol.locks import Lock, make_runs_folder
 from camri_utils.protocol.schema import SCHEMA, SCHEMAS, check_protocol_file, check_record, check_sweep_file, remedy
-from camri_utils.protocol.spec import ProtocolError, ProtocolSpec
+from camri_utils.protocol.spec import ProtocolError, ProtocolSpec, run_id, train_config
+# Imported from below and kept importable from here: the run id is the spec's, the folder lookup
+# the library's (camri_utils.records), the folder's creation comes with its locks.
+from camri_utils.records import results_folder
 
 __all__ = ["ProtocolError", "SCHEMA", "run_id", "load_records", "write_record", "load_scores", "scores_problem",
-           "read_spec", "read_sweep", "open_output", "rerun", "add_digests", "results_folder"]
-
-
-def run_id(config, method, data_kind):
-    """The id of a run: a hash of its configuration's identity (a
-    :class:`~camri_utils.training.TrainConfig`, or a record's stored config dict), method
-    label and data kind."""
-    from camri_utils.training import identity
-
-    key = json.dumps({"config": identity(config), "method": method, "data": data_kind}, sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:20]
+           "read_spec", "read_sweep", "open_output", "rerun", "add_digests", "results_folder", "make_runs_folder"]
 
 
 def _read_json(path, what):
@@ -60,8 +53,6 @@ def read_spec(output):
     values, data_kind = check_protocol_file(_read_json(path, "a protocol description"), path)
     try:
         spec = ProtocolSpec.from_dict(values)
-        from camri_utils.protocol.runner import train_config
-
         for seed in spec.seeds:  # every field a run's config is made of, checked as TrainConfig checks it
             train_config(spec, "ce", None, {}, seed)
     except (KeyError, TypeError, ValueError) as exc:
@@ -93,20 +84,6 @@ def check_sweep_folder(output, sweep, data_kind=None):
     if previous != json.loads(json.dumps(sweep)):
         raise ProtocolError(f"{Path(output) / 'sweep.json'} describes another sweep; use a fresh output folder (or "
                             "the folder of this sweep).")
-
-
-def make_runs_folder(output):
-    """Create ``<output>/runs`` (a protocol's or a sweep's); an unwritable place is a
-    :class:`ProtocolError` that says what to do. Returns ``output`` as a Path."""
-    output = Path(output)
-    try:
-        (output / "runs").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ProtocolError(f"cannot create the results folder {output} ({exc.strerror}); pass a writable "
-                            "--output.") from exc
-    if not os.access(output / "runs", os.W_OK):
-        raise ProtocolError(f"the results folder {output} is not writable; pass a writable --output.")
-    return output
 
 
 GRIDS = ("camri_grid", "arcface_grid", "normsoftmax_grid", "wce_weights", "crwwce_weights", "ldam_grid",
@@ -186,14 +163,6 @@ def load_records(output):
     return records
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_record(output, record, scores=None):
     """Write the scores (first: a record never points to missing scores) and then the record,
     each atomically; the record gets the scores' SHA-256 (``scores_sha256``), which binds them
@@ -204,7 +173,7 @@ def write_record(output, record, scores=None):
         with atomic_path(runs / f"{record['run_id']}.npz") as tmp:
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, **scores)
-            record["scores_sha256"] = _sha256(tmp)
+            record["scores_sha256"] = sha256(tmp)
     write_json(runs / f"{record['run_id']}.json", record)
     return record
 
@@ -230,7 +199,7 @@ def load_scores(output, record):
                                 "no stored scores.")
         raise ProtocolError(f"{where} is missing. {remedy(path)}")
     digest = record.get("scores_sha256")
-    if digest is not None and _sha256(path) != digest:
+    if digest is not None and sha256(path) != digest:
         raise ProtocolError(f"{where} is not the file written with {path.with_suffix('.json')} (its SHA-256 differs "
                             f"from the record's scores_sha256): a stale, swapped or conflicting copy. {remedy(path)}")
     try:
@@ -302,8 +271,6 @@ def rerun(output, run_ids):
     """Remove the records and scores of ``run_ids`` from ``output`` (each under its run's
     lock), so that the next run trains them again. An id that is not a run id is an error; one
     without a record is simply absent. Returns the ids removed."""
-    from camri_utils.protocol.locks import Lock
-
     removed = []
     for rid in run_ids:
         if not isinstance(rid, str) or not _RUN_ID.fullmatch(rid):
@@ -324,8 +291,6 @@ def add_digests(output):
     (records written before it existed) the digest of its ``.npz`` and its test (and stored
     validation) size, once the scores are checked to give the record's own metrics; nothing
     else in the record changes. Returns the run ids updated."""
-    from camri_utils.protocol.locks import Lock
-
     kind = folder_kind(output)
     updated = []
     for record in load_records(output):
@@ -337,32 +302,9 @@ def add_digests(output):
         with Lock(output, record["run_id"]):
             arrays = load_scores(output, record)  # the content check: the scores are this record's
             sizes = {split: int(len(arrays[f"y_{split}"])) for split in ("test", "validation") if f"y_{split}" in arrays}
-            updated_record = {**record, "scores_sha256": _sha256(path),
+            updated_record = {**record, "scores_sha256": sha256(path),
                               "split_sizes": {**sizes, **record.get("split_sizes", {})}}
             check_record(updated_record, path.with_suffix(".json"), kind)
             write_json(path.with_suffix(".json"), updated_record)
         updated.append(record["run_id"])
     return updated
-
-
-def results_folder(path="results/fashion_mnist", marker="protocol.json"):
-    """Find a results folder: ``path`` as given (absolute, or relative to the working
-    directory), then its last part inside ``$CAMRI_RESULTS_DIR``, then ``path`` inside the
-    repository this library was installed from (an editable install, as ``make`` does). A folder
-    without ``marker`` (``protocol.json``; a sensitivity sweep's is ``sweep.json``) is not one."""
-    import camri_utils
-
-    path = Path(path)
-    candidates = [path]
-    if os.environ.get("CAMRI_RESULTS_DIR"):
-        candidates.append(Path(os.environ["CAMRI_RESULTS_DIR"]) / path.name)
-    if not path.is_absolute():
-        candidates.append(Path(camri_utils.__file__).resolve().parents[1] / path)
-    for folder in candidates:
-        if (folder / marker).is_file():
-            return folder
-    raise FileNotFoundError(
-        f"no protocol results folder {str(path)!r} (looked in: {', '.join(str(c) for c in candidates)}). "
-        "The committed results are in the book's repository: clone it (git clone --depth 1 "
-        "https://github.com/camri-book/camri-book) and pass the path of its results folder, set "
-        "CAMRI_RESULTS_DIR to the folder that holds it, or produce your own with `camri protocol`.")

@@ -1,5 +1,7 @@
 """Train a list of planned runs into a results folder, in this process or in several worker
-processes, without training any run twice.
+processes, without training any run twice. How one run is trained and recorded is the caller's
+(``train_one``: :func:`camri_utils.protocol.runner.train_one` for the protocol and the sweep);
+this module only shares the list out, under the locks.
 
 Every process (a worker, a second ``camri protocol`` on the same folder, a shard) goes down
 the same list and trains a run only after taking its lock (:mod:`.locks`) and finding it still
@@ -28,6 +30,7 @@ from pathlib import Path
 from camri_utils import checks
 from camri_utils.protocol import locks
 from camri_utils.protocol.spec import ProtocolError
+from camri_utils.protocol.store import folder_kind, read_record, scores_problem
 
 __all__ = ["set_threads", "share_gpus", "execute", "recorded", "busy_message"]
 
@@ -74,8 +77,6 @@ def share_gpus(index):
 
 def recorded(output, run_id, kind=None):
     """Whether ``output`` holds a valid record of ``run_id`` with usable scores."""
-    from camri_utils.protocol.store import read_record, scores_problem
-
     path = Path(output) / "runs" / f"{run_id}.json"
     if not path.exists():
         return False
@@ -86,13 +87,11 @@ def recorded(output, run_id, kind=None):
     return scores_problem(output, record) is None
 
 
-def train_runs(spec, output, todo, ds, session, on_done=None):
+def train_runs(spec, output, todo, ds, session, train_one, on_done=None):
     """Train, in this process, each run of ``todo`` that no other process holds and that is not
-    recorded by the time its lock is taken. Returns the run ids trained."""
+    recorded by the time its lock is taken, with ``train_one(spec, output, planned, ds)``.
+    Returns the run ids trained."""
     import keras
-
-    from camri_utils.protocol.runner import _run_one
-    from camri_utils.protocol.store import folder_kind
 
     kind = folder_kind(output)
     trained = []
@@ -103,7 +102,7 @@ def train_runs(spec, output, todo, ds, session, on_done=None):
         try:
             if recorded(output, planned.run_id, kind):
                 continue  # another process finished it since the plan was read
-            _run_one(spec, output, planned, ds)
+            train_one(spec, output, planned, ds)
             trained.append(planned.run_id)
         finally:
             lock.release()
@@ -128,8 +127,8 @@ def _worker(index, job, threads, session, command, results):
         set_threads(threads)
         share_gpus(index)
         with open(job, "rb") as f:
-            spec, output, todo, ds = pickle.load(f)  # written by this program's parent process
-        results.put(("done", index, os.getpid(), train_runs(spec, output, todo, ds, session)))
+            spec, output, todo, ds, train_one = pickle.load(f)  # written by this program's parent process
+        results.put(("done", index, os.getpid(), train_runs(spec, output, todo, ds, session, train_one)))
     except BaseException as exc:  # reported to the parent, which says what failed where
         kind = "expected" if type(exc).__name__ in _EXPECTED else "bug"
         message = str(exc) if kind == "expected" else traceback.format_exc()
@@ -137,7 +136,7 @@ def _worker(index, job, threads, session, command, results):
         raise SystemExit(1) from None
 
 
-def _in_workers(spec, output, todo, ds, workers, threads, session, bar):
+def _in_workers(spec, output, todo, ds, train_one, workers, threads, session, bar):
     import multiprocessing
     import pickle
     import tempfile
@@ -147,7 +146,8 @@ def _in_workers(spec, output, todo, ds, workers, threads, session, bar):
         # (a script without the __main__ guard) must not leave this process writing to it forever.
         job = Path(folder) / "job.pickle"
         with open(job, "wb") as f:
-            pickle.dump((spec, str(output), todo, ds), f, protocol=pickle.HIGHEST_PROTOCOL)
+            # train_one goes by reference (its module and name): the worker imports it.
+            pickle.dump((spec, str(output), todo, ds, train_one), f, protocol=pickle.HIGHEST_PROTOCOL)
         return _run_workers(job, output, todo, workers, threads, session, bar)
 
 
@@ -197,10 +197,11 @@ def _run_workers(job, output, todo, workers, threads, session, bar):
     return trained, problems
 
 
-def execute(spec, output, todo, ds, workers=1, threads=None, progress=True, desc="runs"):
+def execute(spec, output, todo, ds, workers=1, threads=None, progress=True, desc="runs", *, train_one):
     """Train the planned runs ``todo`` of ``spec`` into ``output`` (each once, whatever other
-    processes do): in this process (``workers=1``) or in ``workers`` processes, each with
-    ``threads`` TensorFlow threads. Returns (the run ids trained here, {run id: holder} of the
+    processes do) with ``train_one(spec, output, planned, ds)`` (a module-level function, so that
+    a worker process can import it): in this process (``workers=1``) or in ``workers``
+    processes, each with ``threads`` TensorFlow threads. Returns (the run ids trained here, {run id: holder} of the
     runs another program holds and still trains). A worker that failed or died is an error
     raised once the others are done; its run is left to the next resume."""
     from tqdm import tqdm
@@ -215,9 +216,11 @@ def execute(spec, output, todo, ds, workers=1, threads=None, progress=True, desc
             trained, problems = [], []
         elif workers == 1:
             set_threads(threads)
-            trained, problems = train_runs(spec, output, todo, ds, session, on_done=lambda _: bar.update()), []
+            trained, problems = train_runs(spec, output, todo, ds, session, train_one,
+                                           on_done=lambda _: bar.update()), []
         else:
-            trained, problems = _in_workers(spec, output, todo, ds, min(workers, len(todo)), threads, session, bar)
+            trained, problems = _in_workers(spec, output, todo, ds, train_one, min(workers, len(todo)), threads,
+                                            session, bar)
     finally:
         bar.close()
     if problems:
