@@ -10,8 +10,9 @@ checkout of an editable install; also :func:`camri_utils.protocol.results_folder
 repository *at the commit the library was installed from*: on Colab, where the chapter's first
 cell installed the library with pip from the repository, pip recorded that repository and
 commit (``direct_url.json``), and the records are fetched from there once, as a shallow,
-sparse git checkout of ``results/`` and ``benchmarks/`` in a cache folder
-(``~/.cache/camri-book/<commit>``), so the records always match the library and the chapter.
+sparse git checkout of the folder asked for (a chapter's ``results/<name>``, not every record of
+the book) in a cache folder (``~/.cache/camri-book/<commit>``), so the records always match the
+library and the chapter.
 Without a network it says so and what to do instead.
 """
 
@@ -32,7 +33,8 @@ __all__ = ["REPOSITORY", "FETCHED", "RecordsUnavailableError", "installed_from",
 REPOSITORY = "https://github.com/camri-book/camri-book"
 FETCHED = ("results", "benchmarks")  # what a fetched copy of the repository holds
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-_COMPLETE = ".camri-complete"  # written last into a fetched copy: a copy without it is unfinished
+_COMPLETE = ".camri-complete"  # an earlier version's whole-copy marker: such a copy holds every path
+_FETCHED_DIR = ".camri-fetched"  # one marker per fetched path, written once the path is in place
 # The folder that holds the camri_utils package: a checkout's root, or site-packages.
 _LIBRARY_PARENT = Path(__file__).resolve().parents[1]
 
@@ -119,21 +121,39 @@ def _git(*args, cwd=None, timeout=600):
             f"({REPOSITORY}) and pass the path of its results folder.") from None
 
 
-def _fetch(url, commit, target):
-    """A shallow, sparse checkout of ``FETCHED`` from ``url`` at ``commit`` into ``target``,
-    written beside it and moved into place only when complete."""
+def _slug(path):
+    return path.replace("/", "__")
+
+
+def _fetched(target, path):
+    """Is ``path`` in the copy at ``target``? A whole copy fetched by an earlier version (its
+    completion marker) holds every path; otherwise each fetched path has its own marker."""
+    return (target / _COMPLETE).is_file() or (target / _FETCHED_DIR / _slug(path)).is_file()
+
+
+def _fetch(url, commit, target, paths=FETCHED):
+    """A shallow, sparse checkout of ``paths`` (folders or files of the repository) from ``url``
+    at ``commit``, each moved into ``target`` only when complete: a chapter downloads the folder
+    it reads, not every record of the book."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         _git("init", "--quiet", str(tmp))
-        _git("sparse-checkout", "set", *FETCHED, cwd=tmp)
+        _git("sparse-checkout", "set", "--no-cone", *(f"/{p.strip('/')}" for p in paths), cwd=tmp)
         # --filter: only the files checked out are downloaded (servers without it send all).
         _git("fetch", "--quiet", "--depth", "1", "--filter=blob:none", url, commit, cwd=tmp)
         _git("-c", "advice.detachedHead=false", "checkout", "--quiet", "FETCH_HEAD", cwd=tmp)
-        (tmp / _COMPLETE).write_text(json.dumps({"url": url, "commit": commit}) + "\n")
-        shutil.rmtree(target, ignore_errors=True)  # an unfinished copy from an interrupted fetch
-        os.replace(tmp, target)
+        for path in paths:
+            got, place = tmp / path, target / path
+            if got.exists():  # absent: the repository has nothing there at this commit
+                place.parent.mkdir(parents=True, exist_ok=True)
+                if place.is_dir():
+                    shutil.rmtree(place)  # left by a fetch interrupted before its marker
+                os.replace(got, place)
+            marker = target / _FETCHED_DIR / _slug(path)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"url": url, "commit": commit, "path": path}) + "\n")
     except subprocess.CalledProcessError as exc:
         said = (exc.stderr or "").strip().splitlines()
         raise RecordsUnavailableError(
@@ -149,10 +169,11 @@ def _fetch(url, commit, target):
     return target
 
 
-def repository_copy(cache_dir=None):
+def repository_copy(cache_dir=None, paths=FETCHED):
     """A folder holding the book's repository at this library's version: the checkout itself,
-    or a copy of its ``results/`` and ``benchmarks/`` fetched once into ``cache_dir`` (default
-    ``~/.cache/camri-book``) at the commit the library was installed from."""
+    or a copy of ``paths`` (default: all of ``results/`` and ``benchmarks/``) fetched once into
+    ``cache_dir`` (default ``~/.cache/camri-book``) at the commit the library was installed
+    from; paths fetched before are not fetched again."""
     source = installed_from()
     if source["kind"] == "checkout":
         return source["path"]
@@ -162,19 +183,20 @@ def repository_copy(cache_dir=None):
             "version of its records to fetch: install it with the chapter's first cell, or clone the repository "
             f"({REPOSITORY}) and pass the path of its results folder.")
     target = Path(cache_dir or _default_cache()) / source["commit"]
-    if (target / _COMPLETE).is_file():
-        return target
-    return _fetch(source["url"], source["commit"], target)
+    missing = [p for p in paths if not _fetched(target, p)]
+    if missing:
+        _fetch(source["url"], source["commit"], target, missing)
+    return target
 
 
 def repository_file(path, cache_dir=None):
     """The committed file or folder ``path`` (relative to the repository: e.g.
-    ``"benchmarks/RESULTS.md"``) at this library's version; FileNotFoundError if the repository
-    has none there."""
+    ``"benchmarks/RESULTS.md"``) at this library's version, fetched alone where it must be
+    fetched; FileNotFoundError if the repository has none there."""
     relative = Path(path)
     if relative.is_absolute() or ".." in relative.parts or relative.parts[:1] not in [(p,) for p in FETCHED]:
         raise ValueError(f"path must lie inside one of the repository's folders {FETCHED}; got {str(path)!r}.")
-    copy = repository_copy(cache_dir)
+    copy = repository_copy(cache_dir, [relative.as_posix()])
     found = copy / relative
     if not found.exists():
         raise FileNotFoundError(f"the book's repository has no {relative.as_posix()} at this version.")
@@ -214,8 +236,13 @@ def find(path="results/fashion_mnist", marker="protocol.json", cache_dir=None):
     relative = Path(path)
     if relative.is_absolute() or relative.parts[:1] != ("results",):
         raise first
-    folder = repository_file(relative.parent, cache_dir) / relative.name
-    if (folder / marker).is_file():
+    try:
+        folder = repository_file(relative, cache_dir)
+    except RecordsUnavailableError:
+        raise
+    except FileNotFoundError:  # the repository has no such folder at this version
+        folder = None
+    if folder is not None and (folder / marker).is_file():
         return folder
     raise FileNotFoundError(f"{first} Nor does the book's repository hold {relative.as_posix()}/{marker} at this "
                             "version: no run of it is committed.")

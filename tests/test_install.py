@@ -153,6 +153,8 @@ def test_launch_button_install_then_finds_its_records_with_no_manual_step(tmp_pa
     fetched = {p.relative_to(tmp_path / "cache" / commit).as_posix() for p in folder.rglob("*") if p.is_file()}
     assert fetched == committed
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [commit]  # nothing half-written beside it
+    # Only the folders the chapter read were downloaded, not every record of the book.
+    assert sorted(p.name for p in (tmp_path / "cache" / commit / "results").iterdir()) == ["digits_2d", "fashion_mnist"]
 
 
 # Hostile input: what the installation record, the cache and the network can do wrong.
