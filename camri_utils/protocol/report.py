@@ -120,11 +120,18 @@ def _reference(method, params, seed, ref):
     return None
 
 
-def curve_comparisons(records, important, curve_sets):
+_OOS_COLUMNS = ("oos_accuracy_gap", "oos_precision_gap", "oos_recall_offset", "oos_bias_recall", "oos_recall_gap",
+                "oos_accuracy_offset", "oos_bias_accuracy")
+
+
+def curve_comparisons(records, important, curve_sets, validation_sets=None):
     """Every setting of every method (CE and CE's own threshold row aside), per role and seed,
     against the same seed's threshold curve of CE and of its control (normalized softmax at the
     same scale, for CAMRI and ArcFace): the columns of :func:`~camri_utils.protocol.curves.compare`
-    plus role, method, setting, seed, reference ("CE" or "control") and the test point.
+    (the oracle: the test curve's best) plus role, method, setting, seed, reference ("CE" or
+    "control") and the test point; with ``validation_sets`` (the same curves on the validation
+    split), also the columns of :func:`~camri_utils.protocol.curves.out_of_sample` (the bias
+    chosen on validation, scored on test; NaN for a record without validation metrics).
     ``curve_sets``: {class: :func:`reference_curves` of that class}."""
     rows = []
     frame = records_frame([r for r in records if r["method"] not in ("CE", "CE + threshold")], important)
@@ -138,27 +145,46 @@ def curve_comparisons(records, important, curve_sets):
             curve = curve_sets[row.important_class].get(key) if key else None
             if curve is None:
                 continue
+            oos = dict.fromkeys(_OOS_COLUMNS, float("nan"))
+            val_curve = (validation_sets or {}).get(row.important_class, {}).get(key)
+            if val_curve is not None and "validation" in record:
+                validation = {"accuracy": record["validation"]["accuracy"],
+                              "recall": record["validation"]["recall"][row.important_class]}
+                oos = curves.out_of_sample(validation, point, val_curve, curve)
             rows.append({"role": row.role, "important_class": row.important_class, "method": row.method,
                          "setting": row.setting, "seed": row.seed, "reference": ref, **point,
-                         **curves.compare(point, curve)})
+                         **curves.compare(point, curve), **oos})
     return pd.DataFrame(rows)
 
 
 def comparison_table(comparisons):
     """Per role, method, setting and reference: seeds, the mean of each gap with its paired
-    Student-t 95% interval (``recall_gap`` over the seeds where it is defined, counted in
-    ``n_recall``), and how many seeds lie above, on and below the curve."""
+    Student-t 95% interval, against the oracle (``recall_gap``, ``accuracy_gap``,
+    ``precision_gap``; ``recall_gap`` over the seeds where it is defined, counted in
+    ``n_recall``) and against the out-of-sample reference (``oos_accuracy_gap``,
+    ``oos_recall_offset``, ``oos_precision_gap``, ``oos_recall_gap``, its seeds in
+    ``n_oos_recall``), how many seeds lie above, on and below the oracle curve, and the
+    ``verdict`` (:func:`~camri_utils.protocol.curves.verdict` on accuracy at the same recall:
+    above, not told apart, below)."""
     rows = []
     keys = ["role", "method", "setting", "reference"]
+    gaps = ("recall_gap", "accuracy_gap", "precision_gap", "oos_accuracy_gap", "oos_recall_offset",
+            "oos_precision_gap", "oos_recall_gap")
     for key, g in comparisons.groupby(keys, sort=False):
         row = dict(zip(keys, key), important_class=int(g.important_class.iloc[0]), n=len(g))
-        for gap in ("recall_gap", "accuracy_gap", "precision_gap"):
-            mean, low, high, n = curves.paired_t(g[gap])
+        for gap in gaps:
+            mean, low, high, n = curves.paired_t(g[gap]) if gap in g else (float("nan"),) * 3 + (0,)
             row.update({gap: mean, f"{gap}_low": low, f"{gap}_high": high})
             if gap == "recall_gap":
                 row["n_recall"] = n
+            elif gap == "oos_recall_gap":
+                row["n_oos_recall"] = n
+            elif gap == "oos_accuracy_gap":
+                row["n_oos"] = n
         for position in curves.POSITIONS:
             row[position] = int((g.position == position).sum())
+        row["verdict"] = curves.verdict((row["accuracy_gap_low"], row["accuracy_gap_high"]),
+                                        (row["oos_accuracy_gap_low"], row["oos_accuracy_gap_high"]))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -280,8 +306,11 @@ def summarize(output, accuracy_k=None):
     table = _table(sel, records, expected, _seeds_planned(spec, status, sel), not_run(spec))
     comparisons = comparison = None
     if data_kind is not None and spec.threshold_biases:
-        curve_sets = {c: reference_curves(records, c, load) for c in set(sel.important.values())}
-        comparisons = curve_comparisons(records, sel.important, curve_sets)
+        classes = set(sel.important.values())
+        curve_sets = {c: reference_curves(records, c, load) for c in classes}
+        validation_sets = ({c: reference_curves(records, c, load, "validation") for c in classes}
+                           if sel.split == "validation" else None)
+        comparisons = curve_comparisons(records, sel.important, curve_sets, validation_sets)
         comparison = comparison_table(comparisons) if not comparisons.empty else None
     n_validation = _validation_count(output, records) if data_kind is not None else None
     markdown = _markdown(spec, sel, table, k, records, ignored, expected, n_validation, status, diverged, comparison)
