@@ -200,10 +200,12 @@ def test_the_out_of_sample_reference_on_hand_made_scores_where_it_differs_from_t
     assert curves.validation_bias(val, accuracy=1.0) == pytest.approx(0.0)  # the peak itself
     assert curves.validation_bias(val, accuracy=1.01) is None  # more accurate than the whole curve
     oos = curves.out_of_sample(setting_val, setting_test, val, test)
-    # On test, bias 0.75 falls between -0.2 and 0.9: accuracy 0.5, recall 0.5, precision 0.5
-    # (images 1 and 2 predicted 0, one right).
+    # On test, bias 0.75 falls between -0.2 and 0.9: accuracy 0.5, recall 0.5.
     assert oos["oos_accuracy_gap"] == pytest.approx(0.6 - 0.5)
-    assert oos["oos_precision_gap"] == pytest.approx(0.6 - 0.5)
+    # Precision's own bias: of the levels' middles at recall >= 0.5, (0.75, 0.5) has precision 1
+    # (image 0 alone predicted 0), (0.75, 1) 2/3: bias -0.75, where on test only image 1 (a 1)
+    # is predicted 0: precision 0.
+    assert oos["oos_precision_gap"] == pytest.approx(0.6 - 0.0)
     assert oos["oos_recall_offset"] == pytest.approx(0.0)
     assert oos["oos_recall_gap"] == pytest.approx(0.0) and oos["oos_accuracy_offset"] == pytest.approx(0.1)
     assert not oos["oos_beyond_end"]

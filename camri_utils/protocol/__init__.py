@@ -5,15 +5,16 @@ accuracy, and report a table in the layout of the paper's Table 1.
 
 One module per job: :mod:`.spec` (the spec and presets), :mod:`.store` (records, run ids,
 stored scores), :mod:`.runner` (plan and run), :mod:`.selection` (ranking and choices on the
-validation split, threshold moving), :mod:`.curves` (exact threshold-moving curves and the two-axis comparison), :mod:`.report` (the table), :mod:`.sensitivity` (CAMRI's
+validation split, threshold moving), :mod:`.curves` (exact threshold-moving curves, the two-axis comparison with the oracle and the
+out-of-sample reference, the verdict), :mod:`.report` (the table), :mod:`.sensitivity` (CAMRI's
 margin x scale sweep on a protocol's setup). The public names are all
 importable from here.
 """
 
 from camri_utils.protocol import curves
 from camri_utils.protocol.report import (REFERENCES, Summary, comparison_cells, comparison_table, convergence,
-                                         current_records, curve_comparisons, plan_status, reference_curves, report,
-                                         threshold_curve_frames,
+                                         current_records, curve_comparisons, out_of_sample_cells, plan_status,
+                                         reference_curves, report, threshold_curve_frames,
                                          setting_text, summarize)
 from camri_utils.protocol.runner import PlannedRun, plan, run, train_config
 from camri_utils.protocol.selection import (ROLES, Choice, Selection, accuracy_threshold, rank_classes,
@@ -27,7 +28,7 @@ from camri_utils.protocol.store import (SCHEMA, ProtocolError, load_records, loa
 
 __all__ = ["ProtocolSpec", "PRESETS", "preset", "margin_policy", "run", "plan", "PlannedRun", "train_config",
            "report", "summarize", "convergence", "curves", "reference_curves", "curve_comparisons", "comparison_table",
-           "comparison_cells", "plan_status", "threshold_curve_frames", "REFERENCES", "accuracy_threshold", "score_scale",
+           "comparison_cells", "out_of_sample_cells", "plan_status", "threshold_curve_frames", "REFERENCES", "accuracy_threshold", "score_scale",
            "Summary", "setting_text", "current_records", "records_frame", "rank_classes", "select",
            "Selection", "Choice", "setting_key", "selection_metrics", "selected_on", "table_methods",
            "threshold_records", "load_records", "load_scores", "read_spec", "results_folder", "run_id",

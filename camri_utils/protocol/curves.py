@@ -244,13 +244,22 @@ def validation_bias(curve, accuracy=None, recall=None):
         first = peak + below[0] - 1 if len(below) else last
         zone = keep[keep >= min(first, last)]  # the states still at accuracy >= a in the crossing zone
         return float(curve.bias[states[zone[(len(zone) - 1) // 2]]])
+    return _best_level(curve, recall, "accuracy")
+
+
+def _best_level(curve, recall, metric):
+    """The representative bias of the recall level, at recall >= ``recall``, whose middle state
+    is best in ``metric`` (ties: the higher recall); None if none."""
+    states = np.arange(0, len(curve), 2)
+    rec = np.round(curve.recall[states], 12)
+    value = np.nan_to_num(getattr(curve, metric)[states], nan=-np.inf)  # precision: NaN where nothing is predicted
     level_start = np.flatnonzero(np.concatenate([[True], rec[1:] != rec[:-1]]))
     level_end = np.append(level_start[1:], len(states)) - 1
     middle = (level_start + level_end) // 2
     keep = middle[rec[middle] >= recall - _EPS]
     if not len(keep):
         return None
-    i = min(keep, key=lambda k: (-round(acc[k], 12), -rec[k], k))
+    i = min(keep, key=lambda k: (-round(value[k], 12), -rec[k], k))
     return float(curve.bias[states[i]])
 
 
@@ -261,8 +270,10 @@ def out_of_sample(validation_point, test_point, validation_curve, test_curve):
     scores (``test_curve``, same model and class). ``validation_point`` and ``test_point`` are the
     setting's ({accuracy, recall, precision}; precision only on test).
 
-    Returns ``oos_accuracy_gap`` and ``oos_precision_gap`` (the setting's test accuracy and
-    precision minus the reference's at the bias chosen for the setting's validation recall),
+    Returns ``oos_accuracy_gap`` (the setting's test accuracy minus the reference's at the bias
+    chosen for the setting's validation recall), ``oos_precision_gap`` (test precision minus the
+    reference's at its own bias chosen the same way for precision: the recall level, at a
+    validation recall at least the setting's, of best precision),
     ``oos_recall_offset`` (the setting's test recall minus the reference's at that bias: where
     the two land on test, as the bias was matched on validation), ``oos_recall_gap`` (test
     recall minus the reference's at the bias chosen for the setting's validation accuracy; NaN
@@ -281,8 +292,10 @@ def out_of_sample(validation_point, test_point, validation_curve, test_curve):
     if b_recall is None:  # recall 1 is reached at a large bias: only a recall above 1 gets here
         raise ValueError(f"validation_point's recall {validation_point['recall']!r} is above 1.")
     i = test_curve.state(np.array([b_recall]))[0]
+    # Precision, as the oracle's: the best at a recall at least the setting's, its own bias.
+    k = test_curve.state(np.array([_best_level(validation_curve, validation_point["recall"], "precision")]))[0]
     out = {"oos_accuracy_gap": float(test_point["accuracy"] - test_curve.accuracy[i]),
-           "oos_precision_gap": float(test_point["precision"] - test_curve.precision[i]),
+           "oos_precision_gap": float(test_point["precision"] - test_curve.precision[k]),
            "oos_recall_offset": float(test_point["recall"] - test_curve.recall[i]),
            "oos_bias_recall": b_recall}
     b_accuracy = validation_bias(validation_curve, accuracy=validation_point["accuracy"])

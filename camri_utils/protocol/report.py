@@ -21,8 +21,8 @@ from camri_utils.protocol.spec import ProtocolSpec, margin_policy
 from camri_utils.protocol.store import ProtocolError, load_records, load_scores, read_spec
 
 __all__ = ["Summary", "summarize", "report", "current_records", "spec_methods", "setting_text", "convergence",
-           "reference_curves", "threshold_curve_frames", "curve_comparisons", "comparison_table", "comparison_cells", "plan_status",
-           "REFERENCES"]
+           "reference_curves", "threshold_curve_frames", "curve_comparisons", "comparison_table", "comparison_cells",
+           "out_of_sample_cells", "plan_status", "REFERENCES"]
 
 
 @dataclass
@@ -136,9 +136,12 @@ def curve_comparisons(records, important, curve_sets, validation_sets=None):
     rows = []
     frame = records_frame([r for r in records if r["method"] not in ("CE", "CE + threshold")], important)
     # Post-hoc logit adjustment is compared too: where it is one bias it must lie on CE's curve.
-    by_key = {(r["method"], setting_key(r["params"]) if r["params"] else "", r["seed"]): r for r in records}
+    # A class-specific method has one record per important class with the same setting and seed.
+    by_key = {(r["method"], setting_key(r["params"]) if r["params"] else "", r["seed"], r.get("important_class")): r
+              for r in records}
     for row in frame.itertuples():
-        record = by_key[(row.method, row.setting, row.seed)]
+        record = (by_key.get((row.method, row.setting, row.seed, row.important_class))
+                  or by_key[(row.method, row.setting, row.seed, None)])
         point = {"accuracy": row.accuracy, "recall": row.recall, "precision": row.precision}
         for ref in REFERENCES:
             key = _reference(row.method, record["params"], row.seed, ref)
@@ -395,51 +398,85 @@ def _not_run_text(spec):
     return "; 'not run': the preset trains no setting of that method for that role" if not_run(spec) else ""
 
 
-def _gap_text(mean, low, high, n, digits=3):
+def _gap_text(mean, low, high, n, digits=3, points=False):
     if pd.isna(mean):
         return "beyond the curve's end"
+    if points:  # hundredths, as the prose says them: one digit fewer
+        mean, low, high, digits = 100 * mean, 100 * low, 100 * high, digits - 2
     text = f"{mean:+.{digits}f}"
     if not pd.isna(low):
         text += f" [{low:+.{digits}f}, {high:+.{digits}f}]"
     return text
 
 
-def comparison_cells(row):
+def comparison_cells(row, points=False):
     """One row of :func:`comparison_table` in words: recall at the same accuracy, accuracy at
-    the same recall, precision at the same recall, and above/on/below counts."""
-    recall = _gap_text(row["recall_gap"], row["recall_gap_low"], row["recall_gap_high"], row["n_recall"])
+    the same recall, precision at the same recall (the oracle: the test curve's best), and
+    above/on/below counts. ``points``: the gaps in points (hundredths), accuracy with two
+    decimals, recall and precision with one."""
+    recall = _gap_text(row["recall_gap"], row["recall_gap_low"], row["recall_gap_high"], row["n_recall"], 3, points)
     if row["n_recall"] < row["n"] and row["n_recall"] > 0:
         recall += f" ({row['n'] - row['n_recall']} seed(s) beyond the curve's end)"
-    return (recall, _gap_text(row["accuracy_gap"], row["accuracy_gap_low"], row["accuracy_gap_high"], row["n"], 4),
-            _gap_text(row["precision_gap"], row["precision_gap_low"], row["precision_gap_high"], row["n"]),
+    return (recall,
+            _gap_text(row["accuracy_gap"], row["accuracy_gap_low"], row["accuracy_gap_high"], row["n"], 4, points),
+            _gap_text(row["precision_gap"], row["precision_gap_low"], row["precision_gap_high"], row["n"], 3, points),
             f"{row['above']}/{row['on']}/{row['below']}")
+
+
+def out_of_sample_cells(row, points=False):
+    """One row of :func:`comparison_table` against the out-of-sample reference, in words:
+    accuracy at the same validation recall (with where the setting's test recall lands against
+    the reference's there), recall at the same validation accuracy, and precision; "no
+    validation scores" where the records have none. ``points`` as in :func:`comparison_cells`."""
+    if row.get("n_oos", 0) == 0:
+        return ("no validation scores",) * 3
+    accuracy = _gap_text(row["oos_accuracy_gap"], row["oos_accuracy_gap_low"], row["oos_accuracy_gap_high"],
+                         row["n_oos"], 4, points)
+    offset = 100 * row["oos_recall_offset"] if points else row["oos_recall_offset"]
+    accuracy += f" (recall {offset:+.{1 if points else 3}f})"
+    recall = _gap_text(row["oos_recall_gap"], row["oos_recall_gap_low"], row["oos_recall_gap_high"],
+                       row["n_oos_recall"], 3, points)
+    if 0 < row["n_oos_recall"] < row["n_oos"]:
+        recall += f" ({row['n_oos'] - row['n_oos_recall']} seed(s) beyond the curve's end)"
+    precision = _gap_text(row["oos_precision_gap"], row["oos_precision_gap_low"], row["oos_precision_gap_high"],
+                          row["n_oos"], 3, points)
+    return accuracy, recall, precision
 
 
 def _comparison_markdown(comparison, sel, names):
     if comparison is None or comparison.empty:
         return []
     lines = ["", "## Against threshold moving (test split, paired by seed)", "",
-             "Each setting against the exact threshold-moving curve of the same seed's reference model: **CE** "
-             "(the practitioner's default) and the **control**, the same cosine head at the same scale without a "
-             "margin (normalized softmax; only it isolates the margin, so only the margin methods have one). "
-             "Δrecall: recall of the important class beyond the curve's best at an accuracy at least the setting's "
-             "(undefined, 'beyond the curve's end', where the setting is more accurate than the whole curve); "
-             "Δacc and Δprec: accuracy and precision beyond the curve's best at a recall at least the setting's. "
-             "Means with paired Student-t 95% intervals over seeds (5 seeds tell apart only large, consistent "
-             "gaps); a/o/b: seeds above / on / below the curve (above: better on one axis and not worse on the "
-             "other). The chosen setting of each method is marked *.", ""]
+             "Each setting against threshold moving on the same seed's reference model: **CE** (the practitioner's "
+             "default) and the **control**, the same cosine head at the same scale without a margin (normalized "
+             "softmax; only it isolates the margin, so only the margin methods have one). Two references per model: "
+             "the **oracle**, the best point of the reference's exact test curve (a bias chosen on the test images: "
+             "the upper bound of threshold moving), and the **out-of-sample** reference, the reference's bias chosen "
+             "on its validation curve to reach the setting's validation recall (respectively accuracy), scored on "
+             "test. Δacc: test accuracy beyond the reference at the same recall (out of sample: at the same "
+             "validation recall, and in brackets where the setting's test recall lands against the reference's "
+             "there); Δrecall: recall beyond it at the same accuracy (undefined, 'beyond the curve's end', where the "
+             "setting is more accurate than the whole curve); Δprec: precision at the same recall. Means with paired "
+             "Student-t 95% intervals over seeds (5 seeds tell apart only large, consistent gaps); a/o/b: seeds "
+             "above / on / below the oracle curve. **Verdict**, on accuracy at the same recall: *above* threshold "
+             "moving only when above the oracle, *below* only when below the out-of-sample reference, otherwise "
+             "*not told apart*. The chosen setting of each method is marked *.", ""]
     for role, c in sel.important.items():
         rows = comparison[comparison.role == role]
         if rows.empty:
             continue
         lines += [f"{role} = class {c}{' (' + names[c] + ')' if c in names else ''}:", "",
-                  "| method | setting | reference | Δrecall at same acc | Δacc at same recall | Δprec at same recall "
-                  "| a/o/b |", "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "| method | setting | reference | verdict | Δacc, oracle | Δacc, out of sample (recall) "
+                  "| Δrecall, oracle | Δrecall, out of sample | Δprec, oracle | Δprec, out of sample | a/o/b |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in rows.itertuples():
             best = sel.chosen.get((r.method, role))
             star = "*" if best is not None and setting_key(best.params) == r.setting else ""
             reference = "CE" if r.reference == "CE" else "control"
-            cells = comparison_cells(r._asdict())
+            row = r._asdict()
+            recall, accuracy, precision, seeds = comparison_cells(row)
+            oos_accuracy, oos_recall, oos_precision = out_of_sample_cells(row)
+            cells = [r.verdict, accuracy, oos_accuracy, recall, oos_recall, precision, oos_precision, seeds]
             lines.append(f"| {r.method}{star} | {setting_text(r.setting)} | {reference} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
