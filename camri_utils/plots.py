@@ -167,21 +167,67 @@ def _draw_threshold_curves(ax, curves, x, y, stats, selection, role, ring_size):
 
 
 def _zoom_on_methods(ax, stats, x="x", y="y"):
-    """Frame the trained methods' points (a threshold curve spans far more than they do), with
-    the part of each curve that falls in that window."""
+    """Frame every trained method's point with its bars (a threshold curve spans far more than
+    they do) and the threshold rows' chosen points, with the part of each curve that falls in
+    that window: no plotted marker is cut by an axis."""
     trained = stats[[not m.endswith("+ threshold") for m in stats.index.get_level_values(0)]]
     if trained.empty:
         return
-    lo, hi = trained[x].min(), trained[x].max()
-    pad = max(0.3 * (hi - lo), 0.004)
+    sd_x, sd_y = stats[f"{x}_sd"].fillna(0.0), stats[f"{y}_sd"].fillna(0.0)
+    lo, hi = (trained[x] - sd_x[trained.index]).min(), (trained[x] + sd_x[trained.index]).max()
+    pad = max(0.15 * (hi - lo), 0.002)
     inside = stats[(stats[x] >= lo - pad) & (stats[x] <= hi + pad)]
-    ylo, yhi = inside[y].min(), inside[y].max()
+    lo, hi = min(lo, (inside[x] - sd_x[inside.index]).min()), max(hi, (inside[x] + sd_x[inside.index]).max())
+    ylo, yhi = (inside[y] - sd_y[inside.index]).min(), (inside[y] + sd_y[inside.index]).max()
     ypad = max(0.08 * (yhi - ylo), 0.01)
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(ylo - ypad, yhi + ypad)
 
 
-def draw_protocol_sweep(ax, frame, selection, role, class_name=None, curves=None):
+_SCALE_MARKERS = ("o", "s", "D", "v")  # a method's settings at its 2nd, 3rd... scale (the 1st: its own marker)
+
+
+def _scales(settings):
+    """The scales among a method's settings (JSON texts), largest first."""
+    return sorted({json.loads(k).get("scale") for k in settings if k} - {None}, reverse=True)
+
+
+def _outside_legend(ax, order=None):
+    """The axes' legend below the figure, outside the data (the figures use constrained
+    layout), each label once, in ``order`` where given."""
+    if ax.figure.get_layout_engine() is None:  # "outside" needs constrained layout (the book style's)
+        ax.figure.set_layout_engine("constrained")
+    unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
+    labels = list(unique)
+    if order:  # by method ("CAMRI (s = 8)" is CAMRI's), then as drawn
+        rank = {m: i for i, m in enumerate(order)}
+        labels.sort(key=lambda k: rank.get(k.split(" (")[0], len(rank)))
+    return ax.figure.legend([unique[k] for k in labels], labels, fontsize=9, ncol=2, loc="outside lower center",
+                            frameon=False)
+
+
+def _spread_labels(ax, texts, step=7.0, tries=6):
+    """Move annotations (offset in points, right of their marker) until no two overlap on the
+    canvas and none covers a marker: each in turn is tried right of its marker, then left of
+    it, then ``step`` points higher or lower on either side, nearest first."""
+    renderer = ax.figure.canvas.get_renderer()
+    markers = [line.get_window_extent(renderer) for line in ax.get_lines()
+               if line.get_marker() not in (None, "None", "") and len(line.get_xdata()) == 1]
+    placed = []
+    for text in texts:
+        x0, y0 = text.xyann
+        width = text.get_window_extent(renderer).width * 72 / ax.figure.dpi
+        candidates = [(dx, y0 + step * ((k + 1) // 2) * (1 if k % 2 else -1))
+                      for k in range(2 * tries + 1) for dx in (x0, -x0 - width)]
+        for dx, dy in candidates:
+            text.xyann = (dx, dy)
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed + markers):
+                break
+        placed.append(text.get_window_extent(renderer))
+
+
+def draw_protocol_sweep(ax, frame, selection, role, class_name=None, curves=None, legend=True):
     """Every setting of every method for one important class: mean accuracy (x) against the
     important class's mean recall (y), bars one standard deviation over seeds (the post-hoc
     threshold-moving baselines as their exact curves, ``curves`` on the selection split, from
@@ -190,23 +236,28 @@ def draw_protocol_sweep(ax, frame, selection, role, class_name=None, curves=None
 
     ``frame`` is :func:`camri_utils.protocol.records_frame`, ``selection`` what
     :func:`camri_utils.protocol.select` returns. Accuracy and recall are on the split the
-    selection used (validation, or test for records made before the split)."""
+    selection used (validation, or test for records made before the split). The legend goes
+    below the figure, outside the data (``legend=False``: left to the caller)."""
     stats = _setting_stats(frame, role, "sel_accuracy", "sel_recall")
     _draw_threshold_curves(ax, curves, "accuracy", "recall", stats, selection, role, ring_size=12)
     for (method, setting), st in stats.fillna(0.0).iterrows():
         if method.endswith("+ threshold"):
             continue
         color, marker = methods.style(method)
-        ax.errorbar(st.x, st.y, xerr=st.x_sd, yerr=st.y_sd, color=color, marker=marker, ms=7,
-                    lw=0.8, alpha=0.85, capsize=2, label=method)
+        # A method swept at several scales: one marker per scale, named in the legend.
+        scales = _scales(stats.loc[method].index)
+        scale = json.loads(setting).get("scale") if setting else None
+        k = scales.index(scale) if len(scales) > 1 and scale in scales else 0
+        ax.errorbar(st.x, st.y, xerr=st.x_sd, yerr=st.y_sd, color=color, marker=_SCALE_MARKERS[k] if k else marker,
+                    ms=7, lw=0.8, alpha=0.85, capsize=2,
+                    label=method + (f" (s = {scale:g})" if len(scales) > 1 else ""))
         best = selection.chosen.get((method, role))
         if best is not None and setting == json.dumps(best.params, sort_keys=True):
             ax.plot(st.x, st.y, marker="o", ms=16, mfc="none", mec=color, mew=1.5)
     ax.axvline(selection.threshold, color="0.4", ls="--", lw=1, label="accuracy threshold")
     _zoom_on_methods(ax, stats)
-    unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
-    order = [m for m in _METHOD_ORDER if m in unique] + [k for k in unique if k not in _METHOD_ORDER]
-    ax.legend([unique[k] for k in order], order, fontsize=9, loc="best")
+    if legend:
+        _outside_legend(ax, _METHOD_ORDER)
     c = selection.important[role]
     ax.set_title(f"{role}: class {c}" + (f" ({class_name})" if class_name else ""))
     ax.set_xlabel(f"{selection.split} accuracy (mean over seeds)")
@@ -332,7 +383,9 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
     seeds, mean over seeds) with the bias each chose on validation ringed, each method's
     chosen setting as a filled marker with one standard deviation over seeds, and every
     setting of the methods in ``show_all`` as hollow markers labelled with their margin (in
-    π/64) or weight. ``x`` and ``y`` are columns of
+    π/64) or weight (a method swept at several scales: one marker per scale, named in the
+    legend; labels moved apart where they would overlap). The axes hold every marker with its
+    bars; the legend goes below the figure, outside the data. ``x`` and ``y`` are columns of
     :func:`camri_utils.protocol.records_frame` (test metrics: ``accuracy``, ``recall``,
     ``precision``). A point above a curve gets more of ``y`` at the same ``x`` than moving
     the threshold does. ``legend=False`` leaves the legend to the caller (several panels)."""
@@ -341,6 +394,7 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
             raise ValueError(f"x and y must be among {sorted(_AXIS_NAMES)}; got {column!r}.")
     stats = _setting_stats(frame, role, x, y).fillna(0.0)
     _draw_threshold_curves(ax, curves, x, y, stats, selection, role, ring_size=9)
+    tags = []
     for method in dict.fromkeys(stats.index.get_level_values(0)):
         color, marker = methods.style(method)
         points = stats.loc[method]
@@ -348,18 +402,24 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
         chosen = json.dumps(best.params, sort_keys=True) if best is not None else None
         if method.endswith("+ threshold"):
             continue
+        # A method swept at several scales: one hollow marker per scale, named in the legend.
+        scales = _scales(points.index)
         for setting, st in points.iterrows():
             if method == "CE" or setting == chosen:
                 ax.errorbar(st.x, st.y, xerr=st.x_sd, yerr=st.y_sd, color=color, marker=marker, ms=8, lw=0.8,
                             capsize=2, label=method if method == "CE" else f"{method} (chosen)", zorder=3)
             elif method in show_all:
-                ax.plot(st.x, st.y, marker=marker, ms=7, mfc="none", mec=color, ls="none",
-                        label=f"{method} (other settings)")
-                ax.annotate(_setting_tag(json.loads(setting)), (st.x, st.y), xytext=(4, 3), textcoords="offset points", fontsize=9, color=color)
+                params = json.loads(setting)
+                k = scales.index(params["scale"]) if len(scales) > 1 and "scale" in params else 0
+                label = f"{method} (other settings" + (f", s = {params['scale']:g})" if len(scales) > 1 else ")")
+                ax.plot(st.x, st.y, marker=_SCALE_MARKERS[k] if k else marker, ms=7, mfc="none", mec=color,
+                        ls="none", label=label)
+                tags.append(ax.annotate(_setting_tag(params), (st.x, st.y), xytext=(5, -4),
+                                        textcoords="offset points", fontsize=9, color=color))
     _zoom_on_methods(ax, stats)
+    _spread_labels(ax, sorted(tags, key=lambda t: t.xy[1]))
     if legend:
-        unique = dict(zip(*reversed(ax.get_legend_handles_labels())))
-        ax.legend(list(unique.values()), list(unique), fontsize=9, loc="best")
+        _outside_legend(ax)
     c = selection.important[role]
     ax.set_title(f"{role}: class {c}" + (f" ({class_name})" if class_name else ""))
     ax.set_xlabel(f"{_AXIS_NAMES[x]} (mean over seeds)")

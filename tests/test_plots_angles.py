@@ -101,3 +101,50 @@ def test_sweep_grid_writes_values_in_points_outlines_kept_cells_and_leaves_undef
     with pytest.raises(ValueError, match="no column 'nope'"):
         plots.draw_sweep_grid(a, frame, "nope")
     plt.close(fig)
+
+
+def test_tradeoff_figure_keeps_legend_out_of_the_data_every_marker_in_and_labels_apart():
+    """Two scales of one method get two markers and two legend entries; the legend is the
+    figure's, below the axes; every marker (with its bars) lies inside the axes; no two setting
+    labels overlap, even for settings that nearly coincide."""
+    import json
+
+    import pandas as pd
+
+    from camri_utils import protocol
+
+    rows = []
+    for seed in (0, 1):
+        rows.append({"method": "CE", "role": "r", "important_class": 1, "setting": "", "seed": seed,
+                     "accuracy": 0.90 + 0.004 * seed, "recall": 0.30, "precision": 0.9,
+                     "sel_accuracy": 0.9, "sel_recall": 0.3})
+        for scale in (16.0, 8.0):
+            for d in (2, 4, 6, 8):  # near-coincident points: their labels would overlap where drawn
+                rows.append({"method": "CAMRI", "role": "r", "important_class": 1,
+                             "setting": json.dumps({"margin": d * np.pi / 64, "scale": scale}, sort_keys=True),
+                             "seed": seed, "accuracy": 0.895 + 0.0002 * d, "recall": 0.40 + 0.001 * d,
+                             "precision": 0.8, "sel_accuracy": 0.9, "sel_recall": 0.4})
+    frame = pd.DataFrame(rows)
+    sel = protocol.Selection({("CAMRI", "r"): None}, [], {"r": 1}, [1, 0], 0.85, "validation")
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    plots.draw_tradeoff(ax, frame, sel, "r")
+    fig.canvas.draw()
+    assert ax.get_legend() is None and len(fig.legends) == 1  # the figure's legend, outside the axes
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "CAMRI (other settings, s = 16)" in labels and "CAMRI (other settings, s = 8)" in labels
+    markers = {line.get_label(): line.get_marker() for line in ax.lines}
+    assert markers["CAMRI (other settings, s = 16)"] != markers["CAMRI (other settings, s = 8)"]
+    legend_box = fig.legends[0].get_window_extent()
+    assert not legend_box.overlaps(ax.get_window_extent())
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    for line in ax.lines:
+        for x, y in zip(line.get_xdata(), line.get_ydata()):
+            if line.get_marker() not in (None, "None", ""):
+                assert x0 < x < x1 and y0 < y < y1
+    ce_bar = ax.containers[0]  # CE's error bars, one standard deviation over seeds
+    assert x0 < 0.902 - np.std([0.90, 0.904], ddof=1) and 0.902 + np.std([0.90, 0.904], ddof=1) < x1
+    boxes = [t.get_window_extent() for t in ax.texts]
+    assert len(boxes) == 8
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert ce_bar.get_label() == "CE"
+    plt.close(fig)

@@ -406,6 +406,67 @@ def test_a_setting_more_accurate_than_the_whole_curve_gets_no_fallback_gap():
     assert cells[0] == "beyond the curve's end" and cells[3] == "1/0/0"
 
 
+def test_the_report_compares_each_setting_with_both_references_and_gives_the_verdict():
+    """curve_comparisons with validation curves: each seed's out-of-sample columns are
+    curves.out_of_sample of that record's own validation point (a class-specific method's record
+    for the role's class, not the same setting's record for another class); the table's verdict
+    follows curves.verdict; a record without validation metrics gets no out-of-sample value."""
+    from camri_utils.protocol import curves
+
+    rng = np.random.default_rng(7)
+    stored, ce = {}, []
+    for seed in range(3):
+        split = {}
+        for name in ("validation", "test"):
+            y = rng.integers(0, 2, size=400)
+            scores = rng.normal(size=(400, 2))
+            scores[np.arange(400), y] += 1.0
+            split[name], split[f"y_{name}"] = scores, y
+        stored[f"ce{seed}"] = split
+        r = record("CE", seed, 0.8, [0.8, 0.8], run_id=f"ce{seed}")
+        r["validation"] = {"accuracy": 0.8, "recall": [0.8, 0.8], "precision": [0.8, 0.8]}
+        ce.append(r)
+    load = lambda r: stored[r["run_id"]]  # noqa: E731
+    test_sets = {c: protocol.reference_curves(ce, c, load) for c in (0, 1)}
+    val_sets = {c: protocol.reference_curves(ce, c, load, "validation") for c in (0, 1)}
+    camri = []
+    for seed in range(3):
+        for c, val_recall in ((1, 0.7), (0, 0.95)):  # the class-0 run's validation point is far from the class-1 run's
+            r = record("CAMRI", seed, 0.79 + 0.01 * seed, [0.8, 0.85], c=c, params={"margin": 0.2}, run_id=f"m{c}{seed}")
+            r["precision"] = [0.8, 0.8]
+            recall = [0.8, 0.8]
+            recall[c] = val_recall
+            r["validation"] = {"accuracy": 0.8, "recall": recall, "precision": [0.8, 0.8]}
+            camri.append(r)
+    frame = protocol.curve_comparisons(ce + camri, {"worst1": 1}, test_sets, val_sets)
+    rows = frame[(frame.method == "CAMRI") & (frame.reference == "CE")].sort_values("seed")
+    assert len(rows) == 3
+    for row in rows.itertuples():
+        point = {"accuracy": row.accuracy, "recall": row.recall, "precision": row.precision}
+        expected = curves.out_of_sample({"accuracy": 0.8, "recall": 0.7}, point, val_sets[1][("CE", row.seed)],
+                                        test_sets[1][("CE", row.seed)])
+        assert row.oos_accuracy_gap == pytest.approx(expected["oos_accuracy_gap"])
+        assert row.oos_recall_offset == pytest.approx(expected["oos_recall_offset"])
+        assert row.oos_precision_gap == pytest.approx(expected["oos_precision_gap"])
+    table = protocol.comparison_table(frame)
+    got = table[table.method == "CAMRI"].iloc[0]
+    mean, low, high, n = curves.paired_t(rows.oos_accuracy_gap)
+    assert (got.oos_accuracy_gap, got.oos_accuracy_gap_low, got.oos_accuracy_gap_high, got.n_oos) == \
+        pytest.approx((mean, low, high, n))
+    assert got.verdict == curves.verdict((got.accuracy_gap_low, got.accuracy_gap_high), (low, high))
+    assert protocol.out_of_sample_cells(got.to_dict())[0].startswith(f"{mean:+.4f}")
+    # In points (hundredths) as the chapters' prose says them: accuracy to 2 decimals.
+    assert protocol.out_of_sample_cells(got.to_dict(), points=True)[0].startswith(
+        f"{100 * mean:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}] (recall {100 * got.oos_recall_offset:+.1f})")
+    assert protocol.comparison_cells(got.to_dict(), points=True)[1] == \
+        f"{100 * got.accuracy_gap:+.2f} [{100 * got.accuracy_gap_low:+.2f}, {100 * got.accuracy_gap_high:+.2f}]"
+    # Without validation curves (records made before the split) nothing out of sample is said.
+    plain = protocol.comparison_table(protocol.curve_comparisons(ce + camri, {"worst1": 1}, test_sets))
+    row = plain[plain.method == "CAMRI"].iloc[0].to_dict()
+    assert row["n_oos"] == 0 and protocol.out_of_sample_cells(row) == ("no validation scores",) * 3
+    assert row["verdict"] == "not told apart" or row["accuracy_gap_low"] > 0
+
+
 def test_the_converged_run_in_progress_is_the_current_full_preset(tmp_path):
     """results/fashion_mnist/ is recorded shard by shard, committed as it goes: whatever is
     there belongs to the current full preset, and its summary is what report makes of it."""

@@ -7,8 +7,8 @@ One module per job, in layers, each importing only those below it (``tests/test_
 keeps it so): :mod:`.spec` (the spec and presets, what defines a run: its config and id,
 ``ProtocolError``, the roles) -> :mod:`.schema` (what a record and a folder's files must hold)
 -> :mod:`.locks` (the results folder and its locks) -> :mod:`.store` (reading and writing
-records and scores) -> :mod:`.curves` (exact threshold-moving curves and the two-axis
-comparison) -> :mod:`.selection` (ranking and choices on the validation split, threshold
+records and scores) -> :mod:`.curves` (exact threshold-moving curves, the two-axis comparison
+with the oracle and the out-of-sample reference, the verdict) -> :mod:`.selection` (ranking and choices on the validation split, threshold
 moving) -> :mod:`.workers` (several runs in several processes) -> :mod:`.runner` (plan, one
 run, the whole protocol) -> :mod:`.report` (the table) -> :mod:`.sensitivity` (CAMRI's margin
 x scale sweep on a protocol's setup). The public names are all importable from here.
@@ -16,8 +16,8 @@ x scale sweep on a protocol's setup). The public names are all importable from h
 
 from camri_utils.protocol import curves
 from camri_utils.protocol.report import (REFERENCES, Summary, comparison_cells, comparison_table, convergence,
-                                         current_records, curve_comparisons, plan_status, reference_curves, report,
-                                         threshold_curve_frames,
+                                         current_records, curve_comparisons, out_of_sample_cells, plan_status,
+                                         reference_curves, report, threshold_curve_frames,
                                          setting_text, summarize)
 from camri_utils.protocol.runner import PlannedRun, plan, run
 from camri_utils.protocol.selection import (Choice, Selection, accuracy_threshold, rank_classes,
@@ -31,7 +31,7 @@ from camri_utils.protocol.store import SCHEMA, load_records, load_scores, read_s
 
 __all__ = ["ProtocolSpec", "PRESETS", "preset", "margin_policy", "run", "plan", "PlannedRun", "train_config",
            "report", "summarize", "convergence", "curves", "reference_curves", "curve_comparisons", "comparison_table",
-           "comparison_cells", "plan_status", "threshold_curve_frames", "REFERENCES", "accuracy_threshold", "score_scale",
+           "comparison_cells", "out_of_sample_cells", "plan_status", "threshold_curve_frames", "REFERENCES", "accuracy_threshold", "score_scale",
            "Summary", "setting_text", "current_records", "records_frame", "rank_classes", "select",
            "Selection", "Choice", "setting_key", "selection_metrics", "selected_on", "table_methods",
            "threshold_records", "load_records", "load_scores", "read_spec", "results_folder", "run_id",

@@ -10,10 +10,19 @@ axes: its recall beyond the best recall the curve reaches at an accuracy at leas
 its accuracy beyond the best accuracy the curve reaches at a recall at least its own (plus
 precision at the same recall). Where the setting is more accurate than every point of the
 curve, the recall axis is undefined (NaN: "beyond the curve's end") and the accuracy axis
-carries the comparison; no substitute value is ever reported. The two axes always agree in
+carries the comparison; no substitute value is ever reported. Per seed the two axes agree in
 sign (the best-recall and best-accuracy frontiers are the same staircase): a setting is
 *above* the curve when it beats it on one axis and is not worse on the other, *on* it when it
-lies on the staircase, *below* otherwise.
+lies on the staircase, *below* otherwise. Their means over seeds need not agree in sign (the
+axes are measured in different units and weigh the seeds differently).
+
+The test curve's best point is an **oracle**: no practitioner can pick a bias on the test
+images, so it is the upper bound of threshold moving (the envelope). Beside it,
+:func:`out_of_sample` is the reference a practitioner can reach: the bias chosen on the same
+reference model's *validation* curve to reach the setting's validation recall (respectively
+accuracy), then scored on test. :func:`verdict` reads the two together: a setting is "above"
+threshold moving only when it is above the oracle, "below" only when it is below the
+out-of-sample reference, and otherwise not told apart from it.
 
 Over seeds, differences are paired and summarised by a Student-t interval
 (:func:`camri_utils.stats.paired_t`).
@@ -30,9 +39,11 @@ import numpy as np
 from camri_utils.stats import paired_t
 
 __all__ = ["Curve", "threshold_curve", "moved_metrics", "choose_bias", "mean_curve", "frontier", "compare",
-           "paired_t", "POSITIONS"]
+           "validation_bias", "out_of_sample", "verdict", "paired_t", "POSITIONS", "VERDICTS"]
 
 POSITIONS = ("above", "on", "below")
+# The three-way verdict against threshold moving, over seeds (see :func:`verdict`).
+VERDICTS = ("above", "not told apart", "below")
 _EPS = 1e-9  # metrics are ratios of counts: differences below this are equalities
 
 
@@ -201,3 +212,126 @@ def compare(point, curve):
     return {"recall_gap": float(recall_gap), "accuracy_gap": float(accuracy_gap),
             "precision_gap": float(point["precision"] - best_precision), "position": position,
             "beyond_end": bool(np.isnan(at_accuracy))}
+
+
+def validation_bias(curve, accuracy=None, recall=None):
+    """The bias a practitioner would pick on ``curve`` (a reference model's *validation* curve)
+    to match a setting's validation point, as a state between switch points (a bias inside an
+    open interval: one a practitioner can set without knowing the test images' switch points).
+
+    ``recall=r``: the recall levels (runs of states of equal recall, between two images of the
+    class) with a recall at least ``r``, each represented by its middle state; the most
+    accurate of them (ties: the higher recall). The middle, not the level's most accurate
+    first state: a point inside a level (as any bias on the reference's own curve is) must not
+    be compared with the level's best corner, which on fresh images has less recall.
+    ``accuracy=a``: where accuracy falls below ``a`` on the far side of the curve's most accurate
+    state: of the states at least as accurate as ``a`` from the last one before the first fall
+    below it to the last one at all (the highest recall at accuracy >= a), the middle one; the
+    middle again, as the last state is the luckiest of a noisy crossing.
+    Returns the state's representative bias, or None where no state qualifies (a setting more
+    accurate than the whole curve)."""
+    if (accuracy is None) == (recall is None):
+        raise ValueError("pass exactly one of accuracy= and recall=.")
+    for name, value in (("accuracy", accuracy), ("recall", recall)):
+        if value is not None and not (isinstance(value, (int, float, np.floating)) and np.isfinite(value)):
+            raise ValueError(f"{name} must be a finite number; got {value!r}.")
+    states = np.arange(0, len(curve), 2)  # between switch points
+    acc, rec = curve.accuracy[states], np.round(curve.recall[states], 12)
+    if accuracy is not None:
+        keep = np.flatnonzero(acc >= accuracy - _EPS)
+        if not len(keep):
+            return None
+        last = keep[-1]  # recall is non-decreasing in the bias: the highest recall at accuracy >= a
+        # Past the most accurate state, accuracy falls below a for the first time at `first`; the
+        # crossing zone between it and `last` is noise, and its middle is the crossing.
+        peak = int(np.argmax(acc))
+        below = np.flatnonzero(acc[peak:] < accuracy - _EPS)
+        first = peak + below[0] - 1 if len(below) else last
+        zone = keep[keep >= min(first, last)]  # the states still at accuracy >= a in the crossing zone
+        return float(curve.bias[states[zone[(len(zone) - 1) // 2]]])
+    return _best_level(curve, recall, "accuracy")
+
+
+def _best_level(curve, recall, metric):
+    """The representative bias of the recall level, at recall >= ``recall``, whose middle state
+    is best in ``metric`` (ties: the higher recall); None if none."""
+    states = np.arange(0, len(curve), 2)
+    rec = np.round(curve.recall[states], 12)
+    value = np.nan_to_num(getattr(curve, metric)[states], nan=-np.inf)  # precision: NaN where nothing is predicted
+    level_start = np.flatnonzero(np.concatenate([[True], rec[1:] != rec[:-1]]))
+    level_end = np.append(level_start[1:], len(states)) - 1
+    middle = (level_start + level_end) // 2
+    keep = middle[rec[middle] >= recall - _EPS]
+    if not len(keep):
+        return None
+    i = min(keep, key=lambda k: (-round(value[k], 12), -rec[k], k))
+    return float(curve.bias[states[i]])
+
+
+def out_of_sample(validation_point, test_point, validation_curve, test_curve):
+    """One setting against the threshold moving a practitioner can do without the test set: the
+    reference model's bias chosen on its validation curve (:func:`validation_bias`) to reach
+    the setting's validation recall, respectively accuracy, then scored on the reference's test
+    scores (``test_curve``, same model and class). ``validation_point`` and ``test_point`` are the
+    setting's ({accuracy, recall, precision}; precision only on test).
+
+    Returns ``oos_accuracy_gap`` (the setting's test accuracy minus the reference's at the bias
+    chosen for the setting's validation recall), ``oos_precision_gap`` (test precision minus the
+    reference's at its own bias chosen the same way for precision: the recall level, at a
+    validation recall at least the setting's, of best precision),
+    ``oos_recall_offset`` (the setting's test recall minus the reference's at that bias: where
+    the two land on test, as the bias was matched on validation), ``oos_recall_gap`` (test
+    recall minus the reference's at the bias chosen for the setting's validation accuracy; NaN
+    where the setting is more accurate on validation than the whole validation curve,
+    ``oos_beyond_end``), ``oos_accuracy_offset`` (test accuracy minus the reference's at that
+    bias) and the two biases (``oos_bias_recall``, ``oos_bias_accuracy``)."""
+    if validation_curve.c != test_curve.c:
+        raise ValueError(f"the validation curve is of class {validation_curve.c}, the test curve of class "
+                         f"{test_curve.c}: pass one reference model's two curves of the same class.")
+    for name, point, keys in (("validation_point", validation_point, ("accuracy", "recall")),
+                              ("test_point", test_point, ("accuracy", "recall", "precision"))):
+        missing = [k for k in keys if k not in point]
+        if missing:
+            raise ValueError(f"{name} lacks {', '.join(missing)}: pass a dict with {', '.join(keys)}.")
+    b_recall = validation_bias(validation_curve, recall=validation_point["recall"])
+    if b_recall is None:  # recall 1 is reached at a large bias: only a recall above 1 gets here
+        raise ValueError(f"validation_point's recall {validation_point['recall']!r} is above 1.")
+    i = test_curve.state(np.array([b_recall]))[0]
+    # Precision, as the oracle's: the best at a recall at least the setting's, its own bias.
+    k = test_curve.state(np.array([_best_level(validation_curve, validation_point["recall"], "precision")]))[0]
+    out = {"oos_accuracy_gap": float(test_point["accuracy"] - test_curve.accuracy[i]),
+           "oos_precision_gap": float(test_point["precision"] - test_curve.precision[k]),
+           "oos_recall_offset": float(test_point["recall"] - test_curve.recall[i]),
+           "oos_bias_recall": b_recall}
+    b_accuracy = validation_bias(validation_curve, accuracy=validation_point["accuracy"])
+    if b_accuracy is None:
+        out.update(oos_recall_gap=float("nan"), oos_accuracy_offset=float("nan"), oos_bias_accuracy=float("nan"),
+                   oos_beyond_end=True)
+    else:
+        j = test_curve.state(np.array([b_accuracy]))[0]
+        out.update(oos_recall_gap=float(test_point["recall"] - test_curve.recall[j]),
+                   oos_accuracy_offset=float(test_point["accuracy"] - test_curve.accuracy[j]),
+                   oos_bias_accuracy=b_accuracy, oos_beyond_end=False)
+    return out
+
+
+def verdict(oracle_interval, out_of_sample_interval):
+    """The three-way verdict of a setting against threshold moving, from paired Student-t
+    intervals (low, high) over seeds of one gap measured against the two references (the book
+    reads accuracy at the same recall, defined for every seed): "above" when the gap to the
+    oracle (the test curve's best) lies wholly above zero; "below" when the gap to the
+    out-of-sample reference lies wholly below zero; otherwise "not told apart" (from threshold
+    moving), which includes the case of no interval (fewer than 2 seeds: NaN bounds) and the
+    contradictory one of both."""
+    o_low, o_high = (float(v) for v in oracle_interval)
+    s_low, s_high = (float(v) for v in out_of_sample_interval)
+    if (not np.isnan(o_low) and not np.isnan(o_high) and o_low > o_high) or \
+            (not np.isnan(s_low) and not np.isnan(s_high) and s_low > s_high):
+        raise ValueError(f"an interval is (low, high) with low <= high; got {oracle_interval!r} and "
+                         f"{out_of_sample_interval!r}.")
+    above = o_low > _EPS  # NaN compares False: no interval, no verdict
+    below = s_high < -_EPS
+    if above == below:
+        return "not told apart"
+    return "above" if above else "below"
+

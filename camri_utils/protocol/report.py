@@ -22,8 +22,8 @@ from camri_utils.protocol.spec import ProtocolError, ProtocolSpec, margin_policy
 from camri_utils.protocol.store import load_records, load_scores, read_spec
 
 __all__ = ["Summary", "summarize", "report", "current_records", "spec_methods", "setting_text", "convergence",
-           "reference_curves", "threshold_curve_frames", "curve_comparisons", "comparison_table", "comparison_cells", "plan_status",
-           "REFERENCES"]
+           "reference_curves", "threshold_curve_frames", "curve_comparisons", "comparison_table", "comparison_cells",
+           "out_of_sample_cells", "plan_status", "REFERENCES"]
 
 
 @dataclass
@@ -121,45 +121,74 @@ def _reference(method, params, seed, ref):
     return None
 
 
-def curve_comparisons(records, important, curve_sets):
+_OOS_COLUMNS = ("oos_accuracy_gap", "oos_precision_gap", "oos_recall_offset", "oos_bias_recall", "oos_recall_gap",
+                "oos_accuracy_offset", "oos_bias_accuracy")
+
+
+def curve_comparisons(records, important, curve_sets, validation_sets=None):
     """Every setting of every method (CE and CE's own threshold row aside), per role and seed,
     against the same seed's threshold curve of CE and of its control (normalized softmax at the
     same scale, for CAMRI and ArcFace): the columns of :func:`~camri_utils.protocol.curves.compare`
-    plus role, method, setting, seed, reference ("CE" or "control") and the test point.
+    (the oracle: the test curve's best) plus role, method, setting, seed, reference ("CE" or
+    "control") and the test point; with ``validation_sets`` (the same curves on the validation
+    split), also the columns of :func:`~camri_utils.protocol.curves.out_of_sample` (the bias
+    chosen on validation, scored on test; NaN for a record without validation metrics).
     ``curve_sets``: {class: :func:`reference_curves` of that class}."""
     rows = []
     frame = records_frame([r for r in records if r["method"] not in ("CE", "CE + threshold")], important)
     # Post-hoc logit adjustment is compared too: where it is one bias it must lie on CE's curve.
-    by_key = {(r["method"], setting_key(r["params"]) if r["params"] else "", r["seed"]): r for r in records}
+    # A class-specific method has one record per important class with the same setting and seed.
+    by_key = {(r["method"], setting_key(r["params"]) if r["params"] else "", r["seed"], r.get("important_class")): r
+              for r in records}
     for row in frame.itertuples():
-        record = by_key[(row.method, row.setting, row.seed)]
+        record = (by_key.get((row.method, row.setting, row.seed, row.important_class))
+                  or by_key[(row.method, row.setting, row.seed, None)])
         point = {"accuracy": row.accuracy, "recall": row.recall, "precision": row.precision}
         for ref in REFERENCES:
             key = _reference(row.method, record["params"], row.seed, ref)
             curve = curve_sets[row.important_class].get(key) if key else None
             if curve is None:
                 continue
+            oos = dict.fromkeys(_OOS_COLUMNS, float("nan"))
+            val_curve = (validation_sets or {}).get(row.important_class, {}).get(key)
+            if val_curve is not None and "validation" in record:
+                validation = {"accuracy": record["validation"]["accuracy"],
+                              "recall": record["validation"]["recall"][row.important_class]}
+                oos = curves.out_of_sample(validation, point, val_curve, curve)
             rows.append({"role": row.role, "important_class": row.important_class, "method": row.method,
                          "setting": row.setting, "seed": row.seed, "reference": ref, **point,
-                         **curves.compare(point, curve)})
+                         **curves.compare(point, curve), **oos})
     return pd.DataFrame(rows)
 
 
 def comparison_table(comparisons):
     """Per role, method, setting and reference: seeds, the mean of each gap with its paired
-    Student-t 95% interval (``recall_gap`` over the seeds where it is defined, counted in
-    ``n_recall``), and how many seeds lie above, on and below the curve."""
+    Student-t 95% interval, against the oracle (``recall_gap``, ``accuracy_gap``,
+    ``precision_gap``; ``recall_gap`` over the seeds where it is defined, counted in
+    ``n_recall``) and against the out-of-sample reference (``oos_accuracy_gap``,
+    ``oos_recall_offset``, ``oos_precision_gap``, ``oos_recall_gap``, its seeds in
+    ``n_oos_recall``), how many seeds lie above, on and below the oracle curve, and the
+    ``verdict`` (:func:`~camri_utils.protocol.curves.verdict` on accuracy at the same recall:
+    above, not told apart, below)."""
     rows = []
     keys = ["role", "method", "setting", "reference"]
+    gaps = ("recall_gap", "accuracy_gap", "precision_gap", "oos_accuracy_gap", "oos_recall_offset",
+            "oos_precision_gap", "oos_recall_gap")
     for key, g in comparisons.groupby(keys, sort=False):
         row = dict(zip(keys, key), important_class=int(g.important_class.iloc[0]), n=len(g))
-        for gap in ("recall_gap", "accuracy_gap", "precision_gap"):
-            mean, low, high, n = stats.paired_t(g[gap])
+        for gap in gaps:
+            mean, low, high, n = stats.paired_t(g[gap]) if gap in g else (float("nan"),) * 3 + (0,)
             row.update({gap: mean, f"{gap}_low": low, f"{gap}_high": high})
             if gap == "recall_gap":
                 row["n_recall"] = n
+            elif gap == "oos_recall_gap":
+                row["n_oos_recall"] = n
+            elif gap == "oos_accuracy_gap":
+                row["n_oos"] = n
         for position in curves.POSITIONS:
             row[position] = int((g.position == position).sum())
+        row["verdict"] = curves.verdict((row["accuracy_gap_low"], row["accuracy_gap_high"]),
+                                        (row["oos_accuracy_gap_low"], row["oos_accuracy_gap_high"]))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -277,8 +306,11 @@ def summarize(output, accuracy_k=None):
     table = _table(sel, records, expected, _seeds_planned(spec, status, sel), not_run(spec))
     comparisons = comparison = None
     if data_kind is not None and spec.threshold_biases:
-        curve_sets = {c: reference_curves(records, c, load) for c in set(sel.important.values())}
-        comparisons = curve_comparisons(records, sel.important, curve_sets)
+        classes = set(sel.important.values())
+        curve_sets = {c: reference_curves(records, c, load) for c in classes}
+        validation_sets = ({c: reference_curves(records, c, load, "validation") for c in classes}
+                           if sel.split == "validation" else None)
+        comparisons = curve_comparisons(records, sel.important, curve_sets, validation_sets)
         comparison = comparison_table(comparisons) if not comparisons.empty else None
     n_validation = _validation_count(output, records) if data_kind is not None else None
     markdown = _markdown(spec, sel, table, k, records, ignored, expected, n_validation, status, diverged, comparison)
@@ -363,51 +395,85 @@ def _not_run_text(spec):
     return "; 'not run': the preset trains no setting of that method for that role" if not_run(spec) else ""
 
 
-def _gap_text(mean, low, high, n, digits=3):
+def _gap_text(mean, low, high, n, digits=3, points=False):
     if pd.isna(mean):
         return "beyond the curve's end"
+    if points:  # hundredths, as the prose says them: one digit fewer
+        mean, low, high, digits = 100 * mean, 100 * low, 100 * high, digits - 2
     text = f"{mean:+.{digits}f}"
     if not pd.isna(low):
         text += f" [{low:+.{digits}f}, {high:+.{digits}f}]"
     return text
 
 
-def comparison_cells(row):
+def comparison_cells(row, points=False):
     """One row of :func:`comparison_table` in words: recall at the same accuracy, accuracy at
-    the same recall, precision at the same recall, and above/on/below counts."""
-    recall = _gap_text(row["recall_gap"], row["recall_gap_low"], row["recall_gap_high"], row["n_recall"])
+    the same recall, precision at the same recall (the oracle: the test curve's best), and
+    above/on/below counts. ``points``: the gaps in points (hundredths), accuracy with two
+    decimals, recall and precision with one."""
+    recall = _gap_text(row["recall_gap"], row["recall_gap_low"], row["recall_gap_high"], row["n_recall"], 3, points)
     if row["n_recall"] < row["n"] and row["n_recall"] > 0:
         recall += f" ({row['n'] - row['n_recall']} seed(s) beyond the curve's end)"
-    return (recall, _gap_text(row["accuracy_gap"], row["accuracy_gap_low"], row["accuracy_gap_high"], row["n"], 4),
-            _gap_text(row["precision_gap"], row["precision_gap_low"], row["precision_gap_high"], row["n"]),
+    return (recall,
+            _gap_text(row["accuracy_gap"], row["accuracy_gap_low"], row["accuracy_gap_high"], row["n"], 4, points),
+            _gap_text(row["precision_gap"], row["precision_gap_low"], row["precision_gap_high"], row["n"], 3, points),
             f"{row['above']}/{row['on']}/{row['below']}")
+
+
+def out_of_sample_cells(row, points=False):
+    """One row of :func:`comparison_table` against the out-of-sample reference, in words:
+    accuracy at the same validation recall (with where the setting's test recall lands against
+    the reference's there), recall at the same validation accuracy, and precision; "no
+    validation scores" where the records have none. ``points`` as in :func:`comparison_cells`."""
+    if row.get("n_oos", 0) == 0:
+        return ("no validation scores",) * 3
+    accuracy = _gap_text(row["oos_accuracy_gap"], row["oos_accuracy_gap_low"], row["oos_accuracy_gap_high"],
+                         row["n_oos"], 4, points)
+    offset = 100 * row["oos_recall_offset"] if points else row["oos_recall_offset"]
+    accuracy += f" (recall {offset:+.{1 if points else 3}f})"
+    recall = _gap_text(row["oos_recall_gap"], row["oos_recall_gap_low"], row["oos_recall_gap_high"],
+                       row["n_oos_recall"], 3, points)
+    if 0 < row["n_oos_recall"] < row["n_oos"]:
+        recall += f" ({row['n_oos'] - row['n_oos_recall']} seed(s) beyond the curve's end)"
+    precision = _gap_text(row["oos_precision_gap"], row["oos_precision_gap_low"], row["oos_precision_gap_high"],
+                          row["n_oos"], 3, points)
+    return accuracy, recall, precision
 
 
 def _comparison_markdown(comparison, sel, names):
     if comparison is None or comparison.empty:
         return []
     lines = ["", "## Against threshold moving (test split, paired by seed)", "",
-             "Each setting against the exact threshold-moving curve of the same seed's reference model: **CE** "
-             "(the practitioner's default) and the **control**, the same cosine head at the same scale without a "
-             "margin (normalized softmax; only it isolates the margin, so only the margin methods have one). "
-             "Δrecall: recall of the important class beyond the curve's best at an accuracy at least the setting's "
-             "(undefined, 'beyond the curve's end', where the setting is more accurate than the whole curve); "
-             "Δacc and Δprec: accuracy and precision beyond the curve's best at a recall at least the setting's. "
-             "Means with paired Student-t 95% intervals over seeds (5 seeds tell apart only large, consistent "
-             "gaps); a/o/b: seeds above / on / below the curve (above: better on one axis and not worse on the "
-             "other). The chosen setting of each method is marked *.", ""]
+             "Each setting against threshold moving on the same seed's reference model: **CE** (the practitioner's "
+             "default) and the **control**, the same cosine head at the same scale without a margin (normalized "
+             "softmax; only it isolates the margin, so only the margin methods have one). Two references per model: "
+             "the **oracle**, the best point of the reference's exact test curve (a bias chosen on the test images: "
+             "the upper bound of threshold moving), and the **out-of-sample** reference, the reference's bias chosen "
+             "on its validation curve to reach the setting's validation recall (respectively accuracy), scored on "
+             "test. Δacc: test accuracy beyond the reference at the same recall (out of sample: at the same "
+             "validation recall, and in brackets where the setting's test recall lands against the reference's "
+             "there); Δrecall: recall beyond it at the same accuracy (undefined, 'beyond the curve's end', where the "
+             "setting is more accurate than the whole curve); Δprec: precision at the same recall. Means with paired "
+             "Student-t 95% intervals over seeds (5 seeds tell apart only large, consistent gaps); a/o/b: seeds "
+             "above / on / below the oracle curve. **Verdict**, on accuracy at the same recall: *above* threshold "
+             "moving only when above the oracle, *below* only when below the out-of-sample reference, otherwise "
+             "*not told apart*. The chosen setting of each method is marked *.", ""]
     for role, c in sel.important.items():
         rows = comparison[comparison.role == role]
         if rows.empty:
             continue
         lines += [f"{role} = class {c}{' (' + names[c] + ')' if c in names else ''}:", "",
-                  "| method | setting | reference | Δrecall at same acc | Δacc at same recall | Δprec at same recall "
-                  "| a/o/b |", "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "| method | setting | reference | verdict | Δacc, oracle | Δacc, out of sample (recall) "
+                  "| Δrecall, oracle | Δrecall, out of sample | Δprec, oracle | Δprec, out of sample | a/o/b |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in rows.itertuples():
             best = sel.chosen.get((r.method, role))
             star = "*" if best is not None and setting_key(best.params) == r.setting else ""
             reference = "CE" if r.reference == "CE" else "control"
-            cells = comparison_cells(r._asdict())
+            row = r._asdict()
+            recall, accuracy, precision, seeds = comparison_cells(row)
+            oos_accuracy, oos_recall, oos_precision = out_of_sample_cells(row)
+            cells = [r.verdict, accuracy, oos_accuracy, recall, oos_recall, precision, oos_precision, seeds]
             lines.append(f"| {r.method}{star} | {setting_text(r.setting)} | {reference} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
