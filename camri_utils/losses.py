@@ -27,6 +27,11 @@ AngularMarginLoss      any m1, m2, m3 (scalars or per class)     the formula as 
 ``phi = m1 * theta + m2``; past pi the formula's target logit rises again as the feature turns
 away from its class, and ``monotonic=True`` replaces it there by a decreasing continuation.
 
+Training practice for margins that do not converge: ``easy_margin=True`` (ArcFace's "easy
+margin") applies the margin only where ``cos(theta_t) > 0``; :class:`ScheduledMarginLoss`
+scales every margin by a factor in [0, 1] that a callback changes between epochs (a softmax
+warm-up, a margin ramped in; ``TrainConfig.margin_schedule``). Both are off by default.
+
 The loss itself is :func:`angular_margin_logits` (a pure function) followed by softmax
 cross-entropy; the classes hold the hyperparameters. The margin is computed in float32 whatever
 the compute dtype, and the angle is recovered without ``acos`` (whose gradient is infinite at
@@ -68,6 +73,7 @@ __all__ = [
     "RealWorldWeightedCrossEntropy",
     "LogitAdjustedLoss",
     "ClassReweightedLoss",
+    "ScheduledMarginLoss",
     "check_class_counts",
     "ldam_margins",
     "log_priors",
@@ -227,7 +233,7 @@ def _cosines(cosine):
 # --------------------------------------------------------------------------------------------
 # The angular-margin family as functions
 # --------------------------------------------------------------------------------------------
-def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
+def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False, easy_margin=False):
     """The margin-adjusted cosine ``cos(m1 * theta + m2) - m3`` of every entry of
     ``cosine``, in float32. Each margin is a float or one value per class (per
     column of ``cosine``).
@@ -235,8 +241,10 @@ def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
     ``monotonic=True`` replaces the formula where ``phi = m1 * theta + m2`` passes
     pi (where it would rise again) by a decreasing continuation: ArcFace's
     ``cos(theta) - m2 sin(m2) - m3`` for columns with ``m1 = 1``, SphereFace's
-    ``(-1)^k cos(phi) - 2k - m3`` with ``k = floor(phi / pi)`` for the others. NaN
-    cosines give NaN.
+    ``(-1)^k cos(phi) - 2k - m3`` with ``k = floor(phi / pi)`` for the others.
+    ``easy_margin=True`` (ArcFace's "easy margin") applies the margin only where
+    ``cos(theta) > 0`` and leaves ``cos(theta)`` itself elsewhere, so a feature more than
+    90 degrees from its class weight is pulled back as without a margin. NaN cosines give NaN.
 
     Example:
         >>> import numpy as np
@@ -246,12 +254,20 @@ def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
         array([[ 0.024, -0.948]], dtype=float32)
         >>> np.round(margin_cosine(cos, m2=0.5, monotonic=True).numpy(), 3)
         array([[ 0.024, -1.225]], dtype=float32)
+        >>> np.round(margin_cosine(cos, m2=0.5, easy_margin=True).numpy(), 3)  # 170 deg: cos itself
+        array([[ 0.024, -0.985]], dtype=float32)
     """
     cosine = ops.clip(ops.cast(ops.convert_to_tensor(cosine), "float32"), -1.0, 1.0)
     n = cosine.shape[-1] if len(cosine.shape) else None
     m1, m2, m3 = (_margin_tensor(_check_margin(slot, m, n))
                   for slot, m in zip(_SLOTS, (m1, m2, m3)))
-    monotonic = checks.check_bool(monotonic, "monotonic")
+    return _target_cosine(cosine, m1, m2, m3, checks.check_bool(monotonic, "monotonic"),
+                          checks.check_bool(easy_margin, "easy_margin"))
+
+
+def _target_cosine(cosine, m1, m2, m3, monotonic, easy_margin):
+    """:func:`margin_cosine` on clipped float32 cosines with the margins as float32 tensors
+    (checked, or scaled by :class:`ScheduledMarginLoss`'s factor)."""
     # theta without acos: sin from the product form (exact near +-1), floored so that
     # d theta / d cos is finite.
     sin = ops.sqrt(ops.maximum((1.0 - cosine) * (1.0 + cosine), _SIN2_FLOOR))
@@ -264,6 +280,8 @@ def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
         sphereface = (1.0 - 2.0 * ops.mod(k, 2.0)) * ops.cos(phi) - 2.0 * k - m3
         continuation = ops.where(ops.equal(m1, 1.0), arcface, sphereface)
         target = ops.where(phi > math.pi, continuation, target)
+    if easy_margin:
+        target = ops.where(cosine > 0.0, target, cosine)
     return target
 
 
@@ -271,16 +289,24 @@ def _margin_tensor(margin):
     return ops.convert_to_tensor(np.asarray(margin, "float32"))
 
 
-def _margin_logits(y_true, cosine, scale, m1, m2, m3, monotonic):
-    """(label rows, valid-label mask, logits): what the losses and angular_margin_logits share."""
+def _margin_logits(y_true, cosine, scale, m1, m2, m3, monotonic, easy_margin=False, factor=None):
+    """(label rows, valid-label mask, logits): what the losses and angular_margin_logits share.
+    ``factor`` (a float32 scalar tensor, or None for 1) scales every margin towards none:
+    ``m1 -> 1 + f (m1 - 1)``, ``m2 -> f m2``, ``m3 -> f m3``."""
     cosine = _cosines(cosine)
     rows, valid = _label_rows(y_true, cosine.shape)
-    target = margin_cosine(cosine, m1, m2, m3, monotonic)
+    n = cosine.shape[-1]
+    m1, m2, m3 = (_margin_tensor(_check_margin(slot, m, n)) for slot, m in zip(_SLOTS, (m1, m2, m3)))
+    if factor is not None:
+        f = ops.cast(factor, "float32")
+        m1, m2, m3 = 1.0 + f * (m1 - 1.0), f * m2, f * m3
+    target = _target_cosine(cosine, m1, m2, m3, checks.check_bool(monotonic, "monotonic"),
+                            checks.check_bool(easy_margin, "easy_margin"))
     # Column-wise: the margin weighted by the label mass (one-hot: only the target column moves).
     return rows, valid, _check_scale(scale) * (cosine + rows * (target - cosine))
 
 
-def angular_margin_logits(y_true, cosine, scale, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
+def angular_margin_logits(y_true, cosine, scale, m1=1.0, m2=0.0, m3=0.0, monotonic=False, easy_margin=False):
     """The logits the angular-margin losses feed to softmax cross-entropy, float32
     (batch, n_classes): ``s * (cos + y * (margin_cosine(cos) - cos))`` with ``y`` the label rows
     (one-hot for class indices), i.e. ``s * (cos(m1 theta_t + m2) - m3)`` at the target and
@@ -290,7 +316,7 @@ def angular_margin_logits(y_true, cosine, scale, m1=1.0, m2=0.0, m3=0.0, monoton
         y_true: class indices (batch,) or (batch, 1), or one-hot or soft label rows (batch, C).
         cosine: cosines (batch, C) from a :class:`~camri_utils.layers.CosineHead`.
         scale: ``s``, in (0, 1e4].
-        m1, m2, m3, monotonic: as for :func:`margin_cosine`.
+        m1, m2, m3, monotonic, easy_margin: as for :func:`margin_cosine`.
 
     Example:
         >>> import numpy as np
@@ -300,7 +326,7 @@ def angular_margin_logits(y_true, cosine, scale, m1=1.0, m2=0.0, m3=0.0, monoton
         array([[1.5, 0. ],
                [0. , 1.5]], dtype=float32)
     """
-    return _margin_logits(y_true, cosine, scale, m1, m2, m3, monotonic)[2]
+    return _margin_logits(y_true, cosine, scale, m1, m2, m3, monotonic, easy_margin)[2]
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,6 +355,10 @@ class AngularMarginLoss(keras.losses.Loss):
         monotonic: ``False`` (default) uses the formula above as written, so the target logit
             *rises* again once ``m1 * theta + m2`` passes pi. ``True`` replaces it there by a
             decreasing continuation (see :func:`margin_cosine`).
+        easy_margin: ``False`` (default) applies the margins at every angle. ``True`` is
+            ArcFace's "easy margin": the margins only where ``cos(theta_t) > 0``, the plain
+            cosine beyond 90 degrees, so that a feature far from its class weight (early in
+            training, or trapped past ``pi - m``) is pulled back as without a margin.
         reduction, name, dtype: as for any Keras loss.
 
     The named losses below are this class with one margin set by their ``margin`` argument:
@@ -345,13 +375,14 @@ class AngularMarginLoss(keras.losses.Loss):
     margin_slot = None  # named losses: the slot ("m1", "m2" or "m3") their `margin` sets
 
     def __init__(self, scale=30.0, m1=1.0, m2=0.0, m3=0.0, n_classes=None, monotonic=False,
-                 reduction="sum_over_batch_size", name=None, dtype=None):
+                 easy_margin=False, reduction="sum_over_batch_size", name=None, dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.n_classes = None if n_classes is None else checks.check_n_classes(n_classes)
         self.scale = _check_scale(scale)
         self.m1, self.m2, self.m3 = (_check_margin(slot, m, self.n_classes)
                                      for slot, m in zip(_SLOTS, (m1, m2, m3)))
         self.monotonic = checks.check_bool(monotonic, "monotonic")
+        self.easy_margin = checks.check_bool(easy_margin, "easy_margin")
 
     def _named_margin(self, margin, important_classes=None, n_classes=None):
         """For the named losses: check ``margin`` and return the margin keyword for
@@ -394,18 +425,31 @@ class AngularMarginLoss(keras.losses.Loss):
         (batch, n_classes), each with its class's margins: what a sample of that class gets as
         its target cosine. No labels needed."""
         self._check_classes(cosine)
-        return margin_cosine(cosine, self.m1, self.m2, self.m3, self.monotonic)
+        return margin_cosine(cosine, self.m1, self.m2, self.m3, self.monotonic, self.easy_margin)
 
     def logits(self, y_true, cosine):
         """The margin-adjusted, scaled logits (batch, n_classes) that the loss feeds to softmax
         cross-entropy, in float32."""
         self._check_classes(cosine)
-        return angular_margin_logits(y_true, cosine, self.scale, self.m1, self.m2, self.m3, self.monotonic)
+        return angular_margin_logits(y_true, cosine, self.scale, self.m1, self.m2, self.m3, self.monotonic,
+                                     self.easy_margin)
+
+    @property
+    def has_margin(self):
+        """Whether any class has a margin (False: normalized softmax)."""
+        return any(np.any(np.asarray(m) != _SLOTS[slot][0]) for slot, m in zip(_SLOTS, (self.m1, self.m2, self.m3)))
 
     def call(self, y_true, y_pred):
+        return self.scaled_call(y_true, y_pred, None)
+
+    def scaled_call(self, y_true, y_pred, margin_factor):
+        """The per-sample losses with every margin scaled by ``margin_factor`` (a float32
+        scalar tensor in [0, 1]; None: 1): ``m1 -> 1 + f (m1 - 1)``, ``m2 -> f m2``,
+        ``m3 -> f m3``, so 0 is normalized softmax at the same scale. What
+        :class:`ScheduledMarginLoss` calls."""
         self._check_classes(y_pred)
         rows, valid, logits = _margin_logits(y_true, y_pred, self.scale, self.m1, self.m2, self.m3,
-                                             self.monotonic)
+                                             self.monotonic, self.easy_margin, margin_factor)
         return _nan_unless(valid, ops.categorical_crossentropy(rows, logits, from_logits=True))
 
     def get_config(self):
@@ -496,6 +540,8 @@ class ArcFaceLoss(AngularMarginLoss):
             ``theta + m > pi``, as insightface and pytorch-metric-learning do, so the target
             logit keeps decreasing. ``False`` uses ``cos(theta + m)`` everywhere, as the formula
             is written (and as CAMRI's default: compare the two with one policy).
+        easy_margin: ``True``: the margin only where ``cos(theta) > 0`` (insightface's
+            ``easy_margin``; see :class:`AngularMarginLoss`). Default ``False``.
 
     Example:
         >>> import keras
@@ -508,10 +554,10 @@ class ArcFaceLoss(AngularMarginLoss):
 
     margin_slot = "m2"
 
-    def __init__(self, margin=0.5, scale=30.0, monotonic=True,
+    def __init__(self, margin=0.5, scale=30.0, monotonic=True, easy_margin=False,
                  reduction="sum_over_batch_size", name=None, dtype=None):
-        super().__init__(scale=scale, monotonic=monotonic, reduction=reduction, name=name, dtype=dtype,
-                         **self._named_margin(margin))
+        super().__init__(scale=scale, monotonic=monotonic, easy_margin=easy_margin, reduction=reduction,
+                         name=name, dtype=dtype, **self._named_margin(margin))
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -539,6 +585,10 @@ class CAMRILoss(AngularMarginLoss):
         monotonic: ``False`` (default) is the paper's formula exactly, as the authors' code
             computes it, so results reproduce the paper; ``True`` uses ArcFace's fallback
             ``cos(theta) - m sin(m)`` where ``theta + m > pi``.
+        easy_margin: ``False`` (default, the paper's loss); ``True`` applies the margin only
+            where ``cos(theta) > 0`` (ArcFace's "easy margin", see :class:`AngularMarginLoss`).
+            A margin ramped in over the first epochs is a training option instead
+            (:class:`ScheduledMarginLoss`, ``TrainConfig.margin_schedule``).
 
     Example:
         >>> import math
@@ -568,11 +618,67 @@ class CAMRILoss(AngularMarginLoss):
     margin_slot = "m2"
 
     def __init__(self, n_classes, important_classes, margin=math.pi / 16, scale=16.0,
-                 monotonic=False, reduction="sum_over_batch_size", name=None,
+                 monotonic=False, easy_margin=False, reduction="sum_over_batch_size", name=None,
                  dtype=None):
         margin_kwarg = self._named_margin(margin, important_classes, n_classes)
-        super().__init__(scale=scale, n_classes=n_classes, monotonic=monotonic,
+        super().__init__(scale=scale, n_classes=n_classes, monotonic=monotonic, easy_margin=easy_margin,
                          reduction=reduction, name=name, dtype=dtype, **margin_kwarg)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ScheduledMarginLoss(keras.losses.Loss):
+    """An angular-margin loss whose margins are scaled by a factor that a callback may change
+    between epochs of a compiled model: ``m1 -> 1 + f (m1 - 1)``, ``m2 -> f m2``,
+    ``m3 -> f m3`` (``f = 0``: normalized softmax at the loss's scale; ``f = 1``: the loss
+    itself). The factor is a non-trainable variable, so the compiled train step reads a new
+    value without retracing; :class:`camri_utils.margin_schedule.MarginSchedule` sets it each
+    epoch (a softmax warm-up, a margin ramped in: ``TrainConfig.margin_schedule``).
+
+    Args:
+        loss: an :class:`AngularMarginLoss` with a margin (or its serialized config).
+        margin_factor: the factor's initial value, in [0, 1] (default 1).
+
+    Example:
+        >>> from camri_utils.losses import CAMRILoss, ScheduledMarginLoss
+        >>> loss = ScheduledMarginLoss(CAMRILoss(2, 0, margin=0.5, scale=8.0), margin_factor=0.0)
+        >>> y, cos = [0], [[0.8, 0.6]]
+        >>> round(float(loss(y, cos)), 4)  # no margin: normalized softmax, log(1 + e^(8 (0.6 - 0.8)))
+        0.1839
+        >>> _ = loss.margin_factor.assign(1.0)  # e.g. from a callback, between epochs
+        >>> bool(abs(float(loss(y, cos)) - float(CAMRILoss(2, 0, 0.5, 8.0)(y, cos))) < 1e-6)
+        True
+    """
+
+    def __init__(self, loss, margin_factor=1.0, reduction="sum_over_batch_size", name=None, dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if isinstance(loss, dict):
+            loss = keras.saving.deserialize_keras_object(loss)
+        if not isinstance(loss, AngularMarginLoss):
+            raise ValueError(f"ScheduledMarginLoss needs an angular-margin loss (CAMRILoss, ArcFaceLoss, ...: an "
+                             f"AngularMarginLoss); got {type(loss).__name__}.")
+        if not loss.has_margin:
+            raise ValueError(f"{type(loss).__name__} here has no margin (m1 = 1, m2 = m3 = 0 for every class): "
+                             "scheduling it would change nothing. Schedule a loss with a margin.")
+        self.base_loss = loss
+        self.margin_factor = keras.Variable(_check_factor(margin_factor), trainable=False, dtype="float32",
+                                            name="margin_factor")
+
+    def call(self, y_true, y_pred):
+        return self.base_loss.scaled_call(y_true, y_pred, ops.convert_to_tensor(self.margin_factor))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(loss=keras.saving.serialize_keras_object(self.base_loss),
+                      margin_factor=float(ops.convert_to_numpy(self.margin_factor)))
+        return config
+
+
+def _check_factor(value):
+    if (isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating)) or not math.isfinite(value)
+            or not 0 <= value <= 1):
+        raise ValueError(f"margin_factor must be a number in [0, 1] (0: no margin, 1: the full margin); "
+                         f"got {value!r}.")
+    return float(value)
 
 
 # --------------------------------------------------------------------------------------------

@@ -96,6 +96,7 @@ class Method:
     loss_factory: object = None
     description: str = ""
     needs_class_counts: bool = False  # its loss depends on the training class counts
+    margin: bool = False  # its loss is an angular margin (TrainConfig.margin_schedule can switch it on)
 
     @property
     def posthoc(self):
@@ -123,19 +124,20 @@ REGISTRY = {m.key: m for m in [
     Method("ce", "CE", "dense", False, "black", "s", _ce, "softmax cross-entropy, dense head with bias"),
     Method("normsoftmax", "NormSoftmax", "cosine", False, "tab:gray", "P", _plain(losses.NormalizedSoftmaxLoss),
            "normalized softmax: CAMRI's head and scale without a margin (the control)"),
-    Method("sphereface", "SphereFace", "cosine", False, "tab:olive", "*", _plain(losses.SphereFaceLoss)),
-    Method("cosface", "CosFace", "cosine", False, "tab:cyan", "h", _plain(losses.CosFaceLoss)),
+    Method("sphereface", "SphereFace", "cosine", False, "tab:olive", "*", _plain(losses.SphereFaceLoss), margin=True),
+    Method("cosface", "CosFace", "cosine", False, "tab:cyan", "h", _plain(losses.CosFaceLoss), margin=True),
     Method("arcface", "ArcFace", "cosine", False, "tab:blue", "^", _plain(losses.ArcFaceLoss),
-           "additive angular margin on every class"),
+           "additive angular margin on every class", margin=True),
     Method("camri", "CAMRI", "cosine", True, "tab:red", "o", _camri,
-           "additive angular margin on the important class only"),
+           "additive angular margin on the important class only", margin=True),
     Method("wce", "WCE", "dense", True, "tab:green", "v", _wce, "cross-entropy weighted towards the important class"),
     Method("crwwce", "CRWWCE", "dense", True, "tab:purple", "D", _crwwce,
            "real-world-weight cross-entropy (Ho & Wookey): missing the important class costs w, "
            "every false positive 1"),
     Method("ldam", "LDAM", "cosine", False, "tab:pink", "<", _ldam,
            "label-distribution-aware margin (Cao et al., 2019): a cosine margin on every class's target logit, "
-           "proportional to n_j^(-1/4), the largest (max_margin) on the rarest class", needs_class_counts=True),
+           "proportional to n_j^(-1/4), the largest (max_margin) on the rarest class", needs_class_counts=True,
+           margin=True),
     Method("logit_adjusted", "Logit-adjusted CE", "dense", False, "teal", ">", _logit_adjusted,
            "logit-adjusted loss (Menon et al., 2021): cross-entropy on z_j + tau log(prior_j) during training",
            needs_class_counts=True),

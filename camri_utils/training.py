@@ -34,7 +34,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from camri_utils import angles, checks, data, imbalance, losses, methods, metrics, models
+from camri_utils import angles, checks, data, imbalance, losses, margin_schedule, methods, metrics, models
 from camri_utils.environment import _tensorflow, environment, require_tensorflow
 from camri_utils.io import sha256, write_json, write_text
 
@@ -83,6 +83,13 @@ class TrainConfig:
     :mod:`camri_utils.imbalance`). Losses that need the class counts (LDAM, the logit-adjusted
     loss) get them from the training labels.
 
+    ``margin_schedule`` (None: off) switches a margin loss's margin on during training:
+    ``{"start_epoch": e, "ramp_epochs": r}`` trains epochs before e without the margin (a
+    softmax warm-up: normalized softmax at the loss's scale) and then ramps it linearly to its
+    full value over r epochs (r = 0: all at once), :mod:`camri_utils.margin_schedule`. It needs
+    a loss with a margin (CAMRI, ArcFace, CosFace, SphereFace, LDAM). ArcFace's "easy margin"
+    is a loss parameter instead (``loss_params={"easy_margin": True}``).
+
     GPU defaults: ``mixed_precision="auto"`` (float16 compute, float32 variables) is True when
     TensorFlow sees a GPU, ``strategy="auto"`` is ``"mirrored"`` (``MirroredStrategy``) when it
     sees more than one, and ``xla="auto"`` lets Keras decide whether to compile with XLA. Both
@@ -121,6 +128,7 @@ class TrainConfig:
     warmup_epochs: int = 0
     rare_class: dict | None = None
     drw: dict | None = None
+    margin_schedule: dict | None = None
     seed: int = 0
     deterministic: bool = False
     mixed_precision: bool | str = "auto"
@@ -155,6 +163,10 @@ class TrainConfig:
                  f"warmup_epochs must be an integer in [0, epochs={self.epochs}); got {self.warmup_epochs!r}.")
         self.rare_class = imbalance.check_rare_class(self.rare_class)
         self.drw = imbalance.check_drw(self.drw, self.epochs)
+        self.margin_schedule = margin_schedule.check_margin_schedule(self.margin_schedule, self.epochs)
+        _require(self.margin_schedule is None or methods.get(self.loss).margin,
+                 f"margin_schedule switches on the margin of an angular-margin loss; {self.loss!r} has none (use "
+                 f"one of {[k for k, m in methods.REGISTRY.items() if m.margin]}, or margin_schedule=None).")
         _require(isinstance(self.learning_rate, numbers.Real) and not isinstance(self.learning_rate, bool)
                  and math.isfinite(self.learning_rate) and self.learning_rate > 0,
                  f"learning_rate must be a finite number > 0; got {self.learning_rate!r}.")
@@ -296,7 +308,7 @@ IDENTITY_BASELINE = {
     "train_subset": None, "test_subset": None, "model": "small_cnn", "feature_dim": None, "loss": "ce",
     "loss_params": {}, "important_classes": [], "epochs": 10, "batch_size": 64, "optimizer": "adam",
     "learning_rate": 1e-3, "lr_schedule": "constant", "warmup_epochs": 0, "seed": 0, "deterministic": False,
-    "rare_class": None, "drw": None,
+    "rare_class": None, "drw": None, "margin_schedule": None,
     "mixed_precision": False, "xla": "auto", "strategy": "default",
     "steps_per_execution": 1, "eval_batch_size": None, "angle_sample": 2000,
 }
@@ -440,6 +452,8 @@ def _build_model(config, ds, steps_per_epoch):
             model = models.build(config.model, ds.image_shape, ds.n_classes, head=method.head,
                                  feature_dim=config.feature_dim)
             loss = method.build_loss(ds.n_classes, important, config.loss_params, class_counts=_class_counts(ds))
+            if config.margin_schedule is not None:  # the factor is set by MarginSchedule each epoch
+                loss = losses.ScheduledMarginLoss(loss, margin_schedule.margin_factor(0, config.margin_schedule))
             if config.drw is not None:  # weights all 1 until DeferredReweighting switches them on
                 loss = losses.ClassReweightedLoss(loss, [1.0] * ds.n_classes)
             optimizer = keras.optimizers.get({"class_name": config.optimizer, "config": {
@@ -668,6 +682,8 @@ def train(config, callbacks=(), dataset=None):
         cbs.append(imbalance.DeferredReweighting(
             model.loss, imbalance.effective_number_weights(_class_counts(ds), config.drw["beta"]),
             config.drw["start_epoch"]))
+    if config.margin_schedule is not None:
+        cbs.append(margin_schedule.MarginSchedule(model.loss, config.margin_schedule, config.epochs))
 
     with _NewModelRetracing():
         start = time.perf_counter()

@@ -11,8 +11,9 @@ def as_int_labels(labels):
     return y.reshape(-1).astype(np.int64)
 
 
-def margin_logits(cos, labels, scale, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
-    """s*(cos(m1*theta+m2)-m3) at the target, s*cos elsewhere; margins scalar or per class."""
+def margin_logits(cos, labels, scale, m1=1.0, m2=0.0, m3=0.0, monotonic=False, easy_margin=False):
+    """s*(cos(m1*theta+m2)-m3) at the target, s*cos elsewhere; margins scalar or per class.
+    easy_margin (insightface's arcface): the target keeps cos(theta) where cos(theta) <= 0."""
     cos = np.clip(np.asarray(cos, np.float64), -1.0, 1.0)
     y = as_int_labels(labels)
     n, c = cos.shape
@@ -30,12 +31,14 @@ def margin_logits(cos, labels, scale, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
                 else:  # SphereFace: (-1)^k cos(phi) - 2k
                     k = np.floor(phi[i] / np.pi)
                     target[i] = (-1.0) ** k * np.cos(phi[i]) - 2 * k - d[i]
+    if easy_margin:
+        target = np.where(cos_t > 0, target, cos_t)
     logits = scale * cos.copy()
     logits[np.arange(n), y] = scale * target
     return logits
 
 
-def soft_margin_logits(cos, rows, scale, m1=1.0, m2=0.0, m3=0.0, monotonic=False):
+def soft_margin_logits(cos, rows, scale, m1=1.0, m2=0.0, m3=0.0, monotonic=False, easy_margin=False):
     """Label rows (one-hot or soft): every column k gets s*(cos_k + y_k*(target_k - cos_k)), with
     target_k = cos(m1[k]*theta_k + m2[k]) - m3[k] (the authors' layer, column-wise)."""
     cos = np.clip(np.asarray(cos, np.float64), -1.0, 1.0)
@@ -48,6 +51,8 @@ def soft_margin_logits(cos, rows, scale, m1=1.0, m2=0.0, m3=0.0, monotonic=False
         k = np.floor(phi / np.pi)
         fallback = np.where(a == 1.0, cos - b * np.sin(b) - d, (-1.0) ** k * np.cos(phi) - 2 * k - d)
         target = np.where(phi > np.pi, fallback, target)
+    if easy_margin:
+        target = np.where(cos > 0, target, cos)
     return scale * (cos + rows * (target - cos))
 
 
@@ -62,10 +67,10 @@ def softmax_ce(logits, labels):
     return -log_p[np.arange(len(y)), y]
 
 
-def camri_per_sample(cos, labels, n_classes, important, margins, scale, monotonic=False):
+def camri_per_sample(cos, labels, n_classes, important, margins, scale, monotonic=False, easy_margin=False):
     m2 = np.zeros(n_classes)
     m2[list(important)] = margins
-    return softmax_ce(margin_logits(cos, labels, scale, m2=m2, monotonic=monotonic), labels)
+    return softmax_ce(margin_logits(cos, labels, scale, m2=m2, monotonic=monotonic, easy_margin=easy_margin), labels)
 
 
 def log_softmax(logits):

@@ -1,14 +1,14 @@
 """Every example in the docstrings of the loss, head, metric, angle, theory, check, method,
-training and statistics modules runs as written, in an empty namespace (each example imports what it uses), and
+training, statistics and margin-schedule modules runs as written, in an empty namespace (each example imports what it uses), and
 prints what it says."""
 
 import doctest
 
 import pytest
 
-from camri_utils import angles, checks, layers, losses, methods, metrics, stats, theory, training
+from camri_utils import angles, checks, layers, losses, margin_schedule, methods, metrics, stats, theory, training
 
-MODULES = [angles, checks, layers, losses, metrics, theory, methods, training, stats]
+MODULES = [angles, checks, layers, losses, metrics, theory, methods, training, stats, margin_schedule]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])

@@ -22,9 +22,9 @@ LAYERS = [
      "they import nothing of camri_utils, so every layer may use them"),
     ({"layers", "losses", "theory"},
      "the model's pieces (cosine head, margin losses) and the closed forms, on the checks only"),
-    ({"metrics", "methods", "imbalance", "feature_plane", "models", "angles"},
-     "what is built from the pieces: metrics, the method registry, the long-tail formulas, networks, the angle "
-     "analysis"),
+    ({"metrics", "methods", "imbalance", "margin_schedule", "feature_plane", "models", "angles"},
+     "what is built from the pieces: metrics, the method registry, the long-tail formulas, the margin's schedule, "
+     "networks, the angle analysis"),
     ({"camri_utils", "plots"},
      "the package's top-level names (head, losses, metric) and the book's figures, over the layers below"),
     ({"environment"}, "the version and hardware record of a run (it reads the package's __version__)"),

@@ -21,7 +21,7 @@ from camri_utils import (
     SphereFaceLoss,
     WeightedCrossEntropy,
 )
-from camri_utils.losses import angular_margin_logits, margin_cosine
+from camri_utils.losses import ScheduledMarginLoss, angular_margin_logits, margin_cosine
 from tests import reference as ref
 
 N_CLASSES = 6
@@ -71,6 +71,12 @@ MARGIN_CASES = [
      lambda c, y: ref.camri_per_sample(c, y, N_CLASSES, [0, 4], [0.3, 0.7], 16.0)),
     ("camri_monotonic", lambda: CAMRILoss(N_CLASSES, (1, 5), 1.0, 16.0, monotonic=True),
      lambda c, y: ref.camri_per_sample(c, y, N_CLASSES, [1, 5], [1.0, 1.0], 16.0, monotonic=True)),
+    ("arcface_easy", lambda: ArcFaceLoss(margin=0.5, scale=30.0, monotonic=False, easy_margin=True),
+     lambda c, y: ref.softmax_ce(ref.margin_logits(c, y, 30.0, m2=0.5, easy_margin=True), y)),
+    ("camri_easy", lambda: CAMRILoss(N_CLASSES, [1, 4], [0.9, 0.3], 8.0, easy_margin=True),
+     lambda c, y: ref.camri_per_sample(c, y, N_CLASSES, [1, 4], [0.9, 0.3], 8.0, easy_margin=True)),
+    ("sphereface_easy_monotonic", lambda: AngularMarginLoss(8.0, m1=4.0, monotonic=True, easy_margin=True),
+     lambda c, y: ref.softmax_ce(ref.margin_logits(c, y, 8.0, m1=4.0, monotonic=True, easy_margin=True), y)),
     ("combined_per_class", lambda: AngularMarginLoss(
         scale=12.0, m1=[1, 1, 2, 1, 1, 1], m2=[0, 0.2, 0, 0.4, 0, 0], m3=[0, 0, 0, 0.1, 0.3, 0],
         n_classes=N_CLASSES),
@@ -110,12 +116,14 @@ def test_soft_labels_match_float64_reference(name, make, reference, rng):
     rows[20] = [0.5, 0.3, 0.2, 0.0, 0.0, 0.0]  # a mixup-like row
     loss = make()
     m1, m2, m3 = (getattr(loss, slot) for slot in ("m1", "m2", "m3"))
-    expected = ref.soft_ce(ref.soft_margin_logits(cos, rows, loss.scale, m1, m2, m3, loss.monotonic), rows)
+    expected = ref.soft_ce(ref.soft_margin_logits(cos, rows, loss.scale, m1, m2, m3, loss.monotonic,
+                                                  loss.easy_margin), rows)
     per_sample = keras.ops.convert_to_numpy(loss.call(rows.astype(np.float32), cos))
     np.testing.assert_allclose(per_sample, expected, rtol=1e-5, atol=1e-5)
     # The same reference with one-hot rows is the per-sample reference written with acos per row.
     np.testing.assert_allclose(ref.soft_ce(ref.soft_margin_logits(
-        cos, np.eye(N_CLASSES)[labels], loss.scale, m1, m2, m3, loss.monotonic), np.eye(N_CLASSES)[labels]),
+        cos, np.eye(N_CLASSES)[labels], loss.scale, m1, m2, m3, loss.monotonic, loss.easy_margin),
+        np.eye(N_CLASSES)[labels]),
         reference(cos, labels), atol=1e-9)
 
 
@@ -232,6 +240,105 @@ def test_paper_formula_is_not_monotonic_past_pi_and_fallback_is():
     assert np.all(np.diff(fallback) <= 1e-6)         # the fallback keeps decreasing
     np.testing.assert_allclose(fallback[past], np.cos(theta[past]) - m * np.sin(m), atol=1e-6)
     np.testing.assert_allclose(paper[~past], fallback[~past], atol=1e-6)
+
+
+def test_easy_margin_keeps_the_plain_cosine_beyond_90_degrees_and_the_margin_before():
+    """insightface's easy margin: cos(theta + m) where cos(theta) > 0, cos(theta) elsewhere; so
+    the target logit is never raised past pi - m (nothing to be trapped in) and jumps at 90 deg."""
+    m = 0.9
+    theta = np.linspace(0.0, PI, 721)
+    cos = np.stack([np.cos(theta), np.zeros_like(theta)], axis=1).astype(np.float32)
+    labels = np.zeros(len(theta), dtype=np.int64)
+    easy = keras.ops.convert_to_numpy(CAMRILoss(2, 0, m, 1.0, easy_margin=True).logits(labels, cos))[:, 0]
+    inside = cos[:, 0] > 0
+    # The reference angle from the float32 cosines the loss sees (near 0 deg a float32 cosine
+    # fixes the angle only to about 1e-3 rad).
+    np.testing.assert_allclose(easy[inside], np.cos(np.arccos(cos[inside, 0].astype(np.float64)) + m), atol=2e-6)
+    np.testing.assert_array_equal(easy[~inside], cos[~inside, 0])
+    assert np.all(np.diff(easy[~inside]) <= 0)  # decreasing where the paper's formula rises again
+    # The jump at 90 degrees is sin(m): from cos(pi/2 + m) = -sin(m) up to cos(pi/2) = 0.
+    # (The grid's last point inside is 90 deg itself, its first outside 90.25 deg: 0.02 covers the step.)
+    assert easy[~inside][0] - easy[inside][-1] == pytest.approx(math.sin(m), abs=0.02)
+    # Off by default, everywhere: the loss is the paper's.
+    assert inspect.signature(CAMRILoss).parameters["easy_margin"].default is False
+    assert inspect.signature(ArcFaceLoss).parameters["easy_margin"].default is False
+    assert CAMRILoss(2, 0, m, 1.0).get_config()["easy_margin"] is False
+
+
+@pytest.mark.parametrize("factor", [0.0, 0.25, 1.0])
+def test_a_scheduled_margin_is_the_loss_with_every_margin_scaled(factor, rng):
+    cos, labels = random_batch(rng)
+    m = dict(m1=[1, 1, 2, 1, 1, 1], m2=[0, 0.2, 0, 0.4, 0, 0], m3=[0, 0, 0, 0.1, 0.3, 0])
+    scaled = {k: [factor * v if k != "m1" else 1 + factor * (v - 1) for v in vals] for k, vals in m.items()}
+    loss = ScheduledMarginLoss(AngularMarginLoss(scale=12.0, n_classes=N_CLASSES, monotonic=True, **m), factor)
+    expected = ref.softmax_ce(ref.margin_logits(cos, labels, 12.0, monotonic=True, **scaled), labels)
+    per_sample = keras.ops.convert_to_numpy(loss.call(labels, cos))
+    np.testing.assert_allclose(per_sample, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(float(loss(labels, cos)), expected.mean(), rtol=1e-5)
+
+
+def test_a_scheduled_margin_at_0_half_and_1_is_normalized_softmax_half_the_margin_and_the_loss(rng):
+    cos, labels = random_batch(rng)
+    loss = ScheduledMarginLoss(CAMRILoss(N_CLASSES, 2, 0.8, 16.0, easy_margin=True), margin_factor=0.0)
+    at = {}
+    for f in (0.0, 0.5, 1.0):
+        loss.margin_factor.assign(f)
+        at[f] = keras.ops.convert_to_numpy(loss.call(labels, cos))
+    np.testing.assert_allclose(at[0.0], ref.softmax_ce(ref.margin_logits(cos, labels, 16.0), labels), atol=1e-5)
+    np.testing.assert_allclose(at[0.5], ref.camri_per_sample(cos, labels, N_CLASSES, [2], [0.4], 16.0,
+                                                             easy_margin=True), atol=1e-5)
+    # Factor 1 is the loss itself, bit for bit (1 * m = m).
+    np.testing.assert_array_equal(at[1.0], keras.ops.convert_to_numpy(loss.base_loss.call(labels, cos)))
+
+
+def test_a_scheduled_margin_changes_inside_a_compiled_function_without_retracing(rng):
+    cos, labels = random_batch(rng)
+    loss = ScheduledMarginLoss(ArcFaceLoss(0.5, 16.0), margin_factor=0.0)
+
+    @tf.function
+    def f(y, c):
+        return loss(y, c)
+
+    values = []
+    for factor in (0.0, 0.5, 1.0):
+        loss.margin_factor.assign(factor)
+        values.append(float(f(labels, cos)))
+    assert f.experimental_get_tracing_count() == 1
+    expected = [ref.softmax_ce(ref.margin_logits(cos, labels, 16.0, m2=0.5 * k, monotonic=True), labels).mean()
+                for k in (0.0, 0.5, 1.0)]
+    np.testing.assert_allclose(values, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: ScheduledMarginLoss(NormalizedSoftmaxLoss(8.0)), "has no margin"),
+    (lambda: ScheduledMarginLoss(CAMRILoss(4, 1, 0.0, 8.0)), "has no margin"),
+    (lambda: ScheduledMarginLoss(WeightedCrossEntropy([1.0, 2.0])), "needs an angular-margin loss"),
+    (lambda: ScheduledMarginLoss("camri"), "needs an angular-margin loss"),
+    (lambda: ScheduledMarginLoss(ArcFaceLoss(), 1.5), r"margin_factor must be a number in \[0, 1\]"),
+    (lambda: ScheduledMarginLoss(ArcFaceLoss(), -0.1), r"margin_factor must be"),
+    (lambda: ScheduledMarginLoss(ArcFaceLoss(), float("nan")), r"margin_factor must be"),
+    (lambda: ScheduledMarginLoss(ArcFaceLoss(), True), r"margin_factor must be"),
+    (lambda: ScheduledMarginLoss(ArcFaceLoss(), "0.5"), r"margin_factor must be"),
+    (lambda: CAMRILoss(4, 1, 0.3, 8.0, easy_margin="True"), r"easy_margin must be True or False"),
+    (lambda: ArcFaceLoss(easy_margin=1), r"easy_margin must be True or False"),
+    (lambda: margin_cosine([[0.5, 0.2]], m2=0.3, easy_margin=None), r"easy_margin must be True or False"),
+])
+def test_bad_margin_practice_options_raise_clear_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_a_model_with_a_scheduled_margin_saves_and_loads(tmp_path, rng):
+    model = _tiny_model(3)
+    loss = ScheduledMarginLoss(CAMRILoss(N_CLASSES, [1, 4], [0.3, 0.5], 16.0, easy_margin=True), 0.25)
+    model.compile(optimizer="adam", loss=loss)
+    x = rng.normal(size=(40, 8)).astype(np.float32)
+    y = rng.integers(0, N_CLASSES, size=40)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.save(tmp_path / "scheduled.keras")
+    loaded = keras.saving.load_model(tmp_path / "scheduled.keras")
+    assert isinstance(loaded.loss, ScheduledMarginLoss) and loaded.loss.get_config() == loss.get_config()
+    assert loaded.loss.base_loss.easy_margin is True and float(loaded.loss.margin_factor.numpy()) == 0.25
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,6 +479,7 @@ def test_mixed_float16_stays_finite_and_close_to_float32(make, rng):
 SERIALIZABLE = [case[1] for case in MARGIN_CASES] + [
     lambda: WeightedCrossEntropy([1.0, 2.0, 1.0, 1.0, 0.5, 1.0]),
     lambda: RealWorldWeightedCrossEntropy([1, 3, 1, 1, 1, 1], [1, 1, 0.5, 1, 1, 1], name="crwwce"),
+    lambda: ScheduledMarginLoss(CAMRILoss(N_CLASSES, 2, 0.6, 8.0, easy_margin=True), margin_factor=0.3),
 ]
 
 

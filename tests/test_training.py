@@ -314,3 +314,95 @@ def _val_images(digits):
 
     split = data.split_validation(digits, size=data.VALIDATION_SIZE["digits"], seed=0)
     return split.x_val.astype("float32") / 255.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Training practice for margin losses: a warm-up or ramp of the margin, the easy margin
+# ---------------------------------------------------------------------------------------------
+def test_margin_factor_follows_the_schedule_it_documents():
+    from camri_utils.margin_schedule import check_margin_schedule, margin_factor
+
+    # Written out from the definition: 0 before start_epoch, then (t - e) / r up to 1.
+    cases = {(2, 4): [0, 0, 0, 0.25, 0.5, 0.75, 1, 1, 1], (3, 0): [0, 0, 0, 1, 1, 1, 1, 1, 1],
+             (0, 5): [0, 0.2, 0.4, 0.6, 0.8, 1, 1, 1, 1]}
+    for (e, r), expected in cases.items():
+        schedule = check_margin_schedule({"start_epoch": e, "ramp_epochs": r}, epochs=9)
+        assert [margin_factor(t, schedule) for t in range(9)] == pytest.approx(expected, abs=1e-15)
+    assert check_margin_schedule({"start_epoch": 4}, 9) == {"start_epoch": 4, "ramp_epochs": 0}
+    assert margin_factor(0, None) == 1.0
+
+
+@pytest.mark.parametrize("schedule,match", [
+    ("warmup", "must be None or"), ({"ramp_epochs": 3}, "must be None or"),
+    ({"start_epoch": 2, "ramp": 3}, "must be None or"), ({"start_epoch": -1}, r"\['start_epoch'\] must be an integer >= 0"),
+    ({"start_epoch": 2.5}, "start_epoch"), ({"start_epoch": True}, "start_epoch"),
+    ({"start_epoch": 1, "ramp_epochs": -2}, "ramp_epochs"), ({"start_epoch": 0, "ramp_epochs": 0}, "schedules nothing"),
+    ({"start_epoch": 3, "ramp_epochs": 2}, r"reaches the full margin at epoch .* = 5, but epochs=5"),
+    ({"start_epoch": 5}, "epochs=5"),
+])
+def test_a_bad_margin_schedule_is_refused_when_the_config_is_made(schedule, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(loss="camri", loss_params={"margin": 0.3}, important_classes=3, epochs=5, margin_schedule=schedule)
+
+
+@pytest.mark.parametrize("loss", ["ce", "normsoftmax", "wce", "logit_adjusted"])
+def test_a_margin_schedule_needs_a_loss_with_a_margin(loss):
+    with pytest.raises(ValueError, match=f"'{loss}' has none .*camri"):
+        TrainConfig(loss=loss, important_classes=3, epochs=5, margin_schedule={"start_epoch": 2})
+    # A margin loss whose margin is 0 is caught when the loss is built, before anything is written.
+    from camri_utils.margin_schedule import MarginSchedule
+
+    with pytest.raises(ValueError, match="needs a ScheduledMarginLoss"):
+        MarginSchedule(CAMRILoss(10, 3, 0.3, 8.0), {"start_epoch": 1}, epochs=3)
+
+
+def test_the_new_options_are_off_by_default_and_change_no_run_id():
+    from camri_utils import training
+
+    base = TrainConfig(dataset="digits", model="mlp", loss="camri", loss_params={"margin": 0.3}, important_classes=3)
+    assert base.margin_schedule is None and training.IDENTITY_BASELINE["margin_schedule"] is None
+    assert "margin_schedule" not in training.identity(base)
+    scheduled = dataclasses.replace(base, margin_schedule={"start_epoch": 2, "ramp_epochs": 3})
+    assert training.identity(scheduled)["margin_schedule"] == {"start_epoch": 2, "ramp_epochs": 3}
+    assert training.identity(TrainConfig.from_json(scheduled.to_json())) == training.identity(scheduled)
+
+
+def test_a_warm_up_trains_as_normalized_softmax_until_the_margin_switches_on():
+    """Epochs before start_epoch are normalized softmax at the loss's scale: the same seed gives
+    the same losses as a NormSoftmax run (the same arithmetic, m2 = 0 * m, in another graph:
+    hence a float32 tolerance); the factor the compiled step reads each epoch is the schedule's."""
+    from camri_utils import data
+
+    digits = data.load("digits")
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                seen.append(float(keras.ops.convert_to_numpy(self.model.loss.margin_factor)))
+
+    common = dict(dataset="digits", model="mlp", feature_dim=2, important_classes=3, batch_size=64,
+                  learning_rate=3e-3, seed=1, verbose=0, angle_sample=0)
+    warm = train(TrainConfig(loss="camri", loss_params={"margin": 0.9, "scale": 8.0}, epochs=5,
+                             margin_schedule={"start_epoch": 2, "ramp_epochs": 2}, **common),
+                 callbacks=[Probe()], dataset=digits)
+    plain = train(TrainConfig(loss="normsoftmax", loss_params={"scale": 8.0}, epochs=5, **common), dataset=digits)
+    assert seen == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0])
+    np.testing.assert_allclose(warm.history["loss"][:3], plain.history["loss"][:3], rtol=1e-5)
+    # From epoch 3 the margin acts, and the runs part.
+    assert not np.allclose(warm.history["loss"][3:], plain.history["loss"][3:], rtol=1e-2)
+
+
+def test_a_margin_schedule_and_deferred_reweighting_work_together(tmp_path):
+    from camri_utils import losses
+
+    result = train(TrainConfig(dataset="digits", model="mlp", feature_dim=2, loss="camri",
+                               loss_params={"margin": 0.5, "scale": 8.0, "easy_margin": True}, important_classes=3,
+                               epochs=3, margin_schedule={"start_epoch": 1}, drw={"start_epoch": 2}, verbose=0,
+                               angle_sample=0, output_dir=str(tmp_path / "run")))
+    loss = result.model.loss
+    assert isinstance(loss, losses.ClassReweightedLoss) and isinstance(loss.base_loss, losses.ScheduledMarginLoss)
+    assert float(keras.ops.convert_to_numpy(loss.base_loss.margin_factor)) == 1.0
+    assert loss.base_loss.base_loss.easy_margin is True and not result.metrics["diverged"]
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["margin_schedule"] == {"start_epoch": 1, "ramp_epochs": 0}
