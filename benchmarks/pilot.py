@@ -189,9 +189,16 @@ def report(args):
     if eligible:
         best = max(eligible, key=lambda r: r["val_accuracy"])
         cost = timing[f"{best['model']}:{best['epochs']}"]["cpu_minutes_per_run"]
+        curve = best["history"]["val_accuracy"]
         lines.append(f"Chosen: **{best['model']}** for {best['epochs']} epochs (validation accuracy "
                      f"{best['val_accuracy']:.4f}, {cost:.1f} minutes per run on one core; test accuracy "
                      f"{best['test_accuracy']:.4f}).")
+        lines += ["", f"What it trades: its last-3-epoch range, {max(curve[-3:]) - min(curve[-3:]):.9f}, is under the "
+                      f"criterion's {TOLERANCE} by {TOLERANCE - (max(curve[-3:]) - min(curve[-3:])):.1e}, and its "
+                      f"validation accuracy still moved by {curve[-1] - curve[-2]:+.4f} in the last epoch: more epochs "
+                      "might add a little, at a cost beyond the budget; the candidates that converge with room to "
+                      "spare are less accurate on validation ("
+                      + "; ".join(f"{r['model']} {r['val_accuracy']:.4f}" for r in eligible if r is not best) + ")."]
     else:
         lines.append(f"No timed candidate converged within {args.budget_min:g} minutes per run: none is chosen.")
     text = "\n".join(lines) + "\n"
