@@ -37,6 +37,10 @@ from pathlib import Path
 
 DEFAULT_CANDIDATES = ["cpu_cnn_s:20", "cpu_cnn_m:20", "cpu_cnn_mx2:12"]
 WINDOW, TOLERANCE = 3, 0.005  # the protocol's convergence criterion (protocol.report.convergence)
+# A pilot run stands for five seeds of the protocol, every one of which must meet the criterion:
+# the chosen network's run must meet it with room, within ROOM x TOLERANCE. (Required after the
+# first pilot, whose most accurate run met the criterion by 5e-9; the report says so.)
+ROOM = 0.5
 
 
 def parse_candidate(text):
@@ -144,9 +148,13 @@ def run_all(args, candidates):
         raise SystemExit(f"a pilot run failed (exit codes {codes}); finished runs are kept, rerun to resume.")
 
 
-def converged(history):
+def last_range(history):
     last = history["val_accuracy"][-WINDOW:]
-    return max(last) - min(last) < TOLERANCE
+    return max(last) - min(last)
+
+
+def converged(history, room=1.0):
+    return last_range(history) < room * TOLERANCE
 
 
 def report(args):
@@ -162,43 +170,49 @@ def report(args):
              + (f" ({source['verified']})" if source.get("verified") else "") + ".", "",
              "Each candidate trained once with cross-entropy (seed 0): Adam 1e-3 with cosine decay, batch 128, no "
              "augmentation, the protocol's validation split. Converged: validation accuracy within "
-             f"{TOLERANCE} over the last {WINDOW} epochs (the protocol's criterion). Minutes per run: CPU time of "
+             f"{TOLERANCE} over the last {WINDOW} epochs (the protocol's criterion); with room: within {ROOM:g} of it "
+             "(the chosen network's run stands for five seeds of the protocol, each of which must converge). Minutes per run: CPU time of "
              "the run's training on one core (one TensorFlow thread), measured by `--time` and scaled to the run's "
              "epochs; CPU time, unlike wall time, does not grow when other work shares the machine. On this 2-core "
              "machine two workers with one thread each (the protocol's setting) finish two runs in that time: "
              "runs per hour = 2 x 60 / minutes. The pilot's own runs were trained two side by side on a machine "
              "shared with other work: their wall time is shown but says little. Chosen: the highest validation "
-             f"accuracy among converged runs of at most {args.budget_min:g} minutes per run on one core (12 minutes "
+             f"accuracy among runs converged with room, of at most {args.budget_min:g} minutes per run on one core (12 minutes "
              "of the 2-core machine); test accuracy is reported only, never used to choose.", "",
              "| model | parameters | epochs | minutes per run (one core) | runs per hour (2 workers) | "
-             "val accuracy | last-3 range | converged | test accuracy | wall minutes (shared machine) |",
+             "val accuracy | last-3 range | converged (with room) | test accuracy | wall minutes (shared machine) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     eligible = []
     for r in runs:
         cost = timing.get(f"{r['model']}:{r['epochs']}", {}).get("cpu_minutes_per_run")
-        last = r["history"]["val_accuracy"][-WINDOW:]
-        ok = converged(r["history"])
-        if ok and cost is not None and cost <= args.budget_min:
+        ok, roomy = converged(r["history"]), converged(r["history"], ROOM)
+        if roomy and cost is not None and cost <= args.budget_min:
             eligible.append(r)
         minutes = "not timed" if cost is None else f"{cost:.1f}"
         per_hour = "-" if cost is None else f"{2 * 60 / cost:.1f}"
         lines.append(f"| {r['model']} | {r['parameters']:,} | {r['epochs']} | {minutes} | {per_hour} | "
-                     f"{r['val_accuracy']:.4f} | {max(last) - min(last):.4f} | {'yes' if ok else 'no'} | "
+                     f"{r['val_accuracy']:.4f} | {last_range(r['history']):.9f} | "
+                     f"{'yes' if roomy else 'yes, at the edge' if ok else 'no'} | "
                      f"{r['test_accuracy']:.4f} | {r['wall_time_s'] / 60:.1f} |")
     lines.append("")
     if eligible:
         best = max(eligible, key=lambda r: r["val_accuracy"])
         cost = timing[f"{best['model']}:{best['epochs']}"]["cpu_minutes_per_run"]
-        curve = best["history"]["val_accuracy"]
         lines.append(f"Chosen: **{best['model']}** for {best['epochs']} epochs (validation accuracy "
                      f"{best['val_accuracy']:.4f}, {cost:.1f} minutes per run on one core; test accuracy "
                      f"{best['test_accuracy']:.4f}).")
-        lines += ["", f"What it trades: its last-3-epoch range, {max(curve[-3:]) - min(curve[-3:]):.9f}, is under the "
-                      f"criterion's {TOLERANCE} by {TOLERANCE - (max(curve[-3:]) - min(curve[-3:])):.1e}, and its "
-                      f"validation accuracy still moved by {curve[-1] - curve[-2]:+.4f} in the last epoch: more epochs "
-                      "might add a little, at a cost beyond the budget; the candidates that converge with room to "
-                      "spare are less accurate on validation ("
-                      + "; ".join(f"{r['model']} {r['val_accuracy']:.4f}" for r in eligible if r is not best) + ")."]
+        edge = [r for r in runs if converged(r["history"]) and not converged(r["history"], ROOM)
+                and r["val_accuracy"] > best["val_accuracy"]]
+        if edge:
+            lines += ["", "What it trades, and the rule's history: "
+                      + "; ".join(f"{r['model']} ({r['epochs']} epochs) is more accurate on validation "
+                                  f"({r['val_accuracy']:.4f}) and meets the criterion at its edge (range "
+                                  f"{last_range(r['history']):.9f}, under {TOLERANCE} by "
+                                  f"{TOLERANCE - last_range(r['history']):.1e}; its validation accuracy still moved "
+                                  f"{r['history']['val_accuracy'][-1] - r['history']['val_accuracy'][-2]:+.4f} in "
+                                  "its last epoch)" for r in edge)
+                      + ". The requirement of room was added after seeing that run: a network at the criterion's "
+                        "edge on one seed would leave some of the protocol's five CE seeds unconverged."]
     else:
         lines.append(f"No timed candidate converged within {args.budget_min:g} minutes per run: none is chosen.")
     text = "\n".join(lines) + "\n"
