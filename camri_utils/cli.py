@@ -81,14 +81,17 @@ def _accuracy_k(text):
 
 
 def main(argv=None):
+    from camri_utils.protocol.spec import PRESETS
+
     parser = argparse.ArgumentParser(prog="camri", description="The CAMRI book's command line.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("protocol", help="the paper's experiment: rank classes, sweep, select, report")
     p.add_argument("action", nargs="?", choices=["run", "report"], default="run",
                    help="'run' (default) trains what is missing and reports; 'report' only merges records")
     p.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, cifar10, gtsrb or awa2")
-    p.add_argument("--profile", default="quick", choices=["quick", "full", "rare-quick", "rare"],
-                   help="quick, full, or the rare-class setting (rare, rare-quick; fashion_mnist only)")
+    p.add_argument("--profile", default="quick", choices=sorted({profile for _, profile in PRESETS}),
+                   help="quick, full, the CPU-scale Part III runs (cpu; cifar10, gtsrb) or the rare-class setting "
+                        "(rare, rare-quick; fashion_mnist only)")
     p.add_argument("--output", default=None, help="results folder (default: results/<dataset>-<profile>)")
     p.add_argument("--data-dir", default=None, help="folder (or tar archive) holding the dataset (see camri_utils.data.load)")
     p.add_argument("--shard", type=_shard, default=(0, 1), help="run only share i of n, e.g. 2/8")
