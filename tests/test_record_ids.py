@@ -32,7 +32,7 @@ def _folder(name):
     return folder
 
 
-@pytest.mark.parametrize("name", ["fashion_mnist", "fashion_mnist-rare"])
+@pytest.mark.parametrize("name", ["fashion_mnist", "fashion_mnist-rare", "cifar10-cpu", "gtsrb-cpu"])
 def test_every_committed_protocol_record_is_found_by_its_plan(name):
     folder = _folder(name)
     spec, kind = protocol.read_spec(folder)
