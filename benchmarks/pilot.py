@@ -81,51 +81,82 @@ def run_one(args, model, epochs):
     }, indent=1)
 
 
+def _cpu_seconds_per_image(net, timed, n):
+    net.fit(timed, epochs=1, verbose=0)  # traces the step (and compiles it with XLA) and fills the cache
+    start = time.process_time()
+    net.fit(timed, epochs=1, verbose=0)
+    return (time.process_time() - start) / n
+
+
 def time_one(args, model, epochs):
-    """CPU seconds per training image of ``model`` (one thread), in this process."""
+    """{CPU seconds per training image with and without XLA, the training step's FLOPs per image,
+    training images per epoch} of ``model`` (one thread), in this process."""
     from camri_utils.protocol.workers import set_threads
 
     set_threads(1)
     import keras
 
-    from camri_utils import data
+    from camri_utils import cost, data, models
     from camri_utils.training import TrainConfig, make_loss
 
     config = TrainConfig(dataset=args.dataset, model=model, epochs=epochs, batch_size=128, loss="ce", verbose=0,
                          dataset_options=json.loads(args.dataset_options))
     ds = data.load(args.dataset, args.data_dir, **config.dataset_options)
-    from camri_utils import models
-
-    net = models.build(model, ds.image_shape, ds.n_classes, head="dense")
-    net.compile(optimizer="adam", loss=make_loss("ce", ds.n_classes))
     n = args.time_images
-    warm = data.pipeline(ds.x_train[:512], ds.y_train[:512], 128, training=True)
     timed = data.pipeline(ds.x_train[:n], ds.y_train[:n], 128, training=True)
-    net.fit(warm, epochs=1, verbose=0)
-    net.fit(timed, epochs=1, verbose=0)  # fills the pipeline's cache
+    out = {"train_images": len(data.split_validation(ds).x_train)}
+    for xla in (False, True):
+        keras.utils.set_random_seed(0)
+        net = models.build(model, ds.image_shape, ds.n_classes, head="dense")
+        net.compile(optimizer="adam", loss=make_loss("ce", ds.n_classes), jit_compile=xla)
+        out["flops_per_image"] = cost.forward_flops(net) * cost.TRAIN_FLOPS_PER_FORWARD
+        out["cpu_s_per_image_xla" if xla else "cpu_s_per_image"] = _cpu_seconds_per_image(net, timed, n)
+        keras.backend.clear_session()
+    return out
+
+
+def matmul_rate():
+    """FLOP/s of a float32 1024 x 1024 matrix product on one thread (CPU time): the rate the
+    training step's share is measured against."""
+    from camri_utils.protocol.workers import set_threads
+
+    set_threads(1)
+    import tensorflow as tf
+
+    a = tf.random.normal((1024, 1024))
+    product = tf.function(lambda x: tf.reduce_sum(tf.matmul(x, x)))
+    product(a).numpy()
+    reps = 20
     start = time.process_time()
-    net.fit(timed, epochs=1, verbose=0)
-    per_image = (time.process_time() - start) / n
-    keras.backend.clear_session()
-    return per_image, len(data.split_validation(ds).x_train)
+    for _ in range(reps):
+        product(a).numpy()
+    return reps * 2 * 1024 ** 3 / (time.process_time() - start)
+
+
+def _subprocess(args, *extra):
+    out = subprocess.run([sys.executable, __file__, *extra, "--dataset", args.dataset, "--output", args.output,
+                          "--dataset-options", args.dataset_options, "--time-images", str(args.time_images)]
+                         + (["--data-dir", args.data_dir] if args.data_dir else []),
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def time_all(args, candidates):
-    """``OUTPUT/timing.json``: CPU seconds per image and minutes per run of each candidate."""
+    """``OUTPUT/timing.json``: per candidate, CPU seconds per image (with and without XLA), the
+    share of the CPU's matrix-product rate its training step reaches, and minutes per run."""
     from camri_utils.io import write_json
 
+    rate = _subprocess(args, "--time-matmul")
     results = {}
     for model, epochs in candidates:
-        out = subprocess.run([sys.executable, __file__, "--time-one", f"{model}:{epochs}", "--dataset", args.dataset,
-                              "--output", args.output, "--dataset-options", args.dataset_options,
-                              "--time-images", str(args.time_images)]
-                             + (["--data-dir", args.data_dir] if args.data_dir else []),
-                             capture_output=True, text=True, check=True)
-        per_image, n_train = out.stdout.strip().splitlines()[-1].split()
-        results[f"{model}:{epochs}"] = {"cpu_s_per_image": float(per_image), "train_images": int(n_train),
-                                        "cpu_minutes_per_run": float(per_image) * int(n_train) * epochs / 60}
-    write_json(Path(args.output) / "timing.json", {"dataset": args.dataset, "threads": 1,
-                                                    "timed_images": args.time_images, "models": results}, indent=1)
+        found = _subprocess(args, "--time-one", f"{model}:{epochs}")
+        found["cpu_minutes_per_run"] = found["cpu_s_per_image"] * found["train_images"] * epochs / 60
+        found["matmul_share"] = found["flops_per_image"] / found["cpu_s_per_image"] / rate
+        found["matmul_share_xla"] = found["flops_per_image"] / found["cpu_s_per_image_xla"] / rate
+        results[f"{model}:{epochs}"] = found
+    write_json(Path(args.output) / "timing.json", {"dataset": args.dataset, "threads": 1, "timed_images":
+                                                    args.time_images, "matmul_flops_per_s": rate, "models": results},
+               indent=1)
     print(json.dumps(results, indent=1))
 
 
@@ -215,6 +246,21 @@ def report(args):
                         "edge on one seed would leave some of the protocol's five CE seeds unconverged."]
     else:
         lines.append(f"No timed candidate converged within {args.budget_min:g} minutes per run: none is chosen.")
+    if timing:
+        rate = json.loads(timing_path.read_text())["matmul_flops_per_s"]
+        lines += ["", "**The training step on one core** (`--time`: CPU time of one thread, training images only). "
+                  f"The CPU's float32 matrix-product rate on one thread: {rate / 1e9:.1f} GFLOP/s (a 1024 x 1024 "
+                  "product). The step's FLOPs are counted from the network (camri_utils.cost: the convolutions' and "
+                  "dense layers' multiply-adds, times 3 for the backward pass); its share is the FLOP rate it reaches "
+                  "over that matrix-product rate. XLA: the same step compiled with `jit_compile=True`.", "",
+                  "| model | training GFLOP per image | CPU ms per image | with XLA | share of the matmul rate | "
+                  "with XLA |", "| --- | --- | --- | --- | --- | --- |"]
+        for key, t in timing.items():
+            lines.append(f"| {key.split(':')[0]} | {t['flops_per_image'] / 1e9:.3f} | {1e3 * t['cpu_s_per_image']:.2f} | "
+                         f"{1e3 * t['cpu_s_per_image_xla']:.2f} | {t['matmul_share']:.0%} | {t['matmul_share_xla']:.0%} |")
+        slower = [t["cpu_s_per_image_xla"] / t["cpu_s_per_image"] for t in timing.values()]
+        lines += ["", f"With XLA the step takes {min(slower):.1f} to {max(slower):.1f} times as long on this CPU, so "
+                      "the runs train without it (TrainConfig's xla='auto' is off on a CPU)."]
     text = "\n".join(lines) + "\n"
     from camri_utils.io import write_text
 
@@ -236,6 +282,7 @@ def main(argv=None):
     parser.add_argument("--time", action="store_true", help="measure each candidate's CPU time per image")
     parser.add_argument("--time-images", type=int, default=3200)
     parser.add_argument("--time-one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--time-matmul", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args(argv)
@@ -252,7 +299,10 @@ def main(argv=None):
     if args.one:
         return run_one(args, *parse_candidate(args.one))
     if args.time_one:
-        print(*time_one(args, *parse_candidate(args.time_one)))
+        print(json.dumps(time_one(args, *parse_candidate(args.time_one))))
+        return None
+    if args.time_matmul:
+        print(json.dumps(matmul_rate()))
         return None
     if args.time:
         return time_all(args, [parse_candidate(c) for c in args.candidates])
