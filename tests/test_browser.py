@@ -163,7 +163,9 @@ Promise.race([loaded.then(() => ready).then(() => "ok"), timeout]).then(state =>
     const texts = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
     while (texts.nextNode()) {
       const node = texts.currentNode;
-      for (const token of node.textContent.matchAll(/\S+/g)) {
+      // A compound may break after its hyphen or slash between letters ("T-shirt/" "top"), as
+      // typography allows; a number ("-0.006"), a word or any other token may not.
+      for (const token of node.textContent.matchAll(/\S+?(?:(?<=[A-Za-z)][-\/])(?=[A-Za-z(])|(?=\s)|$)/g)) {
         const range = document.createRange();
         range.setStart(node, token.index);
         range.setEnd(node, token.index + token[0].length);
