@@ -436,36 +436,29 @@ def test_metrics(runs):
 def confusions(runs, nearest=3):
     """For the ``nearest`` classes most confused with the important one under CE (both ways):
     how many test images of the important class each run sends there (*missed as*), and how
-    many of theirs it takes for the important class (*taken from*)."""
-    import pandas as pd
+    many of theirs it takes for the important class (*taken from*)
+    (:func:`camri_utils.replication.confusion_frame`, as for the stored runs)."""
+    from camri_utils.replication import confusion_frame
 
-    c, name = runs.important_class, runs.important_name
-    matrices = {label: np.asarray(r.metrics["confusion_matrix"]) for label, r in runs.results.items()}
-    ce = matrices["CE"]
-    both = (ce[c] + ce[:, c]).astype(float)
-    both[c] = -1
-    closest = [int(k) for k in np.argsort(-both, kind="stable")[:nearest]]
-    rows = {(label, f"{k}: {runs.class_names[k]}"): {f"{name} missed as": m[c, k], f"{name} taken from": m[k, c]}
-            for label, m in matrices.items() for k in closest}
-    return pd.DataFrame(rows).T
+    matrices = {label: r.metrics["confusion_matrix"] for label, r in runs.results.items()}
+    return confusion_frame(matrices, runs.important_class, runs.class_names, nearest).astype(int)
 
 
 def angle_summary(runs):
     """Per run, from the cosines of the test features with every class weight (a CE run's
     dense kernel, its bias ignored): the important class's mean angle to its own weight, the
     other classes' mean, and the important class's angle variance relative to the others' mean
-    (below 1: more tightly gathered than the rest)."""
+    (below 1: more tightly gathered than the rest); :func:`camri_utils.replication.angle_measures`."""
     import pandas as pd
 
-    from camri_utils import angles
+    from camri_utils.replication import angle_measures
 
     c, name = runs.important_class, runs.important_name
     summary = {}
     for label, r in runs.results.items():
-        stats = angles.cosine_angle_stats(r.test_cosines, r.labels["test"])
-        summary[label] = {f"mean angle, {name}": stats.loc[c, "mean"],
-                          "mean angle, others": stats.drop(index=c)["mean"].mean(),
-                          f"relative variance, {name}": angles.relative_variance(stats, c).iloc[0]}
+        m = angle_measures(r.test_cosines, r.labels["test"], c)
+        summary[label] = {f"mean angle, {name}": m["mean"], "mean angle, others": m["others_mean"],
+                          f"relative variance, {name}": m["relative_variance"]}
     return pd.DataFrame(summary).T
 
 

@@ -31,7 +31,9 @@ LAYERS = [
     ({"data", "notebook"}, "datasets and running a chapter: they record the environment"),
     ({"training"}, "one trained run: data, model, loss, metrics, angles"),
     ({"stored_runs", "protocol"}, "many trained runs, stored and read back: a chapter's store, the paper's protocol"),
-    ({"cost", "exercises"}, "what reads the protocol and the analysis: cost estimates, the chapters' exercises"),
+    ({"cost", "exercises", "replication"},
+     "what reads the protocol and the analysis: cost estimates, the chapters' exercises, Part III's stored runs "
+     "beside the paper's Table 1"),
     ({"instructors", "student", "comparison", "cli"},
      "the tools people call: instructors' and students' pages, the Part III comparison, the command line"),
 ]

@@ -23,7 +23,7 @@ from camri_utils.protocol.store import load_records, load_scores, read_spec
 
 __all__ = ["Summary", "summarize", "report", "current_records", "spec_methods", "setting_text", "convergence",
            "reference_curves", "threshold_curve_frames", "curve_comparisons", "comparison_table", "comparison_cells",
-           "out_of_sample_cells", "plan_status", "REFERENCES"]
+           "out_of_sample_cells", "plan_status", "REFERENCES", "cell_complete", "seeds_text"]
 
 
 @dataclass
@@ -358,12 +358,12 @@ def setting_text(params):
     return ", ".join(parts)
 
 
-def _seeds_text(row):
+def seeds_text(row):
     n, planned = int(row["n_seeds"]), int(row.get("n_planned") or row["n_seeds"])
     return f"n={n}" if n >= planned else f"n = {n} of {planned}"
 
 
-def _cell_complete(status, method, c):
+def cell_complete(status, method, c):
     """Are all planned runs behind a table cell recorded?"""
     if not status:
         return True
@@ -382,7 +382,7 @@ def _cell(row, complete=True):
         # '-' says no setting kept accuracy only where every planned run is there.
         return "-" if complete else "- (runs missing)"
     cell = (f"{row['recall_mean']:.4f} ± {row['recall_std']:.4f} ({row['accuracy_mean']:.4f}); "
-            f"prec {row['precision_mean']:.3f}; {_seeds_text(row)}")
+            f"prec {row['precision_mean']:.3f}; {seeds_text(row)}")
     if row["method"] != "CE" and not pd.isna(row.get("recall_gain")):
         if int(row["n_seeds"]) > 1:
             cell += f"; Δ {row['recall_gain']:+.4f} [{row['gain_ci_low']:+.4f}, {row['gain_ci_high']:+.4f}]"
@@ -571,7 +571,7 @@ def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None
             "| method | " + " | ".join(roles) + " |", "| --- |" + " --- |" * len(roles)]
     for method in table_methods(records, expected):
         cells = [_cell(table[(table.method == method) & (table.role == role)].iloc[0].to_dict(),
-                       _cell_complete(status, method, roles[role])) for role in roles]
+                       cell_complete(status, method, roles[role])) for role in roles]
         head.append(f"| {method} | " + " | ".join(cells) + " |")
     head += ["", "Chosen settings: " + "; ".join(
         f"{r.method} {r.role}: {setting_text(r.setting)}" for r in table.itertuples()

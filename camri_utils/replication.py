@@ -1,0 +1,505 @@
+"""Part III's stored protocol runs as its chapters show them: the paper's Table 1 beside ours,
+the book's question answered in computed verdict lines, and the important class's confusions
+and angles, all read from a results folder of ``camri protocol`` (chapters 10 and 11; chapter 7
+reads Fashion-MNIST's folder the same way, with :func:`camri_utils.protocol.summarize`).
+
+In a chapter::
+
+    from camri_utils import replication
+    summary = replication.summarize(folder, "cifar10")     # refuses another dataset's folder
+    replication.table_1(summary)                           # the paper's rows and ours, Table 1's layout
+    for line in replication.verdict_lines(summary):        # every chosen setting against threshold moving
+        print(line)
+    print(replication.fashion_mnist_answer(summary))       # does chapter 7's answer hold here?
+    replication.confusions(summary, "worst1")              # CE, the control, CAMRI's chosen setting
+    replication.angle_summary(summary, folder, "worst1")
+
+The paper's numbers live here once (:data:`PAPER_TABLE_1`, the IJCNN 2022 poster's Table 1),
+never typed into a chapter. Where a comparison is undefined (no setting kept accuracy, a run not
+in the preset, a control that does not exist, one seed and so no interval) the text says so;
+no substitute value is ever shown.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from camri_utils import angles, stats
+from camri_utils.protocol import (ROLES, ProtocolError, comparison_cells, out_of_sample_cells, setting_key,
+                                  setting_text)
+from camri_utils.protocol import summarize as _summarize
+from camri_utils.protocol.report import cell_complete, seeds_text
+
+__all__ = ["PAPER_TABLE_1", "PAPER_LABEL", "PAPER_METHODS", "DATASET_NAMES", "ours_label", "summarize",
+           "progress_text", "paper_cell", "table_1", "gain_table", "VERDICT_METHODS", "verdicts", "verdict_lines",
+           "fashion_mnist_answer", "compared_runs", "confusion_frame", "confusions", "angle_measures",
+           "angle_summary", "class_angles", "angle_verdicts"]
+
+# The poster's Table 1 (reference/camri-poster-ijcnn2022.pdf; DESIGN.md quotes it): the mean
+# over ten trials of the important class's recall and, where the poster prints it, the accuracy.
+# None: "-" in the poster, no setting of the method kept the accuracy.
+PAPER_TABLE_1 = {
+    "cifar10": {
+        "CAMRI": {"worst1": (.7919, .8821), "worst2": (.8505, .8821), "median": (.9171, .8798)},
+        "ArcFace": {"worst1": (.7656, .8805), "worst2": (.8427, .8797), "median": (.9109, .8805)},
+        "CRWWCE": {"worst1": None, "worst2": None, "median": None},
+        "WCE": {"worst1": (.8023, .8797), "worst2": None, "median": None},
+        "CE": {"worst1": (.7383, None), "worst2": (.8342, None), "median": (.8886, .8796)},
+    },
+    "gtsrb": {
+        "CAMRI": {"worst1": (.8353, .9801), "worst2": (.9600, .9842), "median": (.9952, .9812)},
+        "ArcFace": {"worst1": (.8080, .9806), "worst2": (.9416, .9823), "median": (.9938, .9819)},
+        "CRWWCE": {"worst1": (.7966, .9809), "worst2": (.9233, .9808), "median": None},
+        "WCE": {"worst1": (.8293, .9807), "worst2": (.945, .9814), "median": None},
+        "CE": {"worst1": (.7600, None), "worst2": (.8700, None), "median": (.9896, .9800)},
+    },
+    "awa2": {
+        "CAMRI": {"worst1": (.1296, .6671), "worst2": (.2385, .6639), "median": (.6457, .6558)},
+        "ArcFace": {"worst1": (.1018, .6660), "worst2": (.1877, .6660), "median": (.6123, .6767)},
+        "CRWWCE": {"worst1": None, "worst2": None, "median": None},
+        "WCE": {"worst1": None, "worst2": None, "median": None},
+        "CE": {"worst1": (.1185, None), "worst2": (.1456, None), "median": (.5599, .6514)},
+    },
+}
+PAPER_METHODS = ("CAMRI", "ArcFace", "CRWWCE", "WCE", "CE")
+PAPER_LABEL = "paper (IJCNN 2022 poster, 10 trials, the authors' CNN)"
+DATASET_NAMES = {"cifar10": "CIFAR-10", "gtsrb": "GTSRB", "awa2": "AwA2"}
+_NETWORKS = {"cpu": "CPU-scale network", "full": "the authors' CNN"}
+
+
+def ours_label(spec):
+    """The row label of this book's numbers: ``this book (CPU-scale network, 5 seeds)`` (the
+    planned seeds; a cell resting on fewer says so)."""
+    network = _NETWORKS.get(spec.profile, f"{spec.profile} profile, {spec.model}: not a result")
+    n = len(spec.seeds)
+    return f"this book ({network}, {n} seed{'' if n == 1 else 's'})"
+
+
+def _check_dataset(spec, dataset, where):
+    if dataset not in PAPER_TABLE_1:
+        raise ValueError(f"dataset must be one of {sorted(PAPER_TABLE_1)} (the datasets of the paper's Table 1); "
+                         f"got {dataset!r}.")
+    if spec.dataset != dataset:
+        raise ProtocolError(f"{where} holds a protocol run on {spec.dataset!r}, not on {dataset!r}: pass the "
+                            f"folder of the {DATASET_NAMES[dataset]} run (results/{dataset}-cpu).")
+    if spec.important_class is not None:
+        raise ProtocolError(f"{where} fixes the important class (a rare-class run): the paper's Table 1 ranks the "
+                            "classes by CE recall (worst1, worst2, median).")
+
+
+def summarize(folder, dataset, accuracy_k=None):
+    """:func:`camri_utils.protocol.summarize` of ``folder``, refused (``ProtocolError`` naming
+    the folder) unless it holds a ranked protocol run on ``dataset``, one of the paper's."""
+    from camri_utils.protocol import read_spec
+
+    spec, _ = read_spec(folder)
+    _check_dataset(spec, dataset, folder)
+    return _summarize(folder, accuracy_k)
+
+
+def progress_text(summary):
+    """'' when every planned run is recorded, else ``Incomplete: 12 of 65 planned runs are
+    recorded`` (the report's count)."""
+    status = summary.status or {}
+    done = sum(d for d, _ in status.values())
+    total = sum(t for _, t in status.values())
+    return "" if done >= total else f"Incomplete: {done} of {total} planned runs are recorded"
+
+
+def paper_cell(value):
+    """One cell of the paper's table as the poster prints it: ``.7919 (.8821)``, ``.7383`` (no
+    accuracy printed), ``-`` (no setting kept accuracy)."""
+    if value is None:
+        return "-"
+    recall, accuracy = value
+    text = f"{recall:.4f}".lstrip("0").rstrip("0")
+    return text if accuracy is None else f"{text} ({f'{accuracy:.4f}'.lstrip('0').rstrip('0')})"
+
+
+def _ours_cell(summary, method, role):
+    """One cell of ours: ``0.7919 (0.8821)``, with ``n = 2 of 5`` where seeds are missing;
+    ``-`` (no setting kept accuracy), ``- (runs missing)``, ``not run`` (not in the preset)."""
+    table = summary.table
+    rows = table[(table.method == method) & (table.role == role)]
+    if rows.empty:
+        return "not run"
+    row = rows.iloc[0].to_dict()
+    if row["setting"] == "not run":
+        return "not run"
+    if row["setting"] == "-" or pd.isna(row.get("recall_mean")):
+        return "-" if cell_complete(summary.status, method, row["class"]) else "- (runs missing)"
+    cell = f"{row['recall_mean']:.4f} ({row['accuracy_mean']:.4f})"
+    seeds = seeds_text(row)
+    return cell if seeds.startswith("n=") else f"{cell}; {seeds}"
+
+
+def _roles(summary):
+    roles = list(summary.selection.important)
+    if roles != list(ROLES):
+        raise ProtocolError(f"the summary's important classes are {roles}, not the paper's roles {list(ROLES)}.")
+    return roles
+
+
+def table_1(summary, dataset=None):
+    """The paper's Table 1 and ours side by side, in its layout: one row per method and source
+    (:data:`PAPER_LABEL`, :func:`ours_label`), one column per role (worst1, worst2, median), each
+    cell the important class's test recall (accuracy), means over trials and seeds. Methods of
+    the paper first, then ours that the paper has not (their paper cell: ``not in the paper``).
+    ``-``: no setting kept accuracy; ``not run``: the preset trains no setting of it for that
+    role. ``attrs``: ``classes`` ({role: (class, name)}, ours; the poster does not name its
+    classes) and ``progress`` (:func:`progress_text`). ``dataset`` (default: the summary's) must
+    be the summary's."""
+    spec = summary.spec
+    _check_dataset(spec, dataset or spec.dataset, "the summary")
+    roles = _roles(summary)
+    paper = PAPER_TABLE_1[spec.dataset]
+    ours = ours_label(spec)
+    methods = list(PAPER_METHODS) + [m for m in dict.fromkeys(summary.table.method) if m not in PAPER_METHODS]
+    rows = {}
+    for method in methods:
+        rows[(method, PAPER_LABEL)] = ([paper_cell(paper[method][r]) for r in roles] if method in paper
+                                       else ["not in the paper"] * len(roles))
+        rows[(method, ours)] = [_ours_cell(summary, method, r) for r in roles]
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=roles)
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=["method", "source"])
+    names = _class_names(summary)
+    frame.attrs["classes"] = {r: (c, names.get(c, str(c))) for r, c in summary.selection.important.items()}
+    frame.attrs["progress"] = progress_text(summary)
+    return frame
+
+
+def _class_names(summary):
+    return dict(enumerate(next((r["class_names"] for r in summary.records if "class_names" in r), [])))
+
+
+def gain_table(summary):
+    """Per method of the paper and role: the paper's recall gain over CE (its means' difference;
+    NaN where either is '-'), and ours: the mean paired (same seed) gain with its Student-t 95%
+    interval and seeds (NaN where undefined: '-', not run, one seed for the interval). Columns
+    method, role, paper_gain, gain, gain_low, gain_high, n, n_planned, cell (ours, in words)."""
+    paper = PAPER_TABLE_1[summary.spec.dataset]
+    table = summary.table
+    rows = []
+    for method in PAPER_METHODS[:-1]:
+        for role in _roles(summary):
+            mine, ce = paper[method][role], paper["CE"][role]
+            paper_gain = mine[0] - ce[0] if mine is not None and ce is not None else np.nan
+            row = table[(table.method == method) & (table.role == role)]
+            row = row.iloc[0].to_dict() if not row.empty else {"setting": "not run"}
+            defined = row["setting"] not in ("-", "not run") and not pd.isna(row.get("recall_mean"))
+            gain = [row.get(k, np.nan) for k in ("recall_gain", "gain_ci_low", "gain_ci_high")] if defined \
+                else [np.nan] * 3
+            rows.append({"method": method, "role": role, "paper_gain": paper_gain, "gain": gain[0],
+                         "gain_low": gain[1], "gain_high": gain[2], "n": int(row.get("n_seeds", 0) or 0),
+                         "n_planned": int(row.get("n_planned", 0) or 0), "cell": _ours_cell(summary, method, role)})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# The book's question: every chosen setting against threshold moving
+# ------------------------------------------------------------------------------------------------
+VERDICT_METHODS = ("CAMRI", "ArcFace", "WCE")
+_MARGIN = ("CAMRI", "ArcFace")  # a cosine head with a margin: its control is normalized softmax
+
+
+def _points(mean, low, high):
+    text = f"{100 * mean:+.2f}"
+    return text if np.isnan(low) else f"{text} [{100 * low:+.2f}, {100 * high:+.2f}]"
+
+
+def verdicts(summary):
+    """For each role and each method of :data:`VERDICT_METHODS`, its chosen setting against
+    threshold moving on CE's curve and on its control's (normalized softmax at the same scale):
+    one row per (role, method, reference) with ``verdict`` (above, not told apart, below, as
+    :func:`camri_utils.protocol.curves.verdict`; or why there is none: ``not run``, ``no setting
+    kept accuracy``, ``no control``, ``undefined``), ``why`` (the reason in words, '' when there
+    is a verdict), ``resolved`` (a verdict resting on an interval: at least 2 seeds), and, where
+    defined, the columns of the report's comparison table (gaps with paired t intervals)."""
+    sel, table, comp = summary.selection, summary.table, summary.comparison
+    rows = []
+    for role, c in sel.important.items():
+        for method in VERDICT_METHODS:
+            cell = table[(table.method == method) & (table.role == role)]
+            setting = cell.setting.iloc[0] if not cell.empty else "not run"
+            base = {"role": role, "important_class": c, "method": method}
+            for ref in ("CE", "control"):
+                row = dict(base, reference=ref, setting="", verdict="", why="", resolved=False)
+                if setting == "not run":
+                    row.update(verdict="not run", why="the preset trains no setting of it for this role")
+                elif setting == "-" or sel.chosen.get((method, role)) is None:
+                    complete = cell_complete(summary.status, method, c)
+                    row.update(verdict="no setting kept accuracy",
+                               why="no setting kept validation accuracy" if complete
+                               else "no recorded setting kept validation accuracy (runs missing)")
+                else:
+                    params = sel.chosen[(method, role)].params
+                    row["setting"] = setting_key(params)
+                    if ref == "control" and method not in _MARGIN:
+                        row.update(verdict="no control", why=f"{method} keeps CE's dense head: its control is CE "
+                                                             "itself, the line against CE's curve")
+                    else:
+                        found = None if comp is None else comp[
+                            (comp.role == role) & (comp.method == method) & (comp.setting == row["setting"])
+                            & (comp.reference == ref)]
+                        if found is None or found.empty:
+                            what = ("no threshold curves in this run (no threshold biases or stored scores)"
+                                    if comp is None else
+                                    "no CE curve of the same seeds" if ref == "CE" else
+                                    f"no normalized-softmax run at s = {params.get('scale', float('nan')):g} of the "
+                                    "same seeds")
+                            row.update(verdict="undefined", why=what)
+                        else:
+                            found = found.iloc[0].to_dict()
+                            found.update({k: int(found[k]) for k in ("above", "on", "below") if k in found})
+                            row.update({k: v for k, v in found.items() if k not in row or k in ("verdict",)})
+                            # "above" rests on the oracle's interval, "below" on the out-of-sample one.
+                            n, n_oos = int(found["n"]), int(found.get("n_oos", 0))
+                            row["resolved"] = n >= 2 and (n_oos >= 2 or found["verdict"] == "above")
+                            if n < 2:
+                                row["why"] = f"{n} seed: no interval, so no verdict"
+                            elif not row["resolved"]:
+                                row["why"] = "no out-of-sample interval (no validation scores): 'below' untestable"
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _reference_words(row):
+    if row["reference"] == "CE":
+        return "CE's threshold curve"
+    scale = setting_text({"scale": _params(row["setting"]).get("scale", float("nan"))})
+    return f"its control's (normalized softmax, {scale})"
+
+
+def _params(setting):
+    import json
+
+    return json.loads(setting) if setting else {}
+
+
+def _planned_seeds(summary, method, c):
+    table = summary.table
+    row = table[(table.method == method) & (table["class"] == c)]
+    planned = row.n_planned.iloc[0] if not row.empty else np.nan
+    return len(summary.spec.seeds) if pd.isna(planned) or not planned else int(planned)
+
+
+def verdict_lines(summary):
+    """:func:`verdicts` in words, one line per chosen setting and reference: the verdict and
+    the numbers it rests on, in points (hundredths) with paired Student-t 95% intervals over
+    seeds: accuracy at the same recall against the oracle (the test curve's best: a bias chosen
+    on the test images, the upper bound of threshold moving) and out of sample (the reference's
+    bias chosen on validation), recall at the same accuracy (oracle), seeds above/on/below the
+    oracle, and the seeds it rests on (``n = 2 of 5`` while runs are missing). Where there is no
+    verdict, why."""
+    names = _class_names(summary)
+    lines = []
+    progress = progress_text(summary)
+    if progress:
+        lines.append(f"{progress}: the lines below rest on the runs recorded so far.")
+    for row in verdicts(summary).to_dict("records"):
+        c = row["important_class"]
+        head = f"{row['role']} ({names.get(c, c)}), {row['method']}"
+        if row["setting"]:
+            head += f" ({setting_text(row['setting'])})"
+        if row["verdict"] in ("not run", "no setting kept accuracy"):
+            if row["reference"] == "CE":  # one line per method is enough
+                lines.append(f"{head}: {row['why']}; nothing to compare.")
+            continue
+        if row["verdict"] in ("no control", "undefined"):
+            words = "its control" if row["reference"] == "control" else "CE's threshold curve"
+            lines.append(f"{head} against {words}: no comparison ({row['why']}).")
+            continue
+        recall, accuracy, _, seeds = comparison_cells(row, points=True)
+        oos_accuracy = out_of_sample_cells(row, points=True)[0]
+        n_planned = _planned_seeds(summary, row["method"], c)
+        n = seeds_text({"n_seeds": row["n"], "n_planned": n_planned}).replace("n=", "n = ")
+        verdict = row["verdict"] + (f" ({row['why']})" if row["why"] else "")
+        lines.append(f"{head} against {_reference_words(row)}: {verdict}. Accuracy at the same recall, in points: "
+                     f"oracle {accuracy}, out of sample {oos_accuracy}; recall at the same accuracy (oracle) "
+                     f"{recall}; seeds above/on/below the oracle {seeds}; {n}.")
+    return lines
+
+
+def fashion_mnist_answer(summary):
+    """One line: does the Fashion-MNIST answer (chapter 7: the margin moves along its own head's
+    trade-off; CAMRI's chosen setting is not told apart from its control's threshold curve)
+    hold on this dataset? Computed from :func:`verdicts` of CAMRI against its control, per role
+    where it rests on an interval (at least 2 seeds); the roles where it is undefined are named
+    with why, and an incomplete run is said to be one."""
+    name = DATASET_NAMES.get(summary.spec.dataset, summary.spec.dataset)
+    rows = verdicts(summary)
+    camri = rows[(rows.method == "CAMRI") & (rows.reference == "control")].to_dict("records")
+    decided = [r for r in camri if r["resolved"] and r["verdict"] in ("above", "not told apart", "below")]
+    undecided = [r for r in camri if r not in decided]
+    progress = progress_text(summary)
+    tail = ""
+    if undecided:
+        tail += " Undefined for " + "; ".join(f"{r['role']} ({r['why'] or r['verdict']})" for r in undecided) + "."
+    if progress:
+        tail += f" {progress}: the answer may change."
+
+    def cite(r):
+        return (f"{r['role']} {setting_text(r['setting'])}: accuracy at the same recall "
+                f"{_points(r['accuracy_gap'], r['accuracy_gap_low'], r['accuracy_gap_high'])} points against the "
+                f"oracle, {_points(r['oos_accuracy_gap'], r['oos_accuracy_gap_low'], r['oos_accuracy_gap_high'])} "
+                "out of sample")
+
+    if not decided:
+        return (f"Does the Fashion-MNIST answer hold on {name}? Not answerable from these records: no CAMRI setting "
+                f"has a verdict against its control resting on two or more seeds.{tail}")
+    off = [r for r in decided if r["verdict"] != "not told apart"]
+    if not off:
+        return (f"Does the Fashion-MNIST answer hold on {name}? Yes, in {len(decided)} of {len(camri)} roles: CAMRI's "
+                "chosen setting is not told apart from its control's threshold curve (the margin moves along its "
+                "own head's trade-off): " + "; ".join(cite(r) for r in decided) + f".{tail}")
+    return (f"Does the Fashion-MNIST answer hold on {name}? No: CAMRI's chosen setting is "
+            + "; ".join(f"{r['verdict']} its control's threshold curve for {cite(r)}" for r in off)
+            + (f"; not told apart for " + "; ".join(cite(r) for r in decided if r not in off)
+               if len(off) < len(decided) else "") + f".{tail}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The important class's confusions and angles: CE, the control and CAMRI's chosen setting
+# ------------------------------------------------------------------------------------------------
+def compared_runs(summary, role, camri=None):
+    """{label: records}: CE, CAMRI's setting for ``role`` (``camri``: its params; default the
+    chosen one) and its control (normalized softmax at the same scale), each with the records of
+    every recorded seed. Without a chosen setting (and none passed): CE only."""
+    sel = summary.selection
+    if role not in sel.important:
+        raise ValueError(f"role must be one of {list(sel.important)}; got {role!r}.")
+    c = sel.important[role]
+    out = {"CE": sorted(sel.ce, key=lambda r: r["seed"])}
+    if camri is None:
+        best = sel.chosen.get(("CAMRI", role))
+        camri = None if best is None else best.params
+    if camri is None:
+        return out
+    key = setting_key(camri)
+    mine = [r for r in summary.records if r["method"] == "CAMRI" and r.get("important_class") == c
+            and "source_run" not in r and setting_key(r["params"]) == key]
+    if not mine:
+        raise ValueError(f"no CAMRI run of {setting_text(camri)} for {role} (class {c}) in these records.")
+    scale = camri["scale"]
+    control = [r for r in summary.records if r["method"] == "NormSoftmax" and "source_run" not in r
+               and r["params"].get("scale") == scale]
+    out[f"control: NormSoftmax {setting_text({'scale': scale})}"] = sorted(control, key=lambda r: r["seed"])
+    out[f"CAMRI {setting_text(camri)}"] = sorted(mine, key=lambda r: r["seed"])
+    return out
+
+
+def confusion_frame(matrices, c, class_names, nearest=3, reference="CE"):
+    """For the ``nearest`` classes most confused with class ``c`` under ``reference`` (both
+    ways), per label of ``matrices`` ({label: confusion matrix, true x predicted}): images of
+    ``c`` sent there (*missed as*) and theirs taken for ``c`` (*taken from*)."""
+    matrices = {label: np.asarray(m, float) for label, m in matrices.items()}
+    if reference not in matrices:
+        raise ValueError(f"reference {reference!r} is not one of the labels {list(matrices)}.")
+    ref = matrices[reference]
+    if ref.ndim != 2 or ref.shape[0] != ref.shape[1] or not 0 <= c < len(ref):
+        raise ValueError(f"class {c!r} and a square confusion matrix are needed; got shape {ref.shape}.")
+    both = ref[c] + ref[:, c]
+    both[c] = -1
+    closest = [int(k) for k in np.argsort(-both, kind="stable")[:nearest]]
+    name = class_names[c]
+    rows = {(label, f"{k}: {class_names[k]}"): {f"{name} missed as": m[c, k], f"{name} taken from": m[k, c]}
+            for label, m in matrices.items() for k in closest}
+    return pd.DataFrame(rows).T
+
+
+def confusions(summary, role, nearest=3, camri=None):
+    """The important class's test confusions (:func:`confusion_frame`) under CE, its control and
+    CAMRI's setting (:func:`compared_runs`), from the records' confusion matrices, as the mean
+    number of images per seed; labels carry their seeds (``n = 2 of 5`` while runs are missing)."""
+    c = summary.selection.important[role]
+    planned = len(summary.spec.seeds)
+    runs = compared_runs(summary, role, camri)
+    matrices = {f"{label} ({seeds_text({'n_seeds': len(rs), 'n_planned': planned})})":
+                np.mean([r["confusion_matrix"] for r in rs], axis=0) for label, rs in runs.items() if rs}
+    names = summary.records[0]["class_names"]
+    return confusion_frame(matrices, c, names, nearest, reference=next(iter(matrices)))
+
+
+def angle_measures(cosines, labels, c, class_weights=None, margin=0.0):
+    """The important class ``c``'s angles in one model, from its test cosines (N, C) of each
+    feature with each class weight: ``mean`` (its mean angle to its own weight, degrees),
+    ``others_mean`` (the other classes' mean of theirs), ``relative_mean``, ``relative_variance``
+    (:mod:`camri_utils.angles`); with ``class_weights`` (d, C), the rest of
+    :func:`camri_utils.angles.class_geometry` (room, decision gaps)."""
+    stats_ = angles.cosine_angle_stats(cosines, labels)
+    out = {"mean": float(stats_.loc[c, "mean"]), "others_mean": float(stats_.drop(index=c)["mean"].mean()),
+           "relative_mean": float(angles.relative_mean(stats_, c).iloc[0]),
+           "relative_variance": float(angles.relative_variance(stats_, c).iloc[0])}
+    if class_weights is not None:
+        out.update(angles.class_geometry(cosines, labels, class_weights, c, margin))
+    return out
+
+
+def _per_seed_angles(summary, folder, role, camri=None):
+    from camri_utils.protocol import load_scores
+
+    c = summary.selection.important[role]
+    rows = []
+    for label, runs in compared_runs(summary, role, camri).items():
+        for r in runs:
+            s = load_scores(folder, r)
+            cos = s["test_cosines"] if "test_cosines" in s else s["test"]  # a dense head's: cosines stored apart
+            rows.append({"label": label, "seed": r["seed"],
+                         **angle_measures(cos, s["y_test"], c, s["class_weights"], r["params"].get("margin", 0.0)),
+                         "class_means": angles.cosine_angle_stats(cos, s["y_test"])["mean"].to_numpy()})
+    return pd.DataFrame(rows)
+
+
+_SHOWN = (("mean", "mean angle, {name} (deg)"), ("others_mean", "mean angle, other classes (deg)"),
+          ("relative_mean", "relative mean"), ("relative_variance", "relative variance"),
+          ("nearest_angle", "room of W_c (deg)"), ("gap_median", "median decision gap (deg)"))
+
+
+def angle_summary(summary, folder, role, camri=None):
+    """Per run label (CE, the control, CAMRI's setting: :func:`compared_runs`), the important
+    class's angles from the stored test cosines and class weights (:func:`angle_measures`),
+    mean over seeds, with the seeds (``n``). A CE run's cosines are those of its features with
+    its dense kernel's columns (its bias ignored)."""
+    per_seed = _per_seed_angles(summary, folder, role, camri)
+    name = summary.records[0]["class_names"][summary.selection.important[role]]
+    frame = per_seed.groupby("label", sort=False)[[k for k, _ in _SHOWN]].mean()
+    frame.insert(0, "n", per_seed.groupby("label", sort=False).seed.count())
+    return frame.rename(columns={k: words.format(name=name) for k, words in _SHOWN})
+
+
+def class_angles(summary, folder, role, camri=None):
+    """Every class's mean angle to its own class weight (degrees, mean over seeds), one column
+    per run label of :func:`compared_runs`; the index names the classes, the important one
+    marked with *."""
+    per_seed = _per_seed_angles(summary, folder, role, camri)
+    c = summary.selection.important[role]
+    names = summary.records[0]["class_names"]
+    frame = pd.DataFrame({label: np.mean(np.stack(g.class_means.to_list()), axis=0)
+                          for label, g in per_seed.groupby("label", sort=False)})
+    frame.index = [f"{k}: {n}{' *' if k == c else ''}" for k, n in enumerate(names)]
+    return frame
+
+
+def angle_verdicts(summary, folder, role, camri=None):
+    """CAMRI's setting against its control and against CE on the important class's angles,
+    paired by seed (:func:`camri_utils.stats.paired_verdict`: holds, reversed, unresolved):
+    closer (mean angle, relative mean: lower), tighter (relative variance: lower), more room
+    (room of W_c: higher), larger median decision gap (higher). Empty without a CAMRI setting."""
+    per_seed = _per_seed_angles(summary, folder, role, camri)
+    labels = list(dict.fromkeys(per_seed.label))
+    if len(labels) < 3:
+        return pd.DataFrame(columns=["against", "measure", "n", "mean", "control_mean", "diff", "low", "high",
+                                     "verdict"])
+    ce, control, mine = labels
+    claims = (("mean", "lower"), ("relative_mean", "lower"), ("relative_variance", "lower"),
+              ("nearest_angle", "higher"), ("gap_median", "higher"))
+    name = summary.records[0]["class_names"][summary.selection.important[role]]
+    words = dict(_SHOWN)
+    rows = []
+    for against in (control, ce):
+        for column, claimed in claims:
+            by_seed = {lab: dict(zip(g.seed, g[column])) for lab, g in per_seed.groupby("label")}
+            v = stats.paired_verdict(by_seed[mine], by_seed[against], claimed)
+            rows.append({"against": against, "measure": words[column].format(name=name), "claimed": claimed, **v})
+    return pd.DataFrame(rows)

@@ -1,0 +1,283 @@
+"""Part III's stored runs as chapters 10 and 11 show them (camri_utils.replication): the paper's
+Table 1 beside ours, the verdict lines and the one-line answer, the important class's confusions
+and angles. On a quick fixture protocol run in CIFAR-10's format with role_grids (2 seeds; a
+smoke test of the code, not a result), its comparisons rebuilt from hand-made per-seed gaps where
+a verdict must come out exactly, and on hostile folders (another dataset, empty, incomplete)."""
+
+import dataclasses
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+from sklearn.metrics import confusion_matrix
+
+from camri_utils import protocol, replication
+from camri_utils.data import fixtures
+from camri_utils.protocol.report import comparison_table
+
+_M = math.pi / 64
+_AUTHORS = [{"margin": 4 * _M, "scale": 16.0}]
+K_ALL = 100.0  # accuracy_k so large that every setting keeps "accuracy" (the fixture trains to chance)
+
+
+def _spec():
+    return protocol.ProtocolSpec(
+        "cifar10", "quick", "mlp", epochs=1, batch_size=32, learning_rate=1e-3, seeds=[0, 1],
+        camri_grid=[{"margin": 4 * _M, "scale": 16.0}, {"margin": 8 * _M, "scale": 8.0}], arcface_grid=_AUTHORS,
+        wce_weights=[4.0], crwwce_weights=[], feature_dim=8, note="test", validation_size=40,
+        normsoftmax_grid=[{"scale": 16.0}, {"scale": 8.0}], threshold_biases=[0.0, 1.0],
+        role_grids={"worst2": {"camri_grid": _AUTHORS, "wce_weights": []},
+                    "median": {"camri_grid": _AUTHORS, "wce_weights": []}})
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    from camri_utils import data
+
+    root = tmp_path_factory.mktemp("replication")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CAMRI_CACHE_DIR", str(root / "cache"))
+        ds = data.load("cifar10", data_dir=fixtures.write("cifar10", root / "fx", per_class=12))
+        protocol.run(_spec(), root / "results", progress=False, dataset=ds)
+    return root / "results"
+
+
+@pytest.fixture(scope="module")
+def summary(folder):
+    return replication.summarize(folder, "cifar10", accuracy_k=K_ALL)
+
+
+def _chosen_records(summary, method, role):
+    return summary.selection.chosen[(method, role)].runs
+
+
+# The paper's Table 1 and ours
+
+def test_table_1_holds_the_papers_numbers_and_ours_in_its_layout(summary):
+    table = replication.table_1(summary, "cifar10")
+    assert list(table.columns) == ["worst1", "worst2", "median"]
+    paper, ours = replication.PAPER_LABEL, "this book (quick profile, mlp: not a result, 2 seeds)"
+    assert paper == "paper (IJCNN 2022 poster, 10 trials, the authors' CNN)"
+    # The poster's cells as it prints them: '-' where no setting kept accuracy, CE's accuracy only in the median.
+    assert table.loc[("CAMRI", paper)].tolist() == [".7919 (.8821)", ".8505 (.8821)", ".9171 (.8798)"]
+    assert table.loc[("WCE", paper)].tolist() == [".8023 (.8797)", "-", "-"]
+    assert table.loc[("CE", paper)].tolist() == [".7383", ".8342", ".8886 (.8796)"]
+    # Ours: WCE trains on worst1 only (role_grids), CRWWCE not at all: 'not run', never '-'.
+    assert table.loc[("WCE", ours), "worst2"] == "not run" and table.loc[("CRWWCE", ours)].tolist() == ["not run"] * 3
+    assert table.loc[("NormSoftmax", paper)].tolist() == ["not in the paper"] * 3
+    # Our CAMRI cell from the chosen setting's records, by hand.
+    for role, c in summary.selection.important.items():
+        runs = _chosen_records(summary, "CAMRI", role)
+        expected = f"{np.mean([r['recall'][c] for r in runs]):.4f} ({np.mean([r['accuracy'] for r in runs]):.4f})"
+        assert table.loc[("CAMRI", ours), role] == expected
+    assert table.attrs["progress"] == ""
+    assert {role: c for role, (c, _) in table.attrs["classes"].items()} == summary.selection.important
+
+
+def test_the_cpu_presets_label_and_the_papers_gtsrb_cells():
+    assert replication.ours_label(protocol.preset("cifar10", "cpu")) == "this book (CPU-scale network, 5 seeds)"
+    gtsrb = replication.PAPER_TABLE_1["gtsrb"]
+    assert replication.paper_cell(gtsrb["WCE"]["worst2"]) == ".945 (.9814)"
+    assert replication.paper_cell(gtsrb["CRWWCE"]["median"]) == "-"
+    assert set(replication.PAPER_TABLE_1) == {"cifar10", "gtsrb", "awa2"}
+    for rows in replication.PAPER_TABLE_1.values():
+        assert set(rows) == set(replication.PAPER_METHODS)
+
+
+def _dash(summary, method, role):
+    """The summary as summarize makes it when no setting of ``method`` keeps accuracy for ``role``."""
+    chosen = {**summary.selection.chosen, (method, role): None}
+    table = summary.table.copy()
+    at = (table.method == method) & (table.role == role)
+    table.loc[at, "setting"] = "-"
+    table.loc[at, ["recall_mean", "accuracy_mean"]] = np.nan
+    return dataclasses.replace(summary, selection=dataclasses.replace(summary.selection, chosen=chosen), table=table)
+
+
+def test_no_setting_kept_gives_dash_not_not_run(summary, folder):
+    dashed = _dash(summary, "CAMRI", "worst1")
+    ours = replication.table_1(dashed).xs("this book (quick profile, mlp: not a result, 2 seeds)", level="source")
+    assert ours.loc["CAMRI", "worst1"] == "-" and ours.loc["WCE", "worst2"] == "not run"
+    lines = replication.verdict_lines(dashed)
+    line = next(x for x in lines if x.startswith("worst1 (") and ", CAMRI:" in x)
+    assert line.endswith(": no setting kept validation accuracy; nothing to compare.")
+    assert "Undefined for worst1 (no setting kept validation accuracy)" in replication.fashion_mnist_answer(dashed)
+    # The same through the real selection rule, wherever it leaves a cell empty.
+    strict = replication.summarize(folder, "cifar10", accuracy_k=0.0)
+    ours = replication.table_1(strict).xs("this book (quick profile, mlp: not a result, 2 seeds)", level="source")
+    for (method, role), best in strict.selection.chosen.items():
+        if method in ("CAMRI", "ArcFace") and best is None:
+            assert ours.loc[method, role] == "-"
+
+
+def test_gain_table_pairs_the_papers_gain_with_ours(summary):
+    gains = replication.gain_table(summary).set_index(["method", "role"])
+    assert gains.loc[("CAMRI", "worst1"), "paper_gain"] == pytest.approx(.7919 - .7383, abs=1e-12)
+    assert np.isnan(gains.loc[("WCE", "worst2"), "paper_gain"]) and np.isnan(gains.loc[("WCE", "worst2"), "gain"])
+    c = summary.selection.important["worst1"]
+    ce = {r["seed"]: r["recall"][c] for r in summary.selection.ce}
+    diffs = [r["recall"][c] - ce[r["seed"]] for r in _chosen_records(summary, "CAMRI", "worst1")]
+    assert gains.loc[("CAMRI", "worst1"), "gain"] == pytest.approx(np.mean(diffs), abs=1e-12)
+
+
+# The verdict lines and the answer
+
+def test_verdict_lines_name_the_reports_numbers(summary):
+    rows = replication.verdicts(summary)
+    assert len(rows) == 3 * 3 * 2  # roles x methods x references
+    comp = summary.comparison
+    lines = replication.verdict_lines(summary)
+    for row in rows[rows.verdict.isin(["above", "not told apart", "below"])].itertuples():
+        mine = comp[(comp.role == row.role) & (comp.method == row.method) & (comp.setting == row.setting)
+                    & (comp.reference == row.reference)].iloc[0]
+        assert row.verdict == mine.verdict and row.resolved  # two seeds: an interval
+        words = "CE's threshold curve" if row.reference == "CE" else "its control's"
+        line = next(x for x in lines if x.startswith(f"{row.role} (") and f", {row.method} (" in x and words in x)
+        assert f"oracle {100 * mine.accuracy_gap:+.2f} [{100 * mine.accuracy_gap_low:+.2f}, " in line
+        assert f"out of sample {100 * mine.oos_accuracy_gap:+.2f} [" in line and line.endswith("n = 2.")
+    wce = rows[(rows.method == "WCE") & (rows.role == "worst1") & (rows.reference == "control")].iloc[0]
+    assert wce.verdict == "no control" and "its control is CE itself" in wce.why
+    assert any(x.startswith("worst2 (") and ", WCE: the preset trains no setting of it" in x for x in lines)
+
+
+def _rebuilt(summary, per_seed_gaps):
+    """The summary with CAMRI's worst1 comparison with its control replaced by hand-made
+    per-seed accuracy gaps (oracle and out of sample equal), its table rebuilt by the report."""
+    per_seed = summary.comparisons.copy()
+    key = protocol.setting_key(summary.selection.chosen[("CAMRI", "worst1")].params)
+    mask = ((per_seed.role == "worst1") & (per_seed.method == "CAMRI") & (per_seed.setting == key)
+            & (per_seed.reference == "control"))
+    rows = per_seed[mask].sort_values("seed").iloc[:len(per_seed_gaps)].copy()
+    rows["accuracy_gap"] = rows["oos_accuracy_gap"] = per_seed_gaps
+    per_seed = pd.concat([per_seed[~mask], rows])
+    return dataclasses.replace(summary, comparisons=per_seed, comparison=comparison_table(per_seed))
+
+
+@pytest.mark.parametrize("gaps,verdict", [([-0.020, -0.021], "below"), ([0.020, 0.021], "above")])
+def test_a_margin_off_its_controls_curve_says_no_with_its_numbers(summary, gaps, verdict):
+    below = _rebuilt(summary, gaps)
+    row = replication.verdicts(below).set_index(["role", "method", "reference"]).loc[("worst1", "CAMRI", "control")]
+    assert row.verdict == verdict
+    half = st.t.ppf(0.975, 1) * np.std(gaps, ddof=1) / np.sqrt(2)  # the paired t interval, by hand
+    mean = np.mean(gaps)
+    assert (row.accuracy_gap_low, row.accuracy_gap_high) == pytest.approx((mean - half, mean + half), abs=1e-12)
+    answer = replication.fashion_mnist_answer(below)
+    assert answer.startswith("Does the Fashion-MNIST answer hold on CIFAR-10? No: CAMRI's chosen setting is "
+                             f"{verdict} its control's threshold curve for worst1")
+    assert f"{100 * mean:+.2f} [{100 * (mean - half):+.2f}, {100 * (mean + half):+.2f}] points" in answer
+
+
+def test_an_answer_holds_only_where_every_verdict_is_not_told_apart(summary):
+    held = _rebuilt(summary, [0.01, -0.01])
+    verdicts = replication.verdicts(held)
+    camri = verdicts[(verdicts.method == "CAMRI") & (verdicts.reference == "control")]
+    assert camri.set_index("role").verdict["worst1"] == "not told apart"  # [+1, -1] points: the interval holds 0
+    answer = replication.fashion_mnist_answer(held)
+    if (camri.verdict == "not told apart").all():
+        assert "? Yes, in 3 of 3 roles" in answer
+    else:
+        assert "? No:" in answer
+
+
+def test_one_seed_gives_no_verdict_and_no_answer(summary):
+    one = _rebuilt(summary, [-0.02])
+    row = replication.verdicts(one).set_index(["role", "method", "reference"]).loc[("worst1", "CAMRI", "control")]
+    assert not row.resolved and row.why == "1 seed: no interval, so no verdict"
+    assert "Undefined for worst1 (1 seed: no interval, so no verdict)" in replication.fashion_mnist_answer(one)
+
+
+def test_a_missing_control_is_undefined_not_substituted(summary):
+    comp = summary.comparison
+    gone = dataclasses.replace(summary, comparison=comp[~((comp.method == "CAMRI") & (comp.reference == "control"))])
+    rows = replication.verdicts(gone)
+    camri = rows[(rows.method == "CAMRI") & (rows.reference == "control")]
+    assert (camri.verdict == "undefined").all()
+    assert camri.why.str.startswith("no normalized-softmax run at s = ").all()
+    assert np.isnan(camri.accuracy_gap).all() if "accuracy_gap" in camri else True
+    assert "Not answerable from these records" in replication.fashion_mnist_answer(gone)
+    none = dataclasses.replace(summary, comparison=None)
+    assert "no threshold curves in this run" in replication.verdicts(none).why.iloc[0]
+
+
+# The important class's confusions and angles
+
+def _stored(folder, record):
+    return protocol.load_scores(folder, record)
+
+
+def test_confusions_are_the_records_mean_matrices(folder, summary):
+    c = summary.selection.important["worst1"]
+    frame = replication.confusions(summary, "worst1", nearest=3)
+    runs = replication.compared_runs(summary, "worst1")
+    assert len(runs) == 3 and list(runs)[1] == "control: NormSoftmax s = " + f"{runs[list(runs)[2]][0]['params']['scale']:g}"
+    name = summary.records[0]["class_names"][c]
+    for label, records in runs.items():
+        # Independently: scikit-learn's confusion matrix of each run's stored test scores, mean over seeds.
+        mean = np.mean([confusion_matrix(_stored(folder, r)["y_test"], _stored(folder, r)["test"].argmax(1),
+                                         labels=range(10)) for r in records], axis=0)
+        part = frame.loc[f"{label} (n=2)"]
+        for k_text, row in part.iterrows():
+            k = int(k_text.split(":")[0])
+            assert row[f"{name} missed as"] == mean[c, k] and row[f"{name} taken from"] == mean[k, c]
+
+
+def test_angle_summary_matches_float64_numpy(folder, summary):
+    c = summary.selection.important["worst1"]
+    frame = replication.angle_summary(summary, folder, "worst1")
+    name = summary.records[0]["class_names"][c]
+    for label, records in replication.compared_runs(summary, "worst1").items():
+        means = []
+        for r in records:
+            s = _stored(folder, r)
+            cos = (s["test_cosines"] if r["method"] == "CE" else s["test"]).astype(np.float64)
+            y = s["y_test"]
+            means.append(np.degrees(np.arccos(np.clip(cos[y == c, c], -1, 1))).mean())
+        # Same inputs, summed in another order: equal to rounding.
+        assert frame.loc[label, f"mean angle, {name} (deg)"] == pytest.approx(np.mean(means), rel=1e-12)
+        assert frame.loc[label, "n"] == 2
+    classes = replication.class_angles(summary, folder, "worst1")
+    assert classes.index[c].endswith(" *") and list(classes.columns) == list(frame.index)
+    assert classes.iloc[c].tolist() == pytest.approx(frame[f"mean angle, {name} (deg)"].tolist(), rel=1e-12)
+    tests = replication.angle_verdicts(summary, folder, "worst1")
+    assert len(tests) == 10 and set(tests.verdict) <= {"holds", "reversed", "unresolved"}
+
+
+# Hostile folders
+
+def test_another_datasets_folder_is_refused(folder):
+    with pytest.raises(protocol.ProtocolError, match="holds a protocol run on 'cifar10', not on 'gtsrb'"):
+        replication.summarize(folder, "gtsrb")
+    with pytest.raises(ValueError, match="the datasets of the paper's Table 1"):
+        replication.summarize(folder, "fashion_mnist")
+
+
+def test_an_empty_folder_says_no_ce_records(folder, tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "runs").mkdir(parents=True)
+    shutil.copy(folder / "protocol.json", empty / "protocol.json")
+    with pytest.raises(protocol.ProtocolError, match="no CE records"):
+        replication.summarize(empty, "cifar10")
+    with pytest.raises(protocol.ProtocolError):
+        replication.summarize(tmp_path / "nowhere", "cifar10")
+
+
+def test_an_incomplete_folder_says_so_everywhere(folder, tmp_path):
+    part = tmp_path / "part"
+    shutil.copytree(folder, part, ignore=shutil.ignore_patterns(".locks"))
+    summary = replication.summarize(folder, "cifar10", accuracy_k=K_ALL)
+    for r in _chosen_records(summary, "CAMRI", "worst1"):  # drop seed 1 of CAMRI's chosen worst1 setting
+        if r["seed"] == 1:
+            for suffix in (".json", ".npz"):
+                (part / "runs" / f"{r['run_id']}{suffix}").unlink()
+    incomplete = replication.summarize(part, "cifar10", accuracy_k=K_ALL)
+    table = replication.table_1(incomplete)
+    assert table.attrs["progress"].startswith("Incomplete: ")
+    ours = table.xs("this book (quick profile, mlp: not a result, 2 seeds)", level="source")
+    assert any(cell.endswith("; n = 1 of 2") for cell in ours.loc["CAMRI"])
+    lines = replication.verdict_lines(incomplete)
+    assert lines[0].startswith("Incomplete: ") and "the answer may change" in replication.fashion_mnist_answer(
+        incomplete)
+    assert any("n = 1 of 2" in label for label in replication.confusions(incomplete, "worst1").index.get_level_values(0))
