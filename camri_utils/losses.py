@@ -233,7 +233,8 @@ def _cosines(cosine):
 # --------------------------------------------------------------------------------------------
 # The angular-margin family as functions
 # --------------------------------------------------------------------------------------------
-def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False, easy_margin=False):
+def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False,
+                  easy_margin=False):
     """The margin-adjusted cosine ``cos(m1 * theta + m2) - m3`` of every entry of
     ``cosine``, in float32. Each margin is a float or one value per class (per
     column of ``cosine``).
@@ -243,8 +244,9 @@ def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False, easy_margin=F
     ``cos(theta) - m2 sin(m2) - m3`` for columns with ``m1 = 1``, SphereFace's
     ``(-1)^k cos(phi) - 2k - m3`` with ``k = floor(phi / pi)`` for the others.
     ``easy_margin=True`` (ArcFace's "easy margin") applies the margin only where
-    ``cos(theta) > 0`` and leaves ``cos(theta)`` itself elsewhere, so a feature more than
-    90 degrees from its class weight is pulled back as without a margin. NaN cosines give NaN.
+    ``cos(theta) > 0`` and leaves ``cos(theta)`` itself elsewhere, so a feature more
+    than 90 degrees from its class weight is pulled back as without a margin. NaN
+    cosines give NaN.
 
     Example:
         >>> import numpy as np
@@ -254,14 +256,16 @@ def margin_cosine(cosine, m1=1.0, m2=0.0, m3=0.0, monotonic=False, easy_margin=F
         array([[ 0.024, -0.948]], dtype=float32)
         >>> np.round(margin_cosine(cos, m2=0.5, monotonic=True).numpy(), 3)
         array([[ 0.024, -1.225]], dtype=float32)
-        >>> np.round(margin_cosine(cos, m2=0.5, easy_margin=True).numpy(), 3)  # 170 deg: cos itself
+        >>> # at 170 deg the easy margin leaves the cosine itself
+        >>> np.round(margin_cosine(cos, m2=0.5, easy_margin=True).numpy(), 3)
         array([[ 0.024, -0.985]], dtype=float32)
     """
     cosine = ops.clip(ops.cast(ops.convert_to_tensor(cosine), "float32"), -1.0, 1.0)
     n = cosine.shape[-1] if len(cosine.shape) else None
     m1, m2, m3 = (_margin_tensor(_check_margin(slot, m, n))
                   for slot, m in zip(_SLOTS, (m1, m2, m3)))
-    return _target_cosine(cosine, m1, m2, m3, checks.check_bool(monotonic, "monotonic"),
+    return _target_cosine(cosine, m1, m2, m3,
+                          checks.check_bool(monotonic, "monotonic"),
                           checks.check_bool(easy_margin, "easy_margin"))
 
 
@@ -617,12 +621,13 @@ class CAMRILoss(AngularMarginLoss):
 
     margin_slot = "m2"
 
-    def __init__(self, n_classes, important_classes, margin=math.pi / 16, scale=16.0,
-                 monotonic=False, easy_margin=False, reduction="sum_over_batch_size", name=None,
-                 dtype=None):
+    def __init__(self, n_classes, important_classes, margin=math.pi / 16,
+                 scale=16.0, monotonic=False, easy_margin=False,
+                 reduction="sum_over_batch_size", name=None, dtype=None):
         margin_kwarg = self._named_margin(margin, important_classes, n_classes)
-        super().__init__(scale=scale, n_classes=n_classes, monotonic=monotonic, easy_margin=easy_margin,
-                         reduction=reduction, name=name, dtype=dtype, **margin_kwarg)
+        super().__init__(scale=scale, n_classes=n_classes, monotonic=monotonic,
+                         easy_margin=easy_margin, reduction=reduction, name=name,
+                         dtype=dtype, **margin_kwarg)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
