@@ -112,7 +112,7 @@ def _compute(fact):
         return f"CPU: {run} (its {fact['profile']} profile)"
     if where == "records":
         rec = fact["records"]
-        made = (f"; its {rec[1]} records ran {rec[2]:.1f} h in all (2-core CPU, `camri protocol`)" if rec else "")
+        made = (f"; its {rec[1]} records ran {rec[2]:.1f} h in all (two-core CPU, `camri protocol`)" if rec else "")
         return f"reads committed records: {run} on a CPU{made}"
     estimate = fact.get("estimate")
     gpu = (f"a GPU and the data (Colab): about {estimate[0]} min on a {estimate[1]} in float32, {estimate[2]} "
