@@ -9,7 +9,7 @@ once, at the end, and only reported.
 With an ``output_dir`` a run writes ``config.json``, ``history.csv`` (one row per epoch),
 TensorBoard logs (with a histogram of the important class's angles to its class weight), a
 ``backup/`` for resuming an interrupted run of the same configuration, ``model.keras`` and
-``metrics.json``.
+``metrics.json``. An ``output_dir`` holding a run of another configuration is refused.
 
 Example (trains for a few seconds on scikit-learn's digits):
     >>> from camri_utils.training import TrainConfig, train
@@ -650,6 +650,41 @@ def _divergence(history, scores):
     return None
 
 
+# What a run writes into its output_dir: a folder holding any of these is a run's.
+_RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.keras", "tensorboard", "backup")
+
+
+def _check_output_dir(config):
+    """Refuse an ``output_dir`` that holds a run of another configuration (its ``config.json``
+    says so) or a run's files without a ``config.json``: writing there would replace a finished
+    run and mix two runs' TensorBoard logs. A run of the same configuration (finished, or
+    interrupted: it resumes) may write there again."""
+    if not config.output_dir:
+        return
+    out = Path(config.output_dir).expanduser()
+    owner = out / "config.json"
+    remedy = "Pass another output_dir, or delete that folder to replace the run."
+    if owner.is_file():
+        try:
+            theirs = identity(TrainConfig.from_dict(json.loads(owner.read_text())))
+        except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"output_dir {str(out)!r} holds a config.json that is not a TrainConfig's ({exc}). "
+                             f"{remedy}") from None
+        mine = identity(config)
+        if theirs != mine:
+            differ = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))
+            interrupted = (out / "backup").is_dir() and any((out / "backup").iterdir())
+            raise ValueError(f"output_dir {str(out)!r} holds {'an interrupted' if interrupted else 'a'} run of another "
+                             f"configuration ({owner} differs in {', '.join(differ)}). "
+                             + (f"Resume it with its own config ({owner}), or pass another output_dir, or delete "
+                                "that folder to start this one afresh." if interrupted else remedy))
+    elif out.is_dir():
+        found = sorted(name for name in _RUN_FILES if (out / name).exists())
+        if found:
+            raise ValueError(f"output_dir {str(out)!r} holds a run's files ({', '.join(found)}) but no config.json "
+                             f"saying which configuration made them. {remedy}")
+
+
 def train(config, callbacks=(), dataset=None):
     """Train and evaluate one model as ``config`` says; see the module docstring.
 
@@ -664,6 +699,7 @@ def train(config, callbacks=(), dataset=None):
 
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
+    _check_output_dir(config)  # before anything is loaded or written
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -3,6 +3,7 @@ second process) can hand the library is either taken correctly or refused at onc
 error that names it and says what to do. Grouped by the surface it enters through: data, values
 and configs, metrics, the results store, the command line and the notebook runner."""
 
+import dataclasses
 import gzip
 import json
 import shutil
@@ -314,6 +315,31 @@ def test_an_output_dir_that_is_a_file_is_refused_before_anything_is_written(tmp_
         with pytest.raises(ValueError, match=r"cannot be a folder: .*file is a file"):
             TrainConfig(output_dir=str(target))
     assert {p.name for p in tmp_path.iterdir()} - {"decoded-cache", "keras-home"} == {"file"} and blocker.is_file()
+
+
+def test_an_output_dir_holding_another_configurations_run_is_refused_and_kept(tmp_path):
+    """A finished run in output_dir is never replaced by a run of another configuration (nor are
+    their TensorBoard logs mixed); the same configuration may write there again."""
+    from camri_utils.training import TrainConfig, train
+
+    out = tmp_path / "run"
+    config = TrainConfig(dataset="digits", model="mlp", feature_dim=4, epochs=1, batch_size=256, verbose=0,
+                         output_dir=str(out))
+    train(config)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for other, differ in ((dict(seed=3), "seed"), (dict(loss="normsoftmax", loss_params={"scale": 8.0}),
+                                                     "loss, loss_params")):
+        with pytest.raises(ValueError, match=rf"holds a run of another configuration \(.*config.json differs in "
+                                             rf"{differ}\)\. Pass another output_dir"):
+            train(dataclasses.replace(config, **other))
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    train(dataclasses.replace(config, verbose=2))  # the same run (verbose changes nothing): allowed
+    (out / "config.json").unlink()
+    with pytest.raises(ValueError, match=r"holds a run's files \(.*history.csv.*\) but no config.json"):
+        train(config)
+    (out / "config.json").write_text('{"loss": "nonsense", "epochs": "x"}')
+    with pytest.raises(ValueError, match="holds a config.json that is not a TrainConfig's"):
+        train(config)
 
 
 def test_a_diverged_training_is_flagged_and_computes_no_metric():
