@@ -262,8 +262,89 @@ def test_a_run_with_a_multi_line_parameter_stores_valid_python(tmp_path):
     out = run(path, tmp_path / "out.ipynb", profile="quick", parameters={"grid": [2, 3]})
     stored = nbformat.read(out, as_version=4)
     ast.parse(stored.cells[0].source)
-    assert stored.cells[0].source == 'profile = "quick"\ngrid = [2, 3]  # grid'
+    assert stored.cells[0].source == 'profile = "quick"\ngrid = [2, 3]  # grid\n'  # only the values changed
     assert "5" in stored.cells[-1].outputs[-1]["text"]
+
+
+def test_values_are_rewritten_by_assignment_whatever_the_layout():
+    from camri_utils.notebook import _fold_injected_parameters, _literal, _set_values
+
+    nb = _nb('profile = "full"; seed = 0  # two on a line\nsize: int = 8\nlabel = (\n  "a"  # one\n)')
+    _set_values(nb.cells[0], {"seed": "5", "size": "16", "label": '"b"'}, "nb")
+    # The value only: parentheses around it (and a comment inside them) stay.
+    assert nb.cells[0].source == 'profile = "full"; seed = 5  # two on a line\nsize: int = 16\nlabel = (\n  "b"  # one\n)'
+    nb = _nb('profile = "full"; seed = 0', 'seed = 5\n')
+    _fold_injected_parameters(nb)
+    assert nb.cells[0].source == 'profile = "full"; seed = 5'
+    twice = _nb('seed = 0\nprofile = "full"\nseed = 1')
+    with pytest.raises(ValueError, match="assigns 'seed' 2 times: keep one"):
+        _set_values(twice.cells[0], {"seed": "5"}, "nb")
+    # Each value as a literal that reads back equal and of its own type.
+    assert _literal((1, 2), "t") == "(1, 2)" and _literal((1,), "t") == "(1,)" and _literal(b"\x00a", "b") == "b'\\x00a'"
+    assert _literal(np.int64(3), "n") == "3" and _literal(np.float32(0.5), "x") == "0.5"
+    assert _literal(np.bool_(True), "f") == "True" and _literal(Path("data") / "x", "p") == '"data/x"'
+    assert _literal({"a": [1, (2.5, None)], "s": {3}}, "d") == '{"a": [1, (2.5, None)], "s": {3}}'
+    assert _literal(set(), "e") == "set()" and _literal('say "θ"', "q") == '"say \\"θ\\""'
+
+
+@pytest.mark.parametrize("value, message", [
+    (np.array([1, 2]), "parameter 'p': a numpy.ndarray cannot be written .* \\(an array as .tolist\\(\\)\\)"),
+    (object(), "parameter 'p': a builtins.object cannot be written"),
+    ({"k": lambda: 1}, "parameter 'p': a builtins.function cannot be written"),
+    (float("nan"), "parameter 'p': nan has no literal"),
+    ([np.inf], "parameter 'p': inf has no literal"),
+])
+def test_a_value_with_no_literal_is_refused_before_anything_runs(tmp_path, value, message):
+    import nbformat
+
+    from camri_utils.notebook import run
+
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(_nb('profile = "full"\np = 0'), path)
+    with pytest.raises((TypeError, ValueError), match=message):
+        run(path, tmp_path / "out.ipynb", parameters={"p": value})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.ipynb"] or not (tmp_path / "out.ipynb").exists()
+
+
+def test_two_parameters_cells_are_refused_before_anything_runs(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell
+
+    from camri_utils.notebook import parameter_names, run
+
+    nb = _nb('profile = "full"')
+    second = new_code_cell("seed = 0")
+    second.metadata["tags"] = ["parameters"]
+    nb.cells.insert(1, second)
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    for call in (lambda: run(path, tmp_path / "out.ipynb", parameters={"seed": 1}),
+                 lambda: run(path, tmp_path / "out.ipynb"), lambda: parameter_names(path)):
+        with pytest.raises(ValueError, match=r"2 cells tagged 'parameters' \(cells 0, 1\): keep the tag on one"):
+            call()
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+def test_a_run_passes_tuples_bytes_numpy_scalars_and_paths_as_what_they_are(tmp_path):
+    import nbformat
+
+    from camri_utils.notebook import run
+
+    path = tmp_path / "nb.ipynb"
+    nb = _nb('profile = "full"; seed = 0\nshape = (1, 1)\nraw = b""\nrate = 0.1\nwhere = "."')
+    nb.cells[-1].source = ("from camri_utils.notebook import provenance\nprovenance(profile, data='test')\n"
+                           "print([type(v).__name__ for v in (profile, seed, shape, raw, rate, where)], "
+                           "profile, seed, shape, raw, rate, where)")
+    nbformat.write(nb, path)
+    out = run(path, tmp_path / "out.ipynb", profile="quick",
+              parameters={"seed": np.int64(5), "shape": (2, 3), "raw": b"\x00z", "rate": np.float32(0.25),
+                          "where": tmp_path / "data"})
+    stored = nbformat.read(out, as_version=4)
+    assert stored.cells[0].source == (f'profile = "quick"; seed = 5\nshape = (2, 3)\nraw = b\'\\x00z\'\nrate = 0.25\n'
+                                      f'where = "{tmp_path / "data"}"')
+    printed = stored.cells[-1].outputs[-1]["text"]
+    assert printed.startswith("['str', 'int', 'tuple', 'bytes', 'float', 'str'] quick 5 (2, 3) b'\\x00z' 0.25 ")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary input left
 
 
 # ---------------------------------------------------------------------------------------------
