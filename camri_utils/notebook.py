@@ -309,6 +309,12 @@ def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=
     return output
 
 
+def _folder_arg(text):
+    if not text.strip():  # Path("") would be the working directory
+        raise argparse.ArgumentTypeError("--output-dir is empty; give a folder, or leave it out to write in place")
+    return Path(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m camri_utils.notebook",
@@ -316,7 +322,7 @@ def main(argv=None):
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--profile", choices=PROFILES, default=None,
                         help="override the notebook's profile (default: its own, 'full')")
-    parser.add_argument("--output-dir", type=Path, default=None,
+    parser.add_argument("--output-dir", type=_folder_arg, default=None,
                         help="write executed notebooks here (default: in place)")
     args = parser.parse_args(argv)
     # A terminated run unwinds like Ctrl-C, so run() removes its temporary file.

@@ -209,6 +209,11 @@ def results_folder(path="results/fashion_mnist", marker="protocol.json"):
     repository this library was installed from (an editable install, as ``make`` does). A folder
     without ``marker`` (``protocol.json``; a sensitivity sweep's is ``sweep.json``) is not one."""
     path = Path(path)
+    chosen = os.environ.get("CAMRI_RESULTS_DIR")
+    if chosen and not Path(chosen).expanduser().is_dir():  # a typo: never the checkout's results instead
+        what = f"{chosen!r}, which is {'a file' if Path(chosen).exists() else 'missing'}"
+        raise FileNotFoundError(f"CAMRI_RESULTS_DIR is {what}: set it to the folder that holds your results "
+                                f"folders (such as {path.name}), or unset it to read the book's committed ones.")
     candidates = [path]
     if os.environ.get("CAMRI_RESULTS_DIR"):
         candidates.append(Path(os.environ["CAMRI_RESULTS_DIR"]) / path.name)

@@ -735,6 +735,52 @@ def test_bad_command_line_values_are_named(args, message, capsys):
     assert caught.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args", [
+    ["protocol", "--output", ""], ["protocol", "report", "--output", " "], ["protocol", "--data-dir", ""],
+    ["sensitivity", "--protocol", "", "--output", "x"], ["sensitivity", "--protocol", "p", "--output", ""],
+])
+def test_an_empty_folder_argument_is_an_error_not_the_default(args, tmp_path, monkeypatch, capsys):
+    """``--output ''`` once meant the default folder: a typo (an unset shell variable) wrote
+    into, or reported, another folder than the one meant."""
+    from camri_utils.cli import main as camri
+
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.raises(SystemExit) as caught:
+        camri(args)
+    option = next(a for a, v in zip(args, args[1:]) if a.startswith("--") and not v.strip())
+    assert caught.value.code == 2 and f"{option} is empty; give a folder" in capsys.readouterr().err
+    assert not list((tmp_path / "cwd").iterdir())  # nothing written, neither here nor in a default folder
+
+
+def test_the_notebook_runners_empty_output_dir_is_an_error(tmp_path, monkeypatch, capsys):
+    from camri_utils.notebook import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main(["nb.ipynb", "--output-dir", ""])
+    assert caught.value.code == 2 and "--output-dir is empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_camri_results_dir_naming_no_folder_is_an_error_not_the_checkouts_results(kind, tmp_path, monkeypatch):
+    from camri_utils import records
+
+    target = {"missing": tmp_path / "typo", "file": tmp_path / "file"}[kind]
+    if kind == "file":
+        target.write_text("x")
+    monkeypatch.setenv("CAMRI_RESULTS_DIR", str(target))
+    with pytest.raises(FileNotFoundError, match=r"CAMRI_RESULTS_DIR is .*(missing|a file): set it to "
+                                                r"the folder that holds your results folders \(such as fashion_mnist\)"):
+        records.find("results/fashion_mnist")
+    from camri_utils.stored_runs import RunStore
+
+    with pytest.raises(FileNotFoundError, match="CAMRI_RESULTS_DIR"):
+        RunStore.find("results/digits_2d")
+    monkeypatch.setenv("CAMRI_RESULTS_DIR", str(tmp_path))  # a folder without it: the committed results
+    assert (records.find("results/fashion_mnist") / "protocol.json").is_file()
+
+
 def test_rerun_takes_run_ids_only_and_only_when_running(made, tmp_path, capsys):
     from camri_utils.cli import main as camri
 
