@@ -23,6 +23,7 @@ Example (trains for a few seconds on scikit-learn's digits):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import numbers
@@ -44,6 +45,16 @@ STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 SCHEDULES = ("constant", "cosine")
 # Fields that do not change what a run computes: left out of its identity (run ids, resume).
 _NOT_IDENTITY = ("verbose", "output_dir", "data_dir")
+
+
+@functools.lru_cache(maxsize=None)
+def _keras_optimizer_ok(name):
+    """Whether Keras builds an optimizer of this name (as train() will ask it to)."""
+    try:
+        keras.optimizers.get({"class_name": name, "config": {"learning_rate": 1e-3}})
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _is_int(value):
@@ -182,7 +193,36 @@ class TrainConfig:
         _require(self.xla in (True, False, "auto") and (isinstance(self.xla, bool) or self.xla == "auto"),
                  f"xla must be True, False or 'auto'; got {self.xla!r}.")
         _require(_is_int(self.verbose), f"verbose must be 0, 1 or 2; got {self.verbose!r}.")
+        _require(isinstance(self.optimizer, str) and _keras_optimizer_ok(self.optimizer),
+                 f"optimizer {self.optimizer!r} is not one Keras knows; use a name of keras.optimizers, e.g. 'adam', "
+                 "'sgd', 'adamw' or 'rmsprop'.")
+        self._check_loss_params()
         self._check_surroundings()
+
+    def _check_loss_params(self):
+        """Refuse a ``loss_params`` name the loss does not take (a typo such as ``margn``), now
+        rather than when train() builds the loss: the loss is built once here with as many
+        classes as the important classes need. Only a wrong name is refused here; values that
+        depend on the data's classes (per-class lists) are checked by train(), which knows them."""
+        method = methods.get(self.loss)
+        n = max([10, *(c + 1 for c in self.important_classes if _is_int(c) and c >= 0)])
+        try:
+            method.build_loss(n, self.important_classes, self.loss_params,
+                              class_counts=[1] * n if method.needs_class_counts else None)
+        except TypeError as exc:
+            import re
+
+            name = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            if name is None:
+                return  # another problem of the values, for train() to report with the data's classes
+            raise ValueError(f"loss_params has {name.group(1)!r}, which the {method.label} loss ({self.loss!r}) does "
+                             f"not take; check its spelling against the loss's arguments "
+                             f"(camri_utils.methods.get({self.loss!r})).") from None
+        except ValueError as exc:
+            if "takes" in str(exc) and "got" in str(exc):  # a loss that lists the names it takes (LDAM)
+                raise ValueError(f"loss_params: {exc}") from None
+        except Exception:  # noqa: BLE001 - values that need the data's classes: train() checks them
+            return
 
     def _normalize(self):
         """NumPy scalars (a value read from an array, ``np.int64(2)``) become Python numbers, so

@@ -350,6 +350,33 @@ def test_a_run_passes_tuples_bytes_numpy_scalars_and_paths_as_what_they_are(tmp_
 # ---------------------------------------------------------------------------------------------
 # Training configs: refused when made, not deep inside a run
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("changes, message", [
+    (dict(optimizer="adamm"), "optimizer 'adamm' is not one Keras knows"),
+    (dict(optimizer="Adam "), "optimizer 'Adam ' is not one Keras knows"),
+    (dict(optimizer=3), "optimizer 3 is not one Keras knows"),
+    (dict(loss="camri", loss_params={"margin": 0.2, "scale": 16, "margn": 1}),
+     r"loss_params has 'margn', which the CAMRI loss \('camri'\) does not take"),
+    (dict(loss="normsoftmax", loss_params={"scale": 8, "marginn": 2}), "loss_params has 'marginn'"),
+    (dict(loss="ce", loss_params={"from_logit": True}), "loss_params has 'from_logit', which the CE loss"),
+    (dict(loss="wce", loss_params={"weight": 2.0, "wieght": 1}), "loss_params has 'wieght'"),
+    (dict(loss="ldam", loss_params={"max_margn": 0.5}), r"loss_params: LDAM takes max_margin and scale"),
+])
+def test_names_keras_would_reject_are_refused_when_the_config_is_made(changes, message):
+    """An optimizer or loss parameter Keras rejects once training starts (files written, data
+    loaded) is refused when the config is made, and as read from a stored config."""
+    from camri_utils.training import TrainConfig
+
+    base = dict(dataset="digits", model="mlp", important_classes=3)
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{**base, **changes})
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict({**TrainConfig(**base).to_dict(), **changes})
+    # What Keras takes stays accepted: other optimizers, per-class lists of the data's length.
+    for fine in (dict(optimizer="SGD"), dict(optimizer="adamw"),
+                 dict(dataset="gtsrb", loss="wce", loss_params={"class_weights": [1.0] * 43})):
+        TrainConfig(**{**base, **fine})
+
+
 def test_numpy_scalars_are_numbers_in_a_config_and_it_stays_json():
     from camri_utils.training import TrainConfig
 
@@ -834,3 +861,34 @@ def test_a_bad_sweep_json_is_named(content, match, tmp_path):
     (out / "sweep.json").write_text(json.dumps(content))
     with pytest.raises(protocol.ProtocolError, match=rf"sweep.json {match}"):
         store.read_sweep(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise checks: an answer of any form gets a verdict, never NumPy's or Keras' exception
+# ---------------------------------------------------------------------------------------------
+def test_a_ragged_list_or_a_symbolic_tensor_is_named_by_every_check():
+    import keras
+
+    from camri_utils import exercises
+
+    symbolic = keras.Input((3,))
+    ragged = [1.0, [2.0, 3.0]]
+    answers = {"ragged": ragged, "symbolic": symbolic, "function of ragged": lambda *a, **k: ragged,
+               "function of symbolic": lambda *a, **k: symbolic}
+    seen = set()
+    for stem in exercises.stems():
+        ex = exercises.chapter(stem)
+        for e in ex.exercises:
+            if not e.checked:
+                continue
+            for kind, answer in answers.items():
+                v = ex.verdict(e.id, answer)  # never raises
+                assert v.status in ("unreadable", "incorrect"), (stem, e.id, kind, v)
+                if v.status == "unreadable":
+                    seen.add((kind, "symbolic tensor" in v.message or "ragged list" in v.message
+                              or "cannot be read" in v.message or "must be" in v.message))
+    assert ("ragged", True) in seen and ("symbolic", True) in seen and ("function of ragged", True) in seen
+    ch1 = exercises.chapter(1)
+    assert "is a symbolic tensor (KerasTensor): a placeholder" in ch1.verdict(4, symbolic).message
+    assert "its rows have different lengths (a ragged list)" in ch1.verdict(4, ragged).message
+    assert "its rows have different lengths" in ch1.verdict(1, ragged).message
