@@ -46,7 +46,8 @@ def _folder(name):
     default folder, or the working directory), not a silent choice."""
     def parse(text):
         if not text.strip():
-            raise argparse.ArgumentTypeError(f"{name} is empty; give a folder (or leave the option out for its default)")
+            raise argparse.ArgumentTypeError(f"{name} is empty; give a folder (or leave the option out for its "
+                                             "default)")
         return text
     return parse
 
@@ -148,7 +149,15 @@ def main(argv=None):
             print(f"trained {trained} run(s)")
         elif args.rerun:
             raise protocol.ProtocolError("--rerun needs the 'run' action (it trains the runs again).")
-        print(protocol.report(output, accuracy_k=args.accuracy_k))
+        from camri_utils.protocol.report import WaitingForCE
+
+        try:
+            print(protocol.report(output, accuracy_k=args.accuracy_k))
+        except WaitingForCE as exc:
+            if args.action != "run":
+                raise
+            # This shard did its share; the table waits for the other shards' CE runs.
+            print(f"this shard's runs are done; no table yet: {exc}")
     except expected as exc:
         print(f"camri protocol: {exc}", file=sys.stderr)
         return 2

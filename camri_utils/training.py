@@ -49,12 +49,19 @@ _NOT_IDENTITY = ("verbose", "output_dir", "data_dir")
 
 @functools.lru_cache(maxsize=None)
 def _keras_optimizer_ok(name):
-    """Whether Keras builds an optimizer of this name (as train() will ask it to)."""
+    """Whether Keras builds an optimizer of this name, as train() will ask it to (a class of
+    ``keras.optimizers`` by its name or its name in lower case). Read from the module, not by
+    building one: that would start TensorFlow before a worker has set its threads."""
     try:
-        keras.optimizers.get({"class_name": name, "config": {"learning_rate": 1e-3}})
-    except (ValueError, TypeError):
-        return False
-    return True
+        from keras.src.optimizers import ALL_OBJECTS_DICT  # what keras.optimizers.get looks names up in
+
+        known = set(ALL_OBJECTS_DICT)
+    except ImportError:  # pragma: no cover - another Keras layout: its public optimizer classes
+        known = {v.__name__.lower() for v in vars(keras.optimizers).values()
+                 if isinstance(v, type) and issubclass(v, keras.optimizers.Optimizer)}
+    # Wrappers and the base class take other arguments than a learning rate: not a training's optimizer.
+    known -= {"optimizer", "lossscaleoptimizer", "multioptimizer", "optimizermap"}
+    return isinstance(name, str) and name.lower() in known
 
 
 def _is_int(value):

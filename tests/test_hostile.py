@@ -548,6 +548,130 @@ def test_a_record_of_the_wrong_shape_names_the_file_the_field_and_what_to_do(fol
         protocol.report(out)
 
 
+# A record vouches for itself: what it states beside its config is its config's, its metrics its
+# scores', and it holds no field a record does not have.
+@pytest.mark.parametrize("method, change, match", [
+    ("CAMRI", lambda r: r["params"].update(margin=0.5), r"field 'params' says \{'margin': 0.5.*but its config says"),
+    ("CE", lambda r: r.update(seed=7), "field 'seed' says 7 .*but its config says 0"),
+    ("CE", lambda r: r.update(class_names=r["class_names"][::-1]), "field 'class_names' is not fashion_mnist's"),
+    ("CE", lambda r: r.update(source_run="abc"), r"has fields a record does not have, \['source_run'\]"),
+    ("NormSoftmax", lambda r: r.update(params={}), r"field 'params' says \{\} .*but its config says \{'scale': 8.0\}"),
+    ("CAMRI", lambda r: r.update(important_class=(r["important_class"] + 1) % 10), "field 'important_class' says"),
+])
+def test_a_record_whose_fields_are_not_its_configs_is_refused(folder, method, change, match):
+    from camri_utils import protocol
+
+    out, _ = folder
+    rid, _ = _by_method(out, method)
+    path = _edit(out, rid, change)
+    for read in (protocol.load_records, protocol.report):
+        with pytest.raises(protocol.ProtocolError, match=match) as caught:
+            read(out)
+        assert str(path) in str(caught.value) and f"--rerun {rid}" in str(caught.value)
+
+
+@pytest.mark.parametrize("split, field, value", [
+    ("validation", "accuracy", None), ("validation", "recall", None), ("test", "accuracy", None),
+])
+def test_metrics_are_recomputed_from_the_stored_scores_despite_a_valid_digest(folder, split, field, value):
+    """CE's validation accuracy set to 0.9 (and its confusion-matrix-free fields made to agree)
+    would move the accuracy threshold and every selection; its validation recall, the ranking."""
+    from camri_utils import protocol
+
+    out, _ = folder
+    rid, record = _by_method(out, "CE")
+
+    def change(r):
+        block = r["validation"] if split == "validation" else r
+        if field == "accuracy":
+            block["accuracy"] = 0.9 if block["accuracy"] != 0.9 else 0.8
+        else:
+            block["recall"] = block["recall"][::-1] if block["recall"] != block["recall"][::-1] else [0.5] * 10
+        if split == "test":  # keep the confusion matrix check quiet: the scores must catch it
+            r.pop("confusion_matrix")
+
+    _edit(out, rid, change)
+    with pytest.raises(protocol.ProtocolError, match=rf"{rid}.npz .*does not belong to .*{rid}.json|{rid}.json"):
+        protocol.report(out)
+
+
+def test_the_report_opens_every_score_file_it_relies_on(folder):
+    from camri_utils import protocol
+
+    out, _ = folder
+    rid, _ = _by_method(out, "CAMRI")
+    (out / "runs" / f"{rid}.npz").unlink()
+    with pytest.raises(protocol.ProtocolError, match=rf"{rid}.npz \(the scores of the record {rid}.json\) is missing"):
+        protocol.report(out)
+    from camri_utils.cli import main as camri
+
+    assert camri(["protocol", "report", "--output", str(out)]) == 2
+
+
+def test_an_important_class_outside_the_data_is_named(folder, capsys):
+    from camri_utils import protocol
+    from camri_utils.cli import main as camri
+
+    out, ds = folder
+    stored = json.loads((out / "protocol.json").read_text())
+    stored["spec"]["important_class"] = 99
+    (out / "protocol.json").write_text(json.dumps(stored))
+    with pytest.raises(protocol.ProtocolError, match=r"protocol.json names important_class 99, but its runs' data "
+                                                     r"has 10 classes \(0 to 9\)"):
+        protocol.report(out)
+    assert camri(["protocol", "report", "--output", str(out)]) == 2
+    assert "important_class 99" in capsys.readouterr().err
+    with pytest.raises(protocol.ProtocolError, match=r"important_class 99 is not a class of fashion_mnist \(10"):
+        protocol.run(_tiny_spec(important_class=99), out.parent / "fresh", progress=False, dataset=ds)
+    assert not (out.parent / "fresh").exists()
+
+
+@pytest.mark.parametrize("case", ["none yet", "another configuration", "all diverged"])
+def test_a_table_without_this_protocols_ce_runs_says_why(folder, case):
+    from camri_utils import protocol
+    from camri_utils.protocol.report import WaitingForCE
+
+    out, _ = folder
+    rid, record = _by_method(out, "CE")
+    if case == "none yet":
+        for suffix in (".json", ".npz"):
+            (out / "runs" / f"{rid}{suffix}").unlink()
+        with pytest.raises(WaitingForCE, match=r"no CE run of this protocol is recorded in .* yet \(0 of 1\)"):
+            protocol.report(out)
+    elif case == "another configuration":
+        stored = json.loads((out / "protocol.json").read_text())
+        stored["spec"]["learning_rate"] = 0.5  # every planned run id changes: the records are another protocol's
+        (out / "protocol.json").write_text(json.dumps(stored))
+        with pytest.raises(protocol.ProtocolError, match=rf"holds 1 CE record\(s\), but none of this protocol's "
+                                                         rf"plan .*{rid}.json"):
+            protocol.report(out)
+    else:
+        (out / "runs" / f"{rid}.npz").unlink()
+        _edit(out, rid, lambda r: r.update(diverged=True, diverged_reason="the loss became nan in epoch 1", accuracy=None,
+                                           recall=None, precision=None, confusion_matrix=None, validation=None,
+                                           scores_sha256=None))
+        with pytest.raises(protocol.ProtocolError, match=r"every CE run of this protocol in .* diverged \(1\)"):
+            protocol.report(out)
+
+
+def test_a_shard_that_did_its_share_before_ce_exits_0_saying_the_table_waits(monkeypatch, tmp_path, capsys):
+    from camri_utils import protocol
+    from camri_utils.cli import main as camri
+    from camri_utils.protocol.report import WaitingForCE
+
+    root = fixtures.write("fashion_mnist", tmp_path / "fx", per_class=6)
+    monkeypatch.setattr(protocol, "run", lambda *a, **k: 3)
+
+    def waiting(*a, **k):
+        raise WaitingForCE("no CE run of this protocol is recorded in x yet (0 of 5)")
+
+    monkeypatch.setattr(protocol, "report", waiting)
+    assert camri(["protocol", "--data-dir", str(root), "--output", str(tmp_path / "out"), "--shard", "2/2"]) == 0
+    out = capsys.readouterr().out
+    assert "trained 3 run(s)" in out and "this shard's runs are done; no table yet: no CE run" in out
+    assert camri(["protocol", "report", "--output", str(tmp_path / "out")]) == 2  # asked for a table: an error
+
+
 def test_a_damaged_record_file_is_named(folder):
     from camri_utils import protocol
 
