@@ -371,6 +371,58 @@ def test_a_worker_killed_mid_run_leaves_its_run_to_the_next_resume(tmp_path):
     assert protocol.run(spec, out, progress=False, dataset=ds) == 0
 
 
+def test_sigterm_to_the_parent_stops_its_workers_and_leaves_nothing_half_written(tmp_path):
+    """A scheduler's cancel (SIGTERM to the `--workers` parent) once both workers train: the
+    workers stop with it (none trains on as an orphan), their locks are released and no file is
+    half-written."""
+    import os
+    import signal
+    import time
+
+    import subprocess
+    import sys
+
+    out = tmp_path / "r"
+    script = tmp_path / "long_runs.py"  # runs long enough to be training when the parent is stopped
+    script.write_text(_SCRIPT.replace("epochs=1,", "epochs=3000,"))
+    fixtures.write("fashion_mnist", tmp_path / "fx", per_class=6)
+    log = open(tmp_path / "log.txt", "w")  # a file, not a pipe: an orphaned worker would hold a pipe open
+    proc = subprocess.Popen([sys.executable, str(script), str(out), str(tmp_path / "fx"), "2", "1"],
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    workers, deadline = set(), time.monotonic() + 600
+    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        for holder in (out / ".locks").glob("*.holder.json") if (out / ".locks").exists() else []:
+            try:
+                info = json.loads(holder.read_text())
+            except (OSError, ValueError):
+                continue
+            if "(worker" in info.get("command", ""):
+                workers.add(info["pid"])
+        time.sleep(0.02)
+    assert len(workers) == 2 and proc.poll() is None
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=120)
+    log.close()
+    assert proc.returncode != 0, (tmp_path / "log.txt").read_text()
+    time.sleep(3.0)  # far less than a run of 3000 epochs takes
+    running = []
+    for pid in workers:  # stopped with their parent
+        try:
+            os.kill(pid, 0)
+            with open(f"/proc/{pid}/stat") as f:  # a zombie waiting to be reaped is stopped too
+                if f.read().split()[2] != "Z":
+                    running.append(pid)
+        except (ProcessLookupError, FileNotFoundError):
+            continue
+    for pid in running:  # (an orphan left by a regression: not left training)
+        os.kill(pid, signal.SIGKILL)
+    assert not running, f"workers {running} kept training after their parent was stopped"
+    assert not list((out / "runs").glob(".*"))  # nothing half-written
+    assert not list((out / ".locks").glob("*.holder.json"))  # every lock released
+    # The stopped runs have no record (a resume trains them, as after a killed worker).
+    assert all(store.scores_problem(out, r) is None for r in protocol.load_records(out))
+
+
 def test_a_second_process_leaves_the_runs_another_holds_and_names_it(tmp_path, fixture_data, capsys):
     import os
 
