@@ -1016,3 +1016,33 @@ def test_a_ragged_list_or_a_symbolic_tensor_is_named_by_every_check():
     assert "is a symbolic tensor (KerasTensor): a placeholder" in ch1.verdict(4, symbolic).message
     assert "its rows have different lengths (a ragged list)" in ch1.verdict(4, ragged).message
     assert "its rows have different lengths" in ch1.verdict(1, ragged).message
+
+
+def test_a_read_only_results_folder_is_a_clear_error_not_a_traceback(folder, monkeypatch, capsys):
+    """(Tests run as root here, where chmod does not deny: the refusal is simulated where the
+    operating system would raise it.)"""
+    import filelock
+
+    from camri_utils import protocol
+    from camri_utils.cli import main as camri
+    import sys
+
+    from camri_utils.protocol import locks
+
+    report = sys.modules["camri_utils.protocol.report"]  # the module (the package exports its function)
+    out, ds = folder
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(report, "write_text", denied)
+    with pytest.raises(protocol.ProtocolError, match=r"cannot write the table into .*\(Permission denied\): the "
+                                                     r"folder is read-only"):
+        protocol.report(out)
+    assert camri(["protocol", "report", "--output", str(out)]) == 2
+    assert "read-only" in capsys.readouterr().err
+    monkeypatch.setattr(filelock.FileLock, "acquire", denied)
+    with pytest.raises(protocol.ProtocolError, match=r"cannot lock .*\.locks \(Permission denied\): the results "
+                                                     r"folder is read-only"):
+        protocol.run(_tiny_spec(), out, progress=False, dataset=ds)
+    assert locks.LOCKS == ".locks"

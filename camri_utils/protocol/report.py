@@ -369,8 +369,13 @@ def report(output, accuracy_k=None):
     """Merge the records under ``output`` into the table; write ``summary.csv`` and
     ``summary.md`` there and return the Markdown text."""
     summary = summarize(output, accuracy_k)
-    write_text(Path(output) / "summary.csv", summary.table.to_csv(index=False, float_format="%.4f"))
-    write_text(Path(output) / "summary.md", summary.markdown)
+    try:
+        write_text(Path(output) / "summary.csv", summary.table.to_csv(index=False, float_format="%.4f"))
+        write_text(Path(output) / "summary.md", summary.markdown)
+    except OSError as exc:  # a read-only copy of the results (a mounted share, a package's data)
+        raise ProtocolError(f"cannot write the table into {output} ({exc.strerror or exc}): the folder is read-only "
+                            "or full. Copy it somewhere writable and report that copy, or read the table without "
+                            "writing it (camri_utils.protocol.summarize).") from exc
     return summary.markdown
 
 
