@@ -69,6 +69,10 @@ PARTS = ("setup", "train_steps", "evaluation", "angles", "final")
 PART_NAMES = {"setup": "set-up", "train_steps": "training steps", "evaluation": "validation each epoch",
               "angles": "angle summary each epoch", "final": "final scoring and saving"}
 WARMUP_IMAGES = 1024  # the warm-up run: one epoch on this many training images
+# A measured run's epoch is scaled to the full run by its number of images: that holds for
+# epochs of several full batches, not for a few images (one batch of one image costs nearly what
+# a full batch does, and would be scaled 50,000-fold).
+MIN_BATCHES = 4
 LOADED = 0.10  # other processes' CPU share above which the report says the machine was busy
 
 
@@ -262,6 +266,11 @@ def worker(job):
     prepared, full = (training._prepare_data(c, ds) for c in (planned[0].config, full_config))
     shape = {"train": len(prepared.x_train), "validation": len(prepared.x_val), "test": len(prepared.x_test),
              "full_train": len(full.x_train), "epochs": job["epochs"], "full_epochs": full_config.epochs}
+    batch = full_config.batch_size
+    if shape["train"] < MIN_BATCHES * batch:
+        raise ValueError(f"a measured run would train on {shape['train']} images, fewer than {MIN_BATCHES} batches of "
+                         f"{batch}: its time per image says nothing of the full run's. Pass a larger --train-subset "
+                         "(or data with more training images).")
     _wait_for_all(job["barrier"], job["processes"], job["process"])
     window = [time.time(), None]
     runs = []
@@ -272,7 +281,7 @@ def worker(job):
     window[1] = time.time()
     Path(job["result"]).write_text(json.dumps(
         {"process": job["process"], "threads": threads, "startup": startup, "warmup": warmup, "shape": shape,
-         "window": window, "runs": runs}))
+         "data": {"kind": ds.source.kind, "real": bool(ds.source.real)}, "window": window, "runs": runs}))
 
 
 def bench_config_full(config):
@@ -429,6 +438,8 @@ def summarize(trials, variants):
         }
     return {"reference": reference_key, "variants": out,
             "shape": trials[reference_key][0]["workers"][0]["shape"],
+            # What the runs trained on: a synthetic fixture's numbers are no Fashion-MNIST throughput.
+            "data": trials[reference_key][0]["workers"][0].get("data", {"kind": "real", "real": True}),
             "benchmark_s": sum(t["wall_s"] for k in keys for t in trials[k])}
 
 
@@ -496,8 +507,16 @@ def report(summary, args, env=None, code=None, date=None):
         f"Python {env['python']}; {env['machine']}, {env['cpu_count']} CPU cores, devices: "
         f"{', '.join(env['devices'])}.",
         "",
+    ]
+    data_kind = summary.get("data", {"kind": "real", "real": True})
+    if not data_kind["real"]:
+        lines += [f"**Not a measurement of Fashion-MNIST**: the runs trained on a {data_kind['kind']} (images in "
+                  "its file format, not its images), so these numbers show that the benchmark runs and measure "
+                  "nothing of the real runs' throughput.", ""]
+    lines += [
         f"One run: a CAMRI run (m = 4π/64, s = 16, important class {IMPORTANT_CLASS}) of the Fashion-MNIST full "
-        f"preset's configuration, trained by the protocol's per-run code, measured on {shape['epochs']} epochs of "
+        f"preset's configuration{'' if data_kind['real'] else ' on a ' + data_kind['kind']}, trained by the "
+        f"protocol's per-run code, measured on {shape['epochs']} epochs of "
         f"{shape['train']:,} training images (validation {shape['validation']:,}, test {shape['test']:,} images) "
         f"and scaled to the full run: {shape['full_epochs']} epochs of {shape['full_train']:,} images. "
         f"{args.repeats} rounds; every round runs each variant once (order rotated), each process training "
@@ -597,8 +616,19 @@ def parse_args(argv=None):
             parser.error(f"--write {args.write}: its folder does not exist")
         if args.write and Path(args.write).suffix != ".md":
             parser.error(f"--write {args.write}: give a .md file (the numbers go beside it, as .json)")
+        if args.data_dir is not None and not args.data_dir.strip():
+            parser.error("--data-dir is empty; give a folder, or leave it out to use the usual places")
         if args.data_dir and not Path(args.data_dir).is_dir():
             parser.error(f"--data-dir {args.data_dir}: no such folder")
+        if args.write is not None and not args.write.strip():
+            parser.error("--write is empty; give a .md file, or leave it out to print the report only")
+        from camri_utils import protocol
+
+        batch = protocol.preset(DATASET, "full").batch_size
+        if args.train_subset < MIN_BATCHES * batch:
+            parser.error(f"--train-subset {args.train_subset}: a measured run needs at least {MIN_BATCHES} batches "
+                         f"of {batch} images ({MIN_BATCHES * batch}), else its time per image says nothing of the "
+                         "full run's")
     return args
 
 

@@ -41,6 +41,17 @@ def _count(name):
     return parse
 
 
+def _folder(name):
+    """A folder argument: an empty value is an error (``--output ''`` would otherwise mean the
+    default folder, or the working directory), not a silent choice."""
+    def parse(text):
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{name} is empty; give a folder (or leave the option out for its "
+                                             "default)")
+        return text
+    return parse
+
+
 # Options that take a value which may look like a negative number ("--shard -1/2"): argparse
 # would take the value for an option and say "expected one argument"; joined as
 # "--shard=-1/2", the value reaches its own check, whose message says what is wrong.
@@ -92,8 +103,10 @@ def main(argv=None):
     p.add_argument("--profile", default="quick", choices=sorted({profile for _, profile in PRESETS}),
                    help="quick, full, the CPU-scale Part III runs (cpu; cifar10, gtsrb) or the rare-class setting "
                         "(rare, rare-quick; fashion_mnist only)")
-    p.add_argument("--output", default=None, help="results folder (default: results/<dataset>-<profile>)")
-    p.add_argument("--data-dir", default=None, help="folder (or tar archive) holding the dataset (see camri_utils.data.load)")
+    p.add_argument("--output", type=_folder("--output"), default=None,
+                   help="results folder (default: results/<dataset>-<profile>)")
+    p.add_argument("--data-dir", type=_folder("--data-dir"), default=None,
+                   help="folder (or tar archive) holding the dataset (see camri_utils.data.load)")
     p.add_argument("--shard", type=_shard, default=(0, 1), help="run only share i of n, e.g. 2/8")
     p.add_argument("--accuracy-k", type=_accuracy_k, default=None,
                    help="maintain accuracy = mean CE accuracy minus k CE standard deviations (default 1)")
@@ -104,9 +117,12 @@ def main(argv=None):
                    help="'run' (default) trains what is missing and reports; 'report' only reads records")
     q.add_argument("--dataset", default="fashion_mnist")
     q.add_argument("--profile", default="quick", choices=["quick", "full"])
-    q.add_argument("--protocol", required=True, help="the protocol results folder whose setup and ranking it uses")
-    q.add_argument("--output", default=None, help="sweep folder (default: results/<dataset>-sensitivity-<profile>)")
-    q.add_argument("--data-dir", default=None, help="folder (or tar archive) holding the dataset (see camri_utils.data.load)")
+    q.add_argument("--protocol", type=_folder("--protocol"), required=True,
+                   help="the protocol results folder whose setup and ranking it uses")
+    q.add_argument("--output", type=_folder("--output"), default=None,
+                   help="sweep folder (default: results/<dataset>-sensitivity-<profile>)")
+    q.add_argument("--data-dir", type=_folder("--data-dir"), default=None,
+                   help="folder (or tar archive) holding the dataset (see camri_utils.data.load)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_execution(q)
     args = parser.parse_args(_join_values(sys.argv[1:] if argv is None else argv))
@@ -133,7 +149,15 @@ def main(argv=None):
             print(f"trained {trained} run(s)")
         elif args.rerun:
             raise protocol.ProtocolError("--rerun needs the 'run' action (it trains the runs again).")
-        print(protocol.report(output, accuracy_k=args.accuracy_k))
+        from camri_utils.protocol.report import WaitingForCE
+
+        try:
+            print(protocol.report(output, accuracy_k=args.accuracy_k))
+        except WaitingForCE as exc:
+            if args.action != "run":
+                raise
+            # This shard did its share; the table waits for the other shards' CE runs.
+            print(f"this shard's runs are done; no table yet: {exc}")
     except expected as exc:
         print(f"camri protocol: {exc}", file=sys.stderr)
         return 2

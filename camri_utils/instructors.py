@@ -296,12 +296,17 @@ def page(root=ROOT):
         "- each checked exercise has an answer cell `name = ...` (tagged `exercise`) and a check cell "
         "`ex.check(id, name)` (tagged `check`), kept in both editions: in the book the check follows the "
         "hidden solution and says *correct*; in the student edition it says *not attempted yet* until the "
-        "student answers.",
+        "student answers;",
+        "- a folded box students may open (hints) is its own Markdown cell tagged `hint`.",
         "",
-        "The tool removes the cells tagged `solution` with nbconvert's `TagRemovePreprocessor`. A chapter "
-        "that still holds a solution elsewhere (a Solutions dropdown or a `# Solution` cell without the "
-        "tag, or a checked exercise's solution code) is not written: the command lists it with its cells "
-        "and exits with status 1, so nothing that leaks a solution is handed out. "
+        "The tool keeps a cell only if it carries no `solution` tag (nbconvert's `TagRemovePreprocessor`), "
+        "so it trusts the tags, and checks them: a chapter is not written when a cell after its first "
+        "exercise carries none of these tags, when a folded box there (a dropdown of any title, an "
+        "admonition of class dropdown, an HTML `<details>`) is tagged neither `solution` nor `hint`, when an "
+        "answer cell holds more than `name = ...`, or when a Solutions box, a `# Solution` cell or a checked "
+        "exercise's solution code anywhere lacks the tag: the command lists those cells and exits with "
+        "status 1, so nothing that leaks a solution is handed out. It never writes into the folder it "
+        "reads. "
         f"{_chapter_list(records_chapters)} read the committed records, which `camri_utils.records.find` "
         "locates beside the library or fetches from the book's repository.",
         "",

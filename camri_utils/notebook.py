@@ -7,7 +7,9 @@ In a chapter, right after the ``parameters`` cell::
 
 shows the reader which profile, data, library version and date produced the outputs. The
 runner (``python -m camri_utils.notebook``) executes a chapter with papermill and copies that
-record into the notebook's metadata (``metadata["camri"]``).
+record into the notebook's metadata (``metadata["camri"]``). The values a run is given are
+written into the chapter's one ``parameters`` cell, value by value, as Python literals, before it
+runs: the stored cell shows what the outputs were made with.
 """
 
 from __future__ import annotations
@@ -114,29 +116,55 @@ def _record_of(nb):
     return None
 
 
-def _parameters_cell(nb):
-    return next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+def _parameters_cells(nb):
+    return [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
 
 
-def _assignments(source, where):
-    """{name: (first line, last line, end column on the last line)} of each top-level
-    ``name = value`` statement of ``source`` (0-based lines; the column counts characters), read
-    with Python's own parser: a value may span lines, and a ``#`` inside a string is no comment."""
+def _parameters_cell(nb, where="the notebook"):
+    """The one cell tagged ``parameters`` (None if there is none). Two are refused: papermill
+    injects below the first, so a value set in the second would override what the run was
+    given, and the stored outputs would not be those of the values shown."""
+    cells = _parameters_cells(nb)
+    if len(cells) > 1:
+        raise ValueError(f"{where} has {len(cells)} cells tagged 'parameters' (cells {', '.join(map(str, cells))}): "
+                         "keep the tag on one cell and move every parameter there.")
+    return nb.cells[cells[0]] if cells else None
+
+
+def _value_spans(source, where):
+    """{name: [(start, end), ...]}: the character span of the value of each top-level
+    assignment ``name = value`` (or ``name: type = value``) of ``source``, read with Python's own
+    parser whatever the layout (several on one line, a value over several lines, a ``#`` in a
+    string)."""
     import ast
 
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise ValueError(f"the parameters cell of {where} is not valid Python ({exc.msg}, line {exc.lineno}).") from exc
-    lines = source.splitlines()
+    # ast counts columns in UTF-8 bytes: offsets of each line's start, in bytes and in characters.
+    lines = source.splitlines(True)
+    starts, at = [], 0
+    for line in lines:
+        starts.append(at)
+        at += len(line)
+
+    def offset(lineno, col):
+        return starts[lineno - 1] + len(lines[lineno - 1].encode()[:col].decode())
+
     found = {}
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if len(targets) == 1 and isinstance(targets[0], ast.Name):
-            last = node.end_lineno - 1
-            column = len(lines[last].encode()[:node.end_col_offset].decode())  # ast counts UTF-8 bytes
-            found[targets[0].id] = (node.lineno - 1, last, column)
+        if len(targets) == 1 and isinstance(targets[0], ast.Name) and node.value is not None:
+            value = node.value
+            found.setdefault(targets[0].id, []).append(
+                (offset(value.lineno, value.col_offset), offset(value.end_lineno, value.end_col_offset)))
     return found
+
+
+def _assignments(source, where):
+    """The names the top-level assignments of ``source`` set, in order."""
+    return list(_value_spans(source, where))
 
 
 def parameter_names(notebook):
@@ -144,44 +172,101 @@ def parameter_names(notebook):
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, (str, Path)) else notebook
-    cell = _parameters_cell(nb)
-    return [] if cell is None else list(_assignments(cell.source, notebook))
+    cell = _parameters_cell(nb, notebook)
+    return [] if cell is None else _assignments(cell.source, notebook)
+
+
+def _set_values(cell, texts, where):
+    """Replace, in the parameters ``cell``, the value of each assignment named in ``texts``
+    ({name: Python source of the new value}) and nothing else: the layout, the other
+    assignments on the same line and the comments stay."""
+    spans = _value_spans(cell.source, where)
+    unknown = sorted(set(texts) - set(spans))
+    if unknown:
+        raise ValueError(f"{where} has no parameter {unknown[0]!r}; its parameters cell sets {sorted(spans)}.")
+    twice = sorted(name for name in texts if len(spans[name]) > 1)
+    if twice:
+        raise ValueError(f"the parameters cell of {where} assigns {twice[0]!r} {len(spans[twice[0]])} times: keep one "
+                         "assignment, so that the value a run is given is the value it uses.")
+    source = cell.source
+    for name in sorted(texts, key=lambda n: spans[n][0][0], reverse=True):  # from the end: offsets stay valid
+        first, last = spans[name][0]
+        source = source[:first] + texts[name] + source[last:]
+    cell.source = source
 
 
 def _fold_injected_parameters(nb, where="the notebook"):
     """Write the values papermill injected into the notebook's own ``parameters`` cell and drop
     the injected cell: a reader (or a Colab user) then sees, in the one obvious place, the
     values the stored outputs were made with, and changing them there takes effect (an
-    injected cell below it would silently override the edit). Each assignment is replaced
-    whole (a value over several lines too) and keeps the comment that follows it."""
+    injected cell below it would silently override the edit). Only each value is replaced
+    (a value over several lines too); the comments and the layout stay."""
     import ast
 
     injected = [c for c in nb.cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
-    target = _parameters_cell(nb)
+    target = _parameters_cell(nb, where)
     if not injected or target is None:
         return
     source = injected[0].source
-    values = {}
+    texts = {}
     for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            values[node.targets[0].id] = ast.get_source_segment(source, node.value)
-    lines = target.source.splitlines()
-    spans = _assignments(target.source, where)
-    unknown = sorted(set(values) - set(spans))
-    if unknown:
-        raise ValueError(f"{where} has no parameter {unknown[0]!r}; its parameters cell sets {sorted(spans)}.")
-    # From the bottom up, so that the line numbers of the assignments above stay valid.
-    for name in sorted(values, key=lambda n: spans[n][0], reverse=True):
-        first, last, column = spans[name]
-        lines[first:last + 1] = f"{name} = {values[name]}{lines[last][column:]}".splitlines()
-    target.source = "\n".join(lines)
+            texts[node.targets[0].id] = ast.get_source_segment(source, node.value)
+    _set_values(target, texts, where)
     nb.cells = [c for c in nb.cells if c is not injected[0]]
+
+
+def _literal(value, name):
+    """Python source for ``value``, a literal that reads back equal and of the same type: None,
+    bools, ints, finite floats, strings, bytes, and lists, tuples, sets and dicts of them; a
+    NumPy scalar is passed as the Python number it holds and a path as its string. Anything
+    else is refused naming the parameter."""
+    import ast
+    import math
+    import os
+
+    def text(v):
+        if type(v).__module__ == "numpy" and hasattr(v, "item") and getattr(v, "ndim", None) == 0:
+            v = v.item()  # a NumPy scalar: the Python number (or bool, str) it holds
+        if isinstance(v, os.PathLike):
+            v = os.fspath(v)
+        if v is None or isinstance(v, (bool, int, bytes)):
+            return repr(v), v
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise ValueError(f"parameter {name!r}: {v} has no literal in a notebook cell; pass a finite number.")
+            return repr(v), v
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False), v  # double quotes, as papermill writes strings
+        if isinstance(v, (list, tuple, set, frozenset)):
+            items = [text(x) for x in v]
+            inner = ", ".join(t for t, _ in items)
+            values = [x for _, x in items]
+            if isinstance(v, list):
+                return f"[{inner}]", values
+            if isinstance(v, tuple):
+                return f"({inner}{',' if len(items) == 1 else ''})", tuple(values)
+            return (f"{{{inner}}}" if items else "set()"), set(values)
+        if isinstance(v, dict):
+            items = [(text(k), text(x)) for k, x in v.items()]
+            return "{" + ", ".join(f"{k[0]}: {x[0]}" for k, x in items) + "}", {k[1]: x[1] for k, x in items}
+        raise TypeError(f"parameter {name!r}: a {type(v).__module__}.{type(v).__qualname__} cannot be written into "
+                        "a notebook's parameters cell; pass None, a bool, number, string, bytes or path, or a list, "
+                        "tuple, set or dict of them (an array as .tolist()).")
+
+    source, plain = text(value)
+    back = ast.literal_eval(source)
+    assert back == plain and type(back) is type(plain), (name, source)  # pragma: no cover - a bug here
+    return source
 
 
 def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=None):
     """Execute ``notebook`` with papermill and write it to ``output`` (default: in place) with
     ``metadata["camri"]`` set from its provenance record. ``profile=None`` keeps the
-    notebook's own default. The output is written atomically: a failed run leaves the
+    notebook's own default. ``parameters`` replace the values of the notebook's one
+    ``parameters`` cell, as Python literals (tuples, bytes and sets stay what they are; a NumPy
+    scalar is its number, a path its string), before it runs: the stored cell shows the values
+    the outputs were made with. The output is written atomically: a failed run leaves the
     previous file untouched. Raises papermill's ``PapermillExecutionError`` naming the cell."""
     import nbformat
     import papermill
@@ -193,28 +278,41 @@ def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}.")
         params["profile"] = profile
-    known = parameter_names(notebook) if params else []
-    unknown = sorted(set(params) - set(known))
-    if unknown:  # refused before anything runs: papermill would add it below, as if it existed
-        raise ValueError(f"{notebook} has no parameter {unknown[0]!r}; its parameters cell sets {sorted(known)}.")
+    source_nb = nbformat.read(notebook, as_version=4)
+    cell = _parameters_cell(source_nb, notebook)
+    if params:
+        if cell is None:
+            raise ValueError(f"{notebook} has no cell tagged 'parameters' to set {sorted(params)} in.")
+        # Refused before anything runs: an unknown name, a name set twice, a value with no literal.
+        _set_values(cell, {name: _literal(value, name) for name, value in params.items()}, notebook)
     with atomic_path(output) as tmp:
-        papermill.execute_notebook(
-            str(notebook), str(tmp), parameters=params, kernel_name="python3",
-            cwd=str(cwd or notebook.parent), progress_bar=False, execution_timeout=timeout,
-        )
+        given = tmp.with_name(tmp.name + ".in.ipynb")
+        nbformat.write(source_nb, given)
+        try:
+            papermill.execute_notebook(
+                str(given), str(tmp), kernel_name="python3",
+                cwd=str(cwd or notebook.parent), progress_bar=False, execution_timeout=timeout,
+            )
+        finally:
+            given.unlink(missing_ok=True)
         nb = nbformat.read(tmp, as_version=4)
         record = _record_of(nb)
         if record is None:
             raise RuntimeError(f"{notebook.name} did not call camri_utils.notebook.provenance().")
         nb.metadata["camri"] = record
         _drop_native_log(nb)
-        _fold_injected_parameters(nb, notebook)
         # papermill records where it read and wrote the notebook: machine paths (a temporary
         # file, here) that mean nothing to a reader of the stored notebook.
         for key in ("input_path", "output_path"):
             nb.metadata.get("papermill", {}).pop(key, None)
         nbformat.write(nb, tmp)
     return output
+
+
+def _folder_arg(text):
+    if not text.strip():  # Path("") would be the working directory
+        raise argparse.ArgumentTypeError("--output-dir is empty; give a folder, or leave it out to write in place")
+    return Path(text)
 
 
 def main(argv=None):
@@ -224,7 +322,7 @@ def main(argv=None):
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--profile", choices=PROFILES, default=None,
                         help="override the notebook's profile (default: its own, 'full')")
-    parser.add_argument("--output-dir", type=Path, default=None,
+    parser.add_argument("--output-dir", type=_folder_arg, default=None,
                         help="write executed notebooks here (default: in place)")
     args = parser.parse_args(argv)
     # A terminated run unwinds like Ctrl-C, so run() removes its temporary file.

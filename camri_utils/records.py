@@ -203,12 +203,23 @@ def repository_file(path, cache_dir=None):
     return found
 
 
+def _check_results_dir(path):
+    """``$CAMRI_RESULTS_DIR``, when set, must be a folder: a typo is an error naming it, never
+    a silent fall-back to the checkout's or the repository's results."""
+    chosen = os.environ.get("CAMRI_RESULTS_DIR")
+    if chosen and not Path(chosen).expanduser().is_dir():
+        what = f"{chosen!r}, which is {'a file' if Path(chosen).exists() else 'missing'}"
+        raise FileNotFoundError(f"CAMRI_RESULTS_DIR is {what}: set it to the folder that holds your results "
+                                f"folders (such as {Path(path).name}), or unset it to read the book's committed ones.")
+
+
 def results_folder(path="results/fashion_mnist", marker="protocol.json"):
     """Find a results folder: ``path`` as given (absolute, or relative to the working
     directory), then its last part inside ``$CAMRI_RESULTS_DIR``, then ``path`` inside the
     repository this library was installed from (an editable install, as ``make`` does). A folder
     without ``marker`` (``protocol.json``; a sensitivity sweep's is ``sweep.json``) is not one."""
     path = Path(path)
+    _check_results_dir(path)
     candidates = [path]
     if os.environ.get("CAMRI_RESULTS_DIR"):
         candidates.append(Path(os.environ["CAMRI_RESULTS_DIR"]) / path.name)
@@ -229,6 +240,7 @@ def find(path="results/fashion_mnist", marker="protocol.json", cache_dir=None):
     ``sweep.json``): where :func:`results_folder` finds it, else in the
     book's repository at this library's version (fetched once on Colab, see the module's
     docstring). FileNotFoundError naming every place looked in when there is none."""
+    _check_results_dir(path)  # before the repository is tried: a typo is never fallen back from
     try:
         return results_folder(path, marker=marker)
     except FileNotFoundError as exc:

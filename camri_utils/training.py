@@ -9,7 +9,7 @@ once, at the end, and only reported.
 With an ``output_dir`` a run writes ``config.json``, ``history.csv`` (one row per epoch),
 TensorBoard logs (with a histogram of the important class's angles to its class weight), a
 ``backup/`` for resuming an interrupted run of the same configuration, ``model.keras`` and
-``metrics.json``.
+``metrics.json``. An ``output_dir`` holding a run of another configuration is refused.
 
 Example (trains for a few seconds on scikit-learn's digits):
     >>> from camri_utils.training import TrainConfig, train
@@ -23,6 +23,7 @@ Example (trains for a few seconds on scikit-learn's digits):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import numbers
@@ -44,6 +45,23 @@ STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 SCHEDULES = ("constant", "cosine")
 # Fields that do not change what a run computes: left out of its identity (run ids, resume).
 _NOT_IDENTITY = ("verbose", "output_dir", "data_dir")
+
+
+@functools.lru_cache(maxsize=None)
+def _keras_optimizer_ok(name):
+    """Whether Keras builds an optimizer of this name, as train() will ask it to (a class of
+    ``keras.optimizers`` by its name or its name in lower case). Read from the module, not by
+    building one: that would start TensorFlow before a worker has set its threads."""
+    try:
+        from keras.src.optimizers import ALL_OBJECTS_DICT  # what keras.optimizers.get looks names up in
+
+        known = set(ALL_OBJECTS_DICT)
+    except ImportError:  # pragma: no cover - another Keras layout: its public optimizer classes
+        known = {v.__name__.lower() for v in vars(keras.optimizers).values()
+                 if isinstance(v, type) and issubclass(v, keras.optimizers.Optimizer)}
+    # Wrappers and the base class take other arguments than a learning rate: not a training's optimizer.
+    known -= {"optimizer", "lossscaleoptimizer", "multioptimizer", "optimizermap"}
+    return isinstance(name, str) and name.lower() in known
 
 
 def _is_int(value):
@@ -182,7 +200,36 @@ class TrainConfig:
         _require(self.xla in (True, False, "auto") and (isinstance(self.xla, bool) or self.xla == "auto"),
                  f"xla must be True, False or 'auto'; got {self.xla!r}.")
         _require(_is_int(self.verbose), f"verbose must be 0, 1 or 2; got {self.verbose!r}.")
+        _require(isinstance(self.optimizer, str) and _keras_optimizer_ok(self.optimizer),
+                 f"optimizer {self.optimizer!r} is not one Keras knows; use a name of keras.optimizers, e.g. 'adam', "
+                 "'sgd', 'adamw' or 'rmsprop'.")
+        self._check_loss_params()
         self._check_surroundings()
+
+    def _check_loss_params(self):
+        """Refuse a ``loss_params`` name the loss does not take (a typo such as ``margn``), now
+        rather than when train() builds the loss: the loss is built once here with as many
+        classes as the important classes need. Only a wrong name is refused here; values that
+        depend on the data's classes (per-class lists) are checked by train(), which knows them."""
+        method = methods.get(self.loss)
+        n = max([10, *(c + 1 for c in self.important_classes if _is_int(c) and c >= 0)])
+        try:
+            method.build_loss(n, self.important_classes, self.loss_params,
+                              class_counts=[1] * n if method.needs_class_counts else None)
+        except TypeError as exc:
+            import re
+
+            name = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+            if name is None:
+                return  # another problem of the values, for train() to report with the data's classes
+            raise ValueError(f"loss_params has {name.group(1)!r}, which the {method.label} loss ({self.loss!r}) does "
+                             f"not take; check its spelling against the loss's arguments "
+                             f"(camri_utils.methods.get({self.loss!r})).") from None
+        except ValueError as exc:
+            if "takes" in str(exc) and "got" in str(exc):  # a loss that lists the names it takes (LDAM)
+                raise ValueError(f"loss_params: {exc}") from None
+        except Exception:  # noqa: BLE001 - values that need the data's classes: train() checks them
+            return
 
     def _normalize(self):
         """NumPy scalars (a value read from an array, ``np.int64(2)``) become Python numbers, so
@@ -650,6 +697,41 @@ def _divergence(history, scores):
     return None
 
 
+# What a run writes into its output_dir: a folder holding any of these is a run's.
+_RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.keras", "tensorboard", "backup")
+
+
+def _check_output_dir(config):
+    """Refuse an ``output_dir`` that holds a run of another configuration (its ``config.json``
+    says so) or a run's files without a ``config.json``: writing there would replace a finished
+    run and mix two runs' TensorBoard logs. A run of the same configuration (finished, or
+    interrupted: it resumes) may write there again."""
+    if not config.output_dir:
+        return
+    out = Path(config.output_dir).expanduser()
+    owner = out / "config.json"
+    remedy = "Pass another output_dir, or delete that folder to replace the run."
+    if owner.is_file():
+        try:
+            theirs = identity(TrainConfig.from_dict(json.loads(owner.read_text())))
+        except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"output_dir {str(out)!r} holds a config.json that is not a TrainConfig's ({exc}). "
+                             f"{remedy}") from None
+        mine = identity(config)
+        if theirs != mine:
+            differ = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))
+            interrupted = (out / "backup").is_dir() and any((out / "backup").iterdir())
+            raise ValueError(f"output_dir {str(out)!r} holds {'an interrupted' if interrupted else 'a'} run of another "
+                             f"configuration ({owner} differs in {', '.join(differ)}). "
+                             + (f"Resume it with its own config ({owner}), or pass another output_dir, or delete "
+                                "that folder to start this one afresh." if interrupted else remedy))
+    elif out.is_dir():
+        found = sorted(name for name in _RUN_FILES if (out / name).exists())
+        if found:
+            raise ValueError(f"output_dir {str(out)!r} holds a run's files ({', '.join(found)}) but no config.json "
+                             f"saying which configuration made them. {remedy}")
+
+
 def train(config, callbacks=(), dataset=None):
     """Train and evaluate one model as ``config`` says; see the module docstring.
 
@@ -664,6 +746,7 @@ def train(config, callbacks=(), dataset=None):
 
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
+    _check_output_dir(config)  # before anything is loaded or written
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -272,7 +272,8 @@ def test_report_has_a_row_per_variant_and_flags_a_busy_machine(tp):
     (["--epochs", "1"], "at least 2"), (["--runs", "0"], ">= 1"), (["--repeats", "x"], ">= 1"),
     (["--variants", "nope"], "invalid choice"), (["--variants", "spe8", "spe8"], "twice"),
     (["--write", "/no/such/folder/T.md"], "does not exist"), (["--write", "T.txt"], ".md"),
-    (["--data-dir", "/no/such/folder"], "no such folder"),
+    (["--data-dir", "/no/such/folder"], "no such folder"), (["--data-dir", ""], "--data-dir is empty"),
+    (["--write", ""], "--write is empty"),
 ])
 def test_bad_arguments_are_clear_errors(tp, argv, message, capsys):
     with pytest.raises(SystemExit):
@@ -284,19 +285,24 @@ def test_bad_arguments_are_clear_errors(tp, argv, message, capsys):
 def tiny_fashion_mnist(tmp_path_factory):
     from camri_utils.data import fixtures
 
-    return fixtures.write("fashion_mnist", tmp_path_factory.mktemp("tp") / "fashion_mnist", per_class=20)
+    # Enough training images for a measured run of 4 batches of 128 (tp.MIN_BATCHES) after the validation split.
+    return fixtures.write("fashion_mnist", tmp_path_factory.mktemp("tp") / "fashion_mnist", per_class=70)
 
 
 def test_a_tiny_invocation_writes_the_report_and_its_numbers(tp, tiny_fashion_mnist, tmp_path, capsys):
     out = tmp_path / "THROUGHPUT.md"
     tp.main(["--data-dir", str(tiny_fashion_mnist), "--variants", "baseline", "combined", "--repeats", "1",
-             "--runs", "1", "--epochs", "2", "--train-subset", "48", "--write", str(out)])
+             "--runs", "1", "--epochs", "2", "--train-subset", "512", "--write", str(out)])
     numbers = json.loads(out.with_suffix(".json").read_text())
     assert out.read_text() == capsys.readouterr().out.rstrip("\n") + "\n"
     assert numbers["reference"] == "baseline" and set(numbers["variants"]) == {"baseline", "combined"}
     assert numbers["order"] == [["baseline", "combined"]] and numbers["environment"]["cpu_count"] >= 1
     shape = numbers["shape"]
-    assert (shape["train"], shape["epochs"], shape["full_epochs"]) == (48, 2, 12) and shape["full_train"] > 48
+    assert (shape["train"], shape["epochs"], shape["full_epochs"]) == (512, 2, 12) and shape["full_train"] > 512
+    # A fixture's numbers are never reported as Fashion-MNIST's throughput.
+    assert numbers["data"] == {"kind": "synthetic fixture", "real": False}
+    assert "**Not a measurement of Fashion-MNIST**: the runs trained on a synthetic fixture" in out.read_text()
+    assert "full preset's configuration on a synthetic fixture, trained" in out.read_text()
     base, combined = numbers["variants"]["baseline"], numbers["variants"]["combined"]
     for v in (base, combined):
         assert v["runs_per_hour"]["median"] > 0 and len(v["runs_per_hour"]["per_round"]) == 1
@@ -310,9 +316,23 @@ def test_a_tiny_invocation_writes_the_report_and_its_numbers(tp, tiny_fashion_mn
     assert "| today: 1 process, default threads | 1 x default |" in out.read_text()
 
 
+def test_a_measured_run_of_too_few_images_is_refused(tp, tmp_path, capsys):
+    """One image scaled 50,000-fold is no run time: the subset must hold several full batches,
+    as asked and as the data allows."""
+    from camri_utils.data import fixtures
+
+    with pytest.raises(SystemExit):
+        tp.parse_args(["--train-subset", "1"])
+    assert "--train-subset 1: a measured run needs at least 4 batches of 128 images (512)" in capsys.readouterr().err
+    small = fixtures.write("fashion_mnist", tmp_path / "small", per_class=20)
+    args = tp.parse_args(["--data-dir", str(small), "--runs", "1", "--epochs", "2", "--train-subset", "512"])
+    with pytest.raises(RuntimeError, match=r"(?s)worker 0 failed.*would train on \d+ images, fewer than 4 batches"):
+        tp.run_trial("baseline", tp.VARIANTS["baseline"], 0, args, tmp_path / "trial")
+
+
 def test_a_failing_worker_is_reported_with_its_variant(tp, tiny_fashion_mnist, tmp_path):
     args = tp.parse_args(["--data-dir", str(tiny_fashion_mnist), "--runs", "1", "--epochs", "2",
-                          "--train-subset", "48"])
+                          "--train-subset", "512"])
     broken = tp.Variant("broken", options={"steps_per_execution": 0})
     with pytest.raises(RuntimeError, match=r"(?s)variant 'broken' \(round 1\), worker 0 failed.*steps_per_execution"):
         tp.run_trial("broken", broken, 0, args, tmp_path)

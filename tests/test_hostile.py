@@ -3,6 +3,7 @@ second process) can hand the library is either taken correctly or refused at onc
 error that names it and says what to do. Grouped by the surface it enters through: data, values
 and configs, metrics, the results store, the command line and the notebook runner."""
 
+import dataclasses
 import gzip
 import json
 import shutil
@@ -261,13 +262,121 @@ def test_a_run_with_a_multi_line_parameter_stores_valid_python(tmp_path):
     out = run(path, tmp_path / "out.ipynb", profile="quick", parameters={"grid": [2, 3]})
     stored = nbformat.read(out, as_version=4)
     ast.parse(stored.cells[0].source)
-    assert stored.cells[0].source == 'profile = "quick"\ngrid = [2, 3]  # grid'
+    assert stored.cells[0].source == 'profile = "quick"\ngrid = [2, 3]  # grid\n'  # only the values changed
     assert "5" in stored.cells[-1].outputs[-1]["text"]
+
+
+def test_values_are_rewritten_by_assignment_whatever_the_layout():
+    from camri_utils.notebook import _fold_injected_parameters, _literal, _set_values
+
+    nb = _nb('profile = "full"; seed = 0  # two on a line\nsize: int = 8\nlabel = (\n  "a"  # one\n)')
+    _set_values(nb.cells[0], {"seed": "5", "size": "16", "label": '"b"'}, "nb")
+    # The value only: parentheses around it (and a comment inside them) stay.
+    assert nb.cells[0].source == 'profile = "full"; seed = 5  # two on a line\nsize: int = 16\nlabel = (\n  "b"  # one\n)'
+    nb = _nb('profile = "full"; seed = 0', 'seed = 5\n')
+    _fold_injected_parameters(nb)
+    assert nb.cells[0].source == 'profile = "full"; seed = 5'
+    twice = _nb('seed = 0\nprofile = "full"\nseed = 1')
+    with pytest.raises(ValueError, match="assigns 'seed' 2 times: keep one"):
+        _set_values(twice.cells[0], {"seed": "5"}, "nb")
+    # Each value as a literal that reads back equal and of its own type.
+    assert _literal((1, 2), "t") == "(1, 2)" and _literal((1,), "t") == "(1,)" and _literal(b"\x00a", "b") == "b'\\x00a'"
+    assert _literal(np.int64(3), "n") == "3" and _literal(np.float32(0.5), "x") == "0.5"
+    assert _literal(np.bool_(True), "f") == "True" and _literal(Path("data") / "x", "p") == '"data/x"'
+    assert _literal({"a": [1, (2.5, None)], "s": {3}}, "d") == '{"a": [1, (2.5, None)], "s": {3}}'
+    assert _literal(set(), "e") == "set()" and _literal('say "θ"', "q") == '"say \\"θ\\""'
+
+
+@pytest.mark.parametrize("value, message", [
+    (np.array([1, 2]), "parameter 'p': a numpy.ndarray cannot be written .* \\(an array as .tolist\\(\\)\\)"),
+    (object(), "parameter 'p': a builtins.object cannot be written"),
+    ({"k": lambda: 1}, "parameter 'p': a builtins.function cannot be written"),
+    (float("nan"), "parameter 'p': nan has no literal"),
+    ([np.inf], "parameter 'p': inf has no literal"),
+])
+def test_a_value_with_no_literal_is_refused_before_anything_runs(tmp_path, value, message):
+    import nbformat
+
+    from camri_utils.notebook import run
+
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(_nb('profile = "full"\np = 0'), path)
+    with pytest.raises((TypeError, ValueError), match=message):
+        run(path, tmp_path / "out.ipynb", parameters={"p": value})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.ipynb"] or not (tmp_path / "out.ipynb").exists()
+
+
+def test_two_parameters_cells_are_refused_before_anything_runs(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell
+
+    from camri_utils.notebook import parameter_names, run
+
+    nb = _nb('profile = "full"')
+    second = new_code_cell("seed = 0")
+    second.metadata["tags"] = ["parameters"]
+    nb.cells.insert(1, second)
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    for call in (lambda: run(path, tmp_path / "out.ipynb", parameters={"seed": 1}),
+                 lambda: run(path, tmp_path / "out.ipynb"), lambda: parameter_names(path)):
+        with pytest.raises(ValueError, match=r"2 cells tagged 'parameters' \(cells 0, 1\): keep the tag on one"):
+            call()
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+def test_a_run_passes_tuples_bytes_numpy_scalars_and_paths_as_what_they_are(tmp_path):
+    import nbformat
+
+    from camri_utils.notebook import run
+
+    path = tmp_path / "nb.ipynb"
+    nb = _nb('profile = "full"; seed = 0\nshape = (1, 1)\nraw = b""\nrate = 0.1\nwhere = "."')
+    nb.cells[-1].source = ("from camri_utils.notebook import provenance\nprovenance(profile, data='test')\n"
+                           "print([type(v).__name__ for v in (profile, seed, shape, raw, rate, where)], "
+                           "profile, seed, shape, raw, rate, where)")
+    nbformat.write(nb, path)
+    out = run(path, tmp_path / "out.ipynb", profile="quick",
+              parameters={"seed": np.int64(5), "shape": (2, 3), "raw": b"\x00z", "rate": np.float32(0.25),
+                          "where": tmp_path / "data"})
+    stored = nbformat.read(out, as_version=4)
+    assert stored.cells[0].source == (f'profile = "quick"; seed = 5\nshape = (2, 3)\nraw = b\'\\x00z\'\nrate = 0.25\n'
+                                      f'where = "{tmp_path / "data"}"')
+    printed = stored.cells[-1].outputs[-1]["text"]
+    assert printed.startswith("['str', 'int', 'tuple', 'bytes', 'float', 'str'] quick 5 (2, 3) b'\\x00z' 0.25 ")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary input left
 
 
 # ---------------------------------------------------------------------------------------------
 # Training configs: refused when made, not deep inside a run
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("changes, message", [
+    (dict(optimizer="adamm"), "optimizer 'adamm' is not one Keras knows"),
+    (dict(optimizer="Adam "), "optimizer 'Adam ' is not one Keras knows"),
+    (dict(optimizer=3), "optimizer 3 is not one Keras knows"),
+    (dict(loss="camri", loss_params={"margin": 0.2, "scale": 16, "margn": 1}),
+     r"loss_params has 'margn', which the CAMRI loss \('camri'\) does not take"),
+    (dict(loss="normsoftmax", loss_params={"scale": 8, "marginn": 2}), "loss_params has 'marginn'"),
+    (dict(loss="ce", loss_params={"from_logit": True}), "loss_params has 'from_logit', which the CE loss"),
+    (dict(loss="wce", loss_params={"weight": 2.0, "wieght": 1}), "loss_params has 'wieght'"),
+    (dict(loss="ldam", loss_params={"max_margn": 0.5}), r"loss_params: LDAM takes max_margin and scale"),
+])
+def test_names_keras_would_reject_are_refused_when_the_config_is_made(changes, message):
+    """An optimizer or loss parameter Keras rejects once training starts (files written, data
+    loaded) is refused when the config is made, and as read from a stored config."""
+    from camri_utils.training import TrainConfig
+
+    base = dict(dataset="digits", model="mlp", important_classes=3)
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{**base, **changes})
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict({**TrainConfig(**base).to_dict(), **changes})
+    # What Keras takes stays accepted: other optimizers, per-class lists of the data's length.
+    for fine in (dict(optimizer="SGD"), dict(optimizer="adamw"),
+                 dict(dataset="gtsrb", loss="wce", loss_params={"class_weights": [1.0] * 43})):
+        TrainConfig(**{**base, **fine})
+
+
 def test_numpy_scalars_are_numbers_in_a_config_and_it_stays_json():
     from camri_utils.training import TrainConfig
 
@@ -314,6 +423,31 @@ def test_an_output_dir_that_is_a_file_is_refused_before_anything_is_written(tmp_
         with pytest.raises(ValueError, match=r"cannot be a folder: .*file is a file"):
             TrainConfig(output_dir=str(target))
     assert {p.name for p in tmp_path.iterdir()} - {"decoded-cache", "keras-home"} == {"file"} and blocker.is_file()
+
+
+def test_an_output_dir_holding_another_configurations_run_is_refused_and_kept(tmp_path):
+    """A finished run in output_dir is never replaced by a run of another configuration (nor are
+    their TensorBoard logs mixed); the same configuration may write there again."""
+    from camri_utils.training import TrainConfig, train
+
+    out = tmp_path / "run"
+    config = TrainConfig(dataset="digits", model="mlp", feature_dim=4, epochs=1, batch_size=256, verbose=0,
+                         output_dir=str(out))
+    train(config)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for other, differ in ((dict(seed=3), "seed"), (dict(loss="normsoftmax", loss_params={"scale": 8.0}),
+                                                     "loss, loss_params")):
+        with pytest.raises(ValueError, match=rf"holds a run of another configuration \(.*config.json differs in "
+                                             rf"{differ}\)\. Pass another output_dir"):
+            train(dataclasses.replace(config, **other))
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    train(dataclasses.replace(config, verbose=2))  # the same run (verbose changes nothing): allowed
+    (out / "config.json").unlink()
+    with pytest.raises(ValueError, match=r"holds a run's files \(.*history.csv.*\) but no config.json"):
+        train(config)
+    (out / "config.json").write_text('{"loss": "nonsense", "epochs": "x"}')
+    with pytest.raises(ValueError, match="holds a config.json that is not a TrainConfig's"):
+        train(config)
 
 
 def test_a_diverged_training_is_flagged_and_computes_no_metric():
@@ -412,6 +546,130 @@ def test_a_record_of_the_wrong_shape_names_the_file_the_field_and_what_to_do(fol
     assert str(path) in str(caught.value) and f"--rerun {rid}" in str(caught.value)
     with pytest.raises(protocol.ProtocolError, match=match):  # so does the report: it never ranks on another split
         protocol.report(out)
+
+
+# A record vouches for itself: what it states beside its config is its config's, its metrics its
+# scores', and it holds no field a record does not have.
+@pytest.mark.parametrize("method, change, match", [
+    ("CAMRI", lambda r: r["params"].update(margin=0.5), r"field 'params' says \{'margin': 0.5.*but its config says"),
+    ("CE", lambda r: r.update(seed=7), "field 'seed' says 7 .*but its config says 0"),
+    ("CE", lambda r: r.update(class_names=r["class_names"][::-1]), "field 'class_names' is not fashion_mnist's"),
+    ("CE", lambda r: r.update(source_run="abc"), r"has fields a record does not have, \['source_run'\]"),
+    ("NormSoftmax", lambda r: r.update(params={}), r"field 'params' says \{\} .*but its config says \{'scale': 8.0\}"),
+    ("CAMRI", lambda r: r.update(important_class=(r["important_class"] + 1) % 10), "field 'important_class' says"),
+])
+def test_a_record_whose_fields_are_not_its_configs_is_refused(folder, method, change, match):
+    from camri_utils import protocol
+
+    out, _ = folder
+    rid, _ = _by_method(out, method)
+    path = _edit(out, rid, change)
+    for read in (protocol.load_records, protocol.report):
+        with pytest.raises(protocol.ProtocolError, match=match) as caught:
+            read(out)
+        assert str(path) in str(caught.value) and f"--rerun {rid}" in str(caught.value)
+
+
+@pytest.mark.parametrize("split, field, value", [
+    ("validation", "accuracy", None), ("validation", "recall", None), ("test", "accuracy", None),
+])
+def test_metrics_are_recomputed_from_the_stored_scores_despite_a_valid_digest(folder, split, field, value):
+    """CE's validation accuracy set to 0.9 (and its confusion-matrix-free fields made to agree)
+    would move the accuracy threshold and every selection; its validation recall, the ranking."""
+    from camri_utils import protocol
+
+    out, _ = folder
+    rid, record = _by_method(out, "CE")
+
+    def change(r):
+        block = r["validation"] if split == "validation" else r
+        if field == "accuracy":
+            block["accuracy"] = 0.9 if block["accuracy"] != 0.9 else 0.8
+        else:
+            block["recall"] = block["recall"][::-1] if block["recall"] != block["recall"][::-1] else [0.5] * 10
+        if split == "test":  # keep the confusion matrix check quiet: the scores must catch it
+            r.pop("confusion_matrix")
+
+    _edit(out, rid, change)
+    with pytest.raises(protocol.ProtocolError, match=rf"{rid}.npz .*does not belong to .*{rid}.json|{rid}.json"):
+        protocol.report(out)
+
+
+def test_the_report_opens_every_score_file_it_relies_on(folder):
+    from camri_utils import protocol
+
+    out, _ = folder
+    rid, _ = _by_method(out, "CAMRI")
+    (out / "runs" / f"{rid}.npz").unlink()
+    with pytest.raises(protocol.ProtocolError, match=rf"{rid}.npz \(the scores of the record {rid}.json\) is missing"):
+        protocol.report(out)
+    from camri_utils.cli import main as camri
+
+    assert camri(["protocol", "report", "--output", str(out)]) == 2
+
+
+def test_an_important_class_outside_the_data_is_named(folder, capsys):
+    from camri_utils import protocol
+    from camri_utils.cli import main as camri
+
+    out, ds = folder
+    stored = json.loads((out / "protocol.json").read_text())
+    stored["spec"]["important_class"] = 99
+    (out / "protocol.json").write_text(json.dumps(stored))
+    with pytest.raises(protocol.ProtocolError, match=r"protocol.json names important_class 99, but its runs' data "
+                                                     r"has 10 classes \(0 to 9\)"):
+        protocol.report(out)
+    assert camri(["protocol", "report", "--output", str(out)]) == 2
+    assert "important_class 99" in capsys.readouterr().err
+    with pytest.raises(protocol.ProtocolError, match=r"important_class 99 is not a class of fashion_mnist \(10"):
+        protocol.run(_tiny_spec(important_class=99), out.parent / "fresh", progress=False, dataset=ds)
+    assert not (out.parent / "fresh").exists()
+
+
+@pytest.mark.parametrize("case", ["none yet", "another configuration", "all diverged"])
+def test_a_table_without_this_protocols_ce_runs_says_why(folder, case):
+    from camri_utils import protocol
+    from camri_utils.protocol.report import WaitingForCE
+
+    out, _ = folder
+    rid, record = _by_method(out, "CE")
+    if case == "none yet":
+        for suffix in (".json", ".npz"):
+            (out / "runs" / f"{rid}{suffix}").unlink()
+        with pytest.raises(WaitingForCE, match=r"no CE run of this protocol is recorded in .* yet \(0 of 1\)"):
+            protocol.report(out)
+    elif case == "another configuration":
+        stored = json.loads((out / "protocol.json").read_text())
+        stored["spec"]["learning_rate"] = 0.5  # every planned run id changes: the records are another protocol's
+        (out / "protocol.json").write_text(json.dumps(stored))
+        with pytest.raises(protocol.ProtocolError, match=rf"holds 1 CE record\(s\), but none of this protocol's "
+                                                         rf"plan .*{rid}.json"):
+            protocol.report(out)
+    else:
+        (out / "runs" / f"{rid}.npz").unlink()
+        _edit(out, rid, lambda r: r.update(diverged=True, diverged_reason="the loss became nan in epoch 1", accuracy=None,
+                                           recall=None, precision=None, confusion_matrix=None, validation=None,
+                                           scores_sha256=None))
+        with pytest.raises(protocol.ProtocolError, match=r"every CE run of this protocol in .* diverged \(1\)"):
+            protocol.report(out)
+
+
+def test_a_shard_that_did_its_share_before_ce_exits_0_saying_the_table_waits(monkeypatch, tmp_path, capsys):
+    from camri_utils import protocol
+    from camri_utils.cli import main as camri
+    from camri_utils.protocol.report import WaitingForCE
+
+    root = fixtures.write("fashion_mnist", tmp_path / "fx", per_class=6)
+    monkeypatch.setattr(protocol, "run", lambda *a, **k: 3)
+
+    def waiting(*a, **k):
+        raise WaitingForCE("no CE run of this protocol is recorded in x yet (0 of 5)")
+
+    monkeypatch.setattr(protocol, "report", waiting)
+    assert camri(["protocol", "--data-dir", str(root), "--output", str(tmp_path / "out"), "--shard", "2/2"]) == 0
+    out = capsys.readouterr().out
+    assert "trained 3 run(s)" in out and "this shard's runs are done; no table yet: no CE run" in out
+    assert camri(["protocol", "report", "--output", str(tmp_path / "out")]) == 2  # asked for a table: an error
 
 
 def test_a_damaged_record_file_is_named(folder):
@@ -628,6 +886,52 @@ def test_bad_command_line_values_are_named(args, message, capsys):
     assert caught.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args", [
+    ["protocol", "--output", ""], ["protocol", "report", "--output", " "], ["protocol", "--data-dir", ""],
+    ["sensitivity", "--protocol", "", "--output", "x"], ["sensitivity", "--protocol", "p", "--output", ""],
+])
+def test_an_empty_folder_argument_is_an_error_not_the_default(args, tmp_path, monkeypatch, capsys):
+    """``--output ''`` once meant the default folder: a typo (an unset shell variable) wrote
+    into, or reported, another folder than the one meant."""
+    from camri_utils.cli import main as camri
+
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.raises(SystemExit) as caught:
+        camri(args)
+    option = next(a for a, v in zip(args, args[1:]) if a.startswith("--") and not v.strip())
+    assert caught.value.code == 2 and f"{option} is empty; give a folder" in capsys.readouterr().err
+    assert not list((tmp_path / "cwd").iterdir())  # nothing written, neither here nor in a default folder
+
+
+def test_the_notebook_runners_empty_output_dir_is_an_error(tmp_path, monkeypatch, capsys):
+    from camri_utils.notebook import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main(["nb.ipynb", "--output-dir", ""])
+    assert caught.value.code == 2 and "--output-dir is empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_camri_results_dir_naming_no_folder_is_an_error_not_the_checkouts_results(kind, tmp_path, monkeypatch):
+    from camri_utils import records
+
+    target = {"missing": tmp_path / "typo", "file": tmp_path / "file"}[kind]
+    if kind == "file":
+        target.write_text("x")
+    monkeypatch.setenv("CAMRI_RESULTS_DIR", str(target))
+    with pytest.raises(FileNotFoundError, match=r"CAMRI_RESULTS_DIR is .*(missing|a file): set it to "
+                                                r"the folder that holds your results folders \(such as fashion_mnist\)"):
+        records.find("results/fashion_mnist")
+    from camri_utils.stored_runs import RunStore
+
+    with pytest.raises(FileNotFoundError, match="CAMRI_RESULTS_DIR"):
+        RunStore.find("results/digits_2d")
+    monkeypatch.setenv("CAMRI_RESULTS_DIR", str(tmp_path))  # a folder without it: the committed results
+    assert (records.find("results/fashion_mnist") / "protocol.json").is_file()
+
+
 def test_rerun_takes_run_ids_only_and_only_when_running(made, tmp_path, capsys):
     from camri_utils.cli import main as camri
 
@@ -681,3 +985,64 @@ def test_a_bad_sweep_json_is_named(content, match, tmp_path):
     (out / "sweep.json").write_text(json.dumps(content))
     with pytest.raises(protocol.ProtocolError, match=rf"sweep.json {match}"):
         store.read_sweep(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise checks: an answer of any form gets a verdict, never NumPy's or Keras' exception
+# ---------------------------------------------------------------------------------------------
+def test_a_ragged_list_or_a_symbolic_tensor_is_named_by_every_check():
+    import keras
+
+    from camri_utils import exercises
+
+    symbolic = keras.Input((3,))
+    ragged = [1.0, [2.0, 3.0]]
+    answers = {"ragged": ragged, "symbolic": symbolic, "function of ragged": lambda *a, **k: ragged,
+               "function of symbolic": lambda *a, **k: symbolic}
+    seen = set()
+    for stem in exercises.stems():
+        ex = exercises.chapter(stem)
+        for e in ex.exercises:
+            if not e.checked:
+                continue
+            for kind, answer in answers.items():
+                v = ex.verdict(e.id, answer)  # never raises
+                assert v.status in ("unreadable", "incorrect"), (stem, e.id, kind, v)
+                if v.status == "unreadable":
+                    seen.add((kind, "symbolic tensor" in v.message or "ragged list" in v.message
+                              or "cannot be read" in v.message or "must be" in v.message))
+    assert ("ragged", True) in seen and ("symbolic", True) in seen and ("function of ragged", True) in seen
+    ch1 = exercises.chapter(1)
+    assert "is a symbolic tensor (KerasTensor): a placeholder" in ch1.verdict(4, symbolic).message
+    assert "its rows have different lengths (a ragged list)" in ch1.verdict(4, ragged).message
+    assert "its rows have different lengths" in ch1.verdict(1, ragged).message
+
+
+def test_a_read_only_results_folder_is_a_clear_error_not_a_traceback(folder, monkeypatch, capsys):
+    """(Tests run as root here, where chmod does not deny: the refusal is simulated where the
+    operating system would raise it.)"""
+    import filelock
+
+    from camri_utils import protocol
+    from camri_utils.cli import main as camri
+    import sys
+
+    from camri_utils.protocol import locks
+
+    report = sys.modules["camri_utils.protocol.report"]  # the module (the package exports its function)
+    out, ds = folder
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(report, "write_text", denied)
+    with pytest.raises(protocol.ProtocolError, match=r"cannot write the table into .*\(Permission denied\): the "
+                                                     r"folder is read-only"):
+        protocol.report(out)
+    assert camri(["protocol", "report", "--output", str(out)]) == 2
+    assert "read-only" in capsys.readouterr().err
+    monkeypatch.setattr(filelock.FileLock, "acquire", denied)
+    with pytest.raises(protocol.ProtocolError, match=r"cannot lock .*\.locks \(Permission denied\): the results "
+                                                     r"folder is read-only"):
+        protocol.run(_tiny_spec(), out, progress=False, dataset=ds)
+    assert locks.LOCKS == ".locks"

@@ -352,7 +352,8 @@ def test_selection_uses_validation_metrics_not_test():
 def test_two_records_of_one_seed_in_one_cell_are_an_error():
     recs = ce_records() + [record("CAMRI", 0, 0.81, [0.9, 0.9, 0.5, 0.7], "worst1", 1, {"margin": 0.2},
                                   run_id=f"dup{i}") for i in range(2)]
-    with pytest.raises(protocol.ProtocolError, match="two records of one seed"):
+    with pytest.raises(protocol.ProtocolError,
+                       match=r"two records of seed 0 \(dup0.json, dup1.json\): stale or copied records"):
         protocol.select(recs)
 
 

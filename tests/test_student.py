@@ -98,9 +98,91 @@ def test_solution_code_of_a_checked_exercise_outside_a_solution_cell_is_a_leak(t
     nb.cells[5].metadata["tags"] = []  # the solution cell lost its tag...
     nb.cells[5].source = chapter(3).exercise(1).code  # ...and holds the declared solution code
     found = student.leaks(nb, "03_angular_margins")
-    assert found == [(5, "the solution code of exercise 1 outside a `solution` cell")]
+    assert [what for _, what in found] == [
+        "a code cell after the first exercise without a tag: tag it `solution` (left out of the student edition) "
+        "or `hint`, `exercise`, `check` (kept)",
+        "the solution code of exercise 1 outside a `solution` cell"]
+    assert {i for i, _ in found} == {5}
     code = new_code_cell("# Solution 2: something")
     assert student.leaks(new_notebook(cells=[code]))[0][1].startswith("a '# Solution' code cell")
+
+
+# Hostile chapters: what the edition keeps is decided by tags, so every cell after the first
+# exercise that could hold an answer without the `solution` tag refuses the chapter.
+def _answers_box(fence="```", title="Answers"):
+    return f"{fence}{{dropdown}} {title}\n1. {SECRET_TEXT}\n{fence}"
+
+
+@pytest.mark.parametrize("case", [
+    "renamed solution code", "renamed solution text", "dropdown of another title", "colon-fenced dropdown",
+    "admonition folded by class", "html details", "filled-in stub", "stub with extra code", "box in the heading cell",
+])
+def test_a_cell_after_an_exercise_that_may_hold_an_answer_refuses_the_chapter(case, tmp_path, capsys):
+    nb = _synthetic()
+    untagged = {
+        "renamed solution code": new_code_cell(f"# Worked answer\nm_meet = 1.5708  # {SECRET_CODE}"),
+        "renamed solution text": new_markdown_cell(f"**Answer.** {SECRET_TEXT}"),
+        "dropdown of another title": new_markdown_cell(_answers_box()),
+        "colon-fenced dropdown": new_markdown_cell(_answers_box(":::", "Show me")),
+        "admonition folded by class": new_markdown_cell(f"```{{admonition}} Notes\n:class: dropdown\n{SECRET_TEXT}\n```"),
+        "html details": new_markdown_cell(f"<details><summary>Click</summary>{SECRET_TEXT}</details>"),
+    }
+    if case in untagged:
+        nb.cells.insert(7, untagged[case])
+        where = 7
+    elif case == "filled-in stub":
+        nb.cells[4].source = f"m_meet = 1.5708  # {SECRET_CODE}"
+        where = 4
+    elif case == "stub with extra code":
+        nb.cells[4].source = f"m_meet = ...\nprint('{SECRET_CODE}')"
+        where = 4
+    else:  # a folded box after the Exercises heading, in the heading's own cell
+        nb.cells[3].source += "\n\n" + _answers_box()
+        where = 3
+    source = _write(nb, tmp_path / "in" / "03_angular_margins.ipynb")
+    report = student.build([source], tmp_path / "out")
+    assert not report.written and [i for i, _ in report.refused["03_angular_margins"]] == [where]
+    assert not (tmp_path / "out" / "03_angular_margins.ipynb").exists()
+    assert student.main([str(source), "--output", str(tmp_path / "out")]) == 1
+    assert f"03_angular_margins: cell {where}" in capsys.readouterr().out
+
+
+def test_a_box_tagged_hint_is_kept_and_a_box_before_the_exercises_is_the_chapters_own(tmp_path):
+    nb = _synthetic()
+    hint = new_markdown_cell(_answers_box(title="Hints").replace(SECRET_TEXT, "HINT-TEXT-4d2"))
+    hint.metadata["tags"] = ["hint"]
+    nb.cells.insert(7, hint)
+    nb.cells.insert(1, new_markdown_cell("<details><summary>Derivation</summary>cos(a + b) = ...</details>"))
+    report = student.build([_write(nb, tmp_path / "in" / "03_angular_margins.ipynb")], tmp_path / "out")
+    assert report.complete
+    text = (tmp_path / "out" / "03_angular_margins.ipynb").read_text()
+    assert "HINT-TEXT-4d2" in text and "Derivation" in text and SECRET_TEXT not in text
+
+
+def test_the_edition_never_writes_into_the_folder_it_reads(tmp_path, capsys, monkeypatch):
+    source = _write(_synthetic(), tmp_path / "notebooks" / "03_angular_margins.ipynb")
+    before = source.read_bytes()
+    for output in (tmp_path / "notebooks", tmp_path / "notebooks" / "." / "", tmp_path / "x" / ".." / "notebooks"):
+        with pytest.raises(ValueError, match="would overwrite the chapters it reads"):
+            student.build([source], output)
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert student.main(["03_angular_margins.ipynb", "--output", "."]) == 2
+    assert "would overwrite the chapters it reads" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    assert student.main([str(source), "--output", ""]) == 2
+    assert "--output '' is empty" in capsys.readouterr().err
+    assert source.read_bytes() == before and sorted(p.name for p in (tmp_path / "notebooks").iterdir()) == \
+        ["03_angular_margins.ipynb"]
+    # Nor into a folder of something else (its README.md), nor two chapters into one file.
+    mine = tmp_path / "mine"
+    _write(_synthetic(), mine / "03_angular_margins.ipynb")
+    (mine / "README.md").write_text("# My notes\n")
+    with pytest.raises(ValueError, match="not a student edition's"):
+        student.build([source], mine)
+    other = _write(_synthetic(), tmp_path / "other" / "03_angular_margins.ipynb")
+    with pytest.raises(ValueError, match="two notebooks named 03_angular_margins.ipynb"):
+        student.build([source, other], tmp_path / "out")
+    assert (mine / "README.md").read_text() == "# My notes\n" and not (tmp_path / "out").exists()
 
 
 def test_bad_inputs_are_clear_errors_and_write_nothing(tmp_path, capsys):

@@ -56,15 +56,28 @@ def trained():
     return out
 
 
-def _same_training(a, b):
-    for key in ("loss", "accuracy"):
+# Scores computed with another evaluation batch size go through other matrix-product kernels: the
+# CPU's kernels split a float32 sum by the batch's shape, so each cosine may be summed in another
+# order and differ in its last places (seen: 0.19025086 vs 0.19025093 on another machine of the
+# same kind). 1e-5 is about 80 float32 units at |cos| <= 1, enough for those reorderings over the
+# MLP's few layers and far below what any change to training moves a cosine (1e-3 and more).
+REORDERED_SUM_ATOL = 1e-5
+
+
+def _same_training(a, b, *, same_eval_batch=True):
+    for key in ("loss", "accuracy"):  # the same training batches through the same kernels: exact
         assert a.history[key] == b.history[key]
-    assert np.array_equal(a.scores["test"], b.scores["test"])
+    if same_eval_batch:  # the same batches through the same compiled graph: the same floats
+        np.testing.assert_array_equal(a.scores["test"], b.scores["test"])
+    else:
+        np.testing.assert_allclose(a.scores["test"], b.scores["test"], rtol=0, atol=REORDERED_SUM_ATOL)
 
 
 def test_steps_per_execution_compiles_several_steps_and_changes_no_number(trained):
     default, spe = trained["default"], trained["spe"]
     assert spe.model.steps_per_execution == 4 and default.model.steps_per_execution == 1
+    # Exact on purpose: several steps per call loop over the same compiled one-step function on
+    # batches of the same shape, so every sum is made in the same order.
     assert spe.history == default.history
     for split in default.scores:
         assert np.array_equal(spe.scores[split], default.scores[split])
@@ -91,10 +104,14 @@ def test_eval_batch_size_is_the_validation_and_test_batch(monkeypatch):
 
 def test_eval_batch_size_leaves_training_and_scores_as_they_were(trained):
     default, other = trained["default"], trained["eval"]
-    _same_training(default, other)
-    # Validation metrics are the same up to the order of a mean's sums.
-    for key in ("val_loss", "val_accuracy"):
-        np.testing.assert_allclose(other.history[key], default.history[key], rtol=1e-6, atol=1e-7)
+    _same_training(default, other, same_eval_batch=False)
+    # Validation metrics: the loss is a mean over other batches (its sums reordered as the scores'
+    # are, see REORDERED_SUM_ATOL, then averaged in another order); the accuracy is a count of argmax
+    # over the reordered cosines, so it moves only if a cosine gap was under that tolerance.
+    np.testing.assert_allclose(other.history["val_loss"], default.history["val_loss"], rtol=1e-5, atol=1e-6)
+    n_val = len(default.labels["validation"])
+    np.testing.assert_allclose(other.history["val_accuracy"], default.history["val_accuracy"], rtol=0,
+                               atol=1.5 / n_val)  # at most one image's prediction may tip over
 
 
 def test_angle_sample_sets_or_turns_off_the_summary_and_nothing_else(trained):

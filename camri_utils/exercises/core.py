@@ -80,7 +80,7 @@ def _as_float(value, what):
         raise AnswerError(f"{what} must be a number; got the text {value!r} (convert it with float()).")
     if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
         raise AnswerError(f"{what} must be a real number; got the complex number {value!r}.")
-    array = np.asarray(_to_numpy(value))
+    array = _numbers(value, what)
     if array.dtype == object or not np.issubdtype(array.dtype, np.number):
         raise AnswerError(f"{what} must be a number; got {_type_name(value)}.")
     if array.size != 1:
@@ -103,6 +103,24 @@ def _to_numpy(value):
     return value
 
 
+def _numbers(value, what):
+    """``value`` as a NumPy array, or an AnswerError that says why it cannot be one: a
+    symbolic tensor (no value yet) or a ragged list (rows of different lengths)."""
+    value = _to_numpy(value)
+    try:
+        return np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - NumPy's, TensorFlow's and Keras' own errors
+        name = _type_name(value)
+        if "symbolic" in str(exc).lower() or "Symbolic" in name or name == "KerasTensor":
+            raise AnswerError(f"{what} is a symbolic tensor ({name}): a placeholder with a shape but no value. "
+                              "Compute it on numbers (an array, or model(x) for real images), not on keras.Input "
+                              "or inside a compiled function.") from None
+        if "inhomogeneous" in str(exc) or "sequence" in str(exc):
+            raise AnswerError(f"{what} cannot be read as an array of numbers: its rows have different lengths "
+                              "(a ragged list), or an element is itself a list.") from None
+        raise AnswerError(f"{what} cannot be read as an array of numbers ({type(exc).__name__}: {exc}).") from None
+
+
 def _as_array(value, what, shape):
     """An array of real numbers of ``shape`` (None: any length for that axis)."""
     if value is None:
@@ -111,10 +129,7 @@ def _as_array(value, what, shape):
         raise AnswerError(f"{what} must be numbers; got the text {value!r}.")
     if isinstance(value, dict):
         raise AnswerError(f"{what} must be a sequence of numbers, not a dict.")
-    try:
-        array = np.asarray(_to_numpy(value))
-    except Exception as exc:  # ragged lists and the like
-        raise AnswerError(f"{what} cannot be read as an array of numbers ({exc}).") from None
+    array = _numbers(value, what)
     if array.dtype == bool or array.dtype == object or not np.issubdtype(array.dtype, np.number):
         raise AnswerError(f"{what} must be numbers; got an array of {array.dtype} ({_type_name(value)}).")
     if np.iscomplexobj(array):
@@ -327,7 +342,13 @@ class Chapter:
             return Verdict(e.id, "unattempted", f"not attempted yet: replace the ... in {name} with your "
                                                 f"answer ({e.answer.describe()}), then run this cell again.")
         try:
-            got = e.answer.read(answer, self.context)
+            try:
+                got = e.answer.read(answer, self.context)
+            except AnswerError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a reader met a form it does not name: say what it met
+                raise AnswerError(f"your answer ({_type_name(answer)}) cannot be read: {type(exc).__name__} "
+                                  f"({exc}).") from None
             want = None if e.accept is not None else self._reference(e)
         except AnswerError as exc:  # the answer's form, or what the reference needs (Part II's records)
             message = str(exc)

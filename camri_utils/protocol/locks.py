@@ -87,6 +87,9 @@ class Lock:
             self._lock.acquire()
         except filelock.Timeout:
             return False
+        except OSError as exc:  # a read-only results folder (its .locks too): not a traceback
+            raise ProtocolError(f"cannot lock {self._holder.parent} ({exc.strerror or exc}): the results folder is "
+                                "read-only. Pass a writable --output (a copy of the folder, to resume it).") from exc
         write_json(self._holder, {"pid": os.getpid(), "host": socket.gethostname(), "session": self.session,
                                   "command": COMMAND,
                                   "since": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")})

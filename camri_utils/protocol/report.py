@@ -21,9 +21,9 @@ from camri_utils.protocol.selection import (accuracy_threshold, posthoc_records,
 from camri_utils.protocol.spec import ProtocolError, ProtocolSpec, margin_policy
 from camri_utils.protocol.store import load_records, load_scores, read_spec
 
-__all__ = ["Summary", "summarize", "report", "current_records", "spec_methods", "setting_text", "convergence",
-           "reference_curves", "threshold_curve_frames", "curve_comparisons", "comparison_table", "comparison_cells",
-           "out_of_sample_cells", "plan_status", "REFERENCES", "cell_complete", "seeds_text"]
+__all__ = ["Summary", "WaitingForCE", "summarize", "report", "current_records", "spec_methods", "setting_text",
+           "convergence", "reference_curves", "threshold_curve_frames", "curve_comparisons", "comparison_table",
+           "comparison_cells", "out_of_sample_cells", "plan_status", "REFERENCES", "cell_complete", "seeds_text"]
 
 
 @dataclass
@@ -273,6 +273,31 @@ def plan_status(spec, data_kind, records):
     return status
 
 
+class WaitingForCE(ProtocolError):
+    """The table cannot be made yet: no CE run of the protocol's plan is recorded (a shard that
+    finished its share before the others trained CE)."""
+
+
+def _check_ce(output, spec, all_records, ce_planned, ce_diverged):
+    """Why the table cannot rank classes, as an error naming the folder and what to do: no CE
+    run recorded yet, CE records of another configuration only, or every CE run diverged."""
+    if ce_planned:
+        return
+    if ce_diverged:
+        raise ProtocolError(f"every CE run of this protocol in {output} diverged ({len(ce_diverged)}): there is no "
+                            "ranking and no accuracy threshold. Change the protocol (e.g. its learning rate) and use a "
+                            "fresh output folder.")
+    others = [r for r in all_records if r.get("method") == "CE"]
+    if others:
+        raise ProtocolError(f"{output} holds {len(others)} CE record(s), but none of this protocol's plan (made with "
+                            "another configuration or data, e.g. "
+                            f"{others[0]['run_id']}.json): train this protocol's CE runs (`camri protocol` with its "
+                            "own preset), or report the folder with the protocol.json it was made with.")
+    raise WaitingForCE(f"no CE run of this protocol is recorded in {output} yet (0 of {len(spec.seeds)}): the table "
+                       "ranks the classes by them. Run the shared stage on every shard (`camri protocol ... --shard "
+                       "i/n`), then `camri protocol report`.")
+
+
 def summarize(output, accuracy_k=None):
     """Read the records under ``output`` and build the table, without writing anything."""
     output = Path(output)
@@ -280,6 +305,11 @@ def summarize(output, accuracy_k=None):
     k = spec.accuracy_k if accuracy_k is None else accuracy_k
     ProtocolSpec.from_dict({**spec.to_dict(), "accuracy_k": k})  # checks k
     records, ignored, status, diverged = load_records(output), 0, {}, []
+    n_classes = next((len(r["class_names"]) for r in records if r.get("class_names")), None)
+    if spec.important_class is not None and n_classes is not None and spec.important_class >= n_classes:
+        raise ProtocolError(f"{output / 'protocol.json'} names important_class {spec.important_class}, but its runs' "
+                            f"data has {n_classes} classes (0 to {n_classes - 1}): the file was edited. Restore it (git "
+                            "checkout, or your copy).")
     scores = {}
 
     def load(record):  # each run's scores read once
@@ -288,13 +318,18 @@ def summarize(output, accuracy_k=None):
         return scores[record["run_id"]]
 
     if data_kind is not None:  # schema 2: only this plan's records, plus the post-hoc baseline
+        everything = records
         records, ignored = current_records(spec, data_kind, records)
+        _check_ce(output, spec, everything, [r for r in records if r["method"] == "CE" and not r.get("diverged")],
+                  [r for r in records if r["method"] == "CE" and r.get("diverged")])
         status = plan_status(spec, data_kind, records)
         # Rows by variant (LDAM-DRW apart from LDAM); the records on disk keep their method.
         records = [r if variant_label(r) == r["method"] else {**r, "method": variant_label(r)} for r in records]
         # A diverged run is shown as such and never chosen (its metrics are not results).
         diverged = [r for r in records if r.get("diverged")]
         records = [r for r in records if not r.get("diverged")]
+        for r in records:  # every score file the table relies on, opened: its metrics recomputed from it
+            load(r)
         ce = [r for r in records if r["method"] == "CE"]
         if ce and spec.threshold_biases:
             classes = important_classes(spec, ce)
@@ -334,8 +369,13 @@ def report(output, accuracy_k=None):
     """Merge the records under ``output`` into the table; write ``summary.csv`` and
     ``summary.md`` there and return the Markdown text."""
     summary = summarize(output, accuracy_k)
-    write_text(Path(output) / "summary.csv", summary.table.to_csv(index=False, float_format="%.4f"))
-    write_text(Path(output) / "summary.md", summary.markdown)
+    try:
+        write_text(Path(output) / "summary.csv", summary.table.to_csv(index=False, float_format="%.4f"))
+        write_text(Path(output) / "summary.md", summary.markdown)
+    except OSError as exc:  # a read-only copy of the results (a mounted share, a package's data)
+        raise ProtocolError(f"cannot write the table into {output} ({exc.strerror or exc}): the folder is read-only "
+                            "or full. Copy it somewhere writable and report that copy, or read the table without "
+                            "writing it (camri_utils.protocol.summarize).") from exc
     return summary.markdown
 
 

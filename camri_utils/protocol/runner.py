@@ -186,6 +186,9 @@ def run(spec, output, shard=(0, 1), progress=True, dataset=None, workers=1, thre
     if not (isinstance(index, int) and isinstance(count, int) and 0 <= index < count):
         raise ValueError(f"shard must be i/n with 1 <= i <= n; got {index + 1}/{count}.")
     ds = dataset if dataset is not None else data.load(spec.dataset, **spec.dataset_options)
+    if spec.important_class is not None and spec.important_class >= ds.n_classes:
+        raise ProtocolError(f"important_class {spec.important_class} is not a class of {spec.dataset} ({ds.n_classes} "
+                            f"classes, 0 to {ds.n_classes - 1}); fix the protocol's important_class.")
     with folder_lock(output):
         open_output(spec, output, ds.source.kind)
     trained = 0

@@ -35,6 +35,13 @@ SCHEMA = "camri-protocol-record/2"
 SCHEMAS = ("camri-protocol-record/1", SCHEMA)
 KINDS = ("real", "synthetic fixture")  # what Source.kind can be: a folder's data_source
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# Every field a stored record may hold (what the runner writes, and schema 1's role): any other
+# is refused, so that a field the report reads from derived records (source_run) or an edit
+# cannot slip in.
+FIELDS = {"schema", "run_id", "dataset", "profile", "method", "important_class", "params", "seed", "config",
+          "history", "accuracy", "recall", "precision", "train_class_counts", "confusion_matrix", "epochs_run",
+          "wall_time_s", "environment", "compute", "data_source", "class_names", "validation", "split_sizes",
+          "angles_per_epoch", "scores_sha256", "diverged", "diverged_reason", "role"}
 
 
 def remedy(path):
@@ -124,6 +131,9 @@ def _fields(record, path, folder_kind, n_hint=None):
         raise ProtocolError(f"{path} is not a record of this protocol (schema {SCHEMA!r}, run id = file name). "
                             f"{remedy(path)}")
     schema2 = record["schema"] == SCHEMA
+    unknown = sorted(set(record) - FIELDS)
+    if unknown:
+        raise _Bad(f"has fields a record does not have, {unknown} (an edited record, or one of another program)")
     required = {"method", "seed", "params", "accuracy", "recall", "precision", "data_source", "environment"}
     if folder_kind is not None:  # a record the protocol or sweep runner wrote
         required |= {"config", "class_names", "history", "confusion_matrix", "important_class"}
@@ -205,9 +215,12 @@ def _fields(record, path, folder_kind, n_hint=None):
 
 
 def _against_folder(record, folder_kind):
-    """A schema-2 folder's record: its id is the hash of its own config, method and the
-    folder's kind of data; it holds validation metrics exactly when its config has a split."""
-    from camri_utils import training
+    """A schema-2 folder's record vouches for itself: its id is the hash of its own config,
+    method and the folder's kind of data, and every field that restates the config (method,
+    seed, important class, params) says what the config says; it holds validation metrics
+    exactly when its config has a split."""
+    from camri_utils import methods, training
+    from camri_utils.protocol.spec import DRW_PARAMS, drw_option
 
     config = record["config"]
     unknown = sorted(set(config) - set(training.TrainConfig.__dataclass_fields__))
@@ -216,6 +229,32 @@ def _against_folder(record, folder_kind):
     if run_id(config, record["method"], folder_kind) != record["run_id"]:
         raise _Bad("is not the run its file name says: its run id is not the hash of its config, method and data "
                    "(the record was edited, or copied from another folder)")
+    # The fields beside the config restate it: each must say what the config says.
+    important = config.get("important_classes") or []
+    params = record.get("params") if isinstance(record.get("params"), dict) else {}
+    try:
+        drw = drw_option(params, config.get("epochs"))
+    except (TypeError, ValueError) as exc:
+        raise _Bad(f"field 'params' holds a deferred re-weighting its config cannot have ({exc})") from None
+    stated = {"method": (record["method"], methods.get(config.get("loss", "ce")).label),
+              "seed": (record["seed"], config.get("seed")),
+              "important_class": (record.get("important_class"), important[0] if len(important) == 1 else None),
+              "params": ({k: v for k, v in params.items() if k not in DRW_PARAMS}, config.get("loss_params") or {}),
+              "params (deferred re-weighting)": (drw, config.get("drw"))}
+    if len(important) > 1:
+        raise _Bad(f"field 'config' names {len(important)} important classes; a protocol run has one or none")
+    for name, (field_value, config_value) in stated.items():
+        if field_value != config_value:
+            raise _Bad(f"field {name.split()[0]!r} says {_show(field_value)}{' ' + name.split(' ', 1)[1] if ' ' in name else ''} "
+                       f"but its config says {config_value!r} (the record was edited)")
+    names = None
+    if config.get("dataset") in ("fashion_mnist", "cifar10"):  # the datasets whose names are fixed by their loader
+        import importlib
+
+        names = importlib.import_module(f"camri_utils.data.{config['dataset']}").CLASS_NAMES
+    if names is not None and record.get("class_names") is not None and list(record["class_names"]) != list(names):
+        raise _Bad(f"field 'class_names' is not {config.get('dataset')}'s class names in their order ({list(names)}): "
+                   "the record was edited")
     if not record.get("diverged", False):
         split = config.get("validation_size", "auto") is not None
         if split and "validation" not in record:

@@ -127,8 +127,12 @@ def select(records, accuracy_k=1.0, expected=(), important=None):
             for key, runs in settings.items():
                 seeds = [r["seed"] for r in runs]
                 if len(set(seeds)) != len(seeds):
-                    raise ProtocolError(f"{label} {key} for class {c} has two records of one seed "
-                                        f"({sorted(seeds)}): stale records in the folder; remove one of each pair.")
+                    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+                    files = ", ".join(f"{r['run_id']}.json" for r in runs if r["seed"] in twice and "run_id" in r)
+                    raise ProtocolError(f"{label} {key} for class {c} has two records of seed {twice[0]}"
+                                        + (f" ({files})" if files else "") + ": stale or copied records in the "
+                                        "folder's runs/; remove one of each pair (with its .npz), or pass its run id "
+                                        "to --rerun.")
                 acc = float(np.mean([selection_metrics(r)["accuracy"] for r in runs]))
                 rec = float(np.mean([selection_metrics(r)["recall"][c] for r in runs]))
                 if acc < threshold:

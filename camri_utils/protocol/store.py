@@ -185,8 +185,8 @@ def load_scores(output, record):
 
     The file must be the record's own: its SHA-256 must be the record's ``scores_sha256``
     (when the record has one), its arrays the shapes and sizes the record says, its scores
-    finite, and, for a record without a digest, its test scores must give the record's
-    confusion matrix (and its validation scores the record's validation metrics). Anything else
+    finite, and its test scores must give the record's confusion matrix (and its validation
+    scores the record's validation metrics), whether or not the record has a digest. Anything else
     (a missing, damaged, swapped or stale file) is a :class:`ProtocolError` naming both files
     and how to recover; a resume trains such a run again."""
     path = Path(output) / "runs" / f"{record['run_id']}.npz"
@@ -208,7 +208,9 @@ def load_scores(output, record):
                       for k in stored.files}
     except Exception as exc:  # a damaged zip raises BadZipFile, EOFError, ValueError, OSError, zlib.error, ...
         raise ProtocolError(f"{where} cannot be read ({type(exc).__name__}: {exc}). {remedy(path)}") from exc
-    problem = _scores_mismatch(record, arrays, check_content=digest is None)
+    # The metrics are recomputed from the scores even when the digest matches: the digest binds
+    # the file to the record, not the record's numbers to the file (an edited accuracy keeps it).
+    problem = _scores_mismatch(record, arrays, check_content=True)
     if problem:
         raise ProtocolError(f"{where} does not belong to {path.with_suffix('.json')}: {problem}. {remedy(path)}")
     return arrays
@@ -244,8 +246,9 @@ def _scores_mismatch(record, arrays, check_content):
                     return "its test scores do not give the record's confusion matrix"
             elif split == "validation":
                 again = metrics.split_metrics(labels, scores, n)
-                if not np.allclose([again["accuracy"], *again["recall"]],
-                                   [record["validation"]["accuracy"], *record["validation"]["recall"]], atol=1e-9):
+                if not np.allclose([again["accuracy"], *again["recall"], *again["precision"]],
+                                   [record["validation"]["accuracy"], *record["validation"]["recall"],
+                                    *record["validation"]["precision"]], atol=1e-9):
                     return "its validation scores do not give the record's validation metrics"
     if "class_weights" in arrays and (arrays["class_weights"].ndim != 2 or arrays["class_weights"].shape[1] != n):
         return f"its class weights have shape {arrays['class_weights'].shape}, not (D, {n})"

@@ -130,8 +130,9 @@ def _worker(index, job, threads, session, command, results):
             spec, output, todo, ds, train_one = pickle.load(f)  # written by this program's parent process
         results.put(("done", index, os.getpid(), train_runs(spec, output, todo, ds, session, train_one)))
     except BaseException as exc:  # reported to the parent, which says what failed where
-        kind = "expected" if type(exc).__name__ in _EXPECTED else "bug"
-        message = str(exc) if kind == "expected" else traceback.format_exc()
+        kind = "expected" if type(exc).__name__ in _EXPECTED or isinstance(exc, SystemExit) else "bug"
+        message = ("stopped (SIGTERM)" if isinstance(exc, SystemExit) and exc.code == 143 else
+                   str(exc) if kind == "expected" else traceback.format_exc())
         results.put(("error", index, os.getpid(), (kind, message)))
         raise SystemExit(1) from None
 
@@ -160,6 +161,14 @@ def _run_workers(job, output, todo, workers, threads, session, bar):
     procs = [ctx.Process(target=_worker, name=f"camri-worker-{i + 1}",
                          args=(i, str(job), threads, session, command, results)) for i in range(workers)]
     outcomes = {}
+    # SIGTERM (a scheduler's cancel, `kill`) unwinds this process like Ctrl-C, so that the
+    # workers are stopped with it (they unwind too: locks released, nothing half-written)
+    # instead of training on as orphans.
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         for p in procs:
             p.start()
@@ -171,13 +180,23 @@ def _run_workers(job, output, todo, workers, threads, session, bar):
                 pass
             bar.n = sum(1 for p in todo if (Path(output) / "runs" / f"{p.run_id}.json").exists())
             bar.refresh()
-    except BaseException:  # Ctrl-C: stop the workers too (they unwind cleanly)
+    except BaseException:  # Ctrl-C or SIGTERM: stop the workers too (they unwind cleanly)
         for p in procs:
             if p.is_alive():
                 p.terminate()
+        # Read what they still send while they stop: a worker exits only once its last message
+        # is through the pipe, so joining without reading could wait forever.
+        while any(p.is_alive() for p in procs):
+            try:
+                results.get(timeout=0.1)
+            except _queue.Empty:
+                pass
         for p in procs:
             p.join()
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     for p in procs:
         p.join()
     trained, problems = [], []
