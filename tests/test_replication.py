@@ -258,7 +258,7 @@ def test_an_empty_folder_says_no_ce_records(folder, tmp_path):
     empty = tmp_path / "empty"
     (empty / "runs").mkdir(parents=True)
     shutil.copy(folder / "protocol.json", empty / "protocol.json")
-    with pytest.raises(protocol.ProtocolError, match="no CE records"):
+    with pytest.raises(protocol.ProtocolError, match="no CE run of this protocol is recorded"):
         replication.summarize(empty, "cifar10")
     with pytest.raises(protocol.ProtocolError):
         replication.summarize(tmp_path / "nowhere", "cifar10")
