@@ -14,16 +14,9 @@ from PIL import Image
 from camri_utils import data
 from camri_utils.data import cifar10, fixtures
 from camri_utils.data._extract import extracted
+from tests.test_data import isolated_caches  # noqa: F401  (autouse: no test reads the user's caches)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@pytest.fixture(autouse=True)
-def isolated_caches(tmp_path, monkeypatch):
-    monkeypatch.setenv("CAMRI_CACHE_DIR", str(tmp_path / "decoded-cache"))
-    (tmp_path / "keras-home").mkdir()
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
-    monkeypatch.delenv("CAMRI_DATA_DIR", raising=False)
 
 
 def png_fixture(tmp_path, per_class=4):
