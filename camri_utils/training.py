@@ -26,6 +26,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import numbers
 import time
 import warnings
@@ -730,6 +731,26 @@ def _check_output_dir(config):
         if found:
             raise ValueError(f"output_dir {str(out)!r} holds a run's files ({', '.join(found)}) but no config.json "
                              f"saying which configuration made them. {remedy}")
+    _check_writable(out)
+
+
+def _check_writable(out):
+    """Refuse an ``output_dir`` this process cannot write into (read-only, another user's, a
+    system folder), before training: otherwise the run fails at its first epoch's log with
+    TensorFlow's NotFoundError or PermissionDeniedError. Probes the folder, or the nearest
+    folder above it that exists (the run creates the rest), with a file it removes at once."""
+    import tempfile
+
+    place = out
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".camri-write-check-", dir=place)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise ValueError(f"output_dir {str(out)!r} cannot be written: creating a file in {str(place)!r} failed "
+                         f"({exc.strerror or exc}). Pass an output_dir in a folder you can write to.") from None
 
 
 def train(config, callbacks=(), dataset=None):

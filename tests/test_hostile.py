@@ -425,6 +425,35 @@ def test_an_output_dir_that_is_a_file_is_refused_before_anything_is_written(tmp_
     assert {p.name for p in tmp_path.iterdir()} - {"decoded-cache", "keras-home"} == {"file"} and blocker.is_file()
 
 
+@pytest.mark.parametrize("where", ["the folder", "a folder above it"])
+def test_an_output_dir_that_cannot_be_written_is_refused_before_training(tmp_path, monkeypatch, where):
+    """(Tests run as root here, where chmod does not deny: the refusal is simulated where the
+    operating system raises it, creating a file.) Before: TensorFlow's NotFoundError at the
+    first epoch's log."""
+    import tempfile
+
+    from camri_utils.training import TrainConfig, train
+
+    out = tmp_path / "run"
+    if where == "the folder":
+        out.mkdir()
+    real = tempfile.mkstemp
+
+    def denied(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == (out if where == "the folder" else tmp_path):
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    config = TrainConfig(dataset="digits", model="mlp", feature_dim=4, epochs=1, batch_size=256, verbose=0,
+                         output_dir=str(out / "inner" if where != "the folder" else out))
+    place = out if where == "the folder" else tmp_path
+    with pytest.raises(ValueError, match=rf"cannot be written: creating a file in '{place}' failed \(Permission "
+                                         r"denied\)\. Pass an output_dir in a folder you can write to"):
+        train(config)
+    assert not (out / "inner").exists() and (where == "the folder") == out.exists()  # nothing created
+
+
 def test_an_output_dir_holding_another_configurations_run_is_refused_and_kept(tmp_path):
     """A finished run in output_dir is never replaced by a run of another configuration (nor are
     their TensorBoard logs mixed); the same configuration may write there again."""

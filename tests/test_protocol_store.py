@@ -364,11 +364,12 @@ def test_a_worker_killed_mid_run_leaves_its_run_to_the_next_resume(tmp_path):
     present = {p.stem for p in (out / "runs").glob("*.json")}
     spec = protocol.read_spec(out)[0]
     ds = data_load(tmp_path / "fx")
-    resumed = protocol.run(spec, out, progress=False, dataset=ds)
+    # The resume trains as the folder's runs did (two workers of one thread: protocol.json pins it).
+    resumed = protocol.run(spec, out, progress=False, dataset=ds, workers=2, threads=1)
     records = {p.stem for p in (out / "runs").glob("*.json")}
     assert set(killed.values()) <= records and resumed == len(records - present) >= len(missing)
     assert all(store.scores_problem(out, r) is None for r in protocol.load_records(out))
-    assert protocol.run(spec, out, progress=False, dataset=ds) == 0
+    assert protocol.run(spec, out, progress=False, dataset=ds, workers=2, threads=1) == 0
 
 
 def test_sigterm_to_the_parent_stops_its_workers_and_leaves_nothing_half_written(tmp_path):
@@ -535,3 +536,119 @@ def test_each_worker_gets_its_gpu_and_growing_memory(monkeypatch):
             assert calls[0::2] == [("visible", [gpus[i % n_gpus]]) for i in range(4)]
             assert calls[1::2] == [("grow", gpus[i % n_gpus], True) for i in range(4)]
         calls.clear()
+
+
+# One folder, one data set and one thread setting (protocol.json pins them).
+
+def _other_copy(ds):
+    """The same dataset with one pixel changed: another copy of "the same" data."""
+    x = ds.x_train.copy()
+    x.flat[0] = 255 - x.flat[0]
+    return dataclasses.replace(ds, x_train=x)
+
+
+def test_a_folder_pins_its_data_and_threads_and_every_record_states_them(tmp_path, fixture_data):
+    out = tmp_path / "r"
+    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+    pins = store.read_pins(out)
+    threads = training.threads()  # this process trained the runs itself (one worker)
+    assert pins == {"location": fixture_data.source.location, "fingerprint": fixture_data.fingerprint,
+                    "threads": threads}
+    for r in protocol.load_records(out):
+        assert r["data_source"]["fingerprint"] == fixture_data.fingerprint and r["compute"]["threads"] == threads
+
+
+def test_the_fingerprint_follows_the_arrays_not_the_object():
+    from camri_utils import data
+
+    ds = data.Dataset("d", np.zeros((2, 2, 2, 1), np.uint8), np.array([0, 1]), np.zeros((2, 2, 2, 1), np.uint8),
+                      np.array([1, 0]), ["a", "b"], data.Source("here", real=False))
+    assert dataclasses.replace(ds).fingerprint == ds.fingerprint  # a copy of the same arrays
+    assert _other_copy(ds).fingerprint != ds.fingerprint  # one pixel
+    assert dataclasses.replace(ds, y_test=np.array([0, 1])).fingerprint != ds.fingerprint  # swapped labels
+    assert dataclasses.replace(ds, class_names=["b", "a"]).fingerprint != ds.fingerprint  # renamed classes
+    # Same bytes in another shape are other data.
+    assert dataclasses.replace(ds, x_train=np.zeros((2, 4, 1, 1), np.uint8)).fingerprint != ds.fingerprint
+
+
+def test_a_run_on_another_copy_of_the_data_is_refused_naming_both(tmp_path, fixture_data):
+    out = tmp_path / "r"
+    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+    before = sorted(p.name for p in (out / "runs").iterdir())
+    other = _other_copy(fixture_data)
+    with pytest.raises(protocol.ProtocolError, match=f"fingerprint {fixture_data.fingerprint[:12]}.*this data is.*"
+                                                     f"fingerprint {other.fingerprint[:12]}"):
+        protocol.run(_spec(), out, progress=False, dataset=other)
+    assert sorted(p.name for p in (out / "runs").iterdir()) == before  # nothing trained, nothing written
+
+
+def test_a_resume_with_other_threads_is_refused_naming_both(tmp_path, fixture_data):
+    out = tmp_path / "r"
+    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+    stored = json.loads((out / "protocol.json").read_text())
+    stored["data"]["threads"] = {"intra_op": 7, "inter_op": 7}  # as if the folder's runs had 7 threads each
+    (out / "protocol.json").write_text(json.dumps(stored))
+    with pytest.raises(protocol.ProtocolError, match="7 intra-op and 7 inter-op threads.*--threads-per-worker"):
+        protocol.run(_spec(), out, progress=False, dataset=fixture_data, workers=2, threads=1)
+
+
+def test_a_record_of_other_data_or_threads_in_a_pinned_folder_is_refused_when_read(tmp_path, fixture_data):
+    out = tmp_path / "r"
+    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+    path = sorted((out / "runs").glob("*.json"))[0]
+    original = path.read_text()
+    record = json.loads(original)
+    record["data_source"]["fingerprint"] = "0" * 64
+    path.write_text(json.dumps(record))
+    with pytest.raises(protocol.ProtocolError, match=f"{path.name} does not belong.*data_source.fingerprint"):
+        protocol.load_records(out)
+    record = json.loads(original)
+    record["compute"]["threads"] = {"intra_op": 3, "inter_op": 3}
+    path.write_text(json.dumps(record))
+    with pytest.raises(protocol.ProtocolError, match="compute.threads says it was trained with 3 intra-op"):
+        protocol.summarize(out)
+    record = json.loads(original)
+    record["data_source"]["fingerprint"] = "not hex"
+    path.write_text(json.dumps(record))
+    with pytest.raises(protocol.ProtocolError, match="data_source.fingerprint.*64 hex digits"):
+        protocol.load_records(out)
+
+
+def test_a_folder_made_before_pins_gets_them_when_its_records_agree(tmp_path, fixture_data):
+    out = tmp_path / "r"
+    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+    stored = json.loads((out / "protocol.json").read_text())
+    pins = stored.pop("data")
+    (out / "protocol.json").write_text(json.dumps(stored))
+    for path in (out / "runs").glob("*.json"):  # records as written before fingerprints
+        record = json.loads(path.read_text())
+        del record["data_source"]["fingerprint"]
+        path.write_text(json.dumps(record))
+    assert store.read_pins(out) is None
+    # Another copy at the same location cannot be told apart from the records: it is pinned...
+    # but a run at another location, or with other threads, is refused before anything is pinned.
+    moved = dataclasses.replace(fixture_data, source=dataclasses.replace(fixture_data.source, location="elsewhere"))
+    with pytest.raises(protocol.ProtocolError, match="data_source.location says it was trained on .*not on elsewhere"):
+        protocol.run(_spec(), out, progress=False, dataset=moved)
+    with pytest.raises(protocol.ProtocolError, match="compute.threads says .* not with 5 intra-op .* like this run"):
+        protocol.run(_spec(), out, progress=False, dataset=fixture_data, workers=2, threads=5)
+    assert store.read_pins(out) is None
+    assert protocol.run(_spec(), out, progress=False, dataset=fixture_data) == 0  # all done: nothing trains
+    assert store.read_pins(out) == pins
+
+
+@pytest.mark.parametrize("data, match", [
+    ("a string", "'data' must hold exactly 'location', 'fingerprint' and 'threads'"),
+    ({"location": "x", "fingerprint": "abc", "threads": {"intra_op": 1, "inter_op": 1}}, "64 hex digits"),
+    ({"location": 3, "fingerprint": "0" * 64, "threads": {"intra_op": 1, "inter_op": 1}}, "data.location"),
+    ({"location": "x", "fingerprint": "0" * 64, "threads": {"intra_op": 0, "inter_op": 1}}, "data.threads"),
+    ({"location": "x", "fingerprint": "0" * 64, "threads": [1, 1]}, "data.threads"),
+])
+def test_a_damaged_pin_in_protocol_json_is_an_error_naming_the_file(tmp_path, fixture_data, data, match):
+    out = tmp_path / "r"
+    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+    stored = json.loads((out / "protocol.json").read_text())
+    stored["data"] = data
+    (out / "protocol.json").write_text(json.dumps(stored))
+    with pytest.raises(protocol.ProtocolError, match=f"protocol.json field .*{match}"):
+        protocol.load_records(out)

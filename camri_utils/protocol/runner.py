@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from camri_utils import methods, metrics
+from camri_utils import checks, methods, metrics
 from camri_utils.protocol.locks import folder_lock
 from camri_utils.protocol.selection import rank_classes
 # train_config is the spec's (what defines a run); kept importable from here.
 from camri_utils.protocol.spec import ROLES, ProtocolError, train_config
-from camri_utils.protocol.store import SCHEMA, load_records, open_output, run_id, scores_problem, write_record
+from camri_utils.protocol.store import SCHEMA, data_pins, load_records, open_output, run_id, scores_problem, write_record
 from camri_utils.protocol.workers import busy_message, execute
 
 __all__ = ["PlannedRun", "plan", "run", "train_config", "important_classes", "train_one"]
@@ -110,7 +110,7 @@ def train_one(spec, output, planned, ds):
         "confusion_matrix": metrics.confusion_matrix(result.labels["test"], stored["test"], ds.n_classes).tolist(),
         "epochs_run": result.metrics["epochs_run"], "wall_time_s": time.perf_counter() - start,
         "environment": result.metrics["environment"], "compute": result.metrics.get("compute"),
-        "data_source": result.metrics["data_source"],
+        "data_source": {**result.metrics["data_source"], "fingerprint": ds.fingerprint},
         "class_names": list(ds.class_names),
     }
     if "validation" in stored:
@@ -154,7 +154,8 @@ def _record_diverged(spec, output, planned, ds, result, wall):
         "accuracy": None, "recall": None, "precision": None, "confusion_matrix": None,
         "epochs_run": result.metrics["epochs_run"], "wall_time_s": wall,
         "environment": result.metrics["environment"], "compute": result.metrics.get("compute"),
-        "data_source": result.metrics["data_source"], "class_names": list(ds.class_names),
+        "data_source": {**result.metrics["data_source"], "fingerprint": ds.fingerprint},
+        "class_names": list(ds.class_names),
     }
     for key in ("train_class_counts",):  # fields other parts of the library add to every record
         if key in result.metrics:
@@ -175,6 +176,20 @@ def usable_records(output):
     return done, broken
 
 
+def expected_threads(workers, threads):
+    """The ``compute.threads`` the records of this invocation will state: ``threads`` each, or
+    TensorFlow's default in workers, or this process's current setting when it trains itself."""
+    workers = checks.check_int(workers, "workers", minimum=1)
+    if threads is not None:
+        threads = checks.check_int(threads, "threads", minimum=1)
+        return {"intra_op": threads, "inter_op": threads}
+    if workers > 1:
+        return {"intra_op": None, "inter_op": None}
+    from camri_utils.training import threads as current
+
+    return current()
+
+
 def run(spec, output, shard=(0, 1), progress=True, dataset=None, workers=1, threads=None):
     """Run (what is left of) the protocol into ``output``. Returns the number of runs trained.
     With several shards, the class-specific stage starts once every CE run is recorded.
@@ -190,7 +205,7 @@ def run(spec, output, shard=(0, 1), progress=True, dataset=None, workers=1, thre
         raise ProtocolError(f"important_class {spec.important_class} is not a class of {spec.dataset} ({ds.n_classes} "
                             f"classes, 0 to {ds.n_classes - 1}); fix the protocol's important_class.")
     with folder_lock(output):
-        open_output(spec, output, ds.source.kind)
+        open_output(spec, output, ds.source.kind, data_pins(ds, expected_threads(workers, threads)))
     trained = 0
     for stage in ("shared", "class-specific"):
         done, broken = usable_records(output)

@@ -29,7 +29,8 @@ import numpy as np
 
 from camri_utils.protocol.spec import ROLES, ProtocolError, run_id
 
-__all__ = ["SCHEMA", "SCHEMAS", "KINDS", "remedy", "check_record", "check_protocol_file", "check_sweep_file"]
+__all__ = ["SCHEMA", "SCHEMAS", "KINDS", "remedy", "check_record", "check_protocol_file", "check_pins",
+           "check_sweep_file"]
 
 SCHEMA = "camri-protocol-record/2"
 SCHEMAS = ("camri-protocol-record/1", SCHEMA)
@@ -154,6 +155,9 @@ def _fields(record, path, folder_kind, n_hint=None):
     source = record["data_source"]
     if not (isinstance(source, dict) and source.get("kind") in KINDS and isinstance(source.get("location"), str)):
         raise _Bad(f"field 'data_source' must be {{'kind': one of {list(KINDS)}, 'location': text}}; got {_show(source)}")
+    if "fingerprint" in source and not (isinstance(source["fingerprint"], str) and _HEX64.fullmatch(source["fingerprint"])):
+        raise _Bad(f"field 'data_source.fingerprint' must be the data's SHA-256 (64 hex digits); got "
+                   f"{_show(source['fingerprint'])}")
     if folder_kind is not None and source["kind"] != folder_kind:
         raise _Bad(f"was made on {source['kind']} data, but its folder holds runs on {folder_kind} data")
     env = record["environment"]
@@ -288,7 +292,7 @@ def check_protocol_file(stored, path):
     if not isinstance(stored, dict):
         raise _bad_description(path, f"holds {type(stored).__name__}, not an object", "a protocol description")
     if "spec" in stored:
-        unknown = sorted(set(stored) - {"spec", "data_source"})
+        unknown = sorted(set(stored) - {"spec", "data_source", "data"})
         if unknown:
             raise _bad_description(path, f"has unknown fields {unknown}", "a protocol description")
         if stored.get("data_source") not in KINDS:
@@ -296,8 +300,34 @@ def check_protocol_file(stored, path):
                                          f"{stored.get('data_source')!r}", "a protocol description")
         if not isinstance(stored["spec"], dict):
             raise _bad_description(path, "field 'spec' is not an object", "a protocol description")
+        if "data" in stored:
+            check_pins(stored["data"], path)
         return stored["spec"], stored["data_source"]
     return stored, None
+
+
+def _threads_ok(v):
+    return (isinstance(v, dict) and set(v) == {"intra_op", "inter_op"}
+            and all(x is None or (_is_int(x) and x >= 1) for x in v.values()))
+
+
+def check_pins(pins, path):
+    """``pins``, the ``data`` field of a ``protocol.json`` (what every run of the folder was
+    trained on and with: ``{"location": text, "fingerprint": 64 hex digits, "threads":
+    {"intra_op": n or null, "inter_op": n or null}}``), checked; returned as it is."""
+    what = "a protocol description"
+    if not isinstance(pins, dict) or set(pins) != {"location", "fingerprint", "threads"}:
+        raise _bad_description(path, f"field 'data' must hold exactly 'location', 'fingerprint' and 'threads'; got "
+                                     f"{_show(pins)}", what)
+    if not isinstance(pins["location"], str):
+        raise _bad_description(path, f"field 'data.location' must be text; got {_show(pins['location'])}", what)
+    if not (isinstance(pins["fingerprint"], str) and _HEX64.fullmatch(pins["fingerprint"])):
+        raise _bad_description(path, "field 'data.fingerprint' must be the data's SHA-256 (64 hex digits); got "
+                                     f"{_show(pins['fingerprint'])}", what)
+    if not _threads_ok(pins["threads"]):
+        raise _bad_description(path, "field 'data.threads' must be {'intra_op': n or null, 'inter_op': n or null} "
+                                     f"(n >= 1); got {_show(pins['threads'])}", what)
+    return pins
 
 
 def check_sweep_file(stored, path):

@@ -8,6 +8,14 @@ data (real or synthetic); so a new, unrelated field of the protocol's spec chang
 for another important class, configuration or data source is never taken for this one.
 Records of schema 1 (made before the validation split) keep the ids they were written with.
 
+One folder, one data set and one thread setting: ``protocol.json`` pins (``data``) the data's
+location, its fingerprint (:attr:`camri_utils.data.Dataset.fingerprint`, a SHA-256 of the
+arrays) and the TensorFlow threads its runs train with (threads change results in the last
+digits); a run on another copy of the data or with other threads is refused before it trains
+(:func:`open_output`), and a record that states another fingerprint or thread setting is
+refused when read (:func:`load_records`). A folder made before the pins existed gets them on
+its next run, once its records' locations and threads agree with that run's.
+
 Nothing is taken on trust: every record, ``protocol.json`` and ``sweep.json`` is validated
 when read (:mod:`.schema`), and a run's scores are bound to its record: the record stores the
 SHA-256 of its ``.npz`` (``scores_sha256``, :func:`camri_utils.io.sha256`) and its split sizes, and :func:`load_scores`
@@ -26,14 +34,15 @@ import numpy as np
 
 from camri_utils.io import atomic_path, sha256, write_json
 from camri_utils.protocol.locks import Lock, make_runs_folder
-from camri_utils.protocol.schema import SCHEMA, SCHEMAS, check_protocol_file, check_record, check_sweep_file, remedy
+from camri_utils.protocol.schema import (SCHEMA, SCHEMAS, check_pins, check_protocol_file, check_record, check_sweep_file,
+                                         remedy)
 from camri_utils.protocol.spec import ProtocolError, ProtocolSpec, run_id, train_config
 # Imported from below and kept importable from here: the run id is the spec's, the folder lookup
 # the library's (camri_utils.records), the folder's creation comes with its locks.
 from camri_utils.records import results_folder
 
 __all__ = ["ProtocolError", "SCHEMA", "run_id", "load_records", "write_record", "load_scores", "scores_problem",
-           "read_spec", "read_sweep", "open_output", "rerun", "add_digests", "results_folder", "make_runs_folder"]
+           "read_spec", "read_pins", "data_pins", "read_sweep", "open_output", "rerun", "add_digests", "results_folder", "make_runs_folder"]
 
 
 def _read_json(path, what):
@@ -59,6 +68,54 @@ def read_spec(output):
         raise ProtocolError(f"{path} is not a valid protocol description ({exc}). Restore it (git checkout, or your "
                             "copy) or use a fresh output folder.") from exc
     return spec, data_kind
+
+
+def read_pins(output):
+    """The data and threads ``output``'s ``protocol.json`` pins (see :func:`data_pins`), or None
+    (a folder made before pins, or without protocol.json)."""
+    path = Path(output) / "protocol.json"
+    if not path.exists():
+        return None
+    stored = _read_json(path, "a protocol description")
+    check_protocol_file(stored, path)
+    return stored.get("data") if isinstance(stored, dict) and "spec" in stored else None
+
+
+def data_pins(ds, threads):
+    """What a folder pins for runs on the dataset ``ds`` with ``threads``, the
+    ``compute.threads`` its records will state (``{"intra_op": n or None, "inter_op": ...}``)."""
+    return {"location": ds.source.location, "fingerprint": ds.fingerprint, "threads": dict(threads)}
+
+
+def _threads_text(threads):
+    if threads is None:
+        return "unstated threads"
+    if threads["intra_op"] is None and threads["inter_op"] is None:
+        return "TensorFlow's default threads"
+    return f"{threads['intra_op']} intra-op and {threads['inter_op']} inter-op threads"
+
+
+def _data_text(pins):
+    return f"{pins['location']} (fingerprint {pins['fingerprint'][:12]})"
+
+
+def pin_problem(pins, record, like="the folder's runs"):
+    """Why ``record`` does not belong with runs pinned to ``pins`` (``like`` names those runs
+    in the text), or None. A record made before fingerprints existed is compared by its data's
+    location."""
+    source = record.get("data_source") or {}
+    if "fingerprint" in source:
+        if source["fingerprint"] != pins["fingerprint"]:
+            return (f"its field data_source.fingerprint says it was trained on {source.get('location')} (fingerprint "
+                    f"{source['fingerprint'][:12]}), not on {_data_text(pins)} like {like}")
+    elif source.get("location") != pins["location"]:
+        return (f"its field data_source.location says it was trained on {source.get('location')}, not on "
+                f"{_data_text(pins)} like {like}")
+    threads = (record.get("compute") or {}).get("threads")
+    if threads is not None and threads != pins["threads"]:
+        return (f"its field compute.threads says it was trained with {_threads_text(threads)}, not with "
+                f"{_threads_text(pins['threads'])} like {like}")
+    return None
 
 
 def read_sweep(output):
@@ -105,12 +162,16 @@ def extends(new, old):
     return True
 
 
-def open_output(spec, output, data_kind):
+def open_output(spec, output, data_kind, pins=None):
     """Create ``output`` for ``spec`` or check that it holds this very protocol on the same
     kind of data; an unwritable folder or another protocol is a :class:`ProtocolError`. A
-    spec that only extends the stored one's grids (:func:`extends`) replaces it."""
+    spec that only extends the stored one's grids (:func:`extends`) replaces it. ``pins``
+    (:func:`data_pins`): the data and threads of the runs about to train; a folder pinned to
+    others is refused, naming both; a folder without pins gets these (once its records agree).
+    The caller holds the folder's lock."""
     output = make_runs_folder(output)
     path = output / "protocol.json"
+    stored_pins = None
     if path.exists():
         stored, source = read_spec(output)
         old, new = (json.loads(json.dumps(s.to_dict())) for s in (stored, spec))
@@ -122,10 +183,33 @@ def open_output(spec, output, data_kind):
         if source != data_kind:
             raise ProtocolError(f"{output} holds runs on {source} data, but this data is {data_kind}; a table must "
                                 "not mix them. Use another output folder for this data.")
-        if old != new:  # the grids were extended: every recorded run stays valid, the new cells train
-            write_json(path, {"spec": spec.to_dict(), "data_source": data_kind}, indent=1)
-    else:
-        write_json(path, {"spec": spec.to_dict(), "data_source": data_kind}, indent=1)
+        stored_pins = read_pins(output)
+        if pins is not None and stored_pins is not None:
+            _refuse_other_pins(path, stored_pins, pins)
+        elif pins is not None:  # a folder made before pins: its records must agree before it gets them
+            for record in load_records(output):
+                problem = pin_problem(pins, record, like="this run")
+                if problem:
+                    raise ProtocolError(f"{output / 'runs' / (record['run_id'] + '.json')} does not belong with this "
+                                        f"run: {problem}. A table must not mix them: use another output folder, or "
+                                        "run with the folder's data and threads.")
+        if old == new and (stored_pins is not None or pins is None):
+            return
+    kept = stored_pins if stored_pins is not None else pins
+    write_json(path, {"spec": spec.to_dict(), "data_source": data_kind, **({"data": kept} if kept else {})},
+               indent=1)
+
+
+def _refuse_other_pins(path, stored, pins):
+    if stored["fingerprint"] != pins["fingerprint"]:
+        raise ProtocolError(f"{path} holds runs on {_data_text(stored)}, but this data is {_data_text(pins)}: another "
+                            "copy or version of the data, and a table must not mix them. Use another output folder "
+                            "for this data, or run on the folder's.")
+    if stored["threads"] != pins["threads"]:
+        raise ProtocolError(f"{path} holds runs trained with {_threads_text(stored['threads'])}, but this run would "
+                            f"train with {_threads_text(pins['threads'])} (threads change results in the last "
+                            "digits). Resume with the folder's setting (--threads-per-worker), or use another "
+                            "output folder.")
 
 
 def folder_kind(output):
@@ -154,12 +238,19 @@ def load_records(output):
     if not folder.exists():
         return records
     kind = folder_kind(output)
+    pins = read_pins(output)
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.suffix == ".npz":
             continue  # an atomic write in progress (or one killed: never a record), or scores
         if path.suffix != ".json":
             raise ProtocolError(f"{path} is not a protocol record (only <run id>.json files belong in {folder}).")
-        records.append(read_record(path, kind))
+        record = read_record(path, kind)
+        problem = pins and pin_problem(pins, record)
+        if problem:
+            raise ProtocolError(f"{path} does not belong in this folder: {problem} (protocol.json pins them). A table "
+                                f"must not mix them: move it (with its .npz) to its own folder, or delete both and "
+                                "resume to train that run again here.")
+        records.append(record)
     return records
 
 
