@@ -39,9 +39,9 @@ LAYERS = [
 ]
 
 PROTOCOL_LAYERS = [
-    ({"spec", "curves"},
-     "the spec, what defines a run (its config and id), ProtocolError and the roles; exact threshold curves "
-     "(NumPy only)"),
+    ({"spec", "curves", "compact"},
+     "the spec, what defines a run (its config and id), ProtocolError and the roles; exact threshold curves; the "
+     "compact layout of score files (NumPy only)"),
     ({"schema"}, "what a record and a folder's files must hold (a record's id is checked with the spec's)"),
     ({"locks"}, "the results folder and its locks: needs only ProtocolError"),
     ({"store", "selection"},

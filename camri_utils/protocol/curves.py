@@ -73,6 +73,7 @@ class Curve:
 
 
 def _scores(scores, y, c, scale):
+    stored = getattr(scores, "stored_classes", None)  # compact scores (.compact.PartialScores)
     s = np.asarray(scores, np.float64) * float(scale)
     y = np.asarray(y).astype(np.int64).ravel()
     if s.ndim != 2 or s.shape[0] != y.shape[0] or s.shape[0] == 0:
@@ -82,6 +83,11 @@ def _scores(scores, y, c, scale):
     n_classes = s.shape[1]
     if not (isinstance(c, (int, np.integer)) and 0 <= c < n_classes):
         raise ValueError(f"class {c!r} is outside [0, {n_classes}).")
+    if stored is not None and c not in stored:
+        raise ValueError(f"these scores were stored compactly (a protocol with score_storage 'compact'): every image's "
+                         f"score is kept for classes {list(stored)} only, so class {c}'s threshold curve cannot be "
+                         "computed exactly. Take the curve of a run that stores its scores in full (CE, normalized "
+                         f"softmax) or of one made for class {c}.")
     if y.min() < 0 or y.max() >= n_classes:
         raise ValueError(f"labels must lie in [0, {n_classes}).")
     if not (y == c).any():

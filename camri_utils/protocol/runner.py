@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from camri_utils import checks, methods, metrics
+from camri_utils.protocol.compact import FULL_METHODS
 from camri_utils.protocol.locks import folder_lock
 from camri_utils.protocol.selection import rank_classes
 # train_config is the spec's (what defines a run); kept importable from here.
@@ -24,7 +25,7 @@ from camri_utils.protocol.spec import ROLES, ProtocolError, train_config
 from camri_utils.protocol.store import SCHEMA, data_pins, load_records, open_output, run_id, scores_problem, write_record
 from camri_utils.protocol.workers import busy_message, execute
 
-__all__ = ["PlannedRun", "plan", "run", "train_config", "important_classes", "train_one"]
+__all__ = ["PlannedRun", "plan", "run", "train_config", "important_classes", "train_one", "kept_classes"]
 
 SHARED = ("ce", "normsoftmax", "arcface", "ldam", "logit_adjusted")
 CLASS_SPECIFIC = ("camri", "wce", "crwwce")
@@ -129,7 +130,18 @@ def train_one(spec, output, planned, ds):
     if methods.get(planned.config.loss).head == "dense" and planned.important_class is None:
         # For the angle analysis: a dense head's outputs are logits, not cosines.
         arrays["test_cosines"] = result.test_cosines.astype(np.float16)
-    write_record(output, record, arrays)
+    write_record(output, record, arrays, compact_classes=kept_classes(spec, planned))
+
+
+def kept_classes(spec, planned):
+    """The classes whose every score ``planned``'s compact score file keeps (its important
+    class, or the spec's fixed one), or None where the run stores its scores in full: in a
+    spec with ``score_storage="full"``, and for the runs whose threshold curves the analyses
+    draw (:data:`~camri_utils.protocol.compact.FULL_METHODS`), written before the CE ranking
+    names the classes those curves are for."""
+    if spec.score_storage != "compact" or planned.method in FULL_METHODS:
+        return None
+    return sorted({planned.important_class, spec.important_class} - {None})
 
 
 def _finite_or_none(value):

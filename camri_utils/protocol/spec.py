@@ -46,6 +46,11 @@ class ProtocolSpec:
     re-weighting from epoch e, :attr:`~camri_utils.training.TrainConfig.drw`),
     ``logit_adjusted_taus`` (the logit-adjusted loss's tau) and ``posthoc_taus`` (post-hoc
     logit adjustment of CE's scores: no runs, for the report).
+
+    ``score_storage``: ``"full"`` (the default: every run stores its scores (N, C)) or
+    ``"compact"`` (for many classes: every run but CE and normalized softmax stores, per image,
+    what its analyses read, :mod:`camri_utils.protocol.compact`; every curve, table and angle
+    stays exact). It changes no run's id: the same runs, stored in another layout.
     """
 
     dataset: str
@@ -78,6 +83,7 @@ class ProtocolSpec:
     logit_adjusted_taus: list = field(default_factory=list)
     posthoc_taus: list = field(default_factory=list)
     role_grids: dict = field(default_factory=dict)  # {role: {"camri_grid": [...], "wce_weights": [...], ...}}
+    score_storage: str = "full"  # or "compact": see the class's doc
 
     def __post_init__(self):
         k = self.accuracy_k
@@ -90,6 +96,8 @@ class ProtocolSpec:
             raise ValueError(f"threshold_biases must be finite numbers; got {self.threshold_biases!r}.")
         self._check_rare_setting()
         self._check_role_grids()
+        if self.score_storage not in SCORE_STORAGE:
+            raise ValueError(f"score_storage must be one of {list(SCORE_STORAGE)}; got {self.score_storage!r}.")
 
     def _check_role_grids(self):
         """``role_grids`` gives a role of the CE ranking its own class-specific grids (the others
@@ -136,6 +144,9 @@ class ProtocolSpec:
     def from_dict(cls, values):
         return checks.from_fields(cls, values, "protocol")
 
+
+# How a protocol's runs store their scores (ProtocolSpec.score_storage).
+SCORE_STORAGE = ("full", "compact")
 
 # The grids a role of the CE ranking (ROLES) may have of its own: the class-specific methods'.
 ROLE_GRID_KEYS = ("camri_grid", "wce_weights", "crwwce_weights")
@@ -314,12 +325,14 @@ PRESETS[("cifar10", "cpu")] = _cpu(
                     "m = 4 pi/64, s = 16 on worst2 and median, ArcFace at that setting, WCE weight 4 on worst1; 65 "
                     "trained runs")
 PRESETS[("gtsrb", "cpu")] = _cpu(
-    "gtsrb", dataset_options={"size": 32, "crop_roi": True},
+    "gtsrb", dataset_options={"size": 32, "crop_roi": True}, score_storage="compact",
     note=f"the CPU-scale replication: {_CPU_TRAINING}; images cropped to their ROI and resized to 32x32 (our "
          "choice: the paper states none), a validation split of 10% of the training images by track (frames of one "
          "sign stay on one side), the full 12,630-image test set; CAMRI m in {4, 6, 8} pi/64 at s = 8 and 16 on "
          "worst1 with normalized softmax at both scales, the authors' setting m = 4 pi/64, s = 16 on worst2 and "
-         "median, ArcFace at that setting, WCE weight 4 on worst1; 65 trained runs")
+         "median, ArcFace at that setting, WCE weight 4 on worst1; 65 trained runs; for 43 classes, the scores of "
+         "every run but CE and normalized softmax stored compactly (each image's two best classes, its own class "
+         "and the run's important class: every curve and angle exact)")
 
 
 def preset(dataset, profile):

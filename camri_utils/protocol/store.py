@@ -22,6 +22,11 @@ SHA-256 of its ``.npz`` (``scores_sha256``, :func:`camri_utils.io.sha256`) and i
 checks them, and for records written before the digest existed, that the stored scores give
 the record's own confusion matrix and validation metrics. Several processes may share a folder:
 :mod:`.locks` holds one lock per run while it trains.
+
+A protocol with ``score_storage="compact"`` (many classes) stores the scores of every run but
+CE and normalized softmax in the compact layout of :mod:`.compact` (per image: its two best
+classes, its own class, the run's important class); :func:`load_scores` reads either layout
+and returns the same dense arrays, so no caller needs to know which a file holds.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from camri_utils.io import atomic_path, sha256, write_json
+from camri_utils.protocol import compact
 from camri_utils.protocol.locks import Lock, make_runs_folder
 from camri_utils.protocol.schema import (SCHEMA, SCHEMAS, check_pins, check_protocol_file, check_record, check_sweep_file,
                                          remedy)
@@ -254,13 +260,17 @@ def load_records(output):
     return records
 
 
-def write_record(output, record, scores=None):
+def write_record(output, record, scores=None, compact_classes=None):
     """Write the scores (first: a record never points to missing scores) and then the record,
     each atomically; the record gets the scores' SHA-256 (``scores_sha256``), which binds them
-    to it. ``scores``: {name: array}, stored compressed."""
+    to it. ``scores``: {name: array}, stored compressed; in the compact layout
+    (:func:`.compact.compact`) keeping the scores of ``compact_classes`` for every image, when
+    that is not None."""
     runs = Path(output) / "runs"
     record = dict(record)
     if scores is not None:
+        if compact_classes is not None:
+            scores = compact.compact(scores, compact_classes)
         with atomic_path(runs / f"{record['run_id']}.npz") as tmp:
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, **scores)
@@ -273,6 +283,11 @@ def load_scores(output, record):
     """The stored outputs of ``record``'s run as arrays (scores as float32): ``test``,
     ``y_test`` and ``class_weights`` for every run; ``validation`` and ``y_validation`` for the
     runs shared by all important classes (CE, normalized softmax, ArcFace).
+
+    A compact file (:mod:`.compact`) is returned in the same form: each score array a dense
+    :class:`~camri_utils.protocol.compact.PartialScores`, exact in every prediction, every
+    image's own-class and two best scores and the stored classes' scores (the only classes
+    whose threshold curve it gives), a stand-in below them elsewhere.
 
     The file must be the record's own: its SHA-256 must be the record's ``scores_sha256``
     (when the record has one), its arrays the shapes and sizes the record says, its scores
@@ -299,6 +314,12 @@ def load_scores(output, record):
                       for k in stored.files}
     except Exception as exc:  # a damaged zip raises BadZipFile, EOFError, ValueError, OSError, zlib.error, ...
         raise ProtocolError(f"{where} cannot be read ({type(exc).__name__}: {exc}). {remedy(path)}") from exc
+    if compact.is_compact(arrays):
+        arrays, problem = compact.expand(arrays, len(record["recall"]), _splits(record))
+        problem = problem or _compact_mismatch(record, arrays)
+        if problem:
+            raise ProtocolError(f"{where} is not a valid compact score file for {path.with_suffix('.json').name}: "
+                                f"{problem}. {remedy(path)}")
     # The metrics are recomputed from the scores even when the digest matches: the digest binds
     # the file to the record, not the record's numbers to the file (an edited accuracy keeps it).
     problem = _scores_mismatch(record, arrays, check_content=True)
@@ -307,14 +328,31 @@ def load_scores(output, record):
     return arrays
 
 
+def _splits(record):
+    """The score arrays ``record``'s file must hold: test, and validation for a shared run."""
+    shared = record.get("important_class") is None and "validation" in record and "source_run" not in record
+    return ["test"] + (["validation"] if shared else [])
+
+
+def _compact_mismatch(record, arrays):
+    """What is wrong with compact scores (expanded) as ``record``'s, or None: a run whose curves
+    the analyses draw must store every class, a class-specific run its important class."""
+    if record["method"] in compact.FULL_METHODS:
+        return (f"a {record['method']} run's scores must be stored in full (its threshold curves, and CE's post-hoc "
+                "logit adjustment, read every class's score)")
+    c = record.get("important_class")
+    if c is not None and c not in arrays["test"].stored_classes:
+        return (f"it stores the scores of classes {list(arrays['test'].stored_classes)} for every image, not the "
+                f"run's important class {c}")
+    return None
+
+
 def _scores_mismatch(record, arrays, check_content):
     """What is wrong with ``arrays`` as ``record``'s stored scores, or None."""
     from camri_utils import metrics
 
     n = len(record["recall"])
-    shared = record.get("important_class") is None and "validation" in record and "source_run" not in record
-    splits = ["test"] + (["validation"] if shared else [])
-    for split in splits:
+    for split in _splits(record):
         for key in (split, f"y_{split}"):
             if key not in arrays:
                 return f"it has no {key!r} array"
