@@ -53,6 +53,9 @@ HOW_TO_GET = (f"Download the three official archives {sorted(MD5)} from {BASE_UR
 ARRAYS = ("x_train", "y_train", "groups_train", "x_test", "y_test")
 # A training image's file name: the track (one physical sign, 30 frames of it), then the frame.
 TRACK_FRAME = re.compile(r"(\d+)_(\d+)\.ppm")
+# What makes extracted folders the real data, where no official checksum can be checked (Source.verified).
+FOLDERS_VERIFIED = ("not a checksummed official file: the release's extracted folders, taken as real because they hold "
+                    "its {:,} training and {:,} test images").format(*OFFICIAL_COUNTS.values())
 
 
 def _rows(raw, where):
@@ -155,11 +158,13 @@ def _read(place, size, crop_roi):
     arrays = cached(decoded_cache_dir() / f"gtsrb-{size}px-{'roi' if crop_roi else 'full'}-{key}.npz", ARRAYS,
                     lambda: _decode(sources, size, crop_roi))
     real = fixture_manifest(place) is None
-    if real and sources["train"].is_dir():  # the zips' MD5s are checked; extracted images have none
+    verified = ""  # the zips: their official MD5s were checked
+    if real and sources["train"].is_dir():  # extracted images have no checksum: their counts are checked
         check_release_counts("GTSRB", place, {"training images": len(arrays["y_train"]),
                                               "test images": len(arrays["y_test"])}, OFFICIAL_COUNTS)
+        verified = FOLDERS_VERIFIED
     return Dataset("gtsrb", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                   list(CLASS_NAMES), Source(str(place), real=real),
+                   list(CLASS_NAMES), Source(str(place), real=real, verified=verified),
                    notes={"size": size, "crop_roi": crop_roi}, groups_train=arrays["groups_train"])
 
 
