@@ -269,17 +269,17 @@ def gain_lines(summary):
     lines = []
     for row in gain_table(summary).to_dict("records"):
         head = f"{row['role']} ({names.get(important[row['role']], important[row['role']])}), {row['method']}"
-        paper = ("no setting kept accuracy" if np.isnan(row["paper_gain"]) else f"{100 * row['paper_gain']:+.2f}")
+        paper = ": no setting kept accuracy" if np.isnan(row["paper_gain"]) else f" {100 * row['paper_gain']:+.2f}"
         if not np.isnan(row["gain"]):
             n = seeds_text({"n_seeds": row["n"], "n_planned": row["n_planned"]}).replace("n=", "n = ")
-            ours = f"{_points(row['gain'], row['gain_low'], row['gain_high'])} ({n}"
+            ours = f" {_points(row['gain'], row['gain_low'], row['gain_high'])} ({n}"
             ours += ", one seed: no interval)" if np.isnan(row["gain_low"]) else ")"
         else:
-            ours = {"not run": "not run (the preset trains no setting of it for this role)",
-                    "-": "no setting kept validation accuracy",
-                    "- (runs missing)": "no recorded setting kept validation accuracy (runs missing)"}.get(
+            ours = ": " + {"not run": "not run (the preset trains no setting of it for this role)",
+                           "-": "no setting kept validation accuracy",
+                           "- (runs missing)": "no recorded setting kept validation accuracy (runs missing)"}.get(
                 row["cell"], row["cell"])
-        lines.append(f"{head}: recall gain over CE in points, paper {paper}; ours {ours}.")
+        lines.append(f"{head}: recall gain over CE in points, paper{paper}; ours{ours}.")
     return lines
 
 
