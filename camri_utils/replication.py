@@ -32,7 +32,7 @@ from camri_utils.protocol import summarize as _summarize
 from camri_utils.protocol.report import cell_complete, seeds_text
 
 __all__ = ["PAPER_TABLE_1", "PAPER_LABEL", "PAPER_METHODS", "PAPER_EPOCHS", "DATASET_NAMES", "ours_label", "summarize",
-           "not_recorded_text", "network_frame", "progress_text", "paper_cell", "paper_table", "table_1", "gain_table",
+           "not_recorded_text", "network_frame", "short_sources", "sources_text", "progress_text", "paper_cell", "paper_table", "table_1", "gain_table",
            "gain_lines", "tradeoff", "VERDICT_METHODS", "verdicts", "verdict_lines",
            "fashion_mnist_answer", "compared_runs", "confusion_frame", "confusions", "angle_measures",
            "angle_summary", "class_angles", "angle_verdicts"]
@@ -147,6 +147,26 @@ def network_frame(spec):
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "source"
     return frame
+
+
+SHORT_SOURCES = ("paper", "this book")
+
+
+def short_sources(frame, spec=None):
+    """``frame`` (indexed by source, or with an index level named ``source``: :func:`table_1`,
+    :func:`paper_table`, :func:`network_frame`) with the sources' labels shortened to 'paper'
+    and 'this book', for a narrow page; :func:`sources_text` says what each stands for."""
+    names = {PAPER_LABEL: SHORT_SOURCES[0]}
+    if spec is not None:
+        names[ours_label(spec)] = SHORT_SOURCES[1]
+    level = "source" if isinstance(frame.index, pd.MultiIndex) else None
+    return frame.rename(index=names, level=level)
+
+
+def sources_text(spec=None):
+    """What the short labels of :func:`short_sources` stand for."""
+    text = f"paper: {PAPER_LABEL}"
+    return text if spec is None else f"{text}; this book: {ours_label(spec)}"
 
 
 def progress_text(summary):

@@ -140,6 +140,19 @@ def test_paper_table_is_the_papers_rows_of_table_1(summary):
         replication.paper_table("fashion_mnist")
 
 
+def test_short_sources_only_relabel(summary):
+    table = replication.table_1(summary)
+    short = replication.short_sources(table, summary.spec)
+    assert set(short.index.get_level_values("source")) == {"paper", "this book"}
+    np.testing.assert_array_equal(short.to_numpy(), table.to_numpy())  # the cells, unchanged
+    assert replication.sources_text(summary.spec) == (f"paper: {replication.PAPER_LABEL}; this book: "
+                                                      f"{replication.ours_label(summary.spec)}")
+    alone = replication.short_sources(replication.paper_table("gtsrb"))
+    assert set(alone.index.get_level_values("source")) == {"paper"}
+    nets = replication.short_sources(replication.network_frame(summary.spec), summary.spec)
+    assert list(nets.index) == ["this book", "paper"]
+
+
 def test_gain_lines_say_the_gain_tables_numbers_and_why_one_is_missing(summary):
     gains = replication.gain_table(summary)
     lines = replication.gain_lines(summary)
