@@ -389,11 +389,11 @@ def train_all(exp, ds):
     hours on a CPU): returns None, as it does without data (``ds`` None)."""
     from camri_utils.training import train
 
-    if ds is None:
-        print("Nothing trained: the data is not on this machine (see above).")
-        return None
     if exp.profile == "full" and not exp.gpus:
         _warn_no_gpu(exp)
+        return None
+    if ds is None:
+        print("Nothing trained: the data is not on this machine (see above).")
         return None
     important = exp.important_class
     if important is not None and not important < ds.n_classes:
@@ -420,9 +420,9 @@ def cpu_hours(exp):
 def _warn_no_gpu(exp):
     hours = cpu_hours(exp)
     how_long = ("many hours" if hours is None else
-                f"about {hours:,.0f} hours at the rate measured on this project's 2-core CPU machine")
+                f"about {hours:,.0f} hours (at the rate measured on this project's 2-core CPU machine)")
     text = (f"No GPU in this runtime, so nothing is trained here: the full profile trains the {exp.model} three "
-            f"times for {exp.epochs} epochs, {how_long} on a CPU. Use the estimates of the cost cell above; for a "
+            f"times for {exp.epochs} epochs, which on a CPU takes {how_long}. Use the estimates of the cost cell above; for a "
             "real run choose a GPU runtime (Runtime > Change runtime type > T4 GPU) and run all cells again, or "
             'set profile = "quick" to run every cell on a small network in minutes.')
     try:
