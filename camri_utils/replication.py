@@ -114,7 +114,7 @@ def not_recorded_text(dataset, results_dir):
     if dataset == "awa2":
         return (f"**No run of this book is stored for {name}.** Its images (the official 13 GB zip) cannot be "
                 "obtained on the machines this book is built on, so nothing was trained on them here; the loader is "
-                f"tested on synthetic fixtures in {name}'s real file format only. The paper's numbers below stand "
+                f"tested only on fixtures (tiny made-up datasets in {name}'s real file format). The paper's numbers below stand "
                 f"alone. With the data and a GPU, `camri protocol --dataset {dataset} --profile full --output "
                 f"results/{dataset}` runs the paper's protocol (its cost: the last section).")
     return (f"**The CPU-scale run of {name} has not been recorded yet** (this version of the book holds no "
