@@ -61,6 +61,7 @@ SESSION = {
     ("awa2", "full"): dict(_FULL, epochs=4, options={"size": 64}),
 }
 LABELS = ("CE", "NormSoftmax", "CAMRI")
+PAGE_WIDTH = 5.2  # inches: the figures the stored chapters show keep their text >= 8 px on a phone
 NEEDS_DATA = "nbval-skip"  # the tag of a chapter's cells that need the dataset
 
 
@@ -443,12 +444,13 @@ def _book_style():
 def plot_examples(ds, name, per_class=6, max_rows=10):
     """Training images of ``ds`` (called ``name`` in the title): ``per_class`` of each class, one
     class per row, for up to ``max_rows`` classes; with more classes, one image of each class in
-    rows of six, titled with its class."""
+    rows of five, titled with its class."""
     import matplotlib.pyplot as plt
 
     _book_style()
     if ds.n_classes <= max_rows:
-        fig, axes = plt.subplots(ds.n_classes, per_class, figsize=(7, 0.95 * ds.n_classes + 0.4), squeeze=False)
+        fig, axes = plt.subplots(ds.n_classes, per_class, figsize=(PAGE_WIDTH, 0.75 * ds.n_classes + 0.4),
+                                 squeeze=False)
         for c in range(ds.n_classes):
             idx = np.flatnonzero(ds.y_train == c)[:per_class]
             for j, ax in enumerate(axes[c]):
@@ -458,14 +460,14 @@ def plot_examples(ds, name, per_class=6, max_rows=10):
             axes[c, 0].set_ylabel(ds.class_names[c], rotation=0, ha="right", va="center")
         fig.suptitle(f"{name}: the first {per_class} training images of each class")
         return fig
-    cols = 6
+    cols = 5
     rows = math.ceil(ds.n_classes / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(7, 1.35 * rows + 0.5), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(PAGE_WIDTH, 1.25 * rows + 0.5), squeeze=False)
     for c, ax in enumerate(axes.ravel()):
         ax.set_xticks([]), ax.set_yticks([])
         if c < ds.n_classes:
             ax.imshow(ds.x_train[np.flatnonzero(ds.y_train == c)[0]])
-            ax.set_title(f"{c}: {ds.class_names[c][:12]}", fontsize=9)
+            ax.set_title(f"{c}: {ds.class_names[c][:10]}", fontsize=9)
         else:
             ax.axis("off")
     fig.suptitle(f"{name}: one training image of each class (after preprocessing)")
@@ -482,7 +484,7 @@ def plot_class_counts(ds, name, important_class=None):
     counts = pd.Series(np.bincount(ds.y_train, minlength=ds.n_classes), index=range(ds.n_classes),
                        name="training images")
     colors = ["tab:red" if c == important_class else "tab:gray" for c in counts.index]
-    fig, ax = plt.subplots(figsize=(7, 3))
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 3))
     ax.bar(counts.index, counts.values, color=colors)
     ax.set(xlabel="class", ylabel="training images", title=f"{name}: training images per class")
     return fig, counts
