@@ -283,6 +283,8 @@ def shared_copy(dataset):
     copy: 13 GB)."""
     from camri_utils import records
 
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASETS)}; got {dataset!r}.")
     name = DATASETS[dataset]["shared_copy"]
     try:
         source = records.installed_from()

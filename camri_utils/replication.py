@@ -165,8 +165,7 @@ def short_sources(frame, spec=None):
 
 def sources_text(spec=None):
     """What the short labels of :func:`short_sources` stand for."""
-    text = f"paper: {PAPER_LABEL}"
-    return text if spec is None else f"{text}; this book: {ours_label(spec)}"
+    return PAPER_LABEL if spec is None else f"{PAPER_LABEL}; {ours_label(spec)}"
 
 
 def progress_text(summary):

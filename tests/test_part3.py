@@ -76,7 +76,7 @@ def test_stored_chapter_holds_no_output_computed_on_a_fixture(stem):
     expected = ["paper (IJCNN 2022 poster, 10 trials, the authors' CNN)", "CAMRI", "GFLOP", "T4", "GPU-hours",
                 "benchmarks/RESULTS.md", "No run of the full protocol (the paper's network) is committed"]
     if (ROOT / "results" / f"{CHAPTERS[stem]}-cpu" / "protocol.json").is_file():
-        expected += ["this book: this book (CPU-scale network, 5 seeds)", "Does the Fashion-MNIST answer hold on"]
+        expected += ["this book (CPU-scale network, 5 seeds)", "Does the Fashion-MNIST answer hold on"]
     else:
         expected += ["has not been recorded yet" if CHAPTERS[stem] != "awa2" else "No run of this book is stored"]
     flat = " ".join(text.replace("\\n", " ").split())  # printed lines are wrapped
@@ -230,6 +230,8 @@ def test_shared_copy_is_the_file_beside_a_checkout_only(tmp_path, monkeypatch):
     assert comparison.shared_copy("awa2") is None  # no copy of AwA2 anywhere
     monkeypatch.setattr(records, "installed_from", lambda: {"kind": "git", "url": "u", "commit": "0" * 40})
     assert comparison.shared_copy("cifar10") is None  # Colab: no checkout to look beside
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        comparison.shared_copy("mnist")
 
 
 def _no_gpu(exp):

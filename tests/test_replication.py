@@ -145,8 +145,9 @@ def test_short_sources_only_relabel(summary):
     short = replication.short_sources(table, summary.spec)
     assert set(short.index.get_level_values("source")) == {"paper", "this book"}
     np.testing.assert_array_equal(short.to_numpy(), table.to_numpy())  # the cells, unchanged
-    assert replication.sources_text(summary.spec) == (f"paper: {replication.PAPER_LABEL}; this book: "
+    assert replication.sources_text(summary.spec) == (f"{replication.PAPER_LABEL}; "
                                                       f"{replication.ours_label(summary.spec)}")
+    assert replication.sources_text() == replication.PAPER_LABEL
     alone = replication.short_sources(replication.paper_table("gtsrb"))
     assert set(alone.index.get_level_values("source")) == {"paper"}
     nets = replication.short_sources(replication.network_frame(summary.spec), summary.spec)
