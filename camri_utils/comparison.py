@@ -13,9 +13,11 @@ In a chapter::
     runs = comparison.train_all(exp, ds)        # CE, NormSoftmax, CAMRI
     comparison.test_metrics(runs)               # recall, precision, accuracy, training time
 
-A chapter is stored for the book by :func:`store_rendering`: the cells that need the data (tagged
-``nbval-skip``: nbval skips them too) are stored without outputs, and the others (the plan of
-runs, the cost estimates, the committed results) with the outputs of a run in the full profile.
+A chapter is stored for the book by ``python -m camri_utils.notebook`` in the full profile on
+this project's CPU machine: the data cells show its copy of the real images (:func:`shared_copy`;
+none for AwA2), the experiment prints that without a GPU it trains nothing (:func:`train_all`),
+and the cells after it say so (:func:`have`). The cells that need the data are tagged
+``nbval-skip`` (:data:`NEEDS_DATA`), so that nbval, which re-runs the stored chapter, skips them.
 """
 
 from __future__ import annotations
@@ -25,22 +27,24 @@ import os
 import tempfile
 import textwrap
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DATASETS", "SESSION", "NEEDS_DATA", "Experiment", "Runs", "experiment", "load", "train_all",
-           "plan_frame", "session_estimate", "describe", "measured_cpu", "print_session_cost", "protocol_cost", "plot_examples", "plot_class_counts", "plot_learning_curves",
-           "test_metrics", "confusions", "angle_summary", "plot_angles", "store_rendering"]
+__all__ = ["DATASETS", "SESSION", "NEEDS_DATA", "Experiment", "Runs", "experiment", "shared_copy", "load",
+           "data_label", "train_all", "have", "say", "plan_frame", "session_estimate", "describe", "measured_cpu", "print_session_cost", "protocol_cost", "plot_examples", "plot_class_counts", "plot_learning_curves",
+           "test_metrics", "confusions", "angle_summary", "plot_angles", "cpu_hours"]
 
-# The datasets of Part III: display name, what the full profile downloads, and the fixture's size.
+# The datasets of Part III: display name, what the full profile downloads, the fixture's size,
+# and the file of this project's own copy (../shared/data beside the checkout; None: there is none).
 DATASETS = {
-    "cifar10": dict(name="CIFAR-10", per_class=20,
+    "cifar10": dict(name="CIFAR-10", per_class=20, shared_copy="cifar10-png.tar.xz",
                     download="the official python tarball, 163 MB: about a minute to download on Colab and a "
                              "few seconds to decode"),
-    "gtsrb": dict(name="GTSRB", per_class=4,
+    "gtsrb": dict(name="GTSRB", per_class=4, shared_copy="gtsrb-final.tar.xz",
                   download="the three official zips, about 350 MB: a few minutes to download on Colab and one "
                            "to two minutes to decode (cached afterwards)"),
-    "awa2": dict(name="AwA2", per_class=12,
+    "awa2": dict(name="AwA2", per_class=12, shared_copy=None,
                  download="the official zip, 13 GB: 15 to 40 minutes to download on Colab (it needs about 13 GB "
                           "of free disk, plus about 2 GB for the decoded cache) and several minutes to decode"),
 }
@@ -57,6 +61,7 @@ SESSION = {
     ("awa2", "full"): dict(_FULL, epochs=4, options={"size": 64}),
 }
 LABELS = ("CE", "NormSoftmax", "CAMRI")
+PAGE_WIDTH = 5.2  # inches: the figures the stored chapters show keep their text >= 8 px on a phone
 NEEDS_DATA = "nbval-skip"  # the tag of a chapter's cells that need the dataset
 
 
@@ -192,20 +197,22 @@ def _print_breakdown():
     try:
         found = cost.measured_breakdown(records.repository_file("benchmarks/THROUGHPUT.json").read_text())
     except FileNotFoundError:
-        _say("(Where a run's time goes beyond its training steps: benchmarks/throughput.py measures it; its "
+        say("(Where a run's time goes beyond its training steps: benchmarks/throughput.py measures it; its "
              "results are not committed at this version.)")
         return
     except (OSError, ValueError) as exc:
-        _say(f"(Where a run's time goes beyond its training steps: not available here: {exc})")
+        say(f"(Where a run's time goes beyond its training steps: not available here: {exc})")
         return
     parts = ", ".join(f"{cost.BREAKDOWN_PARTS[p]} {share:.0%}" for p, share in found["shares"].items())
-    _say(f"Measured breakdown of a Fashion-MNIST protocol run on the same CPU ({found['date']}, "
+    say(f"Measured breakdown of a Fashion-MNIST protocol run on the same CPU ({found['date']}, "
          f"benchmarks/THROUGHPUT.json, {found['total_s']:.0f} s): {parts}. The GPU estimate below counts "
          "the training steps and the validation passes.")
 
 
-def _say(text):
-    print(textwrap.fill(text, 85, subsequent_indent="  "))
+def say(text, width=85):
+    """Print ``text`` wrapped at ``width`` (a chapter's printed lines fit its column), later
+    lines indented."""
+    print(textwrap.fill(text, width, subsequent_indent="  "))
 
 
 def _flops(value):
@@ -220,21 +227,21 @@ def print_session_cost(exp):
 
     e = session_estimate(exp)
     size = exp.options.get("size", 32)
-    _say(f"Counted: the {exp.model} costs {_flops(e.forward_flops)} per {size}x{size} image forward "
+    say(f"Counted: the {exp.model} costs {_flops(e.forward_flops)} per {size}x{size} image forward "
          f"(cost.forward_flops); a training step of {e.batch_size} images about {cost.TRAIN_FLOPS_PER_FORWARD} "
          f"times that: {_flops(cost.TRAIN_FLOPS_PER_FORWARD * e.forward_flops * e.batch_size)}.")
     if exp.model == "paper_cnn":
         cpu = measured_cpu(cost.model_flops("paper_cnn", "cifar10", 32))
         if cpu:
-            _say(f"Measured: on {cpu['machine']} ({cpu['date']}, benchmarks/RESULTS.md) a CAMRI training step of "
+            say(f"Measured: on {cpu['machine']} ({cpu['date']}, benchmarks/RESULTS.md) a CAMRI training step of "
                  f"{cpu['batch_size']} images at 32x32 took {cpu['camri_ms'] / 1000:.1f} s: "
                  f"{cpu['flops_per_s'] / 1e9:.0f} GFLOP/s.")
     _print_breakdown()
-    _say(f"Assumed: a {e.gpu.name} sustains {e.efficiency:.2f} of its {e.gpu.float32_tflops:g} TFLOP/s float32 "
+    say(f"Assumed: a {e.gpu.name} sustains {e.efficiency:.2f} of its {e.gpu.float32_tflops:g} TFLOP/s float32 "
          f"peak, {e.sustained_flops / 1e12:.1f} TFLOP/s: {e.step_seconds * 1000:.3g} ms per step.")
     mixed = cost.estimate(e.runs, e.epochs, e.train_images, e.eval_images, e.batch_size, e.forward_flops,
                           mixed_precision=True)
-    _say(f"Three runs of {e.epochs} epochs of {e.steps_per_epoch} steps ({e.train_images:,} training images, "
+    say(f"Three runs of {e.epochs} epochs of {e.steps_per_epoch} steps ({e.train_images:,} training images, "
          f"{e.eval_images:,} validated after each epoch): about {e.gpu_hours * 60:.2g} minutes on a {e.gpu.name} "
          f"in float32, about {mixed.gpu_hours * 60:.2g} with mixed precision (assumed "
          f"{cost.MIXED_PRECISION_SPEEDUP:g}x), plus the download and decoding: an estimate, not a measurement.")
@@ -250,17 +257,17 @@ def protocol_cost(dataset, convergence_epochs=None, batch_sizes=(256,)):
     spec = protocol.preset(dataset, "full")
     shared, specific = cost.protocol_runs(spec)
     e = cost.protocol_estimate(spec)
-    _say(f"{shared} shared + {specific} class-specific runs = {e.runs} runs of {e.epochs} epochs, "
+    say(f"{shared} shared + {specific} class-specific runs = {e.runs} runs of {e.epochs} epochs, "
          f"{e.steps_per_epoch} steps of {e.batch_size} each; counted: {e.total_flops / 1e15:,.0f} PFLOP in all.")
-    _say(f"On a {e.gpu.name} at the assumed {e.efficiency:.2f} of its float32 peak: about {e.gpu_hours:,.0f} "
+    say(f"On a {e.gpu.name} at the assumed {e.efficiency:.2f} of its float32 peak: about {e.gpu_hours:,.0f} "
          "GPU-hours (estimate).")
     cpu = measured_cpu(cost.model_flops("paper_cnn", "cifar10", 32)) if spec.model == "paper_cnn" else None
     if cpu:
         years = e.total_flops / cpu["flops_per_s"] / 3600 / 24 / 365
-        _say(f"On {cpu['machine']} at its measured {cpu['flops_per_s'] / 1e9:.0f} GFLOP/s: about {years:,.0f} "
+        say(f"On {cpu['machine']} at its measured {cpu['flops_per_s'] / 1e9:.0f} GFLOP/s: about {years:,.0f} "
              "years.")
     fashion = protocol.preset("fashion_mnist", "full")
-    _say(f"Epochs: the preset trains {spec.epochs} ({spec.lr_schedule} learning rate); the book's Fashion-MNIST "
+    say(f"Epochs: the preset trains {spec.epochs} ({spec.lr_schedule} learning rate); the book's Fashion-MNIST "
          f"runs use {fashion.lr_schedule} decay over {fashion.epochs} epochs (the protocol chapter checks that "
          "they converged). How many a dataset needs under that schedule is for its own convergence check to "
          "measure; the rows below show what fewer epochs would save.")
@@ -269,21 +276,59 @@ def protocol_cost(dataset, convergence_epochs=None, batch_sizes=(256,)):
     return cost.levers(e, [n for n in convergence_epochs if 0 < n < e.epochs], batch_sizes)
 
 
+def shared_copy(dataset):
+    """This project's copy of ``dataset`` (``shared/data/<file>`` beside the checkout the library
+    runs from; ``shared/data/README.md`` there says where it comes from and how it was verified),
+    or None: on Colab or from a wheel (no checkout), where the file is absent, and for AwA2 (no
+    copy: 13 GB)."""
+    from camri_utils import records
+
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASETS)}; got {dataset!r}.")
+    name = DATASETS[dataset]["shared_copy"]
+    try:
+        source = records.installed_from()
+    except records.RecordsUnavailableError:  # a damaged installation record: no checkout to look beside
+        return None
+    if name is None or source["kind"] != "checkout":
+        return None
+    path = Path(source["path"]).resolve().parent / "shared" / "data" / name
+    return path if path.is_file() else None
+
+
 def load(exp, data_dir=None):
-    """The dataset of ``exp``: from ``data_dir`` or the usual places, downloaded in the full
-    profile when missing. In the quick profile, when it is missing, a synthetic fixture in its
-    real file format (said so; its decoded cache kept out of the real one)."""
+    """The dataset of ``exp``. ``data_dir`` given: from there only (an error if it is not
+    there). Otherwise, in the full profile, this project's copy (:func:`shared_copy`) where
+    present, then the usual places, then a download; a download only on a GPU runtime, where the
+    experiment trains: without a GPU nothing is trained (:func:`train_all`), and a missing
+    dataset is said to be missing (None is returned). In the quick profile, when the data is
+    missing, a synthetic fixture in its real file format (said so; its decoded cache kept out of
+    the real one)."""
     from camri_utils import data
     from camri_utils.data import fixtures
 
     info = DATASETS[exp.dataset]
+    download = exp.profile == "full" and bool(exp.gpus)
+    where = data_dir
+    if where is None and exp.profile == "full":
+        where = shared_copy(exp.dataset)
+        if where is not None:
+            print(textwrap.fill(f"Reading this project's copy of {exp.name}, {where.name} (extracted once into the "
+                                "cache, outside the repository).", 85))
     try:
-        if exp.profile == "full" and data_dir is None:
-            print(textwrap.fill(f"Looking for {exp.name}; if it is not here it is downloaded: {info['download']}.", 85))
-        return data.load(exp.dataset, data_dir, download=exp.profile == "full", **exp.options)
+        if exp.profile == "full" and where is None:
+            print(textwrap.fill(f"Looking for {exp.name}; " + (
+                f"if it is not here it is downloaded: {info['download']}." if download else
+                "without a GPU this chapter trains nothing, so it is not downloaded if it is missing."), 85))
+        return data.load(exp.dataset, where, download=download, **exp.options)
     except data.DatasetNotFoundError:
         if exp.profile == "full":
-            raise
+            if data_dir is not None or download:
+                raise
+            print(textwrap.fill(f"{exp.name} is not on this machine, so the cells that show it show nothing. On a "
+                                f"GPU runtime the full profile downloads it ({info['download']}); to see it here, "
+                                "set data_dir to a copy.", 85))
+            return None
     print(textwrap.fill(f"{exp.name} is not on this machine. The full profile downloads it: {info['download']}.", 85))
     print(f"Quick profile: a synthetic fixture in {exp.name}'s real file format instead.")
     folder = tempfile.mkdtemp(prefix="camri-fixture-")
@@ -299,8 +344,28 @@ def load(exp, data_dir=None):
             os.environ["CAMRI_CACHE_DIR"] = before
 
 
+def data_label(exp, ds):
+    """The data of this run in words, for the chapter's provenance line: the dataset, real or
+    a synthetic fixture, and where it came from (no machine path); or that none was loaded."""
+    if ds is None:
+        return f"{exp.name}: not on this machine, none loaded"
+    return f"{exp.name} ({ds.source.kind}, from {ds.source.origin})"
+
+
+def have(thing, what, missing="nothing was trained in this session (see the note above)"):
+    """True when ``thing`` (the data, the runs) is there; else print that ``what`` is not
+    shown and why (``missing``), so that a cell after a skipped step runs and says so."""
+    if thing is not None:
+        return True
+    print(f"No {what}: {missing}.")
+    return False
+
+
 def describe(ds, width=85):
-    """Print the dataset's sizes and its class names, wrapped at ``width``."""
+    """Print where the data came from (and, for a copy that is not a checksummed official file,
+    what was verified to call it real), its sizes and its class names, wrapped at ``width``."""
+    source = f"Data: {ds.source.kind}, from {ds.source.origin}"
+    print(textwrap.fill(source + (f" ({ds.source.verified})." if ds.source.verified else "."), width))
     print(f"{ds.n_classes} classes; images {ds.image_shape} (uint8); train {len(ds.x_train)}, test {len(ds.x_test)}")
     print(textwrap.fill("; ".join(f"{i}: {name}" for i, name in enumerate(ds.class_names)), width))
 
@@ -322,9 +387,17 @@ class Runs:
 
 def train_all(exp, ds):
     """Train CE, then (after choosing the important class on CE's validation recall when
-    ``exp.important_class`` is None) normalized softmax and CAMRI, on ``ds``."""
+    ``exp.important_class`` is None) normalized softmax and CAMRI, on ``ds``. In the full profile
+    on a runtime without a GPU, print a warning and train nothing (the paper's CNN would take
+    hours on a CPU): returns None, as it does without data (``ds`` None)."""
     from camri_utils.training import train
 
+    if exp.profile == "full" and not exp.gpus:
+        _warn_no_gpu(exp)
+        return None
+    if ds is None:
+        print("Nothing trained: the data is not on this machine (see above).")
+        return None
     important = exp.important_class
     if important is not None and not important < ds.n_classes:
         raise ValueError(f"important_class {important} is outside [0, {ds.n_classes}) for {exp.name}.")
@@ -338,6 +411,32 @@ def train_all(exp, ds):
     return Runs(results, important, list(ds.class_names), chosen)
 
 
+def cpu_hours(exp):
+    """The three runs' hours on a CPU at the rate measured on this project's 2-core machine
+    (:func:`measured_cpu`), or None where that measurement cannot be had."""
+    from camri_utils import cost
+
+    cpu = measured_cpu(cost.model_flops("paper_cnn", "cifar10", 32))
+    return None if cpu is None else session_estimate(exp).total_flops / cpu["flops_per_s"] / 3600
+
+
+def _warn_no_gpu(exp):
+    hours = cpu_hours(exp)
+    how_long = ("many hours" if hours is None else
+                f"about {hours:,.0f} hours (at the rate measured on this project's 2-core CPU machine)")
+    text = (f"No GPU in this runtime, so nothing is trained here: the full profile trains the {exp.model} three "
+            f"times for {exp.epochs} epochs, which on a CPU takes {how_long}. Use the estimates of the cost cell above; for a "
+            "real run choose a GPU runtime (Runtime > Change runtime type > T4 GPU) and run all cells again, or "
+            'set profile = "quick" to run every cell on a small network in minutes.')
+    try:
+        from IPython.display import display
+
+        display({"text/plain": "WARNING: " + textwrap.fill(text, 85),
+                 "text/markdown": f"```{{warning}}\n{text}\n```"}, raw=True)
+    except ImportError:  # pragma: no cover
+        print("WARNING: " + textwrap.fill(text, 85))
+
+
 def _book_style():
     from camri_utils import plots
 
@@ -347,12 +446,13 @@ def _book_style():
 def plot_examples(ds, name, per_class=6, max_rows=10):
     """Training images of ``ds`` (called ``name`` in the title): ``per_class`` of each class, one
     class per row, for up to ``max_rows`` classes; with more classes, one image of each class in
-    rows of six, titled with its class."""
+    rows of five, titled with its class."""
     import matplotlib.pyplot as plt
 
     _book_style()
     if ds.n_classes <= max_rows:
-        fig, axes = plt.subplots(ds.n_classes, per_class, figsize=(7, 0.95 * ds.n_classes + 0.4), squeeze=False)
+        fig, axes = plt.subplots(ds.n_classes, per_class, figsize=(PAGE_WIDTH, 0.75 * ds.n_classes + 0.4),
+                                 squeeze=False)
         for c in range(ds.n_classes):
             idx = np.flatnonzero(ds.y_train == c)[:per_class]
             for j, ax in enumerate(axes[c]):
@@ -362,14 +462,14 @@ def plot_examples(ds, name, per_class=6, max_rows=10):
             axes[c, 0].set_ylabel(ds.class_names[c], rotation=0, ha="right", va="center")
         fig.suptitle(f"{name}: the first {per_class} training images of each class")
         return fig
-    cols = 6
+    cols = 5
     rows = math.ceil(ds.n_classes / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(7, 1.35 * rows + 0.5), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(PAGE_WIDTH, 1.25 * rows + 0.5), squeeze=False)
     for c, ax in enumerate(axes.ravel()):
         ax.set_xticks([]), ax.set_yticks([])
         if c < ds.n_classes:
             ax.imshow(ds.x_train[np.flatnonzero(ds.y_train == c)[0]])
-            ax.set_title(f"{c}: {ds.class_names[c][:12]}", fontsize=9)
+            ax.set_title(f"{c}: {ds.class_names[c][:10]}", fontsize=9)
         else:
             ax.axis("off")
     fig.suptitle(f"{name}: one training image of each class (after preprocessing)")
@@ -386,7 +486,7 @@ def plot_class_counts(ds, name, important_class=None):
     counts = pd.Series(np.bincount(ds.y_train, minlength=ds.n_classes), index=range(ds.n_classes),
                        name="training images")
     colors = ["tab:red" if c == important_class else "tab:gray" for c in counts.index]
-    fig, ax = plt.subplots(figsize=(7, 3))
+    fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 3))
     ax.bar(counts.index, counts.values, color=colors)
     ax.set(xlabel="class", ylabel="training images", title=f"{name}: training images per class")
     return fig, counts
@@ -485,72 +585,3 @@ def plot_angles(runs):
     axes.flat[3].axis("off")
     axes.flat[3].legend(*axes.flat[0].get_legend_handles_labels(), loc="center")
     return fig
-
-
-def store_rendering(path, timeout=1800):
-    """Store chapter ``path`` as the book shows it: the cells tagged :data:`NEEDS_DATA` without
-    outputs, the others executed in the full profile (the notebook's default) with their outputs,
-    and ``metadata["camri"]`` saying so (no data loaded). Written atomically."""
-    import copy
-
-    import nbformat
-    import papermill
-
-    from camri_utils.environment import device_summary, environment
-    from camri_utils.io import atomic_path
-    from camri_utils.notebook import _drop_native_log
-
-    nb = nbformat.read(path, as_version=4)
-    nbformat.validator.normalize(nb)
-    needs_data = [c for c in nb.cells if NEEDS_DATA in c.metadata.get("tags", [])]
-    if not needs_data:
-        raise ValueError(f"{path}: no cell is tagged {NEEDS_DATA!r}; store a chapter that runs on its data with "
-                         "camri_utils.notebook instead.")
-    params = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
-    if params is None or 'profile = "full"' not in params.source:
-        raise ValueError(f"{path}: the parameters cell must set profile = \"full\" (the reader's default).")
-    reduced = copy.deepcopy(nb)
-    reduced.cells = [c for c in reduced.cells if NEEDS_DATA not in c.metadata.get("tags", [])]
-    with tempfile.TemporaryDirectory() as folder:
-        source, executed = os.path.join(folder, "in.ipynb"), os.path.join(folder, "out.ipynb")
-        nbformat.write(reduced, source)
-        papermill.execute_notebook(source, executed, kernel_name="python3", cwd=os.path.dirname(os.path.abspath(path)),
-                                   progress_bar=False, execution_timeout=timeout)
-        ran = nbformat.read(executed, as_version=4)
-    _drop_native_log(ran)
-    by_id = {c.id: c for c in ran.cells}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        if NEEDS_DATA in cell.metadata.get("tags", []):
-            cell.outputs, cell.execution_count = [], None
-        else:
-            cell.outputs, cell.execution_count = by_id[cell.id].outputs, by_id[cell.id].execution_count
-    env = environment()
-    name = next((v["name"] for k, v in DATASETS.items() if k in os.path.basename(path)), "the dataset")
-    nb.metadata["camri"] = {
-        "profile": "full", "data": f"none loaded: the cells that need {name} are stored without outputs",
-        "camri_utils": env["camri_utils"], "tensorflow": env["tensorflow"], "keras": env["keras"],
-        "python": env["python"], "device": device_summary(env),
-        "date": ran.metadata.get("papermill", {}).get("end_time", "")[:10]}
-    nb.metadata.pop("papermill", None)
-    with atomic_path(path) as tmp:
-        nbformat.write(nb, tmp)
-    return path
-
-
-def main(argv=None):
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m camri_utils.comparison",
-                                     description="Store Part III chapters as the book shows them (store_rendering).")
-    parser.add_argument("notebooks", nargs="+")
-    args = parser.parse_args(argv)
-    for path in args.notebooks:
-        print(f"storing {path}", flush=True)
-        store_rendering(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

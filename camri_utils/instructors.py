@@ -119,6 +119,8 @@ def _compute(fact):
            "with mixed precision (the chapter's estimate)" if estimate else "a GPU and the data (Colab)")
     if "synthetic fixture" in fact["data"] and seconds is not None:
         return f"{gpu}; stored here as a quick run on a fixture ({run} on a CPU)"
+    if seconds is not None:  # stored from a full-profile run on the CPU: the data and records, no training
+        return f"{gpu}; stored here on a CPU, nothing trained ({run})"
     return gpu
 
 
@@ -220,9 +222,10 @@ def page(root=ROOT):
         "rounded up to 5 minutes (counted in the stored notebook). *Compute*: the wall time papermill "
         "recorded for the stored run of each chapter (in its notebook's metadata) on this project's shared "
         "2-core CPU machine (times vary with its load); for the chapters that read `camri protocol` records, also the sum of the records' "
-        "own wall times (each record stores it). The GPU chapters are not run here: their compute is the "
-        "estimate each prints for its one-session experiment (FLOPs counted from the network, an assumed "
-        "GPU efficiency: `camri_utils.comparison`), not a measurement.",
+        "own wall times (each record stores it). The GPU chapters' experiment is not run here (no GPU): its "
+        "compute is the estimate each chapter prints for its one-session experiment (FLOPs counted from the "
+        "network, an assumed GPU efficiency: `camri_utils.comparison`), not a measurement; their stored pages "
+        "(the data, the CPU-scale replication's records, no training) took the time shown.",
         "",
         "### What each chapter teaches",
         "",

@@ -31,8 +31,9 @@ from camri_utils.protocol import (ROLES, ProtocolError, comparison_cells, out_of
 from camri_utils.protocol import summarize as _summarize
 from camri_utils.protocol.report import cell_complete, seeds_text
 
-__all__ = ["PAPER_TABLE_1", "PAPER_LABEL", "PAPER_METHODS", "DATASET_NAMES", "ours_label", "summarize",
-           "progress_text", "paper_cell", "table_1", "gain_table", "VERDICT_METHODS", "verdicts", "verdict_lines",
+__all__ = ["PAPER_TABLE_1", "PAPER_LABEL", "PAPER_METHODS", "PAPER_EPOCHS", "DATASET_NAMES", "ours_label", "summarize",
+           "not_recorded_text", "network_frame", "short_sources", "sources_text", "progress_text", "paper_cell", "paper_table", "table_1", "gain_table",
+           "gain_lines", "tradeoff", "VERDICT_METHODS", "verdicts", "verdict_lines",
            "fashion_mnist_answer", "compared_runs", "confusion_frame", "confusions", "angle_measures",
            "angle_summary", "class_angles", "angle_verdicts"]
 
@@ -63,6 +64,11 @@ PAPER_TABLE_1 = {
     },
 }
 PAPER_METHODS = ("CAMRI", "ArcFace", "CRWWCE", "WCE", "CE")
+# The paper's training epochs per dataset, where it states them: 300 on CIFAR-10 (the authors'
+# code); neither the poster nor the code states them for GTSRB or AwA2.
+PAPER_EPOCHS = {"cifar10": 300}
+PAPER_NETWORK = "paper_cnn"  # the authors' 13-convolution CNN (camri_utils.models.paper_cnn)
+PAPER_TRIALS = 10
 PAPER_LABEL = "paper (IJCNN 2022 poster, 10 trials, the authors' CNN)"
 DATASET_NAMES = {"cifar10": "CIFAR-10", "gtsrb": "GTSRB", "awa2": "AwA2"}
 _NETWORKS = {"cpu": "CPU-scale network", "full": "the authors' CNN"}
@@ -98,6 +104,70 @@ def summarize(folder, dataset, accuracy_k=None):
     return _summarize(folder, accuracy_k)
 
 
+def not_recorded_text(dataset, results_dir):
+    """One paragraph (Markdown) for a chapter with no folder ``results_dir`` of its dataset's
+    CPU-scale run: that it is not recorded (yet) and the command that makes it; for AwA2, that
+    none is stored and why."""
+    if dataset not in PAPER_TABLE_1:
+        raise ValueError(f"dataset must be one of {sorted(PAPER_TABLE_1)}; got {dataset!r}.")
+    name = DATASET_NAMES[dataset]
+    if dataset == "awa2":
+        return (f"**No run of this book is stored for {name}.** Its images (the official 13 GB zip) cannot be "
+                "obtained on the machines this book is built on, so nothing was trained on them here; the loader is "
+                f"tested only on fixtures (tiny made-up datasets in {name}'s real file format). The paper's numbers below stand "
+                f"alone. With the data and a GPU, `camri protocol --dataset {dataset} --profile full --output "
+                f"results/{dataset}` runs the paper's protocol (its cost: the last section).")
+    return (f"**The CPU-scale run of {name} has not been recorded yet** (this version of the book holds no "
+            f"`{results_dir}`); the tables and figures of this section appear when the chapter is run again once it "
+            f"is. The run: `camri protocol --dataset {dataset} --profile cpu --data-dir <the {name} images> "
+            f"--output {results_dir}` (on two CPU cores add `--workers 2 --threads-per-worker 1`); the same command "
+            "resumes it where it stopped. Until then the paper's numbers below stand alone.")
+
+
+def network_frame(spec):
+    """The network of the protocol run ``spec`` beside the paper's (:data:`PAPER_NETWORK`), both
+    built for the run's images and classes: parameters, forward FLOPs per image (counted from the
+    layers, :func:`camri_utils.cost.forward_flops`), epochs (the paper's: :data:`PAPER_EPOCHS`,
+    'not stated' where it states none) and trials per setting. One row each, labelled as in
+    :func:`table_1`."""
+    import keras
+
+    from camri_utils import cost, models
+
+    size = spec.dataset_options.get("size", 32)
+    n_classes = cost.N_CLASSES[spec.dataset]
+    rows = {}
+    for label, name, dim, epochs, trials in (
+            (ours_label(spec), spec.model, spec.feature_dim, spec.epochs, len(spec.seeds)),
+            (PAPER_LABEL, PAPER_NETWORK, None, PAPER_EPOCHS.get(spec.dataset, "not stated"), PAPER_TRIALS)):
+        model = models.build(name, (size, size, 3), n_classes, feature_dim=dim)
+        rows[label] = {"network": name, "parameters": model.count_params(),
+                       "forward MFLOP per image": cost.forward_flops(model) / 1e6, "epochs": epochs, "trials": trials}
+    keras.backend.clear_session()
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "source"
+    return frame
+
+
+SHORT_SOURCES = ("paper", "this book")
+
+
+def short_sources(frame, spec=None):
+    """``frame`` (indexed by source, or with an index level named ``source``: :func:`table_1`,
+    :func:`paper_table`, :func:`network_frame`) with the sources' labels shortened to 'paper'
+    and 'this book', for a narrow page; :func:`sources_text` says what each stands for."""
+    names = {PAPER_LABEL: SHORT_SOURCES[0]}
+    if spec is not None:
+        names[ours_label(spec)] = SHORT_SOURCES[1]
+    level = "source" if isinstance(frame.index, pd.MultiIndex) else None
+    return frame.rename(index=names, level=level)
+
+
+def sources_text(spec=None):
+    """What the short labels of :func:`short_sources` stand for."""
+    return PAPER_LABEL if spec is None else f"{PAPER_LABEL}; {ours_label(spec)}"
+
+
 def progress_text(summary):
     """'' when every planned run is recorded, else ``Incomplete: 12 of 65 planned runs are
     recorded`` (the report's count)."""
@@ -115,6 +185,19 @@ def paper_cell(value):
     recall, accuracy = value
     text = f"{recall:.4f}".lstrip("0").rstrip("0")
     return text if accuracy is None else f"{text} ({f'{accuracy:.4f}'.lstrip('0').rstrip('0')})"
+
+
+def paper_table(dataset):
+    """The paper's Table 1 for ``dataset`` alone, in its layout and cells as :func:`table_1`
+    shows them (one row per method, source :data:`PAPER_LABEL`): for a chapter with no run of
+    its own recorded."""
+    if dataset not in PAPER_TABLE_1:
+        raise ValueError(f"dataset must be one of {sorted(PAPER_TABLE_1)}; got {dataset!r}.")
+    paper = PAPER_TABLE_1[dataset]
+    frame = pd.DataFrame.from_dict({(m, PAPER_LABEL): [paper_cell(paper[m][r]) for r in ROLES] for m in PAPER_METHODS},
+                                   orient="index", columns=list(ROLES))
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=["method", "source"])
+    return frame
 
 
 def _ours_cell(summary, method, role):
@@ -194,6 +277,46 @@ def gain_table(summary):
                          "gain_low": gain[1], "gain_high": gain[2], "n": int(row.get("n_seeds", 0) or 0),
                          "n_planned": int(row.get("n_planned", 0) or 0), "cell": _ours_cell(summary, method, role)})
     return pd.DataFrame(rows)
+
+
+def gain_lines(summary):
+    """:func:`gain_table` in words, one line per method and role: the paper's recall gain over
+    CE and ours (paired by seed, Student-t 95% interval, the seeds it rests on), in points; where
+    one of them is undefined, why."""
+    names = _class_names(summary)
+    important = summary.selection.important
+    lines = []
+    for row in gain_table(summary).to_dict("records"):
+        head = f"{row['role']} ({names.get(important[row['role']], important[row['role']])}), {row['method']}"
+        paper = ": no setting kept accuracy" if np.isnan(row["paper_gain"]) else f" {100 * row['paper_gain']:+.2f}"
+        if not np.isnan(row["gain"]):
+            n = seeds_text({"n_seeds": row["n"], "n_planned": row["n_planned"]}).replace("n=", "n = ")
+            ours = f" {_points(row['gain'], row['gain_low'], row['gain_high'])} ({n}"
+            ours += ", one seed: no interval)" if np.isnan(row["gain_low"]) else ")"
+        else:
+            ours = ": " + {"not run": "not run (the preset trains no setting of it for this role)",
+                           "-": "no setting kept validation accuracy",
+                           "- (runs missing)": "no recorded setting kept validation accuracy (runs missing)"}.get(
+                row["cell"], row["cell"])
+        lines.append(f"{head}: recall gain over CE in points, paper{paper}; ours{ours}.")
+    return lines
+
+
+def tradeoff(ax, summary, folder, role, legend=True):
+    """Chapter 7's recall-accuracy figure (:func:`camri_utils.plots.draw_tradeoff`) for ``role``
+    of the protocol run in ``folder``: the exact test threshold curves of CE and of normalized
+    softmax at each scale (mean over the recorded seeds, from the stored scores), each method's
+    chosen setting and every CAMRI setting."""
+    from camri_utils import plots, protocol
+
+    sel = summary.selection
+    if role not in sel.important:
+        raise ValueError(f"role must be one of {list(sel.important)}; got {role!r}.")
+    c = sel.important[role]
+    frame = protocol.records_frame(summary.records, sel.important)
+    curves = protocol.threshold_curve_frames(summary.records, c, lambda r: protocol.load_scores(folder, r), "test")
+    return plots.draw_tradeoff(ax, frame, sel, role, class_name=_class_names(summary).get(c), curves=curves,
+                               legend=legend)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -465,3 +465,62 @@ def test_cache_write_failure_warns_and_still_loads(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match=r"(?s)No space left on device.*Set CAMRI_CACHE_DIR to a writable folder"):
         ds = data.load("awa2", data_dir=root, size=8)
     assert len(ds.x_train) == 14 and leftovers(tmp_path / "decoded-cache") == []
+
+
+def _roi_pattern(w, h, box):
+    """An image of w x h: white inside the inclusive box, black outside."""
+    from PIL import Image
+
+    x1, y1, x2, y2 = box
+    pixels = np.zeros((h, w, 3), np.uint8)
+    pixels[y1:y2 + 1, x1:x2 + 1] = 255
+    return Image.fromarray(pixels)
+
+
+@pytest.mark.parametrize("resized", [False, True])
+def test_gtsrb_roi_is_taken_in_the_csvs_size_even_where_the_files_were_resized(tmp_path, resized, monkeypatch):
+    """The shared GTSRB copy holds 32x32 files with the release's CSVs (original sizes and ROIs):
+    the ROI must be scaled to the file's size, or the crop cuts a black band off the picture.
+    Every image here is white inside its ROI and black outside: a crop of the ROI is white."""
+    import csv
+    import zipfile
+
+    from camri_utils.data import gtsrb
+
+    packed = fixtures.write("gtsrb", tmp_path / "packed", per_class=2)
+    unpacked = tmp_path / "unpacked"
+    for archive in ("GTSRB_Final_Training_Images.zip", "GTSRB_Final_Test_Images.zip", "GTSRB_Final_Test_GT.zip"):
+        zipfile.ZipFile(packed / archive).extractall(unpacked)
+    fixtures.copy_marker(packed, unpacked)
+    rows = {}
+    for table in unpacked.rglob("*.csv"):
+        with open(table) as f:
+            for row in csv.DictReader(f, delimiter=";"):
+                rows[row["Filename"] if "Final_Test" in str(table) or "GT-final" in table.name
+                     else f"{table.parent.name}/{row['Filename']}"] = row
+    images = list(unpacked.rglob("*.ppm"))
+    for path in images:
+        key = path.name if "Final_Test" in str(path) else f"{path.parent.name}/{path.name}"
+        row = rows[key]
+        w, h = int(row["Width"]), int(row["Height"])
+        img = _roi_pattern(w, h, tuple(int(row[k]) for k in ("Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2")))
+        (img.resize((32, 32), resample=0) if resized else img).save(path)  # nearest: the ROI stays sharp
+    ds = data.load("gtsrb", data_dir=unpacked, size=16)
+    counts = ds.notes["not_of_csv_size"]
+    assert (counts["train"] + counts["test"] > 0) == resized
+    assert counts["train"] + counts["test"] <= len(images)
+    # The crop is the ROI: white but for the bilinear blend of its edge rows and columns (nearest
+    # resizing moves an edge by up to one file pixel: at most 2 of 16 output rows per side).
+    for x in (ds.x_train, ds.x_test):
+        assert np.all(x[:, 2:-2, 2:-2] >= 250)
+        assert x.mean() > 0.85 * 255
+    # (Unscaled, as before the fix, the ROI of an original larger than 32x32 cuts past the file: black.)
+    if resized:  # the source says the files were resized, where the data is taken as real
+        monkeypatch.setattr(gtsrb, "fixture_manifest", lambda place: None)
+        monkeypatch.setattr(gtsrb, "OFFICIAL_COUNTS", {"training images": len(ds.y_train),
+                                                       "test images": len(ds.y_test)})
+        real = data.load("gtsrb", data_dir=unpacked, size=16)
+        assert real.source.real
+        assert (f"{counts['train']:,} of its {len(ds.y_train):,} training and {counts['test']:,} of its "
+                f"{len(ds.y_test):,} test images are not of the size their CSV gives") in real.source.verified
+        assert "each ROI was scaled to the file's size" in real.source.verified

@@ -13,6 +13,7 @@ from PIL import Image
 
 from camri_utils import data
 from camri_utils.data import cifar10, fixtures
+from camri_utils.data import gtsrb as gtsrb_loader
 from camri_utils.data._extract import extracted
 from tests.test_data import isolated_caches  # noqa: F401  (autouse: no test reads the user's caches)
 
@@ -193,6 +194,8 @@ def test_real_copies_load_with_the_official_counts_and_statistics(monkeypatch):
 
     gtsrb = data.load("gtsrb", data_dir=SHARED / "gtsrb-final.tar.xz")
     assert gtsrb.source.real and gtsrb.source.location == "gtsrb-final.tar.xz"
+    # Extracted folders have no official checksum: the source says what made them the real data.
+    assert gtsrb.source.verified == gtsrb_loader.FOLDERS_VERIFIED and "39,209 training" in gtsrb.source.verified
     assert gtsrb.x_train.shape == (39_209, 32, 32, 3) and gtsrb.x_test.shape == (12_630, 32, 32, 3)
     counts = np.bincount(gtsrb.y_train, minlength=43)
     assert counts[0] == 210 and counts[1] == 2220 and counts[2] == 2250 and counts[42] == 240  # the official counts

@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 REPOSITORY = "camri-book/camri-book"
 IDS = [nb.stem for nb in NOTEBOOKS]
-PART3 = {"10_cifar10", "11_gtsrb", "12_awa2"}  # stored without the cells that need the data (nbval-skip)
 MACHINE_PATH = re.compile(r"(/root/|/home/[A-Za-z]|/tmp/|/work/|/Users/|[A-Za-z]:\\\\Users)")
 
 
@@ -71,9 +70,7 @@ def test_stored_notebook_is_clean(path):
     assert meta["profile"] == "full", f"{where}: stored outputs are from the {meta['profile']!r} profile"
     assert meta["camri_utils"] == camri_utils.__version__, f"{where}: outputs from camri_utils {meta['camri_utils']}"
     assert meta["data"] and meta["date"]
-    # Part III stores the cells that need the data empty (comparison.store_rendering; test_part3.py).
-    unrun = [c for c in code if path.stem not in PART3 or "nbval-skip" not in c.metadata.get("tags", [])]
-    assert all(c.execution_count is not None for c in unrun), f"{where}: has unexecuted cells"
+    assert all(c.execution_count is not None for c in code), f"{where}: has unexecuted cells"
     outputs = [o for c in code for o in c.outputs]
     assert outputs, f"{where}: stored without outputs"
     assert not [o for o in outputs if o.output_type == "error"], f"{where}: has error outputs"

@@ -123,6 +123,108 @@ def test_gain_table_pairs_the_papers_gain_with_ours(summary):
     assert gains.loc[("CAMRI", "worst1"), "gain"] == pytest.approx(np.mean(diffs), abs=1e-12)
 
 
+def test_paper_table_is_the_papers_rows_of_table_1(summary):
+    for dataset in replication.PAPER_TABLE_1:
+        alone = replication.paper_table(dataset)
+        assert list(alone.columns) == ["worst1", "worst2", "median"]
+        assert list(alone.index) == [(m, replication.PAPER_LABEL) for m in replication.PAPER_METHODS]
+        paper = replication.PAPER_TABLE_1[dataset]
+        for method in replication.PAPER_METHODS:
+            assert alone.loc[(method, replication.PAPER_LABEL)].tolist() == [
+                replication.paper_cell(paper[method][r]) for r in ("worst1", "worst2", "median")]
+    # The same cells as the paper's rows of the table beside ours.
+    both = replication.table_1(summary).xs(replication.PAPER_LABEL, level="source", drop_level=False)
+    pd.testing.assert_frame_equal(both.loc[list(replication.paper_table("cifar10").index)],
+                                  replication.paper_table("cifar10"))
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        replication.paper_table("fashion_mnist")
+
+
+def test_short_sources_only_relabel(summary):
+    table = replication.table_1(summary)
+    short = replication.short_sources(table, summary.spec)
+    assert set(short.index.get_level_values("source")) == {"paper", "this book"}
+    np.testing.assert_array_equal(short.to_numpy(), table.to_numpy())  # the cells, unchanged
+    assert replication.sources_text(summary.spec) == (f"{replication.PAPER_LABEL}; "
+                                                      f"{replication.ours_label(summary.spec)}")
+    assert replication.sources_text() == replication.PAPER_LABEL
+    alone = replication.short_sources(replication.paper_table("gtsrb"))
+    assert set(alone.index.get_level_values("source")) == {"paper"}
+    nets = replication.short_sources(replication.network_frame(summary.spec), summary.spec)
+    assert list(nets.index) == ["this book", "paper"]
+
+
+def test_gain_lines_say_the_gain_tables_numbers_and_why_one_is_missing(summary):
+    gains = replication.gain_table(summary)
+    lines = replication.gain_lines(summary)
+    assert len(lines) == len(gains)
+    for row, line in zip(gains.itertuples(), lines):
+        assert line.startswith(f"{row.role} (") and f"), {row.method}: recall gain over CE" in line
+        if np.isnan(row.paper_gain):
+            assert "paper: no setting kept accuracy" in line
+        else:
+            assert f"paper {100 * row.paper_gain:+.2f};" in line
+        if np.isnan(row.gain):
+            assert "ours: " in line and "[" not in line.split("ours")[1]  # no number where it is undefined
+        else:
+            assert f"ours {100 * row.gain:+.2f} [{100 * row.gain_low:+.2f}, {100 * row.gain_high:+.2f}] (n = 2)" in line
+    wce = next(x for x in lines if x.startswith("worst2 (") and ", WCE:" in x)
+    assert wce.endswith("ours: not run (the preset trains no setting of it for this role).")
+    dashed = replication.gain_lines(_dash(summary, "CAMRI", "worst1"))
+    assert next(x for x in dashed if x.startswith("worst1 (") and ", CAMRI:" in x).endswith(
+        "ours: no setting kept validation accuracy.")
+
+
+def test_tradeoff_draws_chapter_7s_figure_from_the_folder(summary, folder):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = summary.selection.important["worst1"]
+    fig, ax = plt.subplots()
+    replication.tradeoff(ax, summary, folder, "worst1")
+    curves = protocol.threshold_curve_frames(summary.records, c, lambda r: protocol.load_scores(folder, r), "test")
+    # Each threshold curve drawn from the stored scores: CE's and the control's at both scales.
+    assert set(curves) == {"CE + threshold", "NormSoftmax + threshold (s = 16)", "NormSoftmax + threshold (s = 8)"}
+    drawn = {line.get_label(): line for line in ax.lines}
+    for label, curve in curves.items():
+        line = next(v for k, v in drawn.items() if k.startswith(label))
+        np.testing.assert_array_equal(line.get_xdata(), curve["accuracy"].to_numpy())
+    assert ax.get_title() == f"worst1: class {c} ({summary.records[0]['class_names'][c]})"
+    with pytest.raises(ValueError, match="role must be one of"):
+        replication.tradeoff(ax, summary, folder, "worst3")
+    plt.close(fig)
+
+
+def test_network_frame_counts_both_networks_from_their_layers():
+    from camri_utils import cost, models
+
+    spec = protocol.preset("gtsrb", "cpu")
+    frame = replication.network_frame(spec)
+    ours, paper = frame.iloc[0], frame.iloc[1]
+    assert list(frame.index) == [replication.ours_label(spec), replication.PAPER_LABEL]
+    assert (ours.network, ours.epochs, ours.trials) == ("cpu_cnn_m", spec.epochs, 5)
+    # GTSRB: 43 classes at 32x32; the paper states no epochs for it.
+    model = models.build("cpu_cnn_m", (32, 32, 3), 43, feature_dim=spec.feature_dim)
+    assert ours.parameters == model.count_params()
+    assert ours["forward MFLOP per image"] == pytest.approx(cost.forward_flops(model) / 1e6, rel=1e-12)
+    assert paper["forward MFLOP per image"] == pytest.approx(cost.model_flops("paper_cnn", "gtsrb") / 1e6, rel=1e-12)
+    assert (paper.network, paper.epochs, paper.trials) == ("paper_cnn", "not stated", 10)
+    assert replication.network_frame(protocol.preset("cifar10", "cpu")).iloc[1].epochs == 300
+
+
+def test_not_recorded_text_names_the_command_or_why_there_is_none():
+    text = replication.not_recorded_text("gtsrb", "results/gtsrb-cpu")
+    assert "has not been recorded yet" in text and "`results/gtsrb-cpu`" in text
+    assert "camri protocol --dataset gtsrb --profile cpu" in text and "--output results/gtsrb-cpu" in text
+    awa2 = replication.not_recorded_text("awa2", "results/awa2-cpu")
+    assert "No run of this book is stored for AwA2" in awa2 and "13 GB" in awa2 and "fixtures" in awa2
+    assert "--profile cpu" not in awa2  # there is no CPU preset for AwA2
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        replication.not_recorded_text("mnist", "results/mnist")
+
+
 # The verdict lines and the answer
 
 def test_verdict_lines_name_the_reports_numbers(summary):

@@ -9,26 +9,41 @@ from tqdm import tqdm
 from camri_utils.data._common import CorruptDataError
 
 
-def decode(members, name, size, box=None):
-    """One image from an archive member as uint8 (size, size, 3), optionally cropped to
-    ``box`` = (x1, y1, x2, y2), inclusive pixel coordinates."""
+def decode(members, name, size, box=None, frame=None):
+    """(One image from an archive member as uint8 (size, size, 3), its file's (width, height)).
+    ``box`` = (x1, y1, x2, y2), inclusive pixel coordinates, crops it first; they are given in
+    an image of ``frame`` = (width, height) (None: the file's own size), and scaled to the
+    file's size where that differs (a copy whose images were resized after annotation)."""
     try:
         with Image.open(members.open(name)) as img:
             img = img.convert("RGB")
-            if box is not None:
+            found = img.size
+            if box is not None and (frame is None or tuple(frame) == found):
                 x1, y1, x2, y2 = box
                 img = img.crop((x1, y1, x2 + 1, y2 + 1))
-            return np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.uint8)
+            elif box is not None:  # the box's pixel edges, scaled: resize reads the sub-pixel region
+                sx, sy = found[0] / frame[0], found[1] / frame[1]
+                x1, y1, x2, y2 = box
+                return (np.asarray(img.resize((size, size), Image.BILINEAR,
+                                              box=(x1 * sx, y1 * sy, (x2 + 1) * sx, (y2 + 1) * sy)), dtype=np.uint8),
+                        found)
+            return np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.uint8), found
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise CorruptDataError(f"{name} in {members.root} is not a readable image ({exc}): the archive "
                                "is damaged; delete it and download it again.") from exc
 
 
-def decode_all(members, names, size, boxes=None, desc="decoding"):
+def decode_all(members, names, size, boxes=None, desc="decoding", frames=None):
+    """The images ``names`` as one uint8 array (N, size, size, 3), each cropped to its box of
+    ``boxes`` (see :func:`decode`; ``frames``: the (width, height) each box is given in).
+    With ``frames``, returns (images, how many files were not of their frame's size)."""
     out = np.empty((len(names), size, size, 3), np.uint8)
+    other_size = 0
     for i, name in enumerate(tqdm(names, desc=desc, unit="img", mininterval=2, disable=len(names) < 2000)):
-        out[i] = decode(members, name, size, None if boxes is None else boxes[i])
-    return out
+        frame = None if frames is None else frames[i]
+        out[i], found = decode(members, name, size, None if boxes is None else boxes[i], frame)
+        other_size += frame is not None and tuple(frame) != found
+    return out if frames is None else (out, other_size)
 
 
 def read_png_folders(folder, class_names, shape, desc):

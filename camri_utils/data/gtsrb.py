@@ -8,7 +8,9 @@ folder they extract to (the zips are checked against their official MD5s; an ext
 which has none, must hold the releases' 39,209 training and 12,630 test images, so that a
 fixture that lost its marker is never taken for the real data). Images are cropped to their
 ROI (``crop_roi=True``) and resized to ``size`` x ``size`` (default 32); the decoded arrays are
-cached, keyed by these options.
+cached, keyed by these options. The CSVs give each image's size as released with its ROI; a
+copy whose images were resized since (the project's shared copy holds 32x32 images) gets its
+ROI scaled to the file's size, and its source says how many images were not of their CSV size.
 
 Training images come in tracks: about 30 frames of one physical sign, named ``TRACK_FRAME.ppm``
 in their class folder. ``Dataset.groups_train`` gives each (class, track) its own id, so that a
@@ -50,9 +52,12 @@ CLASS_NAMES = [
 HOW_TO_GET = (f"Download the three official archives {sorted(MD5)} from {BASE_URL} (about 350 MB) "
               "and put them, or the GTSRB/ folder they extract to, in a folder passed as data_dir or "
               "CAMRI_DATA_DIR.")
-ARRAYS = ("x_train", "y_train", "groups_train", "x_test", "y_test")
+ARRAYS = ("x_train", "y_train", "groups_train", "x_test", "y_test", "other_size")
 # A training image's file name: the track (one physical sign, 30 frames of it), then the frame.
 TRACK_FRAME = re.compile(r"(\d+)_(\d+)\.ppm")
+# What makes extracted folders the real data, where no official checksum can be checked (Source.verified).
+FOLDERS_VERIFIED = ("not a checksummed official file: the release's extracted folders, taken as real because they hold "
+                    "its {:,} training and {:,} test images").format(*OFFICIAL_COUNTS.values())
 
 
 def _rows(raw, where):
@@ -65,6 +70,15 @@ def _rows(raw, where):
 
 def _box(row):
     return tuple(int(row[k]) for k in ("Roi.X1", "Roi.Y1", "Roi.X2", "Roi.Y2"))
+
+
+def _frame(row):
+    """The (width, height) the row's ROI is given in (the image's size as released), or None
+    in a CSV without them."""
+    try:
+        return int(row["Width"]), int(row["Height"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _track(folder, filename):
@@ -82,17 +96,18 @@ def _training_part(members, size, crop_roi):
                   and "Final_Training/Images/" in n and n.endswith(".csv"))
     if not csvs:
         raise DataLayoutError(f"{members.root} has no GTSRB/Final_Training/Images/*/GT-*.csv.")
-    names, boxes, labels, tracks = [], [], [], []
+    names, boxes, frames, labels, tracks = [], [], [], [], []
     for csv_name in csvs:
         folder = csv_name.rsplit("/", 1)[0]
         for row in _rows(members.read(csv_name), f"{csv_name} in {members.root}"):
             names.append(f"{folder}/{row['Filename']}")
             boxes.append(_box(row))
+            frames.append(_frame(row))
             labels.append(int(row["ClassId"]))
             tracks.append(_track(folder, row["Filename"]))
-    images = decode_all(members, names, size, boxes if crop_roi else None, "GTSRB train")
+    images, other_size = decode_all(members, names, size, boxes if crop_roi else None, "GTSRB train", frames=frames)
     groups = np.unique(np.asarray(tracks), return_inverse=True)[1].astype(np.int64)
-    return images, np.asarray(labels, np.int64), groups
+    return images, np.asarray(labels, np.int64), groups, other_size
 
 
 def _ground_truth(path):
@@ -111,17 +126,19 @@ def _test_part(members, rows, size, crop_roi):
     missing = [r["Filename"] for r in rows if r["Filename"] not in images]
     if missing:
         raise DataLayoutError(f"{members.root} lacks test images listed in {TEST_GT_CSV}, e.g. {missing[:3]}.")
-    x = decode_all(members, [images[r["Filename"]] for r in rows], size, [_box(r) for r in rows] if crop_roi else None,
-                   "GTSRB test")
-    return x, np.asarray([int(r["ClassId"]) for r in rows], np.int64)
+    x, other_size = decode_all(members, [images[r["Filename"]] for r in rows], size,
+                               [_box(r) for r in rows] if crop_roi else None, "GTSRB test",
+                               frames=[_frame(r) for r in rows])
+    return x, np.asarray([int(r["ClassId"]) for r in rows], np.int64), other_size
 
 
 def _decode(sources, size, crop_roi):
     rows = _ground_truth(sources["ground_truth"])
     with Members(sources["train"]) as train, Members(sources["test"]) as test:
-        x_train, y_train, groups = _training_part(train, size, crop_roi)
-        x_test, y_test = _test_part(test, rows, size, crop_roi)
-    return dict(x_train=x_train, y_train=y_train, groups_train=groups, x_test=x_test, y_test=y_test)
+        x_train, y_train, groups, train_other = _training_part(train, size, crop_roi)
+        x_test, y_test, test_other = _test_part(test, rows, size, crop_roi)
+    return dict(x_train=x_train, y_train=y_train, groups_train=groups, x_test=x_test, y_test=y_test,
+                other_size=np.array([train_other, test_other], np.int64))
 
 
 def _sources(place):
@@ -151,16 +168,27 @@ def _read(place, size, crop_roi):
     if sources is None:
         return None
     stamp = {k: (str(p.resolve()), p.stat().st_size, p.stat().st_mtime) for k, p in sources.items()}
-    key = cache_key(dataset="gtsrb", size=size, crop_roi=crop_roi, files=stamp)
+    # roi_in: ROIs scaled from each CSV's image size to the file's (arrays cached before that differ).
+    key = cache_key(dataset="gtsrb", size=size, crop_roi=crop_roi, files=stamp, roi_in="csv size")
     arrays = cached(decoded_cache_dir() / f"gtsrb-{size}px-{'roi' if crop_roi else 'full'}-{key}.npz", ARRAYS,
                     lambda: _decode(sources, size, crop_roi))
     real = fixture_manifest(place) is None
-    if real and sources["train"].is_dir():  # the zips' MD5s are checked; extracted images have none
+    verified = ""  # the zips: their official MD5s were checked
+    if real and sources["train"].is_dir():  # extracted images have no checksum: their counts are checked
         check_release_counts("GTSRB", place, {"training images": len(arrays["y_train"]),
                                               "test images": len(arrays["y_test"])}, OFFICIAL_COUNTS)
+        verified = FOLDERS_VERIFIED
+    train_other, test_other = (int(n) for n in arrays["other_size"])
+    if real and train_other + test_other:
+        verified = (verified + "; " if verified else "") + (
+            f"{train_other:,} of its {len(arrays['y_train']):,} training and {test_other:,} of its "
+            f"{len(arrays['y_test']):,} test images are not of the size their CSV gives (resized since the release, "
+            + ("so each ROI was scaled to the file's size before the crop" if crop_roi else "not cropped") + ")")
     return Dataset("gtsrb", arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                   list(CLASS_NAMES), Source(str(place), real=real),
-                   notes={"size": size, "crop_roi": crop_roi}, groups_train=arrays["groups_train"])
+                   list(CLASS_NAMES), Source(str(place), real=real, verified=verified),
+                   notes={"size": size, "crop_roi": crop_roi,
+                          "not_of_csv_size": {"train": train_other, "test": test_other}},
+                   groups_train=arrays["groups_train"])
 
 
 def load(data_dir=None, download=True, size=32, crop_roi=True):
