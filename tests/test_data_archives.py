@@ -195,7 +195,13 @@ def test_real_copies_load_with_the_official_counts_and_statistics(monkeypatch):
     gtsrb = data.load("gtsrb", data_dir=SHARED / "gtsrb-final.tar.xz")
     assert gtsrb.source.real and gtsrb.source.location == "gtsrb-final.tar.xz"
     # Extracted folders have no official checksum: the source says what made them the real data.
-    assert gtsrb.source.verified == gtsrb_loader.FOLDERS_VERIFIED and "39,209 training" in gtsrb.source.verified
+    assert gtsrb.source.verified.startswith(gtsrb_loader.FOLDERS_VERIFIED) and "39,209 training" in gtsrb.source.verified
+    # The shared copy's files were resized to 32x32 after the release (its CSVs give the original
+    # sizes): the source says how many, and its ROIs were scaled to the files.
+    resized = gtsrb.notes["not_of_csv_size"]
+    assert resized["train"] > 0 and resized["test"] > 0
+    assert f"{resized['train']:,} of its 39,209 training" in gtsrb.source.verified
+    assert "each ROI was scaled to the file's size" in gtsrb.source.verified
     assert gtsrb.x_train.shape == (39_209, 32, 32, 3) and gtsrb.x_test.shape == (12_630, 32, 32, 3)
     counts = np.bincount(gtsrb.y_train, minlength=43)
     assert counts[0] == 210 and counts[1] == 2220 and counts[2] == 2250 and counts[42] == 240  # the official counts

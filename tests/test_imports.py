@@ -31,9 +31,8 @@ LAYERS = [
     ({"data", "notebook"}, "datasets and running a chapter: they record the environment"),
     ({"training"}, "one trained run: data, model, loss, metrics, angles"),
     ({"stored_runs", "protocol"}, "many trained runs, stored and read back: a chapter's store, the paper's protocol"),
-    ({"cost", "exercises", "replication"},
-     "what reads the protocol and the analysis: cost estimates, the chapters' exercises, Part III's stored runs "
-     "beside the paper's Table 1"),
+    ({"cost", "exercises"}, "what reads the protocol and the analysis: cost estimates, the chapters' exercises"),
+    ({"replication"}, "Part III's stored runs beside the paper's Table 1 (its network beside ours, counted by cost)"),
     ({"instructors", "student", "comparison", "cli"},
      "the tools people call: instructors' and students' pages, the Part III comparison, the command line"),
 ]
