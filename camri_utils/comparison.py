@@ -265,7 +265,7 @@ def protocol_cost(dataset, convergence_epochs=None, batch_sizes=(256,)):
     if cpu:
         years = e.total_flops / cpu["flops_per_s"] / 3600 / 24 / 365
         say(f"On {cpu['machine']} at its measured {cpu['flops_per_s'] / 1e9:.0f} GFLOP/s: about {years:,.0f} "
-             "years.")
+             f"year{'' if round(years) == 1 else 's'}.")
     fashion = protocol.preset("fashion_mnist", "full")
     say(f"Epochs: the preset trains {spec.epochs} ({spec.lr_schedule} learning rate); the book's Fashion-MNIST "
          f"runs use {fashion.lr_schedule} decay over {fashion.epochs} epochs (the protocol chapter checks that "
