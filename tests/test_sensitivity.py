@@ -111,6 +111,40 @@ def test_sweep_errors_say_what_to_do(setup, tmp_path):
         protocol.run_sweep(sweep, out, prot, progress=False, dataset=ds)
 
 
+def test_a_sweep_pins_its_data_and_threads_and_refuses_others_naming_both(setup):
+    """The sweep pools the protocol's runs with its own: one data set and one thread setting for
+    both folders (a sweep.json made before the pins gets them once its records agree)."""
+    import dataclasses
+
+    sweep, ds, prot, out = setup
+    protocol.run_sweep(sweep, out, prot, progress=False, dataset=ds)
+    pins = protocol.read_pins(out)
+    assert pins == protocol.read_pins(prot) and pins["fingerprint"] == ds.fingerprint
+    x = ds.x_train.copy()
+    x.flat[0] = 255 - x.flat[0]
+    other = dataclasses.replace(ds, x_train=x)  # another copy of "the same" data
+    with pytest.raises(protocol.ProtocolError, match=f"protocol.json holds runs on .*fingerprint {ds.fingerprint[:12]}"
+                                                     f".*this data is .*fingerprint {other.fingerprint[:12]}"):
+        protocol.run_sweep(sweep, out, prot, progress=False, dataset=other)
+    with pytest.raises(protocol.ProtocolError, match="7 intra-op and 7 inter-op threads"):
+        protocol.run_sweep(sweep, out, prot, progress=False, dataset=ds, workers=2, threads=7)
+    # The sweep's own pin: a sweep.json made before pins is pinned by the next run whose data agree.
+    stored = json.loads((out / "sweep.json").read_text())
+    del stored["data"]
+    (out / "sweep.json").write_text(json.dumps(stored))
+    assert protocol.read_pins(out) is None
+    assert protocol.run_sweep(sweep, out, prot, progress=False, dataset=ds) == 0
+    assert protocol.read_pins(out) == pins
+    stored["data"] = {**pins, "threads": {"intra_op": 3, "inter_op": 3}}  # as if its runs had 3 threads
+    (out / "sweep.json").write_text(json.dumps(stored))
+    with pytest.raises(protocol.ProtocolError, match="sweep.json holds runs trained with 3 intra-op"):
+        protocol.run_sweep(sweep, out, prot, progress=False, dataset=ds)
+    stored["data"] = "x"
+    (out / "sweep.json").write_text(json.dumps(stored))
+    with pytest.raises(protocol.ProtocolError, match="sweep.json field 'data' must hold exactly"):
+        protocol.load_records(out)
+
+
 @pytest.mark.parametrize("bad, match", [
     ({"margins": [-0.1]}, "margins"), ({"margins": [math.pi]}, "margins"), ({"scales": [0.0]}, "scales"),
     ({"seeds": []}, "seeds"), ({"scales": [8.0, 8.0]}, "distinct"), ({"role": "best"}, "role"),

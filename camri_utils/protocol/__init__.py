@@ -27,13 +27,13 @@ from camri_utils.protocol.sensitivity import (SWEEPS, SweepSpec, run_sweep, swee
                                               sweep_plan, sweep_preset, sweep_records, sweep_report)
 from camri_utils.protocol.spec import (PRESETS, ROLES, ProtocolError, ProtocolSpec, margin_policy, preset, run_id,
                                        train_config)
-from camri_utils.protocol.store import SCHEMA, load_records, load_scores, read_spec, results_folder
+from camri_utils.protocol.store import SCHEMA, load_records, load_scores, read_pins, read_spec, results_folder
 
 __all__ = ["ProtocolSpec", "PRESETS", "preset", "margin_policy", "run", "plan", "PlannedRun", "train_config",
            "report", "summarize", "convergence", "curves", "reference_curves", "curve_comparisons", "comparison_table",
            "comparison_cells", "out_of_sample_cells", "plan_status", "threshold_curve_frames", "REFERENCES", "accuracy_threshold", "score_scale",
            "Summary", "setting_text", "current_records", "records_frame", "rank_classes", "select",
            "Selection", "Choice", "setting_key", "selection_metrics", "selected_on", "table_methods",
-           "threshold_records", "load_records", "load_scores", "read_spec", "results_folder", "run_id",
+           "threshold_records", "load_records", "load_scores", "read_spec", "read_pins", "results_folder", "run_id",
            "ProtocolError", "SCHEMA", "ROLES", "SweepSpec", "SWEEPS", "sweep_preset", "sweep_plan", "run_sweep",
            "sweep_records", "sweep_frame", "sweep_choice", "sweep_report"]

@@ -311,11 +311,10 @@ def _threads_ok(v):
             and all(x is None or (_is_int(x) and x >= 1) for x in v.values()))
 
 
-def check_pins(pins, path):
-    """``pins``, the ``data`` field of a ``protocol.json`` (what every run of the folder was
-    trained on and with: ``{"location": text, "fingerprint": 64 hex digits, "threads":
-    {"intra_op": n or null, "inter_op": n or null}}``), checked; returned as it is."""
-    what = "a protocol description"
+def check_pins(pins, path, what="a protocol description"):
+    """``pins``, the ``data`` field of a ``protocol.json`` or ``sweep.json`` (what every run of
+    the folder was trained on and with: ``{"location": text, "fingerprint": 64 hex digits,
+    "threads": {"intra_op": n or null, "inter_op": n or null}}``), checked; returned as it is."""
     if not isinstance(pins, dict) or set(pins) != {"location", "fingerprint", "threads"}:
         raise _bad_description(path, f"field 'data' must hold exactly 'location', 'fingerprint' and 'threads'; got "
                                      f"{_show(pins)}", what)
@@ -332,8 +331,11 @@ def check_pins(pins, path):
 
 def check_sweep_file(stored, path):
     """(sweep dict, data_source) of a ``sweep.json``'s content ``stored``."""
-    if not isinstance(stored, dict) or set(stored) != {"sweep", "data_source"}:
-        raise _bad_description(path, "does not hold exactly 'sweep' and 'data_source'", "a sweep description")
+    if not isinstance(stored, dict) or not {"sweep", "data_source"} <= set(stored) <= {"sweep", "data_source", "data"}:
+        raise _bad_description(path, "does not hold exactly 'sweep' and 'data_source' (and the pinned 'data')",
+                               "a sweep description")
+    if "data" in stored:
+        check_pins(stored["data"], path, "a sweep description")
     if stored["data_source"] not in KINDS:
         raise _bad_description(path, f"field 'data_source' must be one of {list(KINDS)}; got "
                                      f"{stored['data_source']!r}", "a sweep description")

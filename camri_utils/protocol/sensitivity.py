@@ -30,8 +30,8 @@ from camri_utils.protocol import curves
 from camri_utils.protocol.report import current_records
 from camri_utils.protocol.selection import rank_classes, score_scale, select
 from camri_utils.protocol.spec import ROLES, ProtocolError, preset, train_config
-from camri_utils.protocol.store import (check_sweep_folder, load_records, load_scores, make_runs_folder, read_spec,
-                                        run_id)
+from camri_utils.protocol.store import (check_sweep_folder, data_pins, load_records, load_scores, make_runs_folder,
+                                        read_pins, read_spec, run_id, settle_pins)
 
 __all__ = ["SweepSpec", "SWEEPS", "sweep_preset", "sweep_plan", "run_sweep", "sweep_records", "sweep_comparisons",
            "sweep_frame", "sweep_choice", "sweep_report"]
@@ -149,14 +149,19 @@ def _protocol_state(sweep, protocol_output):
     return spec, data_kind, records, important
 
 
-def _open_sweep(sweep, output, data_kind):
+def _open_sweep(sweep, output, data_kind, pins):
+    """Create the sweep's folder, pinned to ``pins`` (the data and threads of its runs), or check
+    that it holds this sweep on that data, with those threads (a folder made before pins gets them)."""
     output = make_runs_folder(output)
     path = output / "sweep.json"
     stored = {"sweep": sweep.to_dict(), "data_source": data_kind}
     if path.exists():
         check_sweep_folder(output, stored["sweep"], data_kind)  # validated; another sweep or data refused
-    else:
-        write_json(path, stored, indent=1)
+        pinned = read_pins(output)
+        settle_pins(output, path, pinned, pins)
+        if pinned is not None:
+            return
+    write_json(path, {**stored, "data": pins}, indent=1)
 
 
 def run_sweep(sweep, output, protocol_output, progress=True, dataset=None, workers=1, threads=None):
@@ -165,7 +170,7 @@ def run_sweep(sweep, output, protocol_output, progress=True, dataset=None, worke
     :func:`~camri_utils.protocol.run`). Returns the number of runs trained."""
     from camri_utils import data
     from camri_utils.protocol.locks import folder_lock
-    from camri_utils.protocol.runner import train_one, usable_records
+    from camri_utils.protocol.runner import expected_threads, train_one, usable_records
     from camri_utils.protocol.workers import busy_message, execute
 
     spec, data_kind, _, important = _protocol_state(sweep, protocol_output)
@@ -173,8 +178,11 @@ def run_sweep(sweep, output, protocol_output, progress=True, dataset=None, worke
     if ds.source.kind != data_kind:
         raise ProtocolError(f"the protocol in {protocol_output} ran on {data_kind} data, but this data is "
                             f"{ds.source.kind}; sweep on the same data.")
+    pins = data_pins(ds, expected_threads(workers, threads))
+    # The sweep pools the protocol's runs: they must be on this data, with these threads.
+    settle_pins(protocol_output, Path(protocol_output) / "protocol.json", read_pins(protocol_output), pins)
     with folder_lock(make_runs_folder(output)):
-        _open_sweep(sweep, output, data_kind)
+        _open_sweep(sweep, output, data_kind, pins)
     done = set(usable_records(output)[0]) | {r["run_id"] for r in load_records(protocol_output)}
     todo = [p for p in sweep_plan(sweep, spec, important, data_kind) if p.run_id not in done]
     trained, busy = execute(spec, output, todo, ds, workers, threads, progress, "sensitivity runs",

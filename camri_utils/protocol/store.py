@@ -48,7 +48,7 @@ from camri_utils.protocol.spec import ProtocolError, ProtocolSpec, run_id, train
 from camri_utils.records import results_folder
 
 __all__ = ["ProtocolError", "SCHEMA", "run_id", "load_records", "write_record", "load_scores", "scores_problem",
-           "read_spec", "read_pins", "data_pins", "read_sweep", "open_output", "rerun", "add_digests", "results_folder", "make_runs_folder"]
+           "read_spec", "read_pins", "data_pins", "settle_pins", "read_sweep", "open_output", "rerun", "add_digests", "results_folder", "make_runs_folder"]
 
 
 def _read_json(path, what):
@@ -77,14 +77,16 @@ def read_spec(output):
 
 
 def read_pins(output):
-    """The data and threads ``output``'s ``protocol.json`` pins (see :func:`data_pins`), or None
-    (a folder made before pins, or without protocol.json)."""
-    path = Path(output) / "protocol.json"
-    if not path.exists():
-        return None
-    stored = _read_json(path, "a protocol description")
-    check_protocol_file(stored, path)
-    return stored.get("data") if isinstance(stored, dict) and "spec" in stored else None
+    """The data and threads ``output``'s ``protocol.json`` (or a sweep's ``sweep.json``) pins
+    (see :func:`data_pins`), or None (a folder made before pins, or without either file)."""
+    for name, check in (("protocol.json", check_protocol_file), ("sweep.json", check_sweep_file)):
+        path = Path(output) / name
+        if path.exists():
+            stored = _read_json(path, "a protocol description" if name == "protocol.json" else "a sweep description")
+            check(stored, path)
+            # (checked: an object; a protocol.json of schema 1 is a bare spec, made before pins)
+            return stored.get("data") if name == "sweep.json" or "spec" in stored else None
+    return None
 
 
 def data_pins(ds, threads):
@@ -190,20 +192,29 @@ def open_output(spec, output, data_kind, pins=None):
             raise ProtocolError(f"{output} holds runs on {source} data, but this data is {data_kind}; a table must "
                                 "not mix them. Use another output folder for this data.")
         stored_pins = read_pins(output)
-        if pins is not None and stored_pins is not None:
-            _refuse_other_pins(path, stored_pins, pins)
-        elif pins is not None:  # a folder made before pins: its records must agree before it gets them
-            for record in load_records(output):
-                problem = pin_problem(pins, record, like="this run")
-                if problem:
-                    raise ProtocolError(f"{output / 'runs' / (record['run_id'] + '.json')} does not belong with this "
-                                        f"run: {problem}. A table must not mix them: use another output folder, or "
-                                        "run with the folder's data and threads.")
+        settle_pins(output, path, stored_pins, pins)
         if old == new and (stored_pins is not None or pins is None):
             return
     kept = stored_pins if stored_pins is not None else pins
     write_json(path, {"spec": spec.to_dict(), "data_source": data_kind, **({"data": kept} if kept else {})},
                indent=1)
+
+
+def settle_pins(output, path, stored, pins):
+    """Check the runs about to train (``pins``; None: nothing to check) against the folder's
+    file ``path`` pinning ``stored`` (None: a folder made before pins, whose records must then
+    agree with ``pins`` before it gets them)."""
+    if pins is None:
+        return
+    if stored is not None:
+        _refuse_other_pins(path, stored, pins)
+        return
+    for record in load_records(output):
+        problem = pin_problem(pins, record, like="this run")
+        if problem:
+            raise ProtocolError(f"{Path(output) / 'runs' / (record['run_id'] + '.json')} does not belong with this "
+                                f"run: {problem}. A table must not mix them: use another output folder, or run with "
+                                "the folder's data and threads.")
 
 
 def _refuse_other_pins(path, stored, pins):
