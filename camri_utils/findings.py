@@ -197,36 +197,44 @@ class Findings:
                 + f", at test accuracies of {join_words(f'{picks[r].accuracy_mean:.4f}' for r in kept)} against "
                   f"CE's {ce:.4f}.")
         # The paper's ranking: CAMRI's mean gain above each rival's, wherever the rival kept accuracy.
-        rivals, beaten, lost = [], 0, []
+        rivals, wins, lost = {}, {}, []
         for method in RETRAINED:
             rows = {r: self.chosen(method, r) for r in roles}
             defined = [r for r in roles if rows[r] is not None]
             for r in defined:
                 if picks[r] is not None:
-                    if picks[r].recall_gain > rows[r].recall_gain:
-                        beaten += 1
-                    else:
-                        lost.append(f"{method} for {self.name(r)}")
+                    won = picks[r].recall_gain > rows[r].recall_gain
+                    wins.setdefault(method, []).append(won)
+                    if not won:
+                        lost.append((method, self.name(r)))
             if not defined:
-                rivals.append((method, f"{method} kept accuracy for no class"))
+                rivals[method] = f"{method} kept accuracy for no class"
             elif len(defined) == len(roles):
-                rivals.append((method, f"{method} " + ", ".join(points(rows[r].recall_gain) for r in roles)))
+                rivals[method] = f"{method} " + ", ".join(points(rows[r].recall_gain) for r in roles)
             else:
-                rivals.append((method, f"{method} kept accuracy only for "
-                               f"{join_words(self.name(r) for r in defined)}, "
-                               + ", ".join(points(rows[r].recall_gain) for r in defined)))
-        arc = dict(rivals).get("ArcFace", "")
-        arc = arc.replace("ArcFace ", "", 1) if arc.startswith("ArcFace -") or arc.startswith("ArcFace +") else arc
-        reweighting = "; ".join(dict(rivals)[m] for m in ("CRWWCE", "WCE") if m in dict(rivals))
+                rivals[method] = (f"{method} kept accuracy only for {join_words(self.name(r) for r in defined)}, "
+                                  + ", ".join(points(rows[r].recall_gain) for r in defined))
+
+        def than(methods):
+            won = [w for m in methods for w in wins.get(m, [])]
+            return "larger than" if all(won) else "smaller than" if not any(won) else "not everywhere larger than"
+
+        arc = rivals["ArcFace"].removeprefix("ArcFace ")
+        reweighting = "; ".join(rivals[m] for m in ("CRWWCE", "WCE"))
+        first, second = than(["ArcFace"]), than(["CRWWCE", "WCE"])
+        both = f"{first} ArcFace's gains ({arc}) and {'' if second == first else second + ' '}the re-weighting " \
+               f"losses' ({reweighting})"
         if not lost:
-            word, verdict = "larger than", "holds here"
-        elif not beaten:
-            word, verdict = "smaller than", "does not hold here"
+            verdict = "holds here"
+        elif not any(w for ws in wins.values() for w in ws):
+            verdict = "does not hold here"
         else:
-            word = "larger than"
-            verdict = f"holds here except for {join_words(lost)}, whose gain is at least CAMRI's"
-        return (text + f" That is {word} ArcFace's gains ({arc}) and the re-weighting losses' ({reweighting}), so "
-                f"the paper's ranking of CAMRI above ArcFace, WCE and CRWWCE {verdict}.")
+            by = {}
+            for method, name in lost:
+                by.setdefault(method, []).append(name)
+            verdict = ("holds here except for " + join_words(f"{m} for {join_words(n)}" for m, n in by.items())
+                       + ", whose gain is at least CAMRI's")
+        return text + f" That is {both}, so the paper's ranking of CAMRI above ArcFace, WCE and CRWWCE {verdict}."
 
     def cheap(self):
         roles = [r for r in self.roles() if self.chosen("CAMRI", r) is not None]
