@@ -33,6 +33,7 @@ LAYERS = [
     ({"stored_runs", "protocol"}, "many trained runs, stored and read back: a chapter's store, the paper's protocol"),
     ({"cost", "exercises"}, "what reads the protocol and the analysis: cost estimates, the chapters' exercises"),
     ({"replication"}, "Part III's stored runs beside the paper's Table 1 (its network beside ours, counted by cost)"),
+    ({"findings"}, "chapter 7's prose written from a protocol summary, beside the paper's Table 1 (replication)"),
     ({"instructors", "student", "comparison", "cli"},
      "the tools people call: instructors' and students' pages, the Part III comparison, the command line"),
 ]

@@ -1,0 +1,170 @@
+"""Chapter 7's computed prose (camri_utils.findings): on a hand-made protocol summary (a table, a
+comparison and per-seed gaps written here, so every number the text must name is known), the
+text names the numbers it was given, formatted independently here, and picks its words from
+them: turn the numbers the other way and the words turn too."""
+
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+
+from camri_utils import findings
+
+NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+IMPORTANT = {"worst1": 6, "worst2": 0, "median": 3}
+SEEDS = [0, 1, 2, 3, 4]
+M = math.pi / 64
+
+
+def _key(params):
+    return json.dumps(params, sort_keys=True)
+
+
+def _ci(values):
+    """Mean and Student-t 95% interval, by SciPy (independent of camri_utils.stats)."""
+    v = np.asarray(values, float)
+    half = st.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+    return v.mean(), v.mean() - half, v.mean() + half
+
+
+def _row(method, role, gain, params, accuracy=0.91):
+    return {"method": method, "role": role, "setting": _key(params) if params is not None else "-",
+            "recall_gain": gain if params is not None else np.nan, "gain_ci_low": gain - 0.01,
+            "gain_ci_high": gain + 0.01, "accuracy_mean": accuracy, "recall_mean": 0.5 + gain}
+
+
+def _comparison(role, method, params, reference, gaps, verdict):
+    mean, low, high = _ci(gaps)
+    return {"role": role, "method": method, "setting": _key(params), "reference": reference,
+            "important_class": IMPORTANT[role], "n": len(gaps), "accuracy_gap": mean, "accuracy_gap_low": low,
+            "accuracy_gap_high": high, "oos_accuracy_gap": mean - 0.001, "oos_accuracy_gap_low": low - 0.001,
+            "oos_accuracy_gap_high": high - 0.001, "precision_gap": mean * 5, "precision_gap_low": low * 5,
+            "precision_gap_high": high * 5, "oos_precision_gap": mean * 4, "oos_precision_gap_low": low * 4,
+            "oos_precision_gap_high": high * 4, "above": int(sum(g > 0 for g in gaps)), "on": 0,
+            "below": int(sum(g < 0 for g in gaps)), "verdict": verdict}
+
+
+CAMRI = {"worst1": {"margin": 6 * M, "scale": 8.0}, "worst2": {"margin": 8 * M, "scale": 8.0},
+         "median": {"margin": 8 * M, "scale": 16.0}}
+CAMRI_GAIN = {"worst1": 0.084, "worst2": 0.062, "median": 0.047}
+ARCFACE_GAIN = {"worst1": -0.001, "worst2": 0.017, "median": 0.007}
+# Per seed: CAMRI's pick's accuracy gap to CE's oracle curve and to the control's.
+TO_CE = {"worst1": [0.004, 0.006, 0.002, 0.0056, 0.002], "worst2": [0.003, 0.004, 0.002, 0.005, 0.003],
+         "median": [-0.003, 0.002, 0.001, -0.002, 0.0]}
+TO_CONTROL = {"worst1": [0.005, -0.004, 0.006, 0.001, 0.004], "worst2": [0.0, 0.001, -0.001, 0.001, 0.0005],
+              "median": [0.001, -0.001, 0.0, 0.002, -0.002]}
+
+
+def make_summary(camri_gain=CAMRI_GAIN, arcface_gain=ARCFACE_GAIN, threshold_gain=0.05, to_ce=TO_CE,
+                 ce_curves=None, verdicts=None):
+    rows = []
+    for role in IMPORTANT:
+        rows += [_row("CAMRI", role, camri_gain[role], CAMRI[role]),
+                 _row("ArcFace", role, arcface_gain[role], {"margin": 4 * M, "scale": 8.0}),
+                 _row("CRWWCE", role, 0.03, {"weight": 2.0}),
+                 _row("WCE", role, 0.03, {"weight": 4.0} if role == "median" else None),
+                 _row("CE + threshold", role, threshold_gain, {"bias": 1.0}),
+                 _row("NormSoftmax + threshold", role, threshold_gain, {"bias": 1.0, "scale": 8.0}),
+                 {"method": "CE", "role": role, "setting": "", "recall_gain": np.nan, "accuracy_mean": 0.9101}]
+    verdicts = verdicts or {"worst1": "above", "worst2": "above", "median": "not told apart"}
+    comparison, per_seed = [], []
+    for role in IMPORTANT:
+        for ref, gaps in (("CE", to_ce[role]), ("control", TO_CONTROL[role])):
+            comparison.append(_comparison(role, "CAMRI", CAMRI[role], ref, gaps,
+                                          verdicts[role] if ref == "CE" else "not told apart"))
+            per_seed += [{"role": role, "method": "CAMRI", "setting": _key(CAMRI[role]), "reference": ref,
+                          "seed": s, "accuracy_gap": g} for s, g in zip(SEEDS, gaps)]
+        for method in ("CRWWCE", "WCE"):
+            params = {"weight": 4.0 if method == "WCE" else 2.0}
+            if method == "CRWWCE" or role == "median":
+                comparison.append(_comparison(role, method, params, "CE", [-0.001, 0.001, 0.0, -0.002, 0.001],
+                                              "not told apart"))
+    curves = ce_curves or {s: [0.88, 0.90, 0.910, 0.9101, 0.9102] for s in SEEDS}
+    ce = [{"seed": s, "history": {"val_accuracy": curves[s]}, "accuracy": 0.9101,
+           "confusion_matrix": np.eye(10, dtype=int).tolist()} for s in SEEDS]
+    chosen = {("CAMRI", role): SimpleNamespace(params=CAMRI[role], accuracy_mean=0.9141) for role in IMPORTANT}
+    selection = SimpleNamespace(important=IMPORTANT, chosen=chosen, threshold=0.914, ce=ce)
+    spec = SimpleNamespace(seeds=SEEDS, epochs=12, dataset="fashion_mnist")
+    records = [{"class_names": NAMES, "method": "CE", "params": {}, "seed": s, "run_id": f"ce{s}"} for s in SEEDS]
+    return SimpleNamespace(selection=selection, table=pd.DataFrame(rows), comparison=pd.DataFrame(comparison),
+                           comparisons=pd.DataFrame(per_seed), records=records, spec=spec)
+
+
+def test_points_and_words():
+    assert findings.points(0.084, 0.0768, 0.0912) == "+8.4 [+7.7, +9.1]"
+    assert findings.points(0.084, 0.0768, 0.0912, unit=" points") == "+8.4 points [+7.7, +9.1]"
+    assert findings.points(-0.0005, digits=2) == "-0.05"  # no interval: the mean alone
+    assert findings.join_words(["a"]) == "a" and findings.join_words(["a", "b", "c"]) == "a, b and c"
+    assert findings.count_words(3) == "three" and findings.count_words(12) == "12"
+
+
+def test_gains_name_their_numbers_and_rank_camri_above_its_rivals():
+    text = findings.Findings(make_summary()).gains()
+    for role in IMPORTANT:  # every gain with its interval, formatted here
+        g = CAMRI_GAIN[role]
+        assert f"{100 * g:+.1f}" in text and f"[{100 * (g - 0.01):+.1f}, {100 * (g + 0.01):+.1f}]" in text
+    assert "ArcFace's gains (-0.1, +1.7, +0.7)" in text
+    assert "WCE kept accuracy only for Dress, +3.0" in text
+    assert "$s = 8$ for Shirt ($m = 6\\pi/64$) and T-shirt/top ($m = 8\\pi/64$), $s = 16$ for Dress" in text
+    assert "That is larger than" in text and "holds here." in text
+
+
+def test_gains_turn_their_words_when_a_rival_gains_more():
+    text = findings.Findings(make_summary(arcface_gain={**ARCFACE_GAIN, "median": 0.06})).gains()
+    assert "holds here except for ArcFace for Dress" in text
+    everywhere = {role: 0.2 for role in IMPORTANT}
+    text = findings.Findings(make_summary(arcface_gain=everywhere)).gains()
+    assert "That is smaller than ArcFace's gains (+20.0, +20.0, +20.0) and larger than the re-weighting" in text
+    assert "holds here except for ArcFace for Shirt, T-shirt/top and Dress" in text
+    low = {role: 0.01 for role in IMPORTANT}  # below every rival's gain (CRWWCE +3.0)
+    text = findings.Findings(make_summary(camri_gain=low, arcface_gain=everywhere)).gains()
+    assert "That is smaller than ArcFace's gains" in text and "does not hold here." in text
+    assert "and the re-weighting losses'" in text  # one word for both when they agree
+
+
+def test_cheap_alternatives_gain_as_much_only_when_they_do():
+    more = findings.Findings(make_summary(threshold_gain=0.05)).cheap()
+    assert more.startswith("**But the cheap alternatives gain as much.**")
+    assert "more than CAMRI for Dress" in more  # 5.0 > 4.7, and only there
+    less = findings.Findings(make_summary(threshold_gain=0.01)).cheap()
+    assert less.startswith("**The cheap alternatives gain less") and "less than CAMRI for every class" in less
+
+
+def test_baseline_words_follow_the_convergence_criterion():
+    assert "**The baseline is trained" in findings.Findings(make_summary()).baseline()
+    moving = {s: [0.88, 0.90, 0.910, 0.9101, 0.9102] for s in SEEDS}
+    moving[2] = [0.80, 0.85, 0.89, 0.90, 0.91]  # 0.02 over the last three epochs: not converged
+    text = findings.Findings(make_summary(ce_curves=moving)).baseline()
+    assert "**The baseline misses its criterion.**" in text and "seed(s) 2 still moved" in text
+
+
+def test_against_threshold_names_the_gaps_and_follows_the_verdicts():
+    summary = make_summary()
+    text = findings.Findings(summary).against_threshold()
+    assert "CAMRI's picks at $s = 8$ are above it" in text
+    mean, low, high = _ci(TO_CE["worst1"])
+    assert f"{100 * mean:.2f} accuracy points [{100 * low:.2f}, {100 * high:.2f}]" in text
+    assert "The pick at $s = 16$ for Dress is not told apart from CE's threshold moving" in text
+    text = findings.Findings(make_summary(verdicts={r: "not told apart" for r in IMPORTANT})).against_threshold()
+    assert "no CAMRI pick is above it" in text and "even against the oracle" not in text
+
+
+def test_whose_lead_splits_the_gap_per_seed():
+    f = findings.Findings(make_summary())
+    lead, margin, head = f.lead_parts("worst2")
+    expected_head = _ci(np.subtract(TO_CE["worst2"], TO_CONTROL["worst2"]))
+    # Means of five floats along two paths: equal to rounding (1e-12 is far below a printed digit).
+    assert np.allclose(head[:3], expected_head, atol=1e-12) and np.allclose(margin[:3], _ci(TO_CONTROL["worst2"]))
+    assert f.credit("worst2") == "head" and f.credit("worst1") == "unresolved" and f.credit("median") is None
+    text = f.whose_lead()
+    assert "the head's for T-shirt/top, not resolved for Shirt" in text
+    assert f"the head's: {findings.points(*expected_head, digits=2)}" in text
+
+
+def test_unknown_sweep_role_is_refused():
+    with pytest.raises(ValueError, match="sweep_role must be one of"):
+        findings.Findings(make_summary(), sweep_role="worst3")
