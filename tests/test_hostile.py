@@ -70,7 +70,8 @@ def test_data_options_are_checked_against_what_the_loader_accepts(name, options,
 def test_numpy_scalars_are_accepted_as_data_options(tmp_path):
     root = fixtures.write("gtsrb", tmp_path / "g", per_class=2)
     ds = data.load("gtsrb", data_dir=root, size=np.int64(8), crop_roi=np.bool_(False))
-    assert ds.x_train.shape[1:] == (8, 8, 3) and ds.notes == {"size": 8, "crop_roi": False}
+    assert ds.x_train.shape[1:] == (8, 8, 3) and ds.notes["size"] == 8 and ds.notes["crop_roi"] is False
+    assert type(ds.notes["size"]) is int  # plain Python values: the notes go into JSON records
     assert data.check_options("digits", {"test_fraction": np.float32(0.25)}) == {"test_fraction": 0.25}
     assert type(data.check_options("gtsrb", {"size": np.int64(8)})["size"]) is int
 

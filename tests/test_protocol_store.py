@@ -637,18 +637,18 @@ def test_a_folder_made_before_pins_gets_them_when_its_records_agree(tmp_path, fi
     assert store.read_pins(out) == pins
 
 
-@pytest.mark.parametrize("data, match", [
-    ("a string", "'data' must hold exactly 'location', 'fingerprint' and 'threads'"),
-    ({"location": "x", "fingerprint": "abc", "threads": {"intra_op": 1, "inter_op": 1}}, "64 hex digits"),
-    ({"location": 3, "fingerprint": "0" * 64, "threads": {"intra_op": 1, "inter_op": 1}}, "data.location"),
-    ({"location": "x", "fingerprint": "0" * 64, "threads": {"intra_op": 0, "inter_op": 1}}, "data.threads"),
-    ({"location": "x", "fingerprint": "0" * 64, "threads": [1, 1]}, "data.threads"),
-])
-def test_a_damaged_pin_in_protocol_json_is_an_error_naming_the_file(tmp_path, fixture_data, data, match):
+def test_a_damaged_pin_in_protocol_json_is_an_error_naming_the_file(tmp_path, fixture_data):
     out = tmp_path / "r"
     protocol.run(_spec(), out, progress=False, dataset=fixture_data)
-    stored = json.loads((out / "protocol.json").read_text())
-    stored["data"] = data
-    (out / "protocol.json").write_text(json.dumps(stored))
-    with pytest.raises(protocol.ProtocolError, match=f"protocol.json field .*{match}"):
-        protocol.load_records(out)
+    original = json.loads((out / "protocol.json").read_text())
+    threads = {"intra_op": 1, "inter_op": 1}
+    for data, match in [
+        ("a string", "'data' must hold exactly 'location', 'fingerprint' and 'threads'"),
+        ({"location": "x", "fingerprint": "abc", "threads": threads}, "64 hex digits"),
+        ({"location": 3, "fingerprint": "0" * 64, "threads": threads}, "data.location"),
+        ({"location": "x", "fingerprint": "0" * 64, "threads": {"intra_op": 0, "inter_op": 1}}, "data.threads"),
+        ({"location": "x", "fingerprint": "0" * 64, "threads": [1, 1]}, "data.threads"),
+    ]:
+        (out / "protocol.json").write_text(json.dumps({**original, "data": data}))
+        with pytest.raises(protocol.ProtocolError, match=f"protocol.json field .*{match}"):
+            protocol.load_records(out)
