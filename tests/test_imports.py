@@ -34,6 +34,7 @@ LAYERS = [
     ({"cost", "exercises"}, "what reads the protocol and the analysis: cost estimates, the chapters' exercises"),
     ({"replication"}, "Part III's stored runs beside the paper's Table 1 (its network beside ours, counted by cost)"),
     ({"findings"}, "chapter 7's prose written from a protocol summary, beside the paper's Table 1 (replication)"),
+    ({"rare_findings"}, "chapter 9's prose written from the rare-class summary, in chapter 7's phrasing (findings)"),
     ({"instructors", "student", "comparison", "cli"},
      "the tools people call: instructors' and students' pages, the Part III comparison, the command line"),
 ]
