@@ -558,6 +558,46 @@ class Findings:
                 "these runs, and the chapters of Part III give a reader with a GPU the same control and threshold "
                 "baseline on the paper's own datasets.")
 
+    def summary_line(self):
+        """The Summary's sentence on this run: where CAMRI's picks lie against CE's threshold moving
+        and against the same head without the margin, whose lead it is, the precision they keep, and
+        (with a sweep) how the grid got its $s = 8$."""
+        roles = [r for r in self.roles() if self.pick(r, "CE") is not None]
+        above = [r for r in roles if self.pick(r, "CE").verdict == "above"]
+        if not above:
+            text = "On this run no CAMRI pick lies above CE's threshold moving"
+        else:
+            scales = sorted({self._scale_of(r) for r in above})
+            text = (f"On this run CAMRI's pick{'s' if len(above) > 1 else ''} at "
+                    f"{join_words(f'$s = {s:g}$' for s in scales)} lie{'' if len(above) > 1 else 's'} above CE's "
+                    f"threshold moving for {join_words(self.name(r) for r in above)}, even against the oracle")
+            controls = {r: self.pick(r, "control") for r in above}
+            verdicts = {c.verdict for c in controls.values() if c is not None}
+            if verdicts == {"not told apart"}:
+                text += ", but none is told apart from the same head without the margin"
+            elif verdicts:
+                text += ("; against the same head without the margin "
+                         + join_words(f"{self.name(r)}'s is {c.verdict}" for r, c in controls.items() if c is not None))
+            seeds = count_words(len(self.summary.spec.seeds))
+            words = {"head": "the lead is the head's", "margin": "the lead is the margin's",
+                     "both": "the margin and the head share the lead", "unresolved": f"{seeds} seeds cannot split it"}
+            credit = [r for r in above if self.credit(r) is not None]
+            credit.sort(key=lambda r: self.credit(r) == "unresolved")  # the resolved ones first
+            if credit:
+                text += ": " + ", ".join(f"for {self.name(r)} {words[self.credit(r)]}" for r in credit)
+        text += "."
+        gaps = [self.pick(r, "CE") for r in roles]
+        if gaps and all(g.precision_gap_low > 0 for g in gaps):
+            low, high = min(100 * g.precision_gap for g in gaps), max(100 * g.precision_gap for g in gaps)
+            text += (f" CAMRI's picks keep {low:.1f} to {high:.1f} points more precision of their class than CE's "
+                     "curve at the same recall.")
+        elif gaps:
+            text += " CAMRI's picks do not all keep measurably more precision than CE's curve at the same recall."
+        best = self.sel.chosen.get(("CAMRI", self.sweep_role)) if self.sweep_role is not None else None
+        if best is not None and best.params.get("scale") == 8.0:
+            text += " The scale $s = 8$ entered the grid after test comparisons had been seen (told above)."
+        return text
+
     def paragraphs(self):
         out = [self.opening(), self.baseline(), self.gains(), self.cheap(), self.against_threshold(),
                self.whose_lead(), self.history(), self.precision(), self.paper()]

@@ -168,3 +168,19 @@ def test_whose_lead_splits_the_gap_per_seed():
 def test_unknown_sweep_role_is_refused():
     with pytest.raises(ValueError, match="sweep_role must be one of"):
         findings.Findings(make_summary(), sweep_role="worst3")
+
+
+def test_summary_line_says_where_the_picks_lie_and_whose_lead_it_is():
+    text = findings.Findings(make_summary()).summary_line()
+    assert text.startswith("On this run CAMRI's picks at $s = 8$ lie above CE's threshold moving for Shirt and "
+                           "T-shirt/top, even against the oracle, but none is told apart from the same head")
+    assert "for T-shirt/top the lead is the head's, for Shirt five seeds cannot split it." in text
+    assert "do not all keep measurably more precision" in text  # Dress's precision interval includes zero
+    # Precision gaps are five times the accuracy gaps (make_summary): formatted here from the gaps given.
+    up = {**TO_CE, "median": [0.003, 0.002, 0.001, 0.002, 0.004]}
+    gaps = [5 * 100 * _ci(up[r])[0] for r in IMPORTANT]
+    resolved = findings.Findings(make_summary(to_ce=up)).summary_line()
+    assert f"CAMRI's picks keep {min(gaps):.1f} to {max(gaps):.1f} points more precision" in resolved
+    assert "entered the grid" not in text  # no sweep given
+    text = findings.Findings(make_summary(verdicts={r: "not told apart" for r in IMPORTANT})).summary_line()
+    assert text.startswith("On this run no CAMRI pick lies above CE's threshold moving.")
