@@ -35,6 +35,7 @@ LAYERS = [
     ({"replication"}, "Part III's stored runs beside the paper's Table 1 (its network beside ours, counted by cost)"),
     ({"findings"}, "chapter 7's prose written from a protocol summary, beside the paper's Table 1 (replication)"),
     ({"rare_findings"}, "chapter 9's prose written from the rare-class summary, in chapter 7's phrasing (findings)"),
+    ({"book_answer"}, "the book's answer across its runs, from the replication verdicts in findings' words"),
     ({"instructors", "student", "comparison", "cli"},
      "the tools people call: instructors' and students' pages, the Part III comparison, the command line"),
 ]

@@ -1,0 +1,148 @@
+"""The book's answer across its runs (camri_utils.book_answer): the pages that state it hold the
+block computed from the committed records; its verdicts are chapter 7's (read independently by
+``findings.Findings``); its wording follows the verdicts on hand-made rows; bad pages are refused
+before anything is written."""
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from camri_utils import book_answer, protocol
+from camri_utils.book_answer import END, START, Run
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["book/intro.md", "README.md", "notebooks/07_protocol_fashion_mnist.ipynb"]
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return book_answer.answer_rows(ROOT)
+
+
+def test_the_committed_pages_hold_the_computed_block(rows, capsys):
+    # Stale after new records: python -m camri_utils.book_answer --write <the PAGES>
+    new = book_answer.markdown(rows)
+    for page in PAGES:
+        assert book_answer.updated(ROOT / page, new) == (ROOT / page).read_text(), (
+            f"{page}: run python -m camri_utils.book_answer --write {' '.join(PAGES)}")
+
+
+def test_the_fashion_mnist_verdicts_are_chapter_7s(rows):
+    from camri_utils import findings
+
+    story = findings.Findings(protocol.summarize(ROOT / "results/fashion_mnist"))
+    fm = rows[rows.run == "Fashion-MNIST"]
+    assert len(fm) == 3 and set(fm.state) == {"complete"}
+    for r in fm.itertuples():
+        for ref, key in (("CE", "ce"), ("control", "control")):
+            pick = story.pick(r.role, ref)
+            assert getattr(r, f"{key}_verdict") == pick.verdict
+            assert getattr(r, f"{key}_oracle") == pytest.approx(pick.accuracy_gap, abs=1e-12)
+            assert getattr(r, f"{key}_oos") == pytest.approx(pick.oos_accuracy_gap, abs=1e-12)
+
+
+def test_runs_without_records_or_with_missing_ones_get_no_verdict(tmp_path):
+    src = ROOT / "results/fashion_mnist"
+    for name in ("empty", "ce"):  # no record (the table waits for CE); only CE's records
+        (tmp_path / name / "runs").mkdir(parents=True)
+        shutil.copy(src / "protocol.json", tmp_path / name)
+    for record in (src / "runs").glob("*.json"):
+        if json.loads(record.read_text())["method"] == "CE":
+            for f in (record, record.with_suffix(".npz")):
+                shutil.copy(f, tmp_path / "ce" / "runs")
+    runs = (Run("A", 7, "empty"), Run("A2", 7, "ce"), Run("B", 10, "absent"), Run("C", 12, None, "no images here"))
+    rows = book_answer.answer_rows(tmp_path, runs)
+    assert list(rows.state) == ["in progress", "in progress", "not recorded", "no run"]
+    text = book_answer.markdown(rows)
+    assert "| run (chapter)" not in text  # no complete run: no table
+    assert "- A (chapter 7): the run is in progress: no verdict" in text
+    assert "- B (chapter 10): not recorded yet (this version holds no `absent`)" in text
+    assert "- C (chapter 12): no run is stored: no images here." in text
+    assert text.endswith("No complete run gives CAMRI a verdict against its control yet.")
+
+
+def _row(run, cls, ce, control, gap=0.004):
+    row = {"run": run, "chapter": 7, "state": "complete", "why": "", "role": cls, "class": cls,
+           "setting": json.dumps({"margin": 0.19634954084936207, "scale": 16.0})}
+    for key, verdict in (("ce", ce), ("control", control)):
+        row[f"{key}_verdict"] = verdict
+        decided = verdict in ("above", "not told apart", "below")
+        for gap_name in ("oracle", "oos"):
+            value = {"above": gap, "below": -gap}.get(verdict, 0.0) if decided else np.nan
+            row[f"{key}_{gap_name}"] = value
+            row[f"{key}_{gap_name}_low"] = value - 0.001 if decided else np.nan
+            row[f"{key}_{gap_name}_high"] = value + 0.001 if decided else np.nan
+    return row
+
+
+def test_the_sentence_follows_the_verdicts():
+    level = pd.DataFrame([_row("R", "cat", "above", "not told apart"),
+                          _row("R", "dog", "not told apart", "not told apart")])
+    text = book_answer.markdown(level)
+    assert "above threshold moving on CE for one and not told apart from the same head" in text
+    assert "for two." in text and "moves along its own head's trade-off" in text
+    assert "| R (7) | cat | m = 4π/64, s = 16 | above: +0.40 [+0.30, +0.50] / +0.40 [+0.30, +0.50] |" in text
+
+    beyond = pd.DataFrame([_row("R", "cat", "above", "above"), _row("S", "dog", "below", "below")])
+    text = book_answer.markdown(beyond)
+    assert "it is above its control for cat (R) and below its control for dog (S)" in text
+    assert "reaches beyond its head's trade-off" in text and "moves along" not in text
+
+    below = pd.DataFrame([_row("R", "cat", "below", "below"), _row("R", "dog", "above", "not told apart")])
+    assert "Nowhere does the margin reach beyond" in book_answer.markdown(below)
+
+
+def test_an_undecided_verdict_is_shown_as_such_and_not_counted():
+    rows = pd.DataFrame([_row("R", "cat", "above", "no verdict (1 seed: no interval, so no verdict)"),
+                         _row("R", "dog", "above", "not told apart")])
+    text = book_answer.markdown(rows)
+    assert "| no verdict (1 seed: no interval, so no verdict) |" in text
+    assert "Over the one important class of the complete run (R)" in text
+
+
+@pytest.mark.parametrize("body, count", [("no markers\n", "0 and 0"), (f"{START}\n{START}\n{END}\n", "2 and 1"),
+                                         (f"{END}\n{START}\n", "1 and 1")])
+def test_a_page_without_its_markers_once_in_order_is_refused(body, count):
+    with pytest.raises(ValueError, match=f"page.md must hold the line .* \\(it holds {count}\\)"):
+        book_answer.replace_block(body, "new", where="page.md")
+
+
+def test_the_block_is_replaced_and_the_rest_kept():
+    text = f"before\n{START}\nold\nlines\n{END}\nafter\n"
+    assert book_answer.replace_block(text, "new", "p") == f"before\n{START}\nnew\n{END}\nafter\n"
+
+
+def test_a_notebook_holds_the_block_in_one_markdown_cell(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"Intro\n\n{START}\n{END}"),
+                                         nbformat.v4.new_code_cell("1 + 1")])
+    page = tmp_path / "ch.ipynb"
+    nbformat.write(nb, page)
+    out = nbformat.reads(book_answer.updated(page, "new block"), as_version=4)
+    assert out.cells[0].source == f"Intro\n\n{START}\nnew block\n{END}" and out.cells[1].source == "1 + 1"
+    nb.cells.append(nbformat.v4.new_markdown_cell(f"{START}\n{END}"))
+    nbformat.write(nb, page)
+    with pytest.raises(ValueError, match="in exactly one Markdown cell \\(it does in 2\\)"):
+        book_answer.updated(page, "new")
+
+
+def test_write_and_check_refuse_bad_pages_before_writing_any(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(book_answer, "block", lambda: "computed")
+    good, bad = tmp_path / "good.md", tmp_path / "bad.md"
+    good.write_text(f"a\n{START}\nold\n{END}\n")
+    bad.write_text("no markers here\n")
+    assert book_answer.main(["--write", str(good), str(bad)]) == 2
+    assert "bad.md must hold the line" in capsys.readouterr().err
+    assert "old" in good.read_text()  # nothing written while one page is bad
+    assert book_answer.main(["--write", str(good), str(tmp_path / "missing.md")]) == 2
+    assert "missing.md is not a file" in capsys.readouterr().err
+
+    assert book_answer.main(["--check", str(good)]) == 1
+    assert "good.md: the book's answer is stale" in capsys.readouterr().err
+    assert book_answer.main(["--write", str(good)]) == 0
+    assert good.read_text() == f"a\n{START}\ncomputed\n{END}\n"
+    assert book_answer.main(["--check", str(good)]) == 0
