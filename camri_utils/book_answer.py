@@ -116,7 +116,7 @@ def _cell(row, key):
     if verdict not in _DECIDED:
         return verdict
     oracle, oos = ([row[f"{key}_{gap}{end}"] for end in ("", "_low", "_high")] for gap in ("oracle", "oos"))
-    return f"{verdict}: {points(*oracle, digits=2)} / {points(*oos, digits=2)}"
+    return f"**{verdict}**<br>oracle {points(*oracle, digits=2)}<br>validation {points(*oos, digits=2)}"
 
 
 def _count(rows, key, verdict):
@@ -174,9 +174,9 @@ def markdown(rows):
                      f"{_cell(r, 'ce')} | {_cell(r, 'control')} |")
     text = []
     if not done.empty:
-        text += ["CAMRI's setting chosen on validation, per important class: the verdict, then the accuracy gap "
+        text += ["CAMRI's setting chosen on validation, per important class: the verdict, then its accuracy gap "
                  "at the same recall in points, with paired Student-t 95% intervals over seeds, against the "
-                 "oracle (the best threshold on the test images) / against the threshold chosen on validation. "
+                 "oracle (the best threshold on the test images) and against the threshold chosen on validation. "
                  "*Above* counts only above the oracle, *below* only below the threshold chosen on validation.",
                  "", *lines, ""]
     others = rows[rows.state != "complete"]

@@ -86,7 +86,8 @@ def test_the_sentence_follows_the_verdicts():
     text = book_answer.markdown(level)
     assert "above threshold moving on CE for one and not told apart from the same head" in text
     assert "for two." in text and "moves along its own head's trade-off" in text
-    assert "| R (7) | cat | m = 4π/64, s = 16 | above: +0.40 [+0.30, +0.50] / +0.40 [+0.30, +0.50] |" in text
+    assert ("| R (7) | cat | m = 4π/64, s = 16 | **above**<br>oracle +0.40 [+0.30, +0.50]<br>validation +0.40 "
+            "[+0.30, +0.50] |") in text
 
     beyond = pd.DataFrame([_row("R", "cat", "above", "above"), _row("S", "dog", "below", "below")])
     text = book_answer.markdown(beyond)
