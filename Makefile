@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-jax test-torch test-oldest book notebooks student venv clean
+.PHONY: test test-jax test-torch test-oldest book notebooks records-pages student venv clean
 
 venv: $(STAMP)
 
@@ -84,6 +84,14 @@ book: $(STAMP)
 # Re-run every chapter in the full profile and store it with its outputs and provenance.
 notebooks: $(STAMP)
 	$(PY) -m camri_utils.notebook notebooks/[0-9][0-9]_*.ipynb
+
+# After records are committed to a results folder (a long run's new records): the pages that
+# read them. Chapters 10 and 11 (their stored outputs count the records: nbval compares them),
+# the instructors' page, and the book's answer in the introduction, README and chapter 7.
+records-pages: $(STAMP)
+	$(PY) -m camri_utils.notebook notebooks/10_cifar10.ipynb notebooks/11_gtsrb.ipynb
+	$(PY) -m camri_utils.instructors --write book/instructors.md
+	$(PY) -m camri_utils.book_answer --write book/intro.md README.md notebooks/07_protocol_fashion_mnist.ipynb
 
 # The student edition: every chapter without its solutions (cells tagged `solution`), outputs
 # cleared, checks kept, in _build/student. Refuses (exit 1) a chapter with an untagged solution.
