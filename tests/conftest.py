@@ -14,6 +14,18 @@ def rng():
 
 
 @pytest.fixture
+def isolated_caches(tmp_path, monkeypatch):
+    """Caches and data locations of the test's own: a decoded cache and a Keras home under
+    ``tmp_path``, no CAMRI_DATA_DIR or CAMRI_MIRROR from the environment (a module that needs
+    it for every test makes it autouse: ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    monkeypatch.setenv("CAMRI_CACHE_DIR", str(tmp_path / "decoded-cache"))
+    (tmp_path / "keras-home").mkdir()
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.delenv("CAMRI_DATA_DIR", raising=False)
+    monkeypatch.delenv("CAMRI_MIRROR", raising=False)
+
+
+@pytest.fixture
 def float32_policy():
     """Restore the global dtype policy after a test that changes it."""
     before = keras.config.dtype_policy()

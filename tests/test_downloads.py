@@ -18,13 +18,7 @@ ARCHIVES = {"cifar10": (cifar10.KERAS_SUBDIR, [cifar10.TARBALL]), "gtsrb": ("gts
             "awa2": ("awa2", [awa2.ZIP])}
 
 
-@pytest.fixture(autouse=True)
-def isolated_caches(tmp_path, monkeypatch):
-    monkeypatch.setenv("CAMRI_CACHE_DIR", str(tmp_path / "decoded-cache"))
-    (tmp_path / "keras-home").mkdir()
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
-    monkeypatch.delenv("CAMRI_DATA_DIR", raising=False)
-    monkeypatch.delenv("CAMRI_MIRROR", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_caches")  # tests/conftest.py: caches of each test's own
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

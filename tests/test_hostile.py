@@ -17,12 +17,7 @@ from camri_utils import checks, data, metrics
 from camri_utils.data import fixtures
 
 
-@pytest.fixture(autouse=True)
-def isolated_caches(tmp_path, monkeypatch):
-    monkeypatch.setenv("CAMRI_CACHE_DIR", str(tmp_path / "decoded-cache"))
-    (tmp_path / "keras-home").mkdir()
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
-    monkeypatch.delenv("CAMRI_DATA_DIR", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_caches")  # tests/conftest.py: caches of each test's own
 
 
 # ---------------------------------------------------------------------------------------------
