@@ -20,7 +20,7 @@ import json
 
 import numpy as np
 
-from camri_utils.findings import _math, _sentence, count_words, join_words, points
+from camri_utils.findings import count_words, join_words, margin_math, points, sentence_case
 from camri_utils.protocol import convergence, setting_key, setting_text
 from camri_utils.stats import paired_t
 
@@ -55,7 +55,7 @@ def describe(method, setting):
     ``WCE ($w = 10$)``, ``LDAM-DRW with `max_m` = 0.5``."""
     params = json.loads(setting) if setting not in ("", "-") else {}
     if method == "CAMRI":
-        return f"CAMRI ({_math(params)}, $s = {params['scale']:g}$)"
+        return f"CAMRI ({margin_math(params)}, $s = {params['scale']:g}$)"
     if method == "WCE":
         return f"WCE ($w = {params['weight']:g}$)"
     if method == "LDAM":
@@ -143,8 +143,8 @@ class RareFindings:
         head = "**The baseline is trained, nearly to the letter.**" if nearly else "**The baseline misses its criterion.**"
         who = (f"seed {late[0]}'s validation accuracy moved" if len(late) == 1 else
                f"seeds {join_words(map(str, late))}' validation accuracies moved")
-        text = (f"{head} {_sentence(count_words(n - len(late)))} of the {count_words(n)} CE seeds meet the criterion "
-                f"fixed before the run; {who} by {join_words(f'{v:.4f}' for v in ranges)} over "
+        text = (f"{head} {sentence_case(count_words(n - len(late)))} of the {count_words(n)} CE seeds meet the "
+                f"criterion fixed before the run; {who} by {join_words(f'{v:.4f}' for v in ranges)} over "
                 f"{'its' if len(late) == 1 else 'their'} last {count_words(self.window)} epochs against the "
                 f"{self.tolerance:g} allowed.")
         acc = conv.test_accuracy
@@ -202,7 +202,7 @@ class RareFindings:
                     f"{'are' if len(level) != 1 else 'is'} not told apart from it.**")
             vs_oracle = f"none of the {n} trained settings is above"
         else:
-            head = (f"**{_sentence(join_words(describe(r.method, r.setting) for r in above.itertuples()))} "
+            head = (f"**{sentence_case(join_words(describe(r.method, r.setting) for r in above.itertuples()))} "
                     f"{'reach' if len(above) > 1 else 'reaches'} above threshold moving on CE.**")
             vs_oracle = (f"{count_words(len(above))} of the {n} trained settings "
                          f"{'are' if len(above) > 1 else 'is'} above: "
@@ -247,8 +247,8 @@ class RareFindings:
             them = "Those two" if len(over) == 2 else "They" if len(over) > 1 else "That one"
             if len(items) > 1:
                 items[-1] = "and " + items[-1]
-            parts.append(f"{_sentence(count_words(len(level)))} {'are' if len(level) > 1 else 'is'} not told apart: "
-                         + "; ".join(items) + "."
+            parts.append(f"{sentence_case(count_words(len(level)))} {'are' if len(level) > 1 else 'is'} "
+                         "not told apart: " + "; ".join(items) + "."
                          + (f" {them} may be a better trade-off than a threshold a practitioner can choose, but these "
                             f"{count_words(len(self.summary.spec.seeds))} seeds do not show it against every threshold."
                             if not over.empty else ""))
