@@ -26,7 +26,7 @@ from camri_utils.protocol import convergence, setting_key
 from camri_utils.replication import DATASET_NAMES, PAPER_EPOCHS, PAPER_METHODS, PAPER_TABLE_1, PAPER_TRIALS
 from camri_utils.stats import paired_t
 
-__all__ = ["Findings", "points", "count_words", "join_words"]
+__all__ = ["Findings", "points", "count_words", "join_words", "margin_math", "sentence_case"]
 
 _WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 RETRAINED = ("ArcFace", "WCE", "CRWWCE")  # the paper's trained rivals of CAMRI
@@ -41,7 +41,9 @@ def points(mean, low=np.nan, high=np.nan, digits=1, sign=True, unit=""):
     return text if np.isnan(low) else f"{text} [{f.format(100 * low)}, {f.format(100 * high)}]"
 
 
-def _sentence(text):
+def sentence_case(text):
+    """``Four of the five`` from ``four of the five``: the first letter upper-case, the rest as
+    it is (``str.capitalize`` would lower ``CE``)."""
     return text[:1].upper() + text[1:]
 
 
@@ -58,8 +60,9 @@ def join_words(items, last="and"):
     return ", ".join(items[:-1]) + f" {last} " + items[-1]
 
 
-def _math(params):
-    """A setting in the chapter's math: ``$s = 8$ ($m = 6\\pi/64$)``-style pieces."""
+def margin_math(params):
+    """A setting's margin in the chapters' math: ``$m = 6\\pi/64$`` (in units of pi/64 where it
+    is a whole number of them, else ``$m = 0.1234$``); ``""`` for a setting without a margin."""
     margin = params.get("margin")
     if margin is None:
         return ""
@@ -164,7 +167,7 @@ class Findings:
             what.append(f"the validation accuracy of seed(s) {', '.join(moving)} still moved over the last epochs")
         if not clears:
             what.append(f"the mean test accuracy, {mean:.4f}, is below {self.criterion:.2f}")
-        return ("**The baseline misses its criterion.** " + _sentence(join_words(what)) + " (the criterion "
+        return ("**The baseline misses its criterion.** " + sentence_case(join_words(what)) + " (the criterion "
                 "cell above), so part of a gain over CE may be one method having trained further. The ranking, "
                 "the accuracy threshold, the chosen settings and the threshold rows' biases all came from the "
                 "validation split; the test set only reported.")
@@ -179,7 +182,7 @@ class Findings:
         by_scale = {}
         for r in kept:
             params = json.loads(picks[r].setting)
-            by_scale.setdefault(params.get("scale"), []).append(f"{self.name(r)} ({_math(params)})")
+            by_scale.setdefault(params.get("scale"), []).append(f"{self.name(r)} ({margin_math(params)})")
         rule = ", ".join(f"$s = {s:g}$ for {join_words(items)}" for s, items in by_scale.items())
         keeps = ("for all three classes" if len(kept) == len(roles) == 3 else
                  f"for {count_words(len(kept))} of the {count_words(len(roles))} classes (not for "
@@ -312,7 +315,7 @@ class Findings:
             at = mine[mine.scale == s]
             n = at.groupby("role").size().max()
             ups = [int((at[at.role == r].verdict == "above").sum()) for r in self.roles()]
-            downs = [(r, [_math(json.loads(k)) for k, v in zip(at[at.role == r].setting, at[at.role == r].verdict)
+            downs = [(r, [margin_math(json.loads(k)) for k, v in zip(at[at.role == r].setting, at[at.role == r].verdict)
                           if v == "below"]) for r in self.roles()]
             text = (f"of the {count_words(int(n))} margins at $s = {s:g}$, " if not counts else f"at $s = {s:g}$, ")
             if not any(ups):
@@ -323,7 +326,7 @@ class Findings:
             low = [f"for {self.name(r)} {join_words(ms)} {'are' if len(ms) > 1 else 'is'} below the out-of-sample " 
                    "reference" for r, ms in downs if ms]
             counts.append(text + (", and " + "; ".join(low) if low else ""))
-        parts.append(_sentence("; ".join(counts)) + ".")
+        parts.append(sentence_case("; ".join(counts)) + ".")
         flatter = (self.comp.oos_accuracy_gap - self.comp.accuracy_gap).median()
         rests = [r for r in above if not rows[r].oos_accuracy_gap_low > 0]
         smallest = min((rows[r].accuracy_gap for r in above), default=np.nan)
@@ -376,7 +379,7 @@ class Findings:
                            & (self.comp.verdict == "above")]
         if not lifted.empty:
             scales = sorted({json.loads(s)["scale"] for s in lifted.setting})
-            items = [f"{self.names[r.important_class]} {_math(json.loads(r.setting))} "
+            items = [f"{self.names[r.important_class]} {margin_math(json.loads(r.setting))} "
                      f"({points(r.accuracy_gap, r.accuracy_gap_low, r.accuracy_gap_high, 2)}, {r.above} of {r.n} "
                      "seeds)" for r in lifted.itertuples()]
             vs_ce = [self.row(r.role, "CAMRI", r.setting, "CE").verdict for r in lifted.itertuples()]

@@ -1,4 +1,4 @@
-"""Chapter 9's "What this run shows", written from the records, as :mod:`camri_utils.findings`
+"""Chapter 9's "What this run shows" and its Summary's results, written from the records, as :mod:`camri_utils.findings`
 writes chapter 7's: every number of the prose is read from the rare-class protocol's
 :class:`~camri_utils.protocol.report.Summary` and from two per-seed tables the chapter computes
 (what rarity costs CE, and Shirt's geometry), and every word that depends on a number ("rises",
@@ -9,6 +9,7 @@ In a chapter::
     from camri_utils import rare_findings
     text = rare_findings.RareFindings(summary, rarity=rarity, geometry=geo, frame=frame)
     display(Markdown(text.markdown()))       # every paragraph, in the chapter's order
+    display(Markdown(text.summary_line()))   # the Summary's results, as bullets
 
 Accuracy and precision gaps are in points (hundredths), rarity's changes in fractions, angles in
 degrees; means over seeds with paired Student-t 95% intervals.
@@ -20,7 +21,7 @@ import json
 
 import numpy as np
 
-from camri_utils.findings import _math, _sentence, count_words, join_words, points
+from camri_utils.findings import count_words, join_words, margin_math, points, sentence_case
 from camri_utils.protocol import convergence, setting_key, setting_text
 from camri_utils.stats import paired_t
 
@@ -55,7 +56,7 @@ def describe(method, setting):
     ``WCE ($w = 10$)``, ``LDAM-DRW with `max_m` = 0.5``."""
     params = json.loads(setting) if setting not in ("", "-") else {}
     if method == "CAMRI":
-        return f"CAMRI ({_math(params)}, $s = {params['scale']:g}$)"
+        return f"CAMRI ({margin_math(params)}, $s = {params['scale']:g}$)"
     if method == "WCE":
         return f"WCE ($w = {params['weight']:g}$)"
     if method == "LDAM":
@@ -143,8 +144,8 @@ class RareFindings:
         head = "**The baseline is trained, nearly to the letter.**" if nearly else "**The baseline misses its criterion.**"
         who = (f"seed {late[0]}'s validation accuracy moved" if len(late) == 1 else
                f"seeds {join_words(map(str, late))}' validation accuracies moved")
-        text = (f"{head} {_sentence(count_words(n - len(late)))} of the {count_words(n)} CE seeds meet the criterion "
-                f"fixed before the run; {who} by {join_words(f'{v:.4f}' for v in ranges)} over "
+        text = (f"{head} {sentence_case(count_words(n - len(late)))} of the {count_words(n)} CE seeds meet the "
+                f"criterion fixed before the run; {who} by {join_words(f'{v:.4f}' for v in ranges)} over "
                 f"{'its' if len(late) == 1 else 'their'} last {count_words(self.window)} epochs against the "
                 f"{self.tolerance:g} allowed.")
         acc = conv.test_accuracy
@@ -202,7 +203,7 @@ class RareFindings:
                     f"{'are' if len(level) != 1 else 'is'} not told apart from it.**")
             vs_oracle = f"none of the {n} trained settings is above"
         else:
-            head = (f"**{_sentence(join_words(describe(r.method, r.setting) for r in above.itertuples()))} "
+            head = (f"**{sentence_case(join_words(describe(r.method, r.setting) for r in above.itertuples()))} "
                     f"{'reach' if len(above) > 1 else 'reaches'} above threshold moving on CE.**")
             vs_oracle = (f"{count_words(len(above))} of the {n} trained settings "
                          f"{'are' if len(above) > 1 else 'is'} above: "
@@ -247,8 +248,8 @@ class RareFindings:
             them = "Those two" if len(over) == 2 else "They" if len(over) > 1 else "That one"
             if len(items) > 1:
                 items[-1] = "and " + items[-1]
-            parts.append(f"{_sentence(count_words(len(level)))} {'are' if len(level) > 1 else 'is'} not told apart: "
-                         + "; ".join(items) + "."
+            parts.append(f"{sentence_case(count_words(len(level)))} {'are' if len(level) > 1 else 'is'} "
+                         "not told apart: " + "; ".join(items) + "."
                          + (f" {them} may be a better trade-off than a threshold a practitioner can choose, but these "
                             f"{count_words(len(self.summary.spec.seeds))} seeds do not show it against every threshold."
                             if not over.empty else ""))
@@ -513,6 +514,186 @@ class RareFindings:
         return (text + " Possible reasons, none tested here: one rare class instead of a long tail, a small CNN "
                 f"trained {self.summary.spec.epochs} epochs, and a test set that is balanced (an imbalanced test set "
                 f"would weigh {self.name}'s errors less in the accuracy).")
+
+    # -- the Summary's results -----------------------------------------------------------------
+    def summary_points(self):
+        """The Summary's statements on this run, one string each, from the rows the paragraphs
+        above read: what rarity costs CE and how much of it a threshold gives back; where each
+        method's chosen setting lies against CE's threshold moving (the oracle and the bias chosen
+        on validation), with post-hoc adjustment beside them; and what rarity and a margin do to
+        the angles."""
+        return [p for p in (self._summary_rarity(), self._summary_verdicts(), self._summary_angles()) if p]
+
+    def summary_line(self):
+        """The Summary's results as Markdown bullets (:meth:`summary_points`), every number named
+        and every verdict word chosen from the records, as chapter 7's
+        :meth:`camri_utils.findings.Findings.summary_line`."""
+        return "\n".join(f"- {p}" for p in self.summary_points())
+
+    def _summary_rarity(self):
+        d = self.rarity
+        rec = paired_t(d.recall_rare - d.recall_balanced)
+        acc = paired_t(d.accuracy_rare - d.accuracy_balanced)
+        beyond = paired_t(d.accuracy_gap)
+        past, n = int(d.beyond_end.astype(bool).sum()), len(d)
+        text = (f"Against chapter 7's balanced runs of the same seeds, rarity changes CE's recall of {self.name} by "
+                f"{_num(*rec[:3], digits=3)} (from {d.recall_balanced.mean():.3f} to {d.recall_rare.mean():.3f}) and "
+                f"its accuracy by {points(*acc[:3], digits=2, unit=' points')}.")
+        at = f"at the balanced model's recall ({d.recall_balanced.mean():.3f}) the rare model's exact curve is"
+        if beyond[1] > 0:  # the balanced model above the rare model's curve: a loss no threshold returns
+            back = -acc[0] - beyond[0]  # the accuracy the bias returns, in the mean over seeds
+            text += (f" A bias on {self.name}'s logit gives the recall back, at an accuracy that stays below the "
+                     f"balanced model's: {at} {points(*beyond[:3], digits=2, sign=False, unit=' points')} less accurate")
+            if acc[0] < 0 < back < -acc[0]:
+                text += (f", so the bias gives back {100 * back:.2f} of the {-100 * acc[0]:.2f} points of accuracy "
+                         "and no threshold the rest")
+            if past:
+                text += (" (the balanced model is more accurate than every threshold of the rare one in "
+                         + (f"all {n}" if past == n else f"{past} of {n}") + " seeds)")
+        elif beyond[2] < 0:
+            text += (f" A bias on {self.name}'s logit gives the recall back and more accuracy than balanced training: "
+                     f"{at} {points(*(-x for x in beyond[2::-1]), digits=2, sign=False, unit=' points')} more "
+                     "accurate than the balanced model")
+        else:
+            text += (f" A bias on {self.name}'s logit gives the recall back at the balanced model's accuracy: {at} not "
+                     f"told apart from the balanced model ({points(*beyond[:3], digits=2, unit=' points')})")
+        return text + "."
+
+    def _summary_verdicts(self):
+        rows = self.rows("CE")
+        n = len(rows)
+        tried = [m for m in dict.fromkeys(rows.method) if m != "NormSoftmax"]  # the margins' control, no method tried
+        chosen = rows[rows.chosen]
+        pick = {m: chosen[chosen.method == m].iloc[0] for m in tried if (chosen.method == m).any()}
+        by = {v: [m for m in pick if pick[m].verdict == v] for v in ("above", "not told apart", "below")}
+        above = rows[rows.verdict == "above"]
+
+        def words(methods):
+            return join_words(METHOD_WORDS.get(m, m) for m in methods)
+
+        def are(methods):
+            return "are" if len(methods) > 1 else "is"
+
+        if by["above"]:
+            parts = [f"On this run {words(by['above'])} {are(by['above'])} above threshold moving on CE, even against "
+                     "the oracle (the best point of CE's test curve): "
+                     + join_words(f"{describe(m, pick[m].setting)} by "
+                                  f"{_pt(pick[m], 'accuracy_gap', ' points' if i == 0 else '')}"
+                                  for i, m in enumerate(by["above"])) + " of accuracy at the same recall."]
+        elif not above.empty:
+            parts = [f"On this run no method's chosen setting is above threshold moving on CE, though "
+                     f"{count_words(len(above))} of the {n} trained settings {are(above)} above its oracle (the best "
+                     "point of CE's test curve): "
+                     + join_words(f"{describe(r.method, r.setting)} ({_pt(r._asdict(), 'accuracy_gap')})"
+                                  for r in above.itertuples()) + "."]
+        else:
+            parts = [f"On this run no method is above threshold moving on CE: none of the {n} trained settings is "
+                     "above the oracle, the best point of CE's test curve."]
+        level = by["not told apart"]
+        if level:
+            first, *others = level
+            parts.append(f"{sentence_case(words(level))} {are(level)} not told apart from it: at the same recall "
+                         f"{describe(first, pick[first].setting)} is {_pt(pick[first], 'accuracy_gap', ' points')} "
+                         f"from the oracle and {_pt(pick[first], 'oos_accuracy_gap')} from CE's bias chosen on "
+                         "validation" + "".join(f"{', and ' if i == len(others) - 1 else ', '}"
+                                                f"{describe(m, pick[m].setting)} {_pt(pick[m], 'accuracy_gap')} and "
+                                                f"{_pt(pick[m], 'oos_accuracy_gap')}" for i, m in enumerate(others))
+                         + ".")
+        over = rows[(rows.verdict == "not told apart") & (rows.oos_accuracy_gap_low > 0)]
+        if not over.empty:
+            parts.append(f"{sentence_case(count_words(len(over)))} trained setting{'s' if len(over) > 1 else ''} "
+                         f"{are(over)} more accurate than CE's bias chosen on validation, though not than the "
+                         "oracle: " + join_words(f"{describe(r.method, r.setting)} "
+                                                 f"({_pt(r._asdict(), 'oos_accuracy_gap', ' points' if i == 0 else '')})"
+                                                 for i, r in enumerate(over.itertuples())) + ".")
+        below = sorted(by["below"], key=lambda m: -pick[m].oos_accuracy_gap)
+        if below:
+            parts.append(f"{sentence_case(words(below))} {are(below)} below it: at the same recall "
+                         + ("their chosen settings are " if len(below) > 1 else "its chosen setting is ")
+                         + join_words(f"{_pt(pick[m], 'oos_accuracy_gap', ' points' if i == 0 else '')}"
+                                      + (f" ({METHOD_WORDS.get(m, m)})" if len(below) > 1 else "")
+                                      for i, m in enumerate(below)) + " from CE's bias chosen on validation.")
+        unkept = [m for m in tried if m not in pick]
+        if unkept:
+            parts.append(f"No setting of {words(unkept)} kept validation accuracy.")
+        parts.append(self._summary_posthoc(by["above"], above))
+        return " ".join(p for p in parts if p)
+
+    def _summary_posthoc(self, methods_above, settings_above):
+        setting = self.chosen_setting("CE + logit adjustment")
+        found = self.comp[(self.comp.reference == "CE") & (self.comp.method == "CE + logit adjustment")
+                          & (self.comp.setting == setting)]
+        if setting is None or found.empty:
+            return ""
+        r = found.iloc[0]
+        text = f"Post-hoc adjustment of CE at $\\tau = {json.loads(setting)['tau']:g}$, which costs no training, is"
+        if r.verdict == "below":
+            return text + f" below CE's bias chosen on validation ({_pt(r, 'oos_accuracy_gap', ' points')})."
+        text += f" not below CE's bias chosen on validation ({_pt(r, 'oos_accuracy_gap', ' points')})"
+        if methods_above:
+            return (text + f", but {join_words(METHOD_WORDS.get(m, m) for m in methods_above)} reach"
+                    f"{'es' if len(methods_above) == 1 else ''} past CE's curve, and so past post-hoc adjustment at "
+                    "any $\\tau$.")
+        if not settings_above.empty:
+            return text + ": as good a trade-off as any method's chosen setting."
+        return text + ": as good a trade-off as any loss tried."
+
+    def _summary_angles(self):
+        g = self.geo
+        both = [s for s in dict.fromkeys(g.setting) if {"balanced", "rare"} <= set(g[g.setting == s].training)]
+        if not both:
+            return ""
+        room = [self._paired(s, "rare", s, "balanced", "room") for s in both]
+        own = [self._paired(s, "rare", s, "balanced", "own angle") for s in both]
+
+        def span(values):  # the paired means, rare minus balanced, over the heads
+            means = sorted(v[0] for v in values)
+            return f"{means[0]:+.1f}" + ("" if len(means) == 1 else f" to {means[-1]:+.1f}") + " degrees"
+
+        scales = [f"$s = {g[g.setting == s].scale.iloc[0]:g}$" for s in both if s != "CE"]
+        heads = join_words((["for CE"] if "CE" in both else [])
+                           + ([f"for normalized softmax at {join_words(scales)}"] if scales else []))
+        if all(v[1] > 0 for v in room):
+            text = f"The rare class's weight does not lose room: it gains {span(room)}"
+        elif all(v[2] < 0 for v in room):
+            text = f"The rare class's weight loses room, as the intuition says: {span(room)}"
+        else:
+            text = f"The room of the rare class's weight does not change measurably for every head: {span(room)}"
+        text += f" ({heads}; rare minus balanced, paired by seed)"
+        if all(v[1] > 0 for v in own):
+            text += f"; its images drift away from it: their mean angle to it grows by {span(own)}."
+        elif all(v[2] < 0 for v in own):
+            text += f"; its images come closer to it, by {span(own)}."
+        else:
+            text += f"; its images' angle to it changes by {span(own)}, not resolved for every head."
+        margins = [s for s in dict.fromkeys(g[g.training == "rare"].setting)
+                   if g[g.setting == s].method.iloc[0] in MARGIN_METHODS]
+        margins.sort(key=lambda s: g[g.setting == s].method.iloc[0] != "CAMRI")  # the book's method first
+        if not margins:
+            return text
+        gaps = {g[g.setting == s].method.iloc[0]: self._paired(s, "rare", f"NormSoftmax s={g[g.setting == s].scale.iloc[0]:g}",
+                                                               "rare", "median gap") for s in margins}
+        pull = [m for m, v in gaps.items() if v[1] > 0]
+        rest = [m for m in gaps if m not in pull]
+        if pull:
+            text += (f" The margin{'s' if len(pull) > 1 else ''} of {join_words(METHOD_WORDS.get(m, m) for m in pull)} "
+                     f"pull{'' if len(pull) > 1 else 's'} them back towards the weight (median decision gap "
+                     + join_words(_num(*gaps[m][:3]) for m in pull) + " degrees over the control"
+                     + (f"; {join_words(METHOD_WORDS.get(m, m) for m in rest)}: "
+                        + join_words(_num(*gaps[m][:3]) for m in rest) if rest else "") + ")")
+            ce = self.rows("CE")
+            up = [m for m in pull if (ce[(ce.method == m) & ce.chosen].verdict == "above").any()]
+            if not up:
+                text += (", but no further than a threshold would move them across the boundary: "
+                         + ("neither" if len(pull) == 2 else "none" if len(pull) > 2 else "it")
+                         + (" is" if len(pull) > 1 else " is not") + " above CE's threshold moving.")
+            else:
+                text += (f", and {join_words(METHOD_WORDS.get(m, m) for m in up)}'s pull takes it above CE's "
+                         "threshold moving.")
+        else:
+            text += (" No margin pulls them back towards the weight (median decision gap over the control: "
+                     + join_words(f"{METHOD_WORDS.get(m, m)} {_num(*gaps[m][:3])}" for m in gaps) + " degrees).")
+        return text
 
     def paragraphs(self):
         out = [self.opening(), self.baseline(), self.rarity_cost(), self.against_threshold(), self.margins(),

@@ -12,27 +12,45 @@ Example:
     [3.0, 1.037, 4.963]
     >>> stats.paired_verdict({0: 1.0, 1: 2.0, 2: 3.0}, {0: 2.0, 1: 4.0, 2: 6.0}, "lower")["verdict"]
     'unresolved'
+    >>> round(stats.t_multiplier(5), 2)   # five seeds: the half-width is 2.78 s / sqrt(5)
+    2.78
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["seed_std", "mean_interval", "paired_t", "paired_verdict", "VERDICTS"]
+__all__ = ["seed_std", "t_multiplier", "mean_interval", "paired_t", "paired_verdict", "VERDICTS"]
 
 VERDICTS = ("holds", "reversed", "unresolved")
-
-
-def _half_width(x, level):
-    """Half the width of the Student-t interval of the mean of ``x`` (at least 2 values)."""
-    from scipy import stats as st
-
-    return float(st.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
 
 
 def _check_level(level):
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1); got {level!r}.")
+
+
+def t_multiplier(n, level=0.95):
+    """The Student-t quantile of the interval of a mean of ``n`` values (``n - 1`` degrees of
+    freedom) at ``level``: the interval's half-width is this times the values' standard deviation
+    over sqrt(n). It grows fast as ``n`` falls, which is what few seeds cost.
+
+    Example:
+        >>> from camri_utils import stats
+        >>> [round(stats.t_multiplier(n), 2) for n in (2, 3, 5)]
+        [12.71, 4.3, 2.78]
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"n must be a whole number of values, at least 2 (one value gives no interval); got {n!r}.")
+    _check_level(level)
+    from scipy import stats as st
+
+    return float(st.t.ppf(0.5 + level / 2, n - 1))
+
+
+def _half_width(x, level):
+    """Half the width of the Student-t interval of the mean of ``x`` (at least 2 values)."""
+    return t_multiplier(x.size, level) * float(x.std(ddof=1)) / float(np.sqrt(x.size))
 
 
 def seed_std(values):

@@ -194,6 +194,26 @@ def test_mean_interval_closed_forms():
     assert one[0] == 0.7 and np.isnan(one[1]) and np.isnan(one[2])
 
 
+def test_t_multiplier_closed_forms_and_bad_input():
+    from camri_utils import stats
+
+    # Closed forms of the t quantile: 1 degree of freedom (Cauchy) tan(pi (p - 1/2)); 2 degrees
+    # (2p - 1) / sqrt(2p(1 - p)); 4 degrees from tables. Float64 along other paths: 1e-6 relative.
+    assert stats.t_multiplier(2) == pytest.approx(np.tan(np.pi * 0.475), rel=1e-6)
+    assert stats.t_multiplier(3) == pytest.approx(0.95 / np.sqrt(2 * 0.975 * 0.025), rel=1e-6)
+    assert stats.t_multiplier(5) == pytest.approx(2.7764451, rel=1e-6)
+    assert stats.t_multiplier(3, level=0.5) == pytest.approx(0.5 / np.sqrt(2 * 0.75 * 0.25), rel=1e-6)
+    # mean_interval's half-width is this multiplier times the standard error
+    values = np.array([1.0, 2.0, 4.0])
+    mean, low, high = A.mean_interval(values)
+    assert high - mean == pytest.approx(stats.t_multiplier(3) * values.std(ddof=1) / np.sqrt(3), rel=1e-12)
+    for n, match in ((1, "at least 2"), (2.5, "whole number"), (True, "whole number"), ("5", "whole number")):
+        with pytest.raises(ValueError, match=match):
+            stats.t_multiplier(n)
+    with pytest.raises(ValueError, match=r"level must be in \(0, 1\)"):
+        stats.t_multiplier(5, level=1.0)
+
+
 @pytest.mark.parametrize("values,level,match", [
     ([], 0.95, "non-empty"),
     ([1.0, np.nan], 0.95, "finite"),

@@ -100,6 +100,11 @@ def test_points_and_words():
     assert findings.points(-0.0005, digits=2) == "-0.05"  # no interval: the mean alone
     assert findings.join_words(["a"]) == "a" and findings.join_words(["a", "b", "c"]) == "a, b and c"
     assert findings.count_words(3) == "three" and findings.count_words(12) == "12"
+    assert findings.sentence_case("four of five") == "Four of five"
+    assert findings.sentence_case("CE and WCE") == "CE and WCE" and findings.sentence_case("") == ""
+    # 6 pi/64 in whole units of pi/64; 0.1 is no whole number of them: the radians, 4 digits
+    assert findings.margin_math({"margin": 6 * math.pi / 64, "scale": 8.0}) == "$m = 6\\pi/64$"
+    assert findings.margin_math({"margin": 0.1}) == "$m = 0.1$" and findings.margin_math({"scale": 8.0}) == ""
 
 
 def test_gains_name_their_numbers_and_rank_camri_above_its_rivals():

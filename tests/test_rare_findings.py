@@ -225,3 +225,86 @@ def test_bad_input_is_refused_with_what_to_do():
     two.selection.important = {"worst1": 6, "worst2": 0}
     with pytest.raises(ValueError, match="one important class"):
         story(two)
+
+
+def _points(values, digits=2, sign=True):
+    """``-2.43 points [-2.89, -1.97]``: a fraction's mean and interval in points, formatted here."""
+    mean, low, high = (100 * x for x in _ci(values))
+    f = f"{{:{'+' if sign else ''}.{digits}f}}"
+    return f"{f.format(mean)} points [{f.format(low)}, {f.format(high)}]"
+
+
+def test_summary_line_names_rarity_and_what_a_threshold_gives_back():
+    first = story().summary_points()[0]
+    acc = np.subtract(make_rarity().accuracy_rare, make_rarity().accuracy_balanced)
+    assert f"recall of Shirt by {_interval(np.subtract(RECALL_RARE, RECALL_BALANCED), 3)}" in first
+    assert f"(from {np.mean(RECALL_BALANCED):.3f} to {np.mean(RECALL_RARE):.3f})" in first
+    assert f"its accuracy by {_points(acc)}." in first
+    assert "gives the recall back, at an accuracy that stays below the balanced model's" in first
+    assert f"exact curve is {_points(GAP, sign=False)} less accurate" in first
+    back = -100 * (np.mean(acc) + np.mean(GAP))  # the accuracy the bias returns, of what rarity cost
+    assert f"the bias gives back {back:.2f} of the {-100 * np.mean(acc):.2f} points of accuracy" in first
+    assert "in all 5 seeds" in first
+    # The balanced model on the rare model's curve: the bias returns everything, and the words say so.
+    level = story(rarity=make_rarity(gap=[0.01, -0.01, 0.0, 0.005, -0.004])).summary_points()[0]
+    assert "gives the recall back at the balanced model's accuracy" in level and "not told apart" in level
+    assert "stays below" not in level and "no threshold the rest" not in level
+
+
+def test_summary_line_states_the_verdicts_against_threshold_moving():
+    text = story().summary_line()
+    assert text.startswith("- ") and text.count("\n- ") == 2  # three bullets
+    second = story().summary_points()[1]
+    assert second.startswith("On this run no method is above threshold moving on CE: none of the 9 trained "
+                             "settings is above the oracle")
+    assert ("LDAM-DRW and the logit-adjusted loss are not told apart from it: at the same recall LDAM-DRW with "
+            "`max_m` = 0.25 is -0.24 points [-0.46, -0.01] from the oracle and -0.10 [-0.28, +0.08]") in second
+    assert ("Two trained settings are more accurate than CE's bias chosen on validation, though not than the "
+            "oracle: LDAM-DRW with `max_m` = 0.5 (+0.21 points [+0.04, +0.37]) and the logit-adjusted loss at "
+            "$\\tau = 2$ (+0.23 [+0.05, +0.40])") in second
+    assert ("CAMRI, WCE and LDAM without DRW are below it: at the same recall their chosen settings are -0.47 "
+            "points [-0.72, -0.22] (CAMRI), -0.64 [-0.85, -0.43] (WCE) and -1.22 [-1.45, -0.99]") in second
+    assert ("Post-hoc adjustment of CE at $\\tau = 1$, which costs no training, is not below CE's bias chosen on "
+            "validation (+0.03 points [-0.08, +0.14]): as good a trade-off as any loss tried.") in second
+
+
+def test_summary_line_turns_when_camri_is_above_or_post_hoc_below():
+    above = dict(acc=(0.004, 0.002, 0.006), oos=(0.005, 0.003, 0.007), verdict="above", prec=(0.01, 0.0, 0.02))
+    second = story(make_summary(camri_ce=above)).summary_points()[1]
+    assert second.startswith("On this run CAMRI is above threshold moving on CE, even against the oracle")
+    assert "CAMRI ($m = 8\\pi/64$, $s = 16$) by +0.40 points [+0.20, +0.60] of accuracy" in second
+    assert "WCE and LDAM without DRW are below it" in second and "CAMRI, WCE" not in second
+    assert "but CAMRI reaches past CE's curve, and so past post-hoc adjustment at any $\\tau$." in second
+    assert "no method is above" not in second and "as good a trade-off" not in second
+    # A setting the rule did not choose above the oracle: the chosen ones are what the methods are judged by.
+    summary = make_summary()
+    comp = summary.comparison
+    other = (comp.method == "CAMRI") & (comp.setting == _key({**CAMRI, "margin": 2 * M})) & (comp.reference == "CE")
+    comp.loc[other, ["accuracy_gap", "accuracy_gap_low", "accuracy_gap_high", "verdict"]] = [0.003, 0.001, 0.005,
+                                                                                            "above"]
+    posthoc = (comp.method == "CE + logit adjustment") & (comp.reference == "CE")
+    comp.loc[posthoc, ["oos_accuracy_gap", "oos_accuracy_gap_low", "oos_accuracy_gap_high", "verdict"]] = [
+        -0.002, -0.003, -0.001, "below"]
+    second = story(summary).summary_points()[1]
+    assert second.startswith("On this run no method's chosen setting is above threshold moving on CE, though one "
+                              "of the 9 trained settings is above its oracle")
+    assert "CAMRI ($m = 2\\pi/64$, $s = 16$) (+0.30 [+0.10, +0.50])" in second
+    assert "is below CE's bias chosen on validation (-0.20 points [-0.30, -0.10])." in second
+
+
+def test_summary_line_angles_follow_the_room_and_the_pull():
+    third = story().summary_points()[2]
+    room = np.subtract(ROOM_RARE, [74.0, 75.0, 73.0, 74.5, 76.0])
+    own = np.subtract([64.0, 65.0, 63.5, 64.8, 64.2], 51.0)
+    gap = np.subtract([-1.0, 0.0, 1.0, -0.5, 0.5], [-7.0, -8.0, -7.5, -8.5, -8.0])
+    assert third.startswith(f"The rare class's weight does not lose room: it gains {np.mean(room):+.1f} degrees "
+                            "(for normalized softmax at $s = 16$; rare minus balanced")
+    assert f"its images drift away from it: their mean angle to it grows by {np.mean(own):+.1f} degrees" in third
+    assert f"The margin of CAMRI pulls them back towards the weight (median decision gap {_interval(gap, 1)}" in third
+    assert "but no further than a threshold would move them across the boundary: it is not above" in third
+    shrinks = story(geometry=make_geometry(room_rare=[70.0, 71.0, 69.0, 70.5, 72.0],
+                                           camri_gap=(-9.0, -8.5, -8.8, -9.2, -9.1))).summary_points()[2]
+    less = np.subtract([70.0, 71.0, 69.0, 70.5, 72.0], [74.0, 75.0, 73.0, 74.5, 76.0])
+    assert shrinks.startswith(f"The rare class's weight loses room, as the intuition says: {np.mean(less):+.1f}")
+    assert "No margin pulls them back towards the weight" in shrinks and "does not lose room" not in shrinks
+    assert "no further than a threshold" not in shrinks
