@@ -67,10 +67,14 @@ def _status(summary):
 def answer_rows(root=ROOT, runs=RUNS):
     """One row per run and important class: ``run``, ``chapter``, ``state`` (``complete``,
     ``in progress``, ``not recorded``, ``no run``), ``role``, ``class``, ``setting`` (CAMRI's
-    chosen one), and for each reference (``ce``, ``control``) its ``*_verdict`` and the accuracy
-    gaps at the same recall it rests on (``*_oracle``, ``*_oos`` with ``_low``/``_high``: paired
-    t intervals); a run without verdicts has one row with ``role`` None."""
+    chosen one), ``n`` (the seeds its comparisons rest on), for each reference (``ce``,
+    ``control``) its ``*_verdict`` and the accuracy gaps at the same recall it rests on
+    (``*_oracle``, ``*_oos`` with ``_low``/``_high``: paired t intervals), and over every CAMRI
+    setting of the role, chosen or not: ``n_settings`` (those with a verdict against their
+    control) and ``settings_above`` (the settings above it). A run without verdicts has one row
+    with ``role`` None."""
     from camri_utils import protocol, replication
+    from camri_utils.protocol.report import WaitingForCE
 
     out = []
     for run in runs:
@@ -82,8 +86,6 @@ def answer_rows(root=ROOT, runs=RUNS):
         if not (folder / "protocol.json").is_file():
             out.append(dict(base, state="not recorded", why=f"this version holds no `{run.folder}`"))
             continue
-        from camri_utils.protocol.report import WaitingForCE
-
         try:
             summary = protocol.summarize(folder)
         except WaitingForCE:  # not even CE is recorded yet
@@ -96,19 +98,31 @@ def answer_rows(root=ROOT, runs=RUNS):
         names = replication._class_names(summary)
         rows = replication.verdicts(summary)
         rows = rows[rows.method == "CAMRI"]
+        comp = summary.comparison
         for role in dict.fromkeys(rows.role):
-            row = dict(base, state="complete", why="", role=role)
+            row = dict(base, state="complete", why="", role=role, n=np.nan)
             for ref, key in (("CE", "ce"), ("control", "control")):
                 r = rows[(rows.role == role) & (rows.reference == ref)].iloc[0].to_dict()
                 row["class"] = names.get(r["important_class"], f"class {r['important_class']}")
                 row["setting"] = r["setting"]
                 decided = r["verdict"] in _DECIDED and r["resolved"]
                 row[f"{key}_verdict"] = r["verdict"] if decided else f"no verdict ({r['why'] or r['verdict']})"
+                if decided:
+                    row["n"] = int(r["n"])
                 for gap, col in (("oracle", "accuracy_gap"), ("oos", "oos_accuracy_gap")):
                     for end in ("", "_low", "_high"):
                         row[f"{key}_{gap}{end}"] = float(r.get(col + end, np.nan)) if decided else np.nan
+            every = (comp[(comp.role == role) & (comp.method == "CAMRI") & (comp.reference == "control")
+                          & (comp.n >= 2)] if comp is not None else pd.DataFrame(columns=["verdict", "setting"]))
+            row["n_settings"] = len(every)
+            row["settings_above"] = [k for k, v in zip(every.setting, every.verdict) if v == "above"]
             out.append(row)
     return pd.DataFrame(out)
+
+
+def _interval(mean, low, high):
+    # a non-breaking space inside the brackets: an interval never wraps in a narrow column
+    return points(mean, low, high, digits=2).replace(", ", ",&nbsp;")
 
 
 def _cell(row, key):
@@ -116,42 +130,62 @@ def _cell(row, key):
     if verdict not in _DECIDED:
         return verdict
     oracle, oos = ([row[f"{key}_{gap}{end}"] for end in ("", "_low", "_high")] for gap in ("oracle", "oos"))
-    return f"**{verdict}**<br>oracle {points(*oracle, digits=2)}<br>validation {points(*oos, digits=2)}"
+    return f"**{verdict}**<br>oracle {_interval(*oracle)}<br>out of sample {_interval(*oos)}"
 
 
-def _count(rows, key, verdict):
-    return int((rows[f"{key}_verdict"] == verdict).sum())
+def _tally(rows, key):
+    """``two above, one not told apart and one below`` (the verdicts that occur, in that order)."""
+    counts = [(int((rows[f"{key}_verdict"] == v).sum()), v) for v in _DECIDED]
+    return join_words(f"{count_words(k)} {v}" for k, v in counts if k)
+
+
+def _case(r):
+    return f"{r['class']} ({r['run']})"
 
 
 def _overall(rows):
-    """The sentence across the complete runs: how often CAMRI's chosen setting is above CE's
-    threshold moving, how often it is told apart from its control, and what that answers."""
+    """The answer across the complete runs, first in one sentence, then the counts it rests on:
+    the chosen settings against CE's threshold moving and against their control, and how many of
+    all CAMRI settings (chosen or not) are above their control, with how many chance alone would
+    put there."""
+    from camri_utils.protocol import setting_text
+
     done = rows[rows.state == "complete"]
     decided = done[done.control_verdict.isin(_DECIDED)] if not done.empty else done
     if decided.empty:
         return "No complete run gives CAMRI a verdict against its control yet."
     n = len(decided)
-    names = list(dict.fromkeys(decided.run))
-    runs = join_words(names)
-    above_ce = _count(decided, "ce", "above")
-    level = _count(decided, "control", "not told apart")
-    text = (f"Over the {count_words(n)} important class{'es' if n != 1 else ''} of the complete "
-            f"run{'s' if len(names) > 1 else ''} ({runs}), CAMRI's chosen "
-            f"setting is above threshold moving on CE for {count_words(above_ce)}")
-    text += f" and not told apart from the same head without the margin for {count_words(level)}"
-    apart = decided[decided.control_verdict != "not told apart"]
-    if not apart.empty:
-        text += ("; it is " + join_words(f"{r['control_verdict']} its control for {r['class']} ({r['run']})"
-                                         for r in apart.to_dict("records")))
-    text += "."
-    if level == n:
-        text += (" So far the answer is the same on every complete run: where the margin gains over CE's threshold "
-                 "moving, the cosine head gains as much without it; the margin moves along its own head's trade-off.")
-    elif (decided.control_verdict == "above").any():
-        text += " On some runs the margin itself reaches beyond its head's trade-off: the classes above say where."
+    records = decided.to_dict("records")
+    beats = [r for r in records if r["ce_verdict"] == "above"]
+    above = [r for r in records if r["control_verdict"] == "above"]
+    below = [r for r in records if r["control_verdict"] == "below"]
+    if above:
+        lead = (f"the margin itself reaches beyond its own head's trade-off for {join_words(map(_case, above))}: "
+                "there CAMRI's chosen setting is above the same head without the margin")
     else:
-        text += (" Nowhere does the margin reach beyond its own head's trade-off; where it is told apart, it is "
-                 "below it.")
+        where = (f"for {count_words(len(beats))} of the {count_words(n)} cases" if n > 1
+                 else "in the one case" if beats else "not in the one case")
+        lead = (f"CAMRI's chosen setting beats moving CE's threshold {where}, but it is above the same head "
+                "without the margin for none"
+                + (f", and below it for {join_words(map(_case, below))}" if below else "")
+                + ": the margin moves along its own head's trade-off"
+                + (", or below it" if below else ""))
+    text = f"**In short, on the complete runs, {lead}.**"
+    text += (f" The counts: {count_words(n)} case{'s' if n != 1 else ''} (an important class of a run); CAMRI's "
+             f"chosen setting against CE's threshold moving: {_tally(decided, 'ce')}; against the same head without "
+             f"the margin: {_tally(decided, 'control')}.")
+    total = int(decided.n_settings.sum())
+    others = [(r, k) for r in records for k in r["settings_above"] if k != r["setting"]]
+    if total:
+        k = sum(len(r["settings_above"]) for r in records)
+        text += (f" Over all {total} CAMRI settings trained in these cases, chosen or not, "
+                 f"{count_words(k)} {'is' if k == 1 else 'are'} above {'its' if k == 1 else 'their'} control")
+        if others:
+            text += (" (not chosen on validation: " + "; ".join(f"{setting_text(k)} for {_case(r)}" for r, k in others)
+                     + ")")
+        # each "above" needs the lower end of a 95% interval above zero against the oracle: by chance
+        # at most 2.5% of comparisons (fewer: the oracle is the reference's best threshold)
+        text += f"; with {total} comparisons at 95%, at most about {0.025 * total:.1f} would be above by chance alone."
     return text
 
 
@@ -161,35 +195,36 @@ def block(root=ROOT, runs=RUNS):
 
 
 def markdown(rows):
-    """The block for :func:`answer_rows`' ``rows``: a table of every complete run's verdicts for
-    CAMRI, a line per run without one, and the sentence across the complete runs."""
-    done = rows[rows.state == "complete"]
+    """The block for :func:`answer_rows`' ``rows``: the answer across the complete runs, a table of
+    their verdicts for CAMRI with what its cells mean, and a line per run without a verdict."""
     from camri_utils.protocol import setting_text
 
-    lines = ["| run (chapter) | important class | CAMRI's setting | against threshold moving on CE | "
-             "against the same head without the margin |",
-             "| --- | --- | --- | --- | --- |"]
-    for r in done.to_dict("records"):
-        lines.append(f"| {r['run']} ({r['chapter']}) | {r['class']} | {setting_text(r['setting'])} | "
-                     f"{_cell(r, 'ce')} | {_cell(r, 'control')} |")
-    text = []
+    done = rows[rows.state == "complete"]
+    text = [_overall(rows), ""]
     if not done.empty:
-        text += ["CAMRI's setting chosen on validation, per important class: the verdict, then its accuracy gap "
-                 "at the same recall in points, with paired Student-t 95% intervals over seeds, against the "
-                 "oracle (the best threshold on the test images) and against the threshold chosen on validation. "
-                 "*Above* counts only above the oracle, *below* only below the threshold chosen on validation.",
-                 "", *lines, ""]
-    others = rows[rows.state != "complete"]
-    for r in others.to_dict("records"):
+        text += ["| run (chapter) | important class | CAMRI's setting | against threshold moving on CE | "
+                 "against the same head without the margin |",
+                 "| --- | --- | --- | --- | --- |"]
+        for r in done.to_dict("records"):
+            text.append(f"| {r['run']} ({r['chapter']}) | {r['class']} | {setting_text(r['setting'])} | "
+                        f"{_cell(r, 'ce')} | {_cell(r, 'control')} |")
+        seeds = sorted({int(k) for k in done.n.dropna()})
+        text += ["", "CAMRI's setting is the one chosen on validation for that class ($m$: its angular margin on the "
+                 "important class, in radians; $s$: the scale of the cosine logits). CE is the plain cross-entropy "
+                 "model; the same head without the margin is normalized softmax at CAMRI's scale, the control that "
+                 "isolates the margin. Each cell gives the verdict, then CAMRI's test accuracy minus the "
+                 "reference's at the same recall of the important class, in percentage points: the mean over "
+                 f"{join_words([str(k) for k in seeds], last='or')} seeds with its paired Student-t 95% interval, "
+                 "against the oracle (the reference's best threshold on the test images, the upper bound of "
+                 "threshold moving) and out of sample (its threshold chosen on validation, as a practitioner would). "
+                 "*Above* counts only above the oracle, *below* only below the out-of-sample reference.", ""]
+    for r in rows[rows.state != "complete"].to_dict("records"):
         words = {"no run": f"no run is stored: {r['why']}.",
                  "not recorded": f"not recorded yet ({r['why']}): no verdict.",
                  "in progress": "the run is in progress: no verdict here until every planned run is recorded; "
                                 "the chapter shows the runs recorded so far."}[r["state"]]
         text.append(f"- {r['run']} (chapter {r['chapter']}): {words}")
-    if not others.empty:
-        text.append("")
-    text.append(_overall(rows))
-    return "\n".join(text)
+    return "\n".join(text).rstrip("\n")
 
 
 def replace_block(text, new, where="the page"):

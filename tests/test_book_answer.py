@@ -63,12 +63,14 @@ def test_runs_without_records_or_with_missing_ones_get_no_verdict(tmp_path):
     assert "- A (chapter 7): the run is in progress: no verdict" in text
     assert "- B (chapter 10): not recorded yet (this version holds no `absent`)" in text
     assert "- C (chapter 12): no run is stored: no images here." in text
-    assert text.endswith("No complete run gives CAMRI a verdict against its control yet.")
+    assert text.startswith("No complete run gives CAMRI a verdict against its control yet.")
 
 
-def _row(run, cls, ce, control, gap=0.004):
-    row = {"run": run, "chapter": 7, "state": "complete", "why": "", "role": cls, "class": cls,
-           "setting": json.dumps({"margin": 0.19634954084936207, "scale": 16.0})}
+def _row(run, cls, ce, control, gap=0.004, above=(), n_settings=8):
+    setting = json.dumps({"margin": 0.19634954084936207, "scale": 16.0})
+    row = {"run": run, "chapter": 7, "state": "complete", "why": "", "role": cls, "class": cls, "n": 5,
+           "setting": setting, "n_settings": n_settings,
+           "settings_above": list(above) + ([setting] if control == "above" else [])}
     for key, verdict in (("ce", ce), ("control", control)):
         row[f"{key}_verdict"] = verdict
         decided = verdict in ("above", "not told apart", "below")
@@ -80,22 +82,38 @@ def _row(run, cls, ce, control, gap=0.004):
     return row
 
 
-def test_the_sentence_follows_the_verdicts():
+def test_the_answer_follows_the_verdicts():
     level = pd.DataFrame([_row("R", "cat", "above", "not told apart"),
                           _row("R", "dog", "not told apart", "not told apart")])
     text = book_answer.markdown(level)
-    assert "above threshold moving on CE for one and not told apart from the same head" in text
-    assert "for two." in text and "moves along its own head's trade-off" in text
-    assert ("| R (7) | cat | m = 4π/64, s = 16 | **above**<br>oracle +0.40 [+0.30, +0.50]<br>validation +0.40 "
-            "[+0.30, +0.50] |") in text
+    assert text.startswith("**In short, on the complete runs, CAMRI's chosen setting beats moving CE's threshold "
+                           "for one of the two cases, but it is above the same head without the margin for none: "
+                           "the margin moves along its own head's trade-off.**")
+    assert "against CE's threshold moving: one above and one not told apart; against the same head without the " \
+           "margin: two not told apart." in text
+    assert ("| R (7) | cat | m = 4π/64, s = 16 | **above**<br>oracle +0.40 [+0.30,&nbsp;+0.50]<br>out of sample "
+            "+0.40 [+0.30,&nbsp;+0.50] |") in text
+    assert "the mean over 5 seeds" in text
 
     beyond = pd.DataFrame([_row("R", "cat", "above", "above"), _row("S", "dog", "below", "below")])
     text = book_answer.markdown(beyond)
-    assert "it is above its control for cat (R) and below its control for dog (S)" in text
-    assert "reaches beyond its head's trade-off" in text and "moves along" not in text
+    assert text.startswith("**In short, on the complete runs, the margin itself reaches beyond its own head's "
+                           "trade-off for cat (R)")
+    assert "moves along" not in text and "against the same head without the margin: one above and one below." in text
 
     below = pd.DataFrame([_row("R", "cat", "below", "below"), _row("R", "dog", "above", "not told apart")])
-    assert "Nowhere does the margin reach beyond" in book_answer.markdown(below)
+    assert "for none, and below it for cat (R): the margin moves along its own head's trade-off, or below it" \
+        in book_answer.markdown(below)
+
+
+def test_settings_above_their_control_that_were_not_chosen_are_named_beside_chance():
+    unchosen = json.dumps({"margin": 0.09817477042468103, "scale": 8.0})
+    rows = pd.DataFrame([_row("R", "cat", "above", "not told apart", above=[unchosen], n_settings=20),
+                         _row("R", "dog", "above", "not told apart", n_settings=20)])
+    text = book_answer.markdown(rows)
+    assert ("Over all 40 CAMRI settings trained in these cases, chosen or not, one is above its control "
+            "(not chosen on validation: m = 2π/64, s = 8 for cat (R)); with 40 comparisons at 95%, at most about "
+            "1.0 would be above by chance alone.") in text
 
 
 def test_an_undecided_verdict_is_shown_as_such_and_not_counted():
@@ -103,7 +121,7 @@ def test_an_undecided_verdict_is_shown_as_such_and_not_counted():
                          _row("R", "dog", "above", "not told apart")])
     text = book_answer.markdown(rows)
     assert "| no verdict (1 seed: no interval, so no verdict) |" in text
-    assert "Over the one important class of the complete run (R)" in text
+    assert "beats moving CE's threshold in the one case" in text and "The counts: one case (" in text
 
 
 @pytest.mark.parametrize("body, count", [("no markers\n", "0 and 0"), (f"{START}\n{START}\n{END}\n", "2 and 1"),
