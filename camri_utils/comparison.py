@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["DATASETS", "SESSION", "NEEDS_DATA", "Experiment", "Runs", "experiment", "shared_copy", "load",
-           "data_label", "train_all", "have", "say", "plan_frame", "session_estimate", "describe", "measured_cpu", "print_session_cost", "protocol_cost", "plot_examples", "plot_class_counts", "plot_learning_curves",
+           "data_label", "train_all", "have", "say", "plan_frame", "session_estimate", "describe", "measured_cpu", "print_session_cost", "protocol_cost", "plot_examples", "plot_class_counts", "counts_text", "plot_learning_curves",
            "test_metrics", "confusions", "angle_summary", "plot_angles", "cpu_hours"]
 
 # The datasets of Part III: display name, what the full profile downloads, the fixture's size,
@@ -177,17 +177,13 @@ def measured_cpu(forward_flops_32):
     at this library's version, fetched on Colab: :mod:`camri_utils.records`), with the FLOP rate
     it reached given ``forward_flops_32`` (the paper CNN's forward FLOPs at 32x32, the size the
     benchmark uses); None, said why, when the file cannot be had."""
-    from camri_utils import cost, records
+    from camri_utils import cost
 
     try:
-        text = records.repository_file("benchmarks/RESULTS.md").read_text()
-        step = cost.measured_cpu_step(text)
+        return cost.measured_cpu_rate(forward_flops_32)
     except (OSError, ValueError) as exc:
         print(textwrap.fill(f"(the measured CPU step is not available here: {exc})", 85))
         return None
-    seconds = step["camri_ms"] / 1000
-    step["flops_per_s"] = cost.TRAIN_FLOPS_PER_FORWARD * forward_flops_32 * step["batch_size"] / seconds
-    return step
 
 
 def _print_breakdown():
@@ -490,6 +486,23 @@ def plot_class_counts(ds, name, important_class=None):
     ax.bar(counts.index, counts.values, color=colors)
     ax.set(xlabel="class", ylabel="training images", title=f"{name}: training images per class")
     return fig, counts
+
+
+def counts_text(counts, class_names, rarest=5):
+    """The class counts of :func:`plot_class_counts` in one line: ``The training set is
+    balanced: 5,000 images per class.`` where every class has as many, else its ``rarest``
+    classes with their counts and the most common one."""
+    import pandas as pd
+
+    counts = pd.Series(counts)
+    if counts.empty:
+        raise ValueError("counts holds no class.")
+    if counts.min() == counts.max():
+        return f"The training set is balanced: {int(counts.iloc[0]):,} images per class."
+    low = counts.sort_values(kind="stable").head(rarest)
+    top = counts.sort_values(kind="stable").index[-1]
+    return ("Rarest classes: " + "; ".join(f"{c} {class_names[c]} ({int(n):,})" for c, n in low.items())
+            + f". Most common: {top} {class_names[top]} ({int(counts[top]):,}).")
 
 
 def plot_learning_curves(runs):

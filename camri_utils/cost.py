@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 __all__ = ["GPU", "T4", "EFFICIENCY", "MIXED_PRECISION_SPEEDUP", "TRAIN_FLOPS_PER_FORWARD", "N_CLASSES",
            "TRAIN_IMAGES", "forward_flops", "model_flops", "Estimate", "estimate", "protocol_runs",
-           "protocol_estimate", "measured_cpu_step", "measured_breakdown", "levers"]
+           "protocol_estimate", "measured_cpu_step", "measured_cpu_rate", "measured_breakdown", "levers"]
 
 
 @dataclass(frozen=True)
@@ -217,6 +217,22 @@ def measured_cpu_step(text, model_row=_ROW):
     return {"model": cells[0], "batch_size": int(batch.group(1)), "date": date.group(1),
             "machine": f"this project's {cores.group(1)}-core CPU machine" if cores else "this project's CPU machine",
             **found}
+
+
+def measured_cpu_rate(forward_flops_32=None):
+    """The paper CNN's training step as measured on this project's CPU (:func:`measured_cpu_step`
+    of ``benchmarks/RESULTS.md`` at this library's version, fetched on Colab:
+    :mod:`camri_utils.records`), with ``flops_per_s``, the FLOP rate it reached, counted from
+    ``forward_flops_32`` (the paper CNN's forward FLOPs at 32x32, the size the benchmark uses;
+    default: counted from its layers). OSError where the file cannot be had, ValueError where
+    its layout changed."""
+    from camri_utils import records
+
+    step = measured_cpu_step(records.repository_file("benchmarks/RESULTS.md").read_text())
+    if forward_flops_32 is None:
+        forward_flops_32 = model_flops("paper_cnn", "cifar10", 32)
+    step["flops_per_s"] = TRAIN_FLOPS_PER_FORWARD * forward_flops_32 * step["batch_size"] / (step["camri_ms"] / 1000)
+    return step
 
 
 BREAKDOWN_PARTS = {"setup": "set-up", "train_steps": "training steps", "evaluation": "validation each epoch",

@@ -26,13 +26,14 @@ import numpy as np
 import pandas as pd
 
 from camri_utils import angles, stats
-from camri_utils.protocol import (ROLES, ProtocolError, comparison_cells, out_of_sample_cells, setting_key,
+from camri_utils.protocol import (ROLES, ProtocolError, comparison_cells, out_of_sample_cells, preset, setting_key,
                                   setting_text)
 from camri_utils.protocol import summarize as _summarize
-from camri_utils.protocol.report import cell_complete, seeds_text
+from camri_utils.protocol.report import cell_runs, empty_cell, empty_reason, seeds_text
 
 __all__ = ["PAPER_TABLE_1", "PAPER_LABEL", "PAPER_METHODS", "PAPER_EPOCHS", "DATASET_NAMES", "ours_label", "summarize",
-           "not_recorded_text", "network_frame", "short_sources", "sources_text", "progress_text", "paper_cell", "paper_table", "table_1", "gain_table",
+           "not_recorded_text", "PARAMETERS", "network_frame", "network_cells", "network_lines",
+           "paper_network_on_cpu", "short_sources", "sources_text", "progress_text", "paper_cell", "paper_table", "table_1", "gain_table",
            "gain_lines", "tradeoff", "VERDICT_METHODS", "verdicts", "verdict_lines",
            "fashion_mnist_answer", "compared_runs", "confusion_frame", "confusions", "angle_measures",
            "angle_summary", "class_angles", "angle_verdicts"]
@@ -106,8 +107,9 @@ def summarize(folder, dataset, accuracy_k=None):
 
 def not_recorded_text(dataset, results_dir):
     """One paragraph (Markdown) for a chapter with no folder ``results_dir`` of its dataset's
-    CPU-scale run: that it is not recorded (yet) and the command that makes it; for AwA2, that
-    none is stored and why."""
+    CPU-scale run: that it is not recorded (yet), the command that makes it and how long the
+    paper's network would take in its place (:func:`paper_network_on_cpu` of the CPU preset); for
+    AwA2, that none is stored and why."""
     if dataset not in PAPER_TABLE_1:
         raise ValueError(f"dataset must be one of {sorted(PAPER_TABLE_1)}; got {dataset!r}.")
     name = DATASET_NAMES[dataset]
@@ -121,15 +123,21 @@ def not_recorded_text(dataset, results_dir):
             f"`{results_dir}`); the tables and figures of this section appear when the chapter is run again once it "
             f"is. The run: `camri protocol --dataset {dataset} --profile cpu --data-dir <the {name} images> "
             f"--output {results_dir}` (on two CPU cores add `--workers 2 --threads-per-worker 1`); the same command "
-            "resumes it where it stopped. Until then the paper's numbers below stand alone.")
+            "resumes it where it stopped. Until then the paper's numbers below stand alone. "
+            + paper_network_on_cpu(preset(dataset, "cpu")))
+
+
+PARAMETERS = ("parameters, cosine head", "parameters, CE's dense head")
 
 
 def network_frame(spec):
     """The network of the protocol run ``spec`` beside the paper's (:data:`PAPER_NETWORK`), both
-    built for the run's images and classes: parameters, forward FLOPs per image (counted from the
-    layers, :func:`camri_utils.cost.forward_flops`), epochs (the paper's: :data:`PAPER_EPOCHS`,
-    'not stated' where it states none) and trials per setting. One row each, labelled as in
-    :func:`table_1`."""
+    built for the run's images and classes: parameters with each head the runs use
+    (:data:`PARAMETERS`: the cosine head of normalized softmax, CAMRI and ArcFace, no bias; CE's
+    dense head, one bias per class more), forward FLOPs per image (counted from the layers,
+    :func:`camri_utils.cost.forward_flops`), epochs (the paper's: :data:`PAPER_EPOCHS`, 'not
+    stated' where it states none) and trials per setting. One row each, labelled as in
+    :func:`table_1`; numbers (:func:`network_cells` writes them for a page)."""
     import keras
 
     from camri_utils import cost, models
@@ -140,13 +148,59 @@ def network_frame(spec):
     for label, name, dim, epochs, trials in (
             (ours_label(spec), spec.model, spec.feature_dim, spec.epochs, len(spec.seeds)),
             (PAPER_LABEL, PAPER_NETWORK, None, PAPER_EPOCHS.get(spec.dataset, "not stated"), PAPER_TRIALS)):
-        model = models.build(name, (size, size, 3), n_classes, feature_dim=dim)
-        rows[label] = {"network": name, "parameters": model.count_params(),
-                       "forward MFLOP per image": cost.forward_flops(model) / 1e6, "epochs": epochs, "trials": trials}
+        cosine = models.build(name, (size, size, 3), n_classes, feature_dim=dim)
+        dense = models.build(name, (size, size, 3), n_classes, head="dense", feature_dim=dim)
+        rows[label] = {"network": name, PARAMETERS[0]: cosine.count_params(), PARAMETERS[1]: dense.count_params(),
+                       "forward MFLOP per image": cost.forward_flops(cosine) / 1e6, "epochs": epochs,
+                       "trials": trials}
     keras.backend.clear_session()
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "source"
     return frame
+
+
+def network_cells(frame):
+    """:func:`network_frame` written for a page: parameters with thousands separators
+    (``357,984``), MFLOP with one decimal."""
+    out = frame.copy()
+    for column in PARAMETERS:
+        out[column] = [f"{int(v):,}" for v in frame[column]]
+    out["forward MFLOP per image"] = [f"{v:,.1f}" for v in frame["forward MFLOP per image"]]
+    return out
+
+
+def network_lines(frame, spec):
+    """What :func:`network_frame` means for the run ``spec``, in two sentences: how many times
+    the FLOPs per image of ours the paper's network costs, and how long it would train on this
+    project's CPU (:func:`paper_network_on_cpu`)."""
+    flops = frame["forward MFLOP per image"].to_numpy()
+    return [f"The paper's network costs {flops[1] / flops[0]:.0f} times the FLOPs per image of ours.",
+            paper_network_on_cpu(spec)]
+
+
+def paper_network_on_cpu(spec):
+    """One sentence: how long the paper's network (:data:`PAPER_NETWORK`) would train on this
+    project's 2-core CPU in place of the network of the protocol run ``spec``: one epoch (its
+    training images and the validation pass) and all the run's planned trainings at its epochs,
+    from the FLOPs counted from the network's layers (:func:`camri_utils.cost.protocol_estimate`)
+    at the FLOP rate measured for its training step (``benchmarks/RESULTS.md``,
+    :func:`camri_utils.cost.measured_cpu_rate`: the rate the chapters' Colab cost cell uses);
+    where that measurement cannot be had, that it cannot."""
+    import dataclasses
+
+    from camri_utils import cost
+
+    try:
+        cpu = cost.measured_cpu_rate()
+    except (OSError, ValueError) as exc:
+        return f"How long the paper's network would train on the CPU is not known here: {exc}"
+    paper = cost.protocol_estimate(dataclasses.replace(spec, model=PAPER_NETWORK, feature_dim=None))
+    rate = cpu["flops_per_s"]
+    return (f"At the speed measured for the paper's training step on {cpu['machine']} ({rate / 1e9:.0f} "
+            f"GFLOP/s, {cpu['date']}, benchmarks/RESULTS.md), one epoch of the paper's network "
+            f"({paper.train_images:,} training images, {paper.eval_images:,} validated) would take about "
+            f"{paper.epoch_flops / rate / 60:.0f} minutes there, and the CPU-scale run's {paper.runs} trainings of "
+            f"{paper.epochs} epochs about {paper.total_flops / rate / 86400:.0f} days.")
 
 
 SHORT_SOURCES = ("paper", "this book")
@@ -202,8 +256,10 @@ def paper_table(dataset):
 
 
 def _ours_cell(summary, method, role):
-    """One cell of ours: ``0.7919 (0.8821)``, with ``n = 2 of 5`` where seeds are missing;
-    ``-`` (no setting kept accuracy), ``- (runs missing)``, ``not run`` (not in the preset)."""
+    """One cell of ours in the paper's format (:func:`paper_cell`): ``.7919 (.8821)``, with
+    ``n = 2 of 5`` where seeds are missing; without a chosen setting, as
+    :func:`camri_utils.protocol.report.empty_cell` says: ``-`` (no setting kept accuracy),
+    ``no run yet (0 of 30)``, ``- (12 of 30 recorded)``; ``not run`` (not in the preset)."""
     table = summary.table
     rows = table[(table.method == method) & (table.role == role)]
     if rows.empty:
@@ -212,10 +268,14 @@ def _ours_cell(summary, method, role):
     if row["setting"] == "not run":
         return "not run"
     if row["setting"] == "-" or pd.isna(row.get("recall_mean")):
-        return "-" if cell_complete(summary.status, method, row["class"]) else "- (runs missing)"
-    cell = f"{row['recall_mean']:.4f} ({row['accuracy_mean']:.4f})"
+        return empty_cell(cell_runs(summary.status, method, row["class"]))
+    cell = paper_cell((row["recall_mean"], row["accuracy_mean"]))
     seeds = seeds_text(row)
     return cell if seeds.startswith("n=") else f"{cell}; {seeds}"
+
+
+def _empty_reason(summary, method, c):
+    return empty_reason(cell_runs(summary.status, method, c))
 
 
 def _roles(summary):
@@ -228,10 +288,11 @@ def _roles(summary):
 def table_1(summary, dataset=None):
     """The paper's Table 1 and ours side by side, in its layout: one row per method and source
     (:data:`PAPER_LABEL`, :func:`ours_label`), one column per role (worst1, worst2, median), each
-    cell the important class's test recall (accuracy), means over trials and seeds. Methods of
-    the paper first, then ours that the paper has not (their paper cell: ``not in the paper``).
-    ``-``: no setting kept accuracy; ``not run``: the preset trains no setting of it for that
-    role. ``attrs``: ``classes`` ({role: (class, name)}, ours; the poster does not name its
+    cell the important class's test recall (accuracy), means over trials and seeds, both in the
+    paper's format (:func:`paper_cell`). Methods of the paper first, then ours that the paper has
+    not (their paper cell: ``not in the paper``). ``-``: no setting kept accuracy; ``not run``:
+    the preset trains no setting of it for that role; while runs are missing, ``no run yet (0 of
+    30)`` and ``- (12 of 30 recorded)`` (:func:`camri_utils.protocol.report.empty_cell`). ``attrs``: ``classes`` ({role: (class, name)}, ours; the poster does not name its
     classes) and ``progress`` (:func:`progress_text`). ``dataset`` (default: the summary's) must
     be the summary's."""
     spec = summary.spec
@@ -261,7 +322,8 @@ def gain_table(summary):
     """Per method of the paper and role: the paper's recall gain over CE (its means' difference;
     NaN where either is '-'), and ours: the mean paired (same seed) gain with its Student-t 95%
     interval and seeds (NaN where undefined: '-', not run, one seed for the interval). Columns
-    method, role, paper_gain, gain, gain_low, gain_high, n, n_planned, cell (ours, in words)."""
+    method, role, paper_gain, gain, gain_low, gain_high, n, n_planned, cell (ours, as
+    :func:`table_1` shows it) and why (ours undefined, in words; '' where defined)."""
     paper = PAPER_TABLE_1[summary.spec.dataset]
     table = summary.table
     rows = []
@@ -274,9 +336,13 @@ def gain_table(summary):
             defined = row["setting"] not in ("-", "not run") and not pd.isna(row.get("recall_mean"))
             gain = [row.get(k, np.nan) for k in ("recall_gain", "gain_ci_low", "gain_ci_high")] if defined \
                 else [np.nan] * 3
+            cell = _ours_cell(summary, method, role)
+            why = ("" if defined and not pd.isna(gain[0]) else
+                   "not run (the preset trains no setting of it for this role)" if row["setting"] == "not run" else
+                   _empty_reason(summary, method, summary.selection.important[role]) if not defined else cell)
             rows.append({"method": method, "role": role, "paper_gain": paper_gain, "gain": gain[0],
                          "gain_low": gain[1], "gain_high": gain[2], "n": int(row.get("n_seeds", 0) or 0),
-                         "n_planned": int(row.get("n_planned", 0) or 0), "cell": _ours_cell(summary, method, role)})
+                         "n_planned": int(row.get("n_planned", 0) or 0), "cell": cell, "why": why})
     return pd.DataFrame(rows)
 
 
@@ -295,10 +361,7 @@ def gain_lines(summary):
             ours = f" {_points(row['gain'], row['gain_low'], row['gain_high'])} ({n}"
             ours += ", one seed: no interval)" if np.isnan(row["gain_low"]) else ")"
         else:
-            ours = ": " + {"not run": "not run (the preset trains no setting of it for this role)",
-                           "-": "no setting kept validation accuracy",
-                           "- (runs missing)": "no recorded setting kept validation accuracy (runs missing)"}.get(
-                row["cell"], row["cell"])
+            ours = ": " + row["why"]
         lines.append(f"{head}: recall gain over CE in points, paper{paper}; ours{ours}.")
     return lines
 
@@ -306,8 +369,9 @@ def gain_lines(summary):
 def tradeoff(ax, summary, folder, role, legend=True):
     """Chapter 7's recall-accuracy figure (:func:`camri_utils.plots.draw_tradeoff`) for ``role``
     of the protocol run in ``folder``: the exact test threshold curves of CE and of normalized
-    softmax at each scale (mean over the recorded seeds, from the stored scores), each method's
-    chosen setting and every CAMRI setting."""
+    softmax at each recorded scale (mean over the recorded seeds, from the stored scores; each
+    curve's legend entry says how many: ``CE + threshold (n = 5)``, ``NormSoftmax + threshold
+    (s = 16, n = 3 of 5)``), each method's chosen setting and every CAMRI setting."""
     from camri_utils import plots, protocol
 
     sel = summary.selection
@@ -316,8 +380,16 @@ def tradeoff(ax, summary, folder, role, legend=True):
     c = sel.important[role]
     frame = protocol.records_frame(summary.records, sel.important)
     curves = protocol.threshold_curve_frames(summary.records, c, lambda r: protocol.load_scores(folder, r), "test")
+    planned = len(summary.spec.seeds)
+    curves = {_with_seeds(label, curve.attrs["n"], planned): curve for label, curve in curves.items()}
     return plots.draw_tradeoff(ax, frame, sel, role, class_name=_class_names(summary).get(c), curves=curves,
                                legend=legend)
+
+
+def _with_seeds(label, n, planned):
+    """``CE + threshold (n = 5)``, ``NormSoftmax + threshold (s = 16, n = 3 of 5)``."""
+    seeds = seeds_text({"n_seeds": n, "n_planned": planned}).replace("n=", "n = ")
+    return f"{label[:-1]}, {seeds})" if label.endswith(")") else f"{label} ({seeds})"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -336,9 +408,10 @@ def verdicts(summary):
     """For each role and each method of :data:`VERDICT_METHODS`, its chosen setting against
     threshold moving on CE's curve and on its control's (normalized softmax at the same scale):
     one row per (role, method, reference) with ``verdict`` (above, not told apart, below, as
-    :func:`camri_utils.protocol.curves.verdict`; or why there is none: ``not run``, ``no setting
-    kept accuracy``, ``no control``, ``undefined``), ``why`` (the reason in words, '' when there
-    is a verdict), ``resolved`` (a verdict resting on an interval: at least 2 seeds), and, where
+    :func:`camri_utils.protocol.curves.verdict`; or why there is none: ``not run``, ``no run
+    yet`` (none of its planned runs for the role is recorded), ``no setting kept accuracy`` (none
+    of the recorded settings kept it), ``no control``, ``undefined``), ``why`` (the reason in
+    words, :func:`camri_utils.protocol.report.empty_reason`; '' when there is a verdict), ``resolved`` (a verdict resting on an interval: at least 2 seeds), and, where
     defined, the columns of the report's comparison table (gaps with paired t intervals)."""
     sel, table, comp = summary.selection, summary.table, summary.comparison
     rows = []
@@ -352,10 +425,9 @@ def verdicts(summary):
                 if setting == "not run":
                     row.update(verdict="not run", why="the preset trains no setting of it for this role")
                 elif setting == "-" or sel.chosen.get((method, role)) is None:
-                    complete = cell_complete(summary.status, method, c)
-                    row.update(verdict="no setting kept accuracy",
-                               why="no setting kept validation accuracy" if complete
-                               else "no recorded setting kept validation accuracy (runs missing)")
+                    runs = cell_runs(summary.status, method, c)
+                    none = runs is not None and runs[0] == 0 and runs[1]  # known: none recorded of those planned
+                    row.update(verdict="no run yet" if none else "no setting kept accuracy", why=empty_reason(runs))
                 else:
                     params = sel.chosen[(method, role)].params
                     row["setting"] = setting_key(params)
@@ -426,7 +498,7 @@ def verdict_lines(summary):
         head = f"{row['role']} ({names.get(c, c)}), {row['method']}"
         if row["setting"]:
             head += f" ({setting_text(row['setting'])})"
-        if row["verdict"] in ("not run", "no setting kept accuracy"):
+        if row["verdict"] in ("not run", "no run yet", "no setting kept accuracy"):
             if row["reference"] == "CE":  # one line per method is enough
                 lines.append(f"{head}: {row['why']}; nothing to compare.")
             continue
@@ -450,18 +522,25 @@ def fashion_mnist_answer(summary):
     trade-off; CAMRI's chosen setting is not told apart from its control's threshold curve)
     hold on this dataset? Computed from :func:`verdicts` of CAMRI against its control, per role
     where it rests on an interval (at least 2 seeds); the roles where it is undefined are named
-    with why, and an incomplete run is said to be one."""
+    with why (roles with the same reason together, and once for all where no CAMRI run is
+    recorded yet), and an incomplete run is said to be one."""
     name = DATASET_NAMES.get(summary.spec.dataset, summary.spec.dataset)
+    question = f"Does the Fashion-MNIST answer hold on {name}?"
     rows = verdicts(summary)
     camri = rows[(rows.method == "CAMRI") & (rows.reference == "control")].to_dict("records")
     decided = [r for r in camri if r["resolved"] and r["verdict"] in ("above", "not told apart", "below")]
     undecided = [r for r in camri if r not in decided]
-    progress = progress_text(summary)
+    progress = f" {progress_text(summary)}: the answer may change." if progress_text(summary) else ""
+    if camri and all(r["verdict"] == "no run yet" for r in camri):
+        return (f"{question} Not answerable yet: no CAMRI run is recorded for any role "
+                f"({_camri_planned(summary)}).{progress}")
+    why = {}
+    for r in undecided:
+        why.setdefault(r["why"] or r["verdict"], []).append(r["role"])
     tail = ""
-    if undecided:
-        tail += " Undefined for " + "; ".join(f"{r['role']} ({r['why'] or r['verdict']})" for r in undecided) + "."
-    if progress:
-        tail += f" {progress}: the answer may change."
+    if why:
+        tail = " Undefined for " + "; ".join(f"{_and(roles)} ({text})" for text, roles in why.items()) + "."
+    tail += progress
 
     def cite(r):
         return (f"{r['role']} {setting_text(r['setting'])}: accuracy at the same recall "
@@ -470,17 +549,27 @@ def fashion_mnist_answer(summary):
                 "out of sample")
 
     if not decided:
-        return (f"Does the Fashion-MNIST answer hold on {name}? Not answerable from these records: no CAMRI setting "
-                f"has a verdict against its control resting on two or more seeds.{tail}")
+        return (f"{question} Not answerable from these records: no CAMRI setting has a verdict against its control "
+                f"resting on two or more seeds.{tail}")
     off = [r for r in decided if r["verdict"] != "not told apart"]
     if not off:
-        return (f"Does the Fashion-MNIST answer hold on {name}? Yes, in {len(decided)} of {len(camri)} roles: CAMRI's "
-                "chosen setting is not told apart from its control's threshold curve (the margin moves along its "
-                "own head's trade-off): " + "; ".join(cite(r) for r in decided) + f".{tail}")
-    return (f"Does the Fashion-MNIST answer hold on {name}? No: CAMRI's chosen setting is "
+        return (f"{question} Yes, in {len(decided)} of {len(camri)} roles: CAMRI's chosen setting is not told apart "
+                "from its control's threshold curve (the margin moves along its own head's trade-off): "
+                + "; ".join(cite(r) for r in decided) + f".{tail}")
+    return (f"{question} No: CAMRI's chosen setting is "
             + "; ".join(f"{r['verdict']} its control's threshold curve for {cite(r)}" for r in off)
             + (f"; not told apart for " + "; ".join(cite(r) for r in decided if r not in off)
                if len(off) < len(decided) else "") + f".{tail}")
+
+
+def _and(items):
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _camri_planned(summary):
+    """'0 of 40 planned': CAMRI's runs of every role (where none is recorded yet)."""
+    return f"0 of {sum(t for (method, _), (_, t) in summary.status.items() if method == 'CAMRI')} planned"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -286,6 +286,32 @@ def test_cpu_hours_is_the_session_estimate_at_the_measured_rate():
     assert comparison.cpu_hours(exp) == pytest.approx(comparison.session_estimate(exp).total_flops / rate / 3600)
 
 
+def test_counts_text_says_balanced_or_names_the_rarest():
+    names = [f"c{k}" for k in range(4)]
+    assert comparison.counts_text([5000] * 4, names) == "The training set is balanced: 5,000 images per class."
+    text = comparison.counts_text([300, 2250, 210, 210], names, rarest=3)
+    assert text == "Rarest classes: 2 c2 (210); 3 c3 (210); 0 c0 (300). Most common: 1 c1 (2,250)."
+    with pytest.raises(ValueError, match="no class"):
+        comparison.counts_text([], [])
+
+
+def test_chapter_10_says_which_setting_each_part_uses():
+    """The authors' setting is the Colab experiment's; the CPU-scale run sweeps its preset's grid
+    (the intro's margins and scales are the preset's)."""
+    from camri_utils import protocol
+
+    intro = _notebook("10_cifar10").cells[0].source
+    assert "this chapter's Colab experiment\nuses exactly that" in intro
+    grid = protocol.preset("cifar10", "cpu").camri_grid
+    margins = sorted({round(g["margin"] * 64 / math.pi) for g in grid})
+    scales = sorted({g["scale"] for g in grid})
+    assert "$m \\in \\{" + ", ".join(map(str, margins)) + "\\}\\pi/64$" in intro
+    assert " and ".join(f"$s = {s:g}$" for s in scales) in intro
+    for stem in ("10_cifar10", "11_gtsrb"):  # the data copies: checked by counts (and statistics), no checksum
+        box = _notebook(stem).cells[0].source
+        assert "verified copy" not in box and "not by a checksum" in box
+
+
 def test_have_says_what_is_not_shown(capsys):
     assert comparison.have(object(), "learning curves") is True and capsys.readouterr().out == ""
     assert comparison.have(None, "learning curves") is False

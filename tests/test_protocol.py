@@ -141,7 +141,7 @@ def test_quick_profile_end_to_end_through_the_cli(tmp_path, fixture_data, capsys
     partial = protocol.report(out)
     assert "**Incomplete: " in partial.splitlines()[2] and "WCE (class" in partial.splitlines()[2]
     row = next(line for line in partial.splitlines() if line.startswith("| WCE |"))
-    assert "- (runs missing)" in row
+    assert "no run yet (0 of 1)" in row  # its one seed's run, for that class
 
 
 def test_interrupted_sweep_loses_and_duplicates_nothing(tmp_path, fixture_data, monkeypatch):

@@ -68,11 +68,12 @@ def test_table_1_holds_the_papers_numbers_and_ours_in_its_layout(summary):
     # Ours: WCE trains on worst1 only (role_grids), CRWWCE not at all: 'not run', never '-'.
     assert table.loc[("WCE", ours), "worst2"] == "not run" and table.loc[("CRWWCE", ours)].tolist() == ["not run"] * 3
     assert table.loc[("NormSoftmax", paper)].tolist() == ["not in the paper"] * 3
-    # Our CAMRI cell from the chosen setting's records, by hand.
+    # Our CAMRI cell from the chosen setting's records, by hand, in the paper's format (".7919 (.8821)").
     for role, c in summary.selection.important.items():
         runs = _chosen_records(summary, "CAMRI", role)
-        expected = f"{np.mean([r['recall'][c] for r in runs]):.4f} ({np.mean([r['accuracy'] for r in runs]):.4f})"
-        assert table.loc[("CAMRI", ours), role] == expected
+        recall, accuracy = (f"{v:.4f}".lstrip("0") for v in (np.mean([r["recall"][c] for r in runs]),
+                                                              np.mean([r["accuracy"] for r in runs])))
+        assert table.loc[("CAMRI", ours), role] == f"{recall} ({accuracy})"
     assert table.attrs["progress"] == ""
     assert {role: c for role, (c, _) in table.attrs["classes"].items()} == summary.selection.important
 
@@ -191,8 +192,10 @@ def test_tradeoff_draws_chapter_7s_figure_from_the_folder(summary, folder):
     assert set(curves) == {"CE + threshold", "NormSoftmax + threshold (s = 16)", "NormSoftmax + threshold (s = 8)"}
     drawn = {line.get_label(): line for line in ax.lines}
     for label, curve in curves.items():
-        line = next(v for k, v in drawn.items() if k.startswith(label))
+        line = next(v for k, v in drawn.items() if k.startswith(label.removesuffix(")")))
         np.testing.assert_array_equal(line.get_xdata(), curve["accuracy"].to_numpy())
+    # Each curve's legend entry says the seeds it is the mean of: all of them here.
+    assert "CE + threshold (n = 2)" in drawn and "NormSoftmax + threshold (s = 16, n = 2)" in drawn
     assert ax.get_title() == f"worst1: class {c} ({summary.records[0]['class_names'][c]})"
     with pytest.raises(ValueError, match="role must be one of"):
         replication.tradeoff(ax, summary, folder, "worst3")
@@ -209,16 +212,40 @@ def test_network_frame_counts_both_networks_from_their_layers():
     assert (ours.network, ours.epochs, ours.trials) == ("cpu_cnn_m", spec.epochs, 5)
     # GTSRB: 43 classes at 32x32; the paper states no epochs for it.
     model = models.build("cpu_cnn_m", (32, 32, 3), 43, feature_dim=spec.feature_dim)
-    assert ours.parameters == model.count_params()
+    cosine, dense = replication.PARAMETERS
+    assert ours[cosine] == model.count_params()
+    # CE's dense head: the same kernel plus one bias per class (the pilot counted CE's network).
+    assert ours[dense] - ours[cosine] == 43 and paper[dense] - paper[cosine] == 43
     assert ours["forward MFLOP per image"] == pytest.approx(cost.forward_flops(model) / 1e6, rel=1e-12)
     assert paper["forward MFLOP per image"] == pytest.approx(cost.model_flops("paper_cnn", "gtsrb") / 1e6, rel=1e-12)
     assert (paper.network, paper.epochs, paper.trials) == ("paper_cnn", "not stated", 10)
     assert replication.network_frame(protocol.preset("cifar10", "cpu")).iloc[1].epochs == 300
+    cells = replication.network_cells(frame)
+    assert cells[cosine].tolist() == [f"{int(v):,}" for v in frame[cosine]] and "," in cells.iloc[0][cosine]
+    assert cells["forward MFLOP per image"].tolist() == [f"{v:,.1f}" for v in frame["forward MFLOP per image"]]
+
+
+def test_network_lines_time_the_papers_network_at_the_measured_rate():
+    from camri_utils import cost
+
+    spec = protocol.preset("cifar10", "cpu")
+    frame = replication.network_frame(spec)
+    ratio, cpu = replication.network_lines(frame, spec)
+    flops = frame["forward MFLOP per image"]
+    assert f"costs {flops.iloc[1] / flops.iloc[0]:.0f} times the FLOPs" in ratio
+    # By hand: (3 passes per training image + 1 per validated image) x the paper CNN's forward FLOPs,
+    # at the rate of benchmarks/RESULTS.md's paper-CNN step; the chapters' Colab cost cell uses the same rate.
+    rate = cost.measured_cpu_rate()["flops_per_s"]
+    epoch_s = (3 * 45000 + 5000) * cost.model_flops("paper_cnn", "cifar10", 32) / rate
+    assert "(45,000 training images, 5,000 validated)" in cpu
+    assert f"about {epoch_s / 60:.0f} minutes there" in cpu
+    assert f"65 trainings of 20 epochs about {65 * 20 * epoch_s / 86400:.0f} days" in cpu
 
 
 def test_not_recorded_text_names_the_command_or_why_there_is_none():
     text = replication.not_recorded_text("gtsrb", "results/gtsrb-cpu")
     assert "has not been recorded yet" in text and "`results/gtsrb-cpu`" in text
+    assert text.endswith(replication.paper_network_on_cpu(protocol.preset("gtsrb", "cpu")))
     assert "camri protocol --dataset gtsrb --profile cpu" in text and "--output results/gtsrb-cpu" in text
     awa2 = replication.not_recorded_text("awa2", "results/awa2-cpu")
     assert "No run of this book is stored for AwA2" in awa2 and "13 GB" in awa2 and "fixtures" in awa2
@@ -385,3 +412,102 @@ def test_an_incomplete_folder_says_so_everywhere(folder, tmp_path):
     assert lines[0].startswith("Incomplete: ") and "the answer may change" in replication.fashion_mnist_answer(
         incomplete)
     assert any("n = 1 of 2" in label for label in replication.confusions(incomplete, "worst1").index.get_level_values(0))
+
+
+def _without(folder, tmp_path, drop):
+    """A copy of the fixture folder without the runs whose record ``drop`` accepts (what a
+    run in progress holds), summarized."""
+    import json
+
+    part = tmp_path / "part"
+    shutil.copytree(folder, part, ignore=shutil.ignore_patterns(".locks"))
+    for path in sorted((part / "runs").glob("*.json")):
+        if drop(json.loads(path.read_text())):
+            path.unlink()
+            path.with_suffix(".npz").unlink()
+    return part, replication.summarize(part, "cifar10", accuracy_k=K_ALL)
+
+
+def test_a_method_with_no_run_recorded_is_not_a_selection_failure(folder, tmp_path):
+    """No CAMRI run recorded yet: every page says so, with the planned count, once per role
+    (never 'no setting kept accuracy', never doubled brackets)."""
+    _, none = _without(folder, tmp_path, lambda r: r["method"] == "CAMRI")
+    planned = {c: t for (m, c), (d, t) in none.status.items() if m == "CAMRI"}
+    # The fixture's plan: two CAMRI settings x 2 seeds on worst1, the authors' setting on worst2 and median.
+    important = none.selection.important
+    assert planned[important["worst1"]] == 4 and planned[important["median"]] == 2
+    ours = replication.table_1(none).xs(replication.ours_label(none.spec), level="source")
+    for role, c in important.items():
+        assert ours.loc["CAMRI", role] == f"no run yet (0 of {planned[c]})"
+    rows = replication.verdicts(none)
+    camri = rows[rows.method == "CAMRI"]
+    assert (camri.verdict == "no run yet").all()
+    assert camri.why.str.fullmatch(r"no run recorded yet, 0 of \d+ planned").all()
+    lines = replication.verdict_lines(none)
+    line = next(x for x in lines if x.startswith("worst1 (") and ", CAMRI:" in x)
+    assert line.endswith(f": no run recorded yet, 0 of {planned[important['worst1']]} planned; nothing to compare.")
+    answer = replication.fashion_mnist_answer(none)
+    assert answer == ("Does the Fashion-MNIST answer hold on CIFAR-10? Not answerable yet: no CAMRI run is recorded for "
+                      f"any role (0 of {sum(planned.values())} planned). {replication.progress_text(none)}: the answer "
+                      "may change.")
+    gains = [x for x in replication.gain_lines(none) if ", CAMRI:" in x]
+    assert all("ours: no run recorded yet, 0 of " in x for x in gains)
+    for text in (answer, *lines, *gains):
+        assert "((" not in text and "))" not in text, text
+    # The others are still there, and say nothing of CAMRI.
+    assert ours.loc["CE", "worst1"][0] == "."
+
+
+def test_a_method_partly_recorded_says_how_much(folder, tmp_path):
+    """Some of CAMRI's worst1 runs recorded, none of them kept accuracy: '- (k of N recorded)',
+    and the answer names each role's reason once."""
+    # One of worst1's two CAMRI settings (the one at s = 8, worst1's only), both seeds.
+    _, part = _without(folder, tmp_path, lambda r: r["method"] == "CAMRI" and r["params"]["scale"] == 8.0)
+    c = part.selection.important["worst1"]
+    done, total = part.status[("CAMRI", c)]
+    assert (done, total) == (2, 4)
+    dashed = _dash(part, "CAMRI", "worst1")
+    ours = replication.table_1(dashed).xs(replication.ours_label(part.spec), level="source")
+    assert ours.loc["CAMRI", "worst1"] == "- (2 of 4 recorded)"
+    row = replication.verdicts(dashed).set_index(["role", "method", "reference"]).loc[("worst1", "CAMRI", "CE")]
+    assert row.verdict == "no setting kept accuracy"
+    assert row.why == "no recorded setting kept validation accuracy, 2 of 4 planned runs recorded"
+    answer = replication.fashion_mnist_answer(dashed)
+    assert "Undefined for worst1 (no recorded setting kept validation accuracy, 2 of 4 planned runs recorded)." in answer
+    assert answer.count("Undefined for") == 1 and "((" not in answer
+
+
+def test_roles_with_one_reason_are_named_together(summary):
+    dashed = _dash(_dash(summary, "CAMRI", "worst1"), "CAMRI", "median")
+    answer = replication.fashion_mnist_answer(dashed)
+    assert "Undefined for worst1 and median (no setting kept validation accuracy)." in answer
+
+
+def test_a_curve_of_missing_seeds_says_so_in_the_legend(folder, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part, missing = _without(folder, tmp_path, lambda r: r["method"] == "NormSoftmax" and r["seed"] == 1
+                             and r["params"]["scale"] == 16.0)
+    fig, ax = plt.subplots()
+    replication.tradeoff(ax, missing, part, "worst1")
+    labels = {line.get_label() for line in ax.lines}
+    assert "CE + threshold (n = 2)" in labels and "NormSoftmax + threshold (s = 16, n = 1 of 2)" in labels
+    assert "NormSoftmax + threshold (s = 8, n = 2)" in labels
+    plt.close(fig)
+
+
+def test_the_report_counts_the_runs_behind_an_empty_cell():
+    from camri_utils.protocol.report import cell_runs, empty_cell, empty_reason
+
+    status = {("CE", None): (5, 5), ("ArcFace", None): (0, 5), ("CAMRI", 3): (12, 30), ("WCE", 3): (5, 5)}
+    assert cell_runs(status, "ArcFace", 3) == (0, 5) and empty_cell((0, 5)) == "no run yet (0 of 5)"
+    assert cell_runs(status, "CAMRI", 3) == (12, 30) and empty_cell((12, 30)) == "- (12 of 30 recorded)"
+    assert empty_cell(cell_runs(status, "WCE", 3)) == "-" and empty_reason((5, 5)) == "no setting kept validation accuracy"
+    assert cell_runs(status, "CE + threshold", 3) == (5, 5)  # the post-hoc row counts CE's runs
+    assert cell_runs({}, "CAMRI", 3) is None and empty_cell(None) == "-"  # no plan: a '-' is final
+    waiting = {("CE", None): (3, 5), ("class-specific", None): (0, 40)}
+    assert cell_runs(waiting, "CAMRI", 3) == (None, None) and empty_cell((None, None)) == "- (CE runs missing)"
+    assert "once every CE run is recorded" in empty_reason((None, None))

@@ -23,7 +23,8 @@ from camri_utils.protocol.store import load_records, load_scores, read_spec
 
 __all__ = ["Summary", "WaitingForCE", "summarize", "report", "current_records", "spec_methods", "setting_text",
            "convergence", "reference_curves", "threshold_curve_frames", "curve_comparisons", "comparison_table",
-           "comparison_cells", "out_of_sample_cells", "plan_status", "REFERENCES", "cell_complete", "seeds_text"]
+           "comparison_cells", "out_of_sample_cells", "plan_status", "REFERENCES", "cell_complete", "cell_runs",
+           "empty_cell", "empty_reason", "seeds_text"]
 
 
 @dataclass
@@ -103,12 +104,16 @@ def threshold_curve_frames(records, c, load_scores, split="test"):
     """For figures: the mean exact threshold curve over seeds (one bias for all seeds) of CE and
     of normalized softmax at each scale, for class ``c`` on ``split``: {label: DataFrame of
     bias, accuracy, recall, precision}, labelled "CE + threshold" and
-    "NormSoftmax + threshold (s = 8)"."""
+    "NormSoftmax + threshold (s = 8)"; each frame's ``attrs["n"]``: the seeds it is the mean of."""
     groups = {}
     for key, curve in reference_curves(records, c, load_scores, split).items():
         label = "CE + threshold" if key[0] == "CE" else f"NormSoftmax + threshold (s = {key[1]:g})"
         groups.setdefault(label, []).append(curve)
-    return {label: curves.mean_curve(group) for label, group in groups.items()}
+    out = {}
+    for label, group in groups.items():
+        out[label] = curves.mean_curve(group)
+        out[label].attrs["n"] = len(group)
+    return out
 
 
 def _reference(method, params, seed, ref):
@@ -403,24 +408,63 @@ def seeds_text(row):
     return f"n={n}" if n >= planned else f"n = {n} of {planned}"
 
 
-def cell_complete(status, method, c):
-    """Are all planned runs behind a table cell recorded?"""
+_SOURCES = {"CE + threshold": "CE", "NormSoftmax + threshold": "NormSoftmax", "CE + logit adjustment": "CE",
+            "LDAM-DRW": "LDAM"}  # a post-hoc or variant row counts the runs it is made from
+
+
+def cell_runs(status, method, c):
+    """(recorded, planned) runs of ``method`` behind a table cell for class ``c`` (the shared
+    runs where the method's runs do not depend on the class), from :func:`plan_status`;
+    ``(None, None)`` where the plan cannot count them yet (class-specific runs, planned once
+    every CE run is recorded); None where nothing is planned (``status`` empty: a folder
+    without a plan)."""
     if not status:
-        return True
-    source = {"CE + threshold": "CE", "NormSoftmax + threshold": "NormSoftmax", "CE + logit adjustment": "CE",
-              "LDAM-DRW": "LDAM"}.get(method, method)
+        return None
+    source = _SOURCES.get(method, method)
     for key in ((source, c), (source, None)):
         if key in status:
-            return status[key][0] >= status[key][1]
-    return ("class-specific", None) not in status
+            return status[key]
+    return (None, None) if ("class-specific", None) in status else None
 
 
-def _cell(row, complete=True):
+def cell_complete(status, method, c):
+    """Are all planned runs behind a table cell recorded?"""
+    runs = cell_runs(status, method, c)
+    return runs is None or (runs[1] is not None and runs[0] >= runs[1])
+
+
+def empty_cell(runs):
+    """A table cell with no chosen setting, given its :func:`cell_runs`: ``-`` (every planned run
+    recorded, and no setting kept accuracy), ``no run yet (0 of 30)`` (none recorded),
+    ``- (12 of 30 recorded)`` (no recorded setting kept accuracy so far), or ``- (CE runs
+    missing)`` (the class-specific runs cannot be counted yet)."""
+    if runs is None or (runs[1] is not None and runs[0] >= runs[1]):
+        return "-"
+    done, planned = runs
+    if planned is None:
+        return "- (CE runs missing)"
+    return f"no run yet (0 of {planned})" if done == 0 else f"- ({done} of {planned} recorded)"
+
+
+def empty_reason(runs):
+    """Why a cell has no chosen setting, in words (:func:`empty_cell`'s cases), without
+    parentheses, so that it can stand inside a sentence's brackets."""
+    if runs is None or (runs[1] is not None and runs[0] >= runs[1]):
+        return "no setting kept validation accuracy"
+    done, planned = runs
+    if planned is None:
+        return "no setting chosen yet: the class-specific runs are planned once every CE run is recorded"
+    if done == 0:
+        return f"no run recorded yet, 0 of {planned} planned"
+    return f"no recorded setting kept validation accuracy, {done} of {planned} planned runs recorded"
+
+
+def _cell(row, runs=None):
     if row.get("setting") == "not run":
         return "not run"
     if row.get("setting") == "-" or pd.isna(row.get("recall_mean")):
         # '-' says no setting kept accuracy only where every planned run is there.
-        return "-" if complete else "- (runs missing)"
+        return empty_cell(runs)
     cell = (f"{row['recall_mean']:.4f} ± {row['recall_std']:.4f} ({row['accuracy_mean']:.4f}); "
             f"prec {row['precision_mean']:.3f}; {seeds_text(row)}")
     if row["method"] != "CE" and not pd.isna(row.get("recall_gain")):
@@ -611,7 +655,7 @@ def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None
             "| method | " + " | ".join(roles) + " |", "| --- |" + " --- |" * len(roles)]
     for method in table_methods(records, expected):
         cells = [_cell(table[(table.method == method) & (table.role == role)].iloc[0].to_dict(),
-                       cell_complete(status, method, roles[role])) for role in roles]
+                       cell_runs(status, method, roles[role])) for role in roles]
         head.append(f"| {method} | " + " | ".join(cells) + " |")
     head += ["", "Chosen settings: " + "; ".join(
         f"{r.method} {r.role}: {setting_text(r.setting)}" for r in table.itertuples()
