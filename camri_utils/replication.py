@@ -199,8 +199,16 @@ def paper_network_on_cpu(spec):
     return (f"At the speed measured for the paper's training step on {cpu['machine']} ({rate / 1e9:.0f} "
             f"GFLOP/s, {cpu['date']}, benchmarks/RESULTS.md), one epoch of the paper's network "
             f"({paper.train_images:,} training images, {paper.eval_images:,} validated) would take about "
-            f"{paper.epoch_flops / rate / 60:.0f} minutes there, and the CPU-scale run's {paper.runs} trainings of "
-            f"{paper.epochs} epochs about {paper.total_flops / rate / 86400:.0f} days.")
+            f"{_duration(paper.epoch_flops / rate)} there, and the {paper.runs} planned trainings of {paper.epochs} "
+            f"epoch{'' if paper.epochs == 1 else 's'} about {_duration(paper.total_flops / rate)}.")
+
+
+def _duration(seconds):
+    """``19 minutes``, ``7 hours``, ``17 days``: the unit that keeps the number at least 2."""
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.0f} {unit}"
+    return f"{seconds:.0f} seconds"
 
 
 SHORT_SOURCES = ("paper", "this book")

@@ -239,7 +239,8 @@ def test_network_lines_time_the_papers_network_at_the_measured_rate():
     epoch_s = (3 * 45000 + 5000) * cost.model_flops("paper_cnn", "cifar10", 32) / rate
     assert "(45,000 training images, 5,000 validated)" in cpu
     assert f"about {epoch_s / 60:.0f} minutes there" in cpu
-    assert f"65 trainings of 20 epochs about {65 * 20 * epoch_s / 86400:.0f} days" in cpu
+    assert f"65 planned trainings of 20 epochs about {65 * 20 * epoch_s / 86400:.0f} days" in cpu
+    assert replication._duration(7.4 * 3600) == "7 hours" and replication._duration(90) == "90 seconds"
 
 
 def test_not_recorded_text_names_the_command_or_why_there_is_none():
