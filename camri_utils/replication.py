@@ -300,8 +300,9 @@ def table_1(summary, dataset=None):
     paper's format (:func:`paper_cell`). Methods of the paper first, then ours that the paper has
     not (their paper cell: ``not in the paper``). ``-``: no setting kept accuracy; ``not run``:
     the preset trains no setting of it for that role; while runs are missing, ``no run yet (0 of
-    30)`` and ``- (12 of 30 recorded)`` (:func:`camri_utils.protocol.report.empty_cell`). ``attrs``: ``classes`` ({role: (class, name)}, ours; the poster does not name its
-    classes) and ``progress`` (:func:`progress_text`). ``dataset`` (default: the summary's) must
+    30)`` and ``- (12 of 30 recorded)`` (:func:`camri_utils.protocol.report.empty_cell`).
+    ``attrs``: ``classes`` ({role: (class, name)}, ours; the poster does not name its classes)
+    and ``progress`` (:func:`progress_text`). ``dataset`` (default: the summary's) must
     be the summary's."""
     spec = summary.spec
     _check_dataset(spec, dataset or spec.dataset, "the summary")
@@ -419,8 +420,9 @@ def verdicts(summary):
     :func:`camri_utils.protocol.curves.verdict`; or why there is none: ``not run``, ``no run
     yet`` (none of its planned runs for the role is recorded), ``no setting kept accuracy`` (none
     of the recorded settings kept it), ``no control``, ``undefined``), ``why`` (the reason in
-    words, :func:`camri_utils.protocol.report.empty_reason`; '' when there is a verdict), ``resolved`` (a verdict resting on an interval: at least 2 seeds), and, where
-    defined, the columns of the report's comparison table (gaps with paired t intervals)."""
+    words, :func:`camri_utils.protocol.report.empty_reason`; '' when there is a verdict),
+    ``resolved`` (a verdict resting on an interval: at least 2 seeds), and, where defined, the
+    columns of the report's comparison table (gaps with paired t intervals)."""
     sel, table, comp = summary.selection, summary.table, summary.comparison
     rows = []
     for role, c in sel.important.items():
