@@ -128,7 +128,7 @@ def _cpu_cnn(widths, convs_per_block):
     return build
 
 
-# The CPU-scale candidates of Part III's pilot (results/cifar10-pilot), smallest first.
+# The CPU-scale candidates of Part III's pilots (results/cifar10-pilot, results/gtsrb-pilot), smallest first.
 CPU_CNNS = {"cpu_cnn_s": _cpu_cnn((16, 32, 64), 1), "cpu_cnn_m": _cpu_cnn((32, 64, 128), 1),
             "cpu_cnn_mx2": _cpu_cnn((32, 64, 128), 2)}
 
