@@ -18,13 +18,14 @@ a substitute value.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from camri_utils.protocol import convergence, setting_key
 from camri_utils.replication import DATASET_NAMES, PAPER_EPOCHS, PAPER_METHODS, PAPER_TABLE_1, PAPER_TRIALS
-from camri_utils.stats import paired_t
+from camri_utils.stats import paired_t, signed
 
 __all__ = ["Findings", "points", "count_words", "join_words", "margin_math", "sentence_case"]
 
@@ -35,10 +36,11 @@ ROLE_WORDS = {"worst1": "worst", "worst2": "second-worst", "median": "median"}
 
 def points(mean, low=np.nan, high=np.nan, digits=1, sign=True, unit=""):
     """``+8.4 [+7.7, +9.1]``: a fraction in points (hundredths), with its interval where it has
-    one; ``unit`` (e.g. `` points``) follows the mean: ``+8.4 points [+7.7, +9.1]``."""
-    f = f"{{:{'+' if sign else ''}.{digits}f}}"
-    text = f.format(100 * mean) + unit
-    return text if np.isnan(low) else f"{text} [{f.format(100 * low)}, {f.format(100 * high)}]"
+    one; ``unit`` (e.g. `` points``) follows the mean: ``+8.4 points [+7.7, +9.1]``. Each number
+    by :func:`camri_utils.stats.signed` (one decimal more where it would round to zero)."""
+    f = partial(signed, digits=digits, sign=sign)
+    text = f(100 * mean) + unit
+    return text if np.isnan(low) else f"{text} [{f(100 * low)}, {f(100 * high)}]"
 
 
 def sentence_case(text):
@@ -239,34 +241,71 @@ class Findings:
                        + ", whose gain is at least CAMRI's")
         return text + f" That is {both}, so the paper's ranking of CAMRI above ArcFace, WCE and CRWWCE {verdict}."
 
+    @staticmethod
+    def share(gain, camri):
+        """How much of CAMRI's recall gain ``camri`` another row's ``gain`` reaches: "all" (at
+        least as much), "most" (at least half of a positive gain) or "less" (under half)."""
+        if gain >= camri:
+            return "all"
+        return "most" if camri > 0 and gain >= camri / 2 else "less"
+
+    def _share_words(self, shares):
+        """``{role: share}`` in words: one phrase where every class agrees, else one per group
+        (``all of CAMRI's recall gain or more for Dress and most of it for Shirt``)."""
+        full = {"all": "all of CAMRI's recall gain or more", "most": "most of CAMRI's recall gain",
+                "less": "less than half of CAMRI's recall gain"}
+        short = {"all": "all of it or more", "most": "most of it", "less": "less than half of it"}
+        groups = {w: [r for r in shares if shares[r] == w] for w in full}
+        present = [w for w in full if groups[w]]
+        if len(present) == 1:
+            return full[present[0]]
+        return join_words((full if i == 0 else short)[w] + " for " + join_words(self.name(r) for r in groups[w])
+                          for i, w in enumerate(present))
+
     def cheap(self):
+        """The cheap alternatives' recall gains against CAMRI's; the heading says how much of
+        CAMRI's gain moving CE's threshold reaches (:meth:`share`, per class), and where moving
+        the threshold of the head without a margin reaches all of it."""
         roles = [r for r in self.roles() if self.chosen("CAMRI", r) is not None]
         ce = {r: self.chosen("CE + threshold", r) for r in roles}
         ns = {r: self.chosen("NormSoftmax + threshold", r) for r in roles}
         camri = {r: self.chosen("CAMRI", r).recall_gain for r in roles}
+        shares = {label: {r: self.share(rows[r].recall_gain, camri[r]) for r in roles if rows[r] is not None}
+                  for label, rows in (("CE", ce), ("NS", ns))}
         more = {label: [r for r in roles if rows[r] is not None and rows[r].recall_gain > camri[r]]
                 for label, rows in (("CE", ce), ("NS", ns))}
         scales = sorted({json.loads(ns[r].setting).get("scale") for r in roles if ns[r] is not None})
-        head = ("**But the cheap alternatives gain as much.**" if more["CE"] or more["NS"] else
-                "**The cheap alternatives gain less, at no training cost.**")
+        if shares["CE"]:
+            but = "less" not in shares["CE"].values()
+            head = (f"{'But m' if but else 'M'}oving CE's threshold reaches {self._share_words(shares['CE'])}, at no "
+                    "training cost")
+        else:
+            head = "No bias on CE's logit keeps accuracy"
+        all_ns = [r for r, v in shares["NS"].items() if v == "all"]
+        if all_ns:
+            where = "for every class" if len(all_ns) == len(roles) else f"for {join_words(self.name(r) for r in all_ns)}"
+            head += f", and the head without a margin, moved the same way, all of it or more {where}"
+        head = f"**{head}.**"
 
         def gains(rows):
             defined = [r for r in roles if rows[r] is not None]
             return join_words(points(rows[r].recall_gain) for r in defined) if defined else "nothing (no bias kept " \
                                                                                            "accuracy)"
 
-        def than(rows_more, who):
+        def than(rows_more):
             if not rows_more:
-                return f", less than CAMRI for every class"
+                return ", less than CAMRI for every class"
             if len(rows_more) == len(roles):
-                return f", more than CAMRI for every class"
+                return ", more than CAMRI for every class"
             return f", more than CAMRI for {join_words(self.name(r) for r in rows_more)}"
 
+        against = join_words(points(camri[r]) for r in roles if ce[r] is not None)
         scale = join_words(f"$s = {s:g}$" for s in scales)
         return (f"{head} Moving the threshold of CE (one bias for all seeds, chosen by the same rule on validation) "
-                f"gains {gains(ce)} points at no training cost{than(more['CE'], 'CE') if more['CE'] else ''}, and "
+                f"gains {gains(ce)} points at no training cost"
+                + (f" (CAMRI: {against})" if against else "") + f"{than(more['CE']) if more['CE'] else ''}, and "
                 f"moving the threshold of the cosine head without a margin (normalized softmax at {scale}) gains "
-                f"{gains(ns)}{than(more['NS'], 'NS')}. A recall gain alone cannot tell a better model from one "
+                f"{gains(ns)}{than(more['NS'])}. A recall gain alone cannot tell a better model from one "
                 "that predicts the class more often: each of these rows sits at its own accuracy. Tables 7.1 and "
                 "7.2 compare at the same accuracy or the same recall.")
 
@@ -339,6 +378,34 @@ class Findings:
                         "."))
         return " ".join(parts)
 
+    def _where_measured(self, roles):
+        """One sentence: the head's part is read at the recall of CAMRI's pick, the control
+        model's own row (Table 7.1, the head-alone line) at the control's own recall, with the
+        numbers of both for the first of ``roles`` whose head's part is resolved (else the first)
+        that has a control row; "" where none has."""
+        items = []
+        resolved = [r for r in roles if self.credit(r) in ("head", "both")]
+        for r in resolved + [r for r in roles if r not in resolved]:
+            if items:
+                break
+            scale = self._scale_of(r)
+            key = setting_key({"scale": scale})
+            row = self.row(r, "NormSoftmax", key, "CE")
+            mine = self.per_seed[(self.per_seed.role == r) & (self.per_seed.method == "NormSoftmax")
+                                 & (self.per_seed.setting == key) & (self.per_seed.reference == "CE")]
+            if row is None or "recall" not in mine or mine.recall.isna().all():
+                continue
+            items.append(f"for {self.name(r)} the control at $s = {scale:g}$ itself is "
+                         f"{self._acc(row)} against CE's curve at its own test recall, "
+                         f"{mine.recall.mean():.3f}, where the head's part is read at the pick's, "
+                         f"{self.chosen('CAMRI', r).recall_mean:.3f}")
+        if not items:
+            return ""
+        return ("Where each is measured: the head's part compares the two curves at the recall CAMRI's pick reaches "
+                "(the control moved by its own threshold to get there), the control's row against CE (Table 7.1 and "
+                "the head-alone line above) the control model itself at its own recall, so the two are read at "
+                "different points of the same curves and need not agree: " + items[0] + ".")
+
     def whose_lead(self):
         roles = [r for r in self.roles() if self.credit(r) is not None]
         credit = {r: self.credit(r) for r in roles}
@@ -369,6 +436,9 @@ class Findings:
                 parts.append(f"For {self.name(r)} neither part is resolved: the margin's is {m}, the head's {h}, and "
                              f"the {larger} estimate is the larger; {count_words(int(lead[3]))} seeds cannot tell "
                              "which carries the lead.")
+        where = self._where_measured(roles)
+        if where:
+            parts.append(where)
         controls = [self.pick(r, "control") for r in self.roles()]
         controls = [c for c in controls if c is not None]
         verdicts = {c.verdict for c in controls}
@@ -558,8 +628,11 @@ class Findings:
                 f"tested here: the dataset's few, structured confusions{taken}; a small CNN trained "
                 f"{self.summary.spec.epochs} epochs instead of the paper's CNN trained {epochs}; a selection made on "
                 "validation by a rule fixed in advance. Chapter 8 measures what the margin does to the geometry of "
-                "these runs, and the chapters of Part III give a reader with a GPU the same control and threshold "
-                "baseline on the paper's own datasets.")
+                "these runs. Part III asks the same question on the paper's own datasets: chapters 10 and 11 run "
+                "this protocol, with the same control and threshold baseline, on CIFAR-10 and GTSRB with a network "
+                "sized for this book's CPU (how far each run is recorded, the block at the end of this chapter's "
+                "Summary says; a run gets no verdict before it is complete), and chapters 10 to 12 give a reader "
+                "with a GPU the paper's network on Colab, for one session or for the whole protocol.")
 
     def summary_line(self):
         """The Summary's sentence on this run: where CAMRI's picks lie against CE's threshold moving

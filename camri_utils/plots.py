@@ -5,6 +5,7 @@ protocol's sweep and recall gains (from :mod:`camri_utils.protocol` records)."""
 from __future__ import annotations
 
 import json
+import re
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,7 +15,7 @@ from camri_utils.feature_plane import feature_grid, logits_on_plane
 
 __all__ = ["BOOK_STYLE", "use_book_style", "class_colors", "draw_loss_on_plane", "draw_polar_features", "draw_protocol_sweep", "draw_recall_gains",
            "draw_angle_violins", "draw_weight_angles", "draw_tradeoff",
-           "draw_angle_quantiles", "draw_sweep_grid"]
+           "draw_angle_quantiles", "draw_sweep_grid", "curve_patterns"]
 
 # One colour and marker per method, the same in every figure: methods.style(label), from the registry.
 _METHOD_ORDER = [m.label for m in methods.REGISTRY.values()]
@@ -144,19 +145,46 @@ def _setting_stats(frame, role, x, y):
         x=(x, "mean"), x_sd=(x, "std"), y=(y, "mean"), y_sd=(y, "std"))
 
 
+# The line patterns of one method's threshold curves, one per scale (largest first, as the
+# markers of _SCALE_MARKERS): CE's curve is solid; normalized softmax's are dotted, then
+# dash-dotted, then dashed with dots, so two scales are told apart at a glance, not by shade.
+_CURVE_PATTERNS = (":", (0, (7, 2.5, 1.5, 2.5)), (0, (6, 2, 1, 2, 1, 2)))
+
+
+def _curve_scale(label):
+    """The scale in a curve's label, ``NormSoftmax + threshold (s = 8)`` -> 8.0; None without."""
+    match = re.search(r"\(s = ([0-9.eE+-]+)\)", label)
+    return float(match.group(1)) if match else None
+
+
+def curve_patterns(labels):
+    """{label: line pattern} for threshold curves labelled as
+    :func:`camri_utils.protocol.threshold_curve_frames` labels them: solid for CE's, and for one
+    method's curves at several scales one pattern each of :data:`_CURVE_PATTERNS`, largest scale
+    first (dotted), in the order drawn where there is no scale."""
+    out, by_method = {}, {}
+    for label in labels:
+        method = label.split(" (")[0]
+        if method.startswith("CE"):
+            out[label] = "-"
+        else:
+            by_method.setdefault(method, []).append(label)
+    for method, group in by_method.items():
+        order = sorted(group, key=lambda k: (_curve_scale(k) is None, -(_curve_scale(k) or 0.0)))
+        for k, label in enumerate(order):
+            out[label] = _CURVE_PATTERNS[min(k, len(_CURVE_PATTERNS) - 1)]
+    return out
+
+
 def _draw_threshold_curves(ax, curves, x, y, stats, selection, role, ring_size):
     """The exact threshold-moving curves (``curves``: {label: DataFrame of bias, accuracy,
     recall, precision}, e.g. from :func:`camri_utils.protocol.threshold_curve_frames`), solid
-    for CE, dotted for normalized softmax (one method's second curve, e.g. another scale,
-    paler and thicker, so the legend tells them apart); the bias each post-hoc row chose
-    ringed on it."""
-    seen = {}
+    for CE; normalized softmax's one pattern per scale (:func:`curve_patterns`: dotted, then
+    dash-dotted), named in the legend; the bias each post-hoc row chose ringed on it."""
+    patterns = curve_patterns(list(curves or {}))
     for label, curve in (curves or {}).items():
-        method = label.split(" (")[0]
-        color, _ = methods.style(method)
-        k = seen[method] = seen.get(method, -1) + 1
-        ax.plot(curve[x], curve[y], color=color, lw=1.5 + 0.9 * k, alpha=1.0 if k == 0 else 0.5,
-                ls="-" if method.startswith("CE") else ":", label=label)
+        color, _ = methods.style(label.split(" (")[0])
+        ax.plot(curve[x], curve[y], color=color, lw=1.6, ls=patterns[label], label=label)
     for method in [m for m in dict.fromkeys(stats.index.get_level_values(0)) if m.endswith("+ threshold")]:
         color, _ = methods.style(method)
         best = selection.chosen.get((method, role))
@@ -261,7 +289,7 @@ def draw_protocol_sweep(ax, frame, selection, role, class_name=None, curves=None
     c = selection.important[role]
     ax.set_title(f"{role}: class {c}" + (f" ({class_name})" if class_name else ""))
     ax.set_xlabel(f"{selection.split} accuracy (mean over seeds)")
-    ax.set_ylabel(f"{selection.split} recall of class {c} (mean over seeds)")
+    ax.set_ylabel(f"{selection.split} recall, class {c}")  # short: it must fit the axes' height
     return ax
 
 
@@ -291,7 +319,7 @@ def draw_recall_gains(ax, table, class_names=None):
     names = {c: class_names[c] for c in classes.values()} if class_names else {}
     ax.set_xticks(range(len(roles)), [f"{role}\n({names.get(classes[role], f'class {classes[role]}')})"
                                       for role in roles])
-    ax.set_ylabel("recall gain over CE (paired by seed)")
+    ax.set_ylabel("recall gain over CE")  # paired by seed: the captions say so
     ax.legend(fontsize=9, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return ax
 
@@ -423,7 +451,7 @@ def draw_tradeoff(ax, frame, selection, role, x="accuracy", y="recall", class_na
     c = selection.important[role]
     ax.set_title(f"{role}: class {c}" + (f" ({class_name})" if class_name else ""))
     ax.set_xlabel(f"{_AXIS_NAMES[x]} (mean over seeds)")
-    ax.set_ylabel(f"{_AXIS_NAMES[y]} of class {c}")
+    ax.set_ylabel(f"{_AXIS_NAMES[y]}, class {c}")
     return ax
 
 

@@ -409,8 +409,8 @@ _MARGIN = ("CAMRI", "ArcFace")  # a cosine head with a margin: its control is no
 
 
 def _points(mean, low, high):
-    text = f"{100 * mean:+.2f}"
-    return text if np.isnan(low) else f"{text} [{100 * low:+.2f}, {100 * high:+.2f}]"
+    text = stats.signed(100 * mean, 2)
+    return text if np.isnan(low) else f"{text} [{stats.signed(100 * low, 2)}, {stats.signed(100 * high, 2)}]"
 
 
 def verdicts(summary):

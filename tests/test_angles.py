@@ -214,6 +214,29 @@ def test_t_multiplier_closed_forms_and_bad_input():
         stats.t_multiplier(5, level=1.0)
 
 
+def test_signed_numbers_never_print_a_negative_zero():
+    from camri_utils import stats
+
+    assert stats.signed(0.2412, 2) == "+0.24" and stats.signed(-1.236, 1) == "-1.2"
+    # An interval end just above or below zero keeps its sign with one decimal more...
+    assert stats.signed(0.0031, 2) == "+0.003" and stats.signed(-0.004, 2) == "-0.004"
+    assert stats.signed(0.04, 1) == "+0.04"
+    # ...and what still rounds to zero, like an exact zero, prints unsigned: never "-0.00".
+    assert stats.signed(-0.0004, 2) == "0.000" and stats.signed(1e-17, 2) == "0.000"
+    assert stats.signed(0.0, 2) == "0.00" and stats.signed(-0.0, 1) == "0.0"
+    assert stats.signed(0.43, 2, sign=False) == "0.43" and stats.signed(-0.43, 2, sign=False) == "-0.43"
+    assert stats.signed(np.float32(0.5), 1) == "+0.5" and stats.signed(float("nan"), 2) == "nan"
+    # Over many values: no "-0" prefix ever, and the printed number is the value to its decimals.
+    for value in np.random.default_rng(0).normal(scale=0.01, size=2000):
+        text = stats.signed(value, 2)
+        assert not text.startswith("-0.00") or float(text) != 0.0
+        places = len(text.split(".")[1])
+        assert abs(float(text) - value) <= 0.5 * 10.0 ** -places + 1e-15  # rounding to its own decimals
+    for digits in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="digits must be a whole number"):
+            stats.signed(1.0, digits)
+
+
 @pytest.mark.parametrize("values,level,match", [
     ([], 0.95, "non-empty"),
     ([1.0, np.nan], 0.95, "finite"),

@@ -2,8 +2,10 @@
 fixture through the CLI, resuming, sharding, and bad results folders."""
 
 import json
+import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from camri_utils import protocol, training
@@ -285,6 +287,41 @@ def test_sweep_figure_plots_each_setting_rings_the_chosen_and_marks_the_threshol
     plt.close(fig)
 
 
+def test_protocol_figures_axis_labels_fit_their_axes_at_the_chapters_size(tmp_path):
+    """At the size chapter 7 draws them (5.2 in wide, the book's style), each figure's y label
+    is no taller than its axes: a longer one ran past them (a reader's report)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from camri_utils import plots
+
+    plots.use_book_style()
+    recs = _sweep_records()
+    sel = protocol.select(recs)
+    frame = protocol.records_frame(recs)
+    out = tmp_path / "r"
+    (out / "runs").mkdir(parents=True)
+    (out / "protocol.json").write_text(json.dumps(protocol.preset("fashion_mnist", "quick").to_dict()))
+    for i, r in enumerate(recs):
+        (out / "runs" / f"r{i}.json").write_text(json.dumps({**r, "run_id": f"r{i}"}))
+    table = protocol.summarize(out).table
+    # The chapter's sweep figures carry a legend of up to 13 entries below the axes: as many here.
+    many = {f"NormSoftmax + threshold (s = {s})": pd.DataFrame({"accuracy": [0.6, 0.9], "recall": [0.9, 0.5]})
+            for s in (8, 16, 32)}
+    for height, draw in ((4.2, lambda ax: plots.draw_protocol_sweep(ax, frame, sel, "worst1", curves=many)),
+                         (4.2, lambda ax: plots.draw_tradeoff(ax, frame, sel, "worst1", curves=many)),
+                         (3.8, lambda ax: plots.draw_recall_gains(ax, table))):
+        fig, ax = plt.subplots(figsize=(5.2, height))
+        draw(ax)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        label, axes = ax.yaxis.label.get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert 0 < label.height <= axes.height, (ax.get_ylabel(), label.height, axes.height)
+        plt.close(fig)
+
+
 def test_gain_figure_draws_each_kept_method_at_its_gain(tmp_path):
     import matplotlib
 
@@ -383,6 +420,46 @@ def test_threshold_moving_chooses_one_bias_exactly_on_validation():
     assert moved[0]["method"] == "CE + threshold" and moved[0]["important_class"] == 1
     # Asking for more accuracy than any bias reaches gives no threshold row at all.
     assert protocol.threshold_records([ce], [1], 1.01, lambda r: stored) == []
+
+
+def _gap_row(**values):
+    """A row of comparison_table as the cells read it: every gap 0.01 [0.005, 0.015] unless given."""
+    row = {"n": 5, "n_recall": 5, "n_oos": 5, "n_oos_recall": 5, "above": 3, "on": 0, "below": 2,
+           "oos_recall_offset": 0.002}
+    for gap in ("recall_gap", "accuracy_gap", "precision_gap", "oos_accuracy_gap", "oos_recall_gap",
+                "oos_precision_gap"):
+        row.update({gap: 0.01, f"{gap}_low": 0.005, f"{gap}_high": 0.015})
+    row.update(values)
+    return row
+
+
+def test_comparison_cells_say_the_seeds_a_recall_gap_rests_on_and_never_print_minus_zero():
+    # Two of five seeds define the recall gap: the cell says n = 2 beside the three past the end.
+    row = _gap_row(n_recall=2, recall_gap=0.024, recall_gap_low=-0.542, recall_gap_high=0.589)
+    recall, accuracy, precision, seeds = protocol.comparison_cells(row, points=True)
+    assert recall == "+2.4 [-54.2, +58.9] (n = 2, 3 seed(s) beyond the curve's end)"
+    assert seeds == "3/0/2"
+    one = protocol.comparison_cells(_gap_row(n_recall=1, recall_gap_low=np.nan, recall_gap_high=np.nan))[0]
+    assert one == "+0.010 (n = 1, 4 seed(s) beyond the curve's end)"  # one seed: no interval
+    assert protocol.comparison_cells(_gap_row(n_recall=0, recall_gap=np.nan))[0] == "beyond the curve's end"
+    oos = protocol.out_of_sample_cells(_gap_row(n_oos_recall=3), points=True)[1]
+    assert oos.endswith("(n = 3, 2 seed(s) beyond the curve's end)")
+    # An interval end that rounds to zero at two decimals (points) keeps its sign with a third;
+    # a mean that is zero prints unsigned, never "-0.00".
+    row = _gap_row(accuracy_gap=0.0024, accuracy_gap_low=0.00003, accuracy_gap_high=0.0048,
+                   oos_accuracy_gap=-0.000001, oos_accuracy_gap_low=-0.0025, oos_accuracy_gap_high=0.0024,
+                   oos_recall_offset=-0.0002)
+    assert protocol.comparison_cells(row, points=True)[1] == "+0.24 [+0.003, +0.48]"
+    assert protocol.out_of_sample_cells(row, points=True)[0] == "0.000 [-0.25, +0.24] (recall -0.02)"
+    assert protocol.comparison_cells(row)[1] == "+0.0024 [+0.00003, +0.0048]"  # fractions: four decimals, one more
+
+
+def test_setting_text_gives_a_bias_three_significant_digits_and_the_report_its_unit():
+    assert protocol.setting_text({"bias": 0.607421875}) == "bias 0.607"
+    assert protocol.setting_text({"scale": 8.0, "bias": 1.11328125}) == "s = 8, bias 1.11"
+    assert protocol.setting_text(json.dumps({"bias": 1.5126953125})) == "bias 1.51"
+    assert protocol.setting_text({"margin": 4 * np.pi / 64, "scale": 16.0}) == "m = 4π/64, s = 16"
+    assert protocol.setting_text({"weight": 2.0}) == "weight 2"
 
 
 def test_a_setting_more_accurate_than_the_whole_curve_gets_no_fallback_gap():
@@ -485,7 +562,14 @@ def test_the_converged_run_in_progress_is_the_current_full_preset(tmp_path):
         assert (committed / "runs" / f"{r['run_id']}.npz").exists()
     if (committed / "summary.md").exists():
         copy = shutil.copytree(committed, tmp_path / "r")
-        assert protocol.report(copy) == (committed / "summary.md").read_text()
+        text = protocol.report(copy)
+        assert text == (committed / "summary.md").read_text()
+        # The threshold rows' biases: three significant digits, and what they are added to.
+        chosen = next(line for line in text.splitlines() if line.startswith("Chosen settings: "))
+        biases = re.findall(r"bias ([0-9.]+)", chosen)
+        assert biases and all(len(b.replace("0.", "", 1).replace(".", "").lstrip("0")) <= 3 for b in biases)
+        assert chosen.endswith("Bias: added to the important class's logit after training (for normalized softmax "
+                               "the logit is s·cos θ).")
 
 
 def test_a_record_with_wrong_content_is_a_clear_error(tmp_path):
@@ -554,9 +638,17 @@ def test_tradeoff_figure_draws_the_curve_the_chosen_point_and_the_other_settings
     twin = {f"NormSoftmax + threshold (s = {s})": exact["CE + threshold"] for s in (16, 8)}
     plots.draw_tradeoff(ax2, frame, sel, "worst1", curves=twin)
     a, b = [line for line in ax2.lines if line.get_label().startswith("NormSoftmax + threshold (")]
-    assert a.get_linestyle() == b.get_linestyle() == ":"  # dotted both, told apart by weight and shade
-    assert (a.get_linewidth(), a.get_alpha()) != (b.get_linewidth(), b.get_alpha())
+    # One pattern per scale, told apart by the pattern (not a shade): the largest scale dotted.
+    assert a.get_label().endswith("(s = 16)") and a.get_linestyle() == ":"
+    assert b.get_linestyle() not in (":", "-") and a.get_color() == b.get_color()
     plt.close(fig2)
+    # The patterns follow the scale, whatever order the curves come in; CE's curve is solid.
+    labels = ["NormSoftmax + threshold (s = 8)", "CE + threshold", "NormSoftmax + threshold (s = 32)",
+              "NormSoftmax + threshold (s = 16)"]
+    patterns = plots.curve_patterns(labels)
+    assert patterns["CE + threshold"] == "-" and patterns["NormSoftmax + threshold (s = 32)"] == ":"
+    assert len({str(patterns[k]) for k in labels}) == 4  # four curves, four patterns
+    assert patterns == plots.curve_patterns(list(reversed(labels)))
     hollow = [line for line in ax.lines if line.get_label() == "CAMRI (other settings)"]
     assert hollow and (hollow[0].get_xdata()[0], hollow[0].get_ydata()[0]) == (pytest.approx(0.9), 0.6)
     ring = [line for line in ax.lines if line.get_markersize() == 9]

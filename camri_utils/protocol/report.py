@@ -386,7 +386,9 @@ def report(output, accuracy_k=None):
 
 def setting_text(params):
     """A setting in words: ``m = 4π/64, s = 16`` (margins as multiples of π/64 where they are
-    one, as the paper writes them), ``weight 2``, ``bias 1.5``; '' for none."""
+    one, as the paper writes them), ``weight 2``, ``bias 0.607`` (a threshold row's bias, chosen
+    exactly on the validation curve: three significant digits are what a reader can use);
+    '' for none."""
     if isinstance(params, str):
         params = json.loads(params) if params not in ("", "-") else {}
     parts = []
@@ -398,6 +400,8 @@ def setting_text(params):
             parts.append(f"s = {value:g}")
         elif key == "monotonic":
             continue  # the policy is stated once, for the whole table
+        elif key == "bias":
+            parts.append(f"bias {value:.3g}")
         else:
             parts.append(f"{key} {value:g}")
     return ", ".join(parts)
@@ -480,14 +484,23 @@ def _not_run_text(spec):
 
 
 def _gap_text(mean, low, high, n, digits=3, points=False):
+    """A gap with its interval (:func:`~camri_utils.stats.signed`: an end that rounds to zero gets
+    one decimal more, never ``-0.00``); "beyond the curve's end" where it is undefined."""
     if pd.isna(mean):
         return "beyond the curve's end"
     if points:  # hundredths, as the prose says them: one digit fewer
         mean, low, high, digits = 100 * mean, 100 * low, 100 * high, digits - 2
-    text = f"{mean:+.{digits}f}"
+    text = stats.signed(mean, digits)
     if not pd.isna(low):
-        text += f" [{low:+.{digits}f}, {high:+.{digits}f}]"
+        text += f" [{stats.signed(low, digits)}, {stats.signed(high, digits)}]"
     return text
+
+
+def _past_end(n, n_defined):
+    """What a recall cell rests on where some seeds lie past the curve's end: ``(n = 2, 3 seed(s)
+    beyond the curve's end)``: its mean and Student-t interval are over those ``n_defined`` seeds
+    only, so with two of them the interval is very wide (:func:`~camri_utils.stats.t_multiplier`)."""
+    return f" (n = {n_defined}, {n - n_defined} seed(s) beyond the curve's end)"
 
 
 def comparison_cells(row, points=False):
@@ -497,7 +510,7 @@ def comparison_cells(row, points=False):
     decimals, recall and precision with one."""
     recall = _gap_text(row["recall_gap"], row["recall_gap_low"], row["recall_gap_high"], row["n_recall"], 3, points)
     if row["n_recall"] < row["n"] and row["n_recall"] > 0:
-        recall += f" ({row['n'] - row['n_recall']} seed(s) beyond the curve's end)"
+        recall += _past_end(row["n"], row["n_recall"])
     return (recall,
             _gap_text(row["accuracy_gap"], row["accuracy_gap_low"], row["accuracy_gap_high"], row["n"], 4, points),
             _gap_text(row["precision_gap"], row["precision_gap_low"], row["precision_gap_high"], row["n"], 3, points),
@@ -514,11 +527,11 @@ def out_of_sample_cells(row, points=False):
     accuracy = _gap_text(row["oos_accuracy_gap"], row["oos_accuracy_gap_low"], row["oos_accuracy_gap_high"],
                          row["n_oos"], 4, points)
     offset = 100 * row["oos_recall_offset"] if points else row["oos_recall_offset"]
-    accuracy += f" (recall {offset:+.{1 if points else 3}f})"
+    accuracy += f" (recall {stats.signed(offset, 1 if points else 3)})"
     recall = _gap_text(row["oos_recall_gap"], row["oos_recall_gap_low"], row["oos_recall_gap_high"],
                        row["n_oos_recall"], 3, points)
     if 0 < row["n_oos_recall"] < row["n_oos"]:
-        recall += f" ({row['n_oos'] - row['n_oos_recall']} seed(s) beyond the curve's end)"
+        recall += _past_end(row["n_oos"], row["n_oos_recall"])
     precision = _gap_text(row["oos_precision_gap"], row["oos_precision_gap_low"], row["oos_precision_gap_high"],
                           row["n_oos"], 3, points)
     return accuracy, recall, precision
@@ -537,7 +550,8 @@ def _comparison_markdown(comparison, sel, names):
              "test. Δacc: test accuracy beyond the reference at the same recall (out of sample: at the same "
              "validation recall, and in brackets where the setting's test recall lands against the reference's "
              "there); Δrecall: recall beyond it at the same accuracy (undefined, 'beyond the curve's end', where the "
-             "setting is more accurate than the whole curve); Δprec: precision at the same recall. Means with paired "
+             "setting is more accurate than the whole curve; 'n = 2, 3 seed(s) beyond the curve's end': the mean and "
+             "interval rest on the 2 seeds where it is defined, hence wide); Δprec: precision at the same recall. Means with paired "
              "Student-t 95% intervals over seeds (5 seeds tell apart only large, consistent gaps); a/o/b: seeds "
              "above / on / below the oracle curve. **Verdict**, on accuracy at the same recall: *above* threshold "
              "moving only when above the oracle, *below* only when below the out-of-sample reference, otherwise "
@@ -657,9 +671,11 @@ def _markdown(spec, sel, table, k, records, ignored, expected, n_validation=None
         cells = [_cell(table[(table.method == method) & (table.role == role)].iloc[0].to_dict(),
                        cell_runs(status, method, roles[role])) for role in roles]
         head.append(f"| {method} | " + " | ".join(cells) + " |")
-    head += ["", "Chosen settings: " + "; ".join(
-        f"{r.method} {r.role}: {setting_text(r.setting)}" for r in table.itertuples()
-        if r.method != "CE" and r.setting not in ("", "-", "not run")) + "."]
+    chosen = [r for r in table.itertuples() if r.method != "CE" and r.setting not in ("", "-", "not run")]
+    biased = any("bias" in json.loads(r.setting) for r in chosen)
+    head += ["", "Chosen settings: " + "; ".join(f"{r.method} {r.role}: {setting_text(r.setting)}" for r in chosen)
+             + "." + (" Bias: added to the important class's logit after training (for normalized softmax "
+                      "the logit is s·cos θ)." if biased else "")]
     head += _posthoc_lines(records, roles)
     head += _comparison_markdown(comparison, sel, names)
     if ignored:
