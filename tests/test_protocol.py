@@ -458,6 +458,8 @@ def test_setting_text_gives_a_bias_three_significant_digits_and_the_report_its_u
     assert protocol.setting_text({"bias": 0.607421875}) == "bias 0.607"
     assert protocol.setting_text({"scale": 8.0, "bias": 1.11328125}) == "s = 8, bias 1.11"
     assert protocol.setting_text(json.dumps({"bias": 1.5126953125})) == "bias 1.51"
+    assert protocol.setting_text({"bias": 1.703125}) == "bias 1.70"  # three digits, a trailing zero too
+    assert protocol.setting_text({"bias": -123.4}) == "bias -123" and protocol.setting_text({"bias": 0.0}) == "bias 0.00"
     assert protocol.setting_text({"margin": 4 * np.pi / 64, "scale": 16.0}) == "m = 4π/64, s = 16"
     assert protocol.setting_text({"weight": 2.0}) == "weight 2"
 

@@ -401,7 +401,7 @@ def setting_text(params):
         elif key == "monotonic":
             continue  # the policy is stated once, for the whole table
         elif key == "bias":
-            parts.append(f"bias {value:.3g}")
+            parts.append(f"bias {value:#.3g}".rstrip("."))  # 1.70, not 1.7; 123, not 123.
         else:
             parts.append(f"{key} {value:g}")
     return ", ".join(parts)

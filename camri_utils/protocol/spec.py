@@ -35,8 +35,11 @@ class ProtocolSpec:
     records made before the split existed), ``monotonic`` (the theta + m > pi policy applied
     alike to CAMRI and ArcFace: False = the paper's formula ``cos(theta + m)`` everywhere, True
     = ArcFace's fallback), ``normsoftmax_grid`` (the same-head control) and
-    ``threshold_biases`` (the post-hoc baseline's biases, in logit units) default to the
-    behaviour of specs written before they existed.
+    ``threshold_biases`` default to the behaviour of specs written before they existed.
+    ``threshold_biases`` switches the post-hoc threshold baseline on: a non-empty list turns it
+    on, and its values are no longer read (the baseline uses the exact threshold curves, every
+    bias at which a prediction changes, negative ones included; the list of the grid it once
+    scanned stays, so that the committed ``protocol.json`` files still describe their runs).
 
     The rare-class setting (all off by default): ``rare_class`` (``{"class": c, "fraction":
     f}``, every run's :attr:`~camri_utils.training.TrainConfig.rare_class`),
@@ -212,7 +215,7 @@ def _smoke(dataset, model, batch_size=64, **extra):
         note="quick profile: a smoke test, not a result", **extra)
 
 
-_BIASES = [round(0.25 * i, 2) for i in range(25)]  # 0 to 6 logits
+_BIASES = [round(0.25 * i, 2) for i in range(25)]  # the old grid: non-empty switches the baseline on
 _PAPER_GRID = [{"margin": _m(d), "scale": s} for d in (3, 4, 5) for s in (8.0, 16.0)]
 
 PRESETS = {
