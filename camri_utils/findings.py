@@ -37,7 +37,7 @@ ROLE_WORDS = {"worst1": "worst", "worst2": "second-worst", "median": "median"}
 def points(mean, low=np.nan, high=np.nan, digits=1, sign=True, unit=""):
     """``+8.4 [+7.7, +9.1]``: a fraction in points (hundredths), with its interval where it has
     one; ``unit`` (e.g. `` points``) follows the mean: ``+8.4 points [+7.7, +9.1]``. Each number
-    by :func:`camri_utils.stats.signed` (one decimal more where it would round to zero)."""
+    by :func:`camri_utils.stats.signed` (more decimals where it would round to zero)."""
     f = partial(signed, digits=digits, sign=sign)
     text = f(100 * mean) + unit
     return text if np.isnan(low) else f"{text} [{f(100 * low)}, {f(100 * high)}]"

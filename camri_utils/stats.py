@@ -103,16 +103,17 @@ def paired_t(differences, level=0.95):
 def signed(value, digits, sign=True):
     """``value`` with ``digits`` decimals and its sign (``sign=False``: a minus only), as the
     book prints gaps, gains and interval ends. A value that is not zero but rounds to zero
-    there gets one decimal more, so that an interval end just above zero does not read
-    ``+0.00`` (which an *above* verdict would seem to contradict); one that still rounds to
-    zero, and an exact zero, print unsigned: never ``-0.00``. NaN prints ``nan``.
+    there gets the decimals its first non-zero digit needs (up to three more), so that an
+    interval end just above zero does not read ``+0.00`` beside an *above* verdict; one that
+    still rounds to zero is zero to print, unsigned like an exact zero: never ``-0.00``. NaN
+    prints ``nan``.
 
     Example:
         >>> from camri_utils import stats
-        >>> stats.signed(0.2412, 2), stats.signed(0.0031, 2), stats.signed(-0.004, 2)
-        ('+0.24', '+0.003', '-0.004')
-        >>> stats.signed(-0.0004, 2), stats.signed(0.0, 1), stats.signed(0.43, 2, sign=False)
-        ('0.000', '0.0', '0.43')
+        >>> stats.signed(0.2412, 2), stats.signed(0.0031, 2), stats.signed(-0.00019, 2)
+        ('+0.24', '+0.003', '-0.0002')
+        >>> stats.signed(-1e-17, 2), stats.signed(0.0, 1), stats.signed(0.43, 2, sign=False)
+        ('0.00', '0.0', '0.43')
     """
     if isinstance(digits, bool) or not isinstance(digits, (int, np.integer)) or digits < 0:
         raise ValueError(f"digits must be a whole number >= 0; got {digits!r}.")
@@ -120,11 +121,11 @@ def signed(value, digits, sign=True):
     if np.isnan(value):
         return "nan"
     plus = "+" if sign else ""
-    for places in (digits, digits + 1):
+    for places in range(digits, digits + 4):
         text = f"{value:{plus}.{places}f}"
         if float(text) != 0.0:
             return text
-    return f"{0.0:.{digits + (value != 0.0)}f}"
+    return f"{0.0:.{digits}f}"
 
 
 def paired_verdict(values, control, claimed, level=0.95):

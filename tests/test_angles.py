@@ -218,18 +218,19 @@ def test_signed_numbers_never_print_a_negative_zero():
     from camri_utils import stats
 
     assert stats.signed(0.2412, 2) == "+0.24" and stats.signed(-1.236, 1) == "-1.2"
-    # An interval end just above or below zero keeps its sign with one decimal more...
+    # An interval end just above or below zero keeps its sign, with the decimals its first digit needs...
     assert stats.signed(0.0031, 2) == "+0.003" and stats.signed(-0.004, 2) == "-0.004"
-    assert stats.signed(0.04, 1) == "+0.04"
+    assert stats.signed(0.04, 1) == "+0.04" and stats.signed(0.00023, 2) == "+0.0002"
+    assert stats.signed(-0.000012, 2) == "-0.00001"  # three decimals more at most...
     # ...and what still rounds to zero, like an exact zero, prints unsigned: never "-0.00".
-    assert stats.signed(-0.0004, 2) == "0.000" and stats.signed(1e-17, 2) == "0.000"
+    assert stats.signed(-0.000004, 2) == "0.00" and stats.signed(1e-17, 2) == "0.00"
     assert stats.signed(0.0, 2) == "0.00" and stats.signed(-0.0, 1) == "0.0"
     assert stats.signed(0.43, 2, sign=False) == "0.43" and stats.signed(-0.43, 2, sign=False) == "-0.43"
     assert stats.signed(np.float32(0.5), 1) == "+0.5" and stats.signed(float("nan"), 2) == "nan"
     # Over many values: no "-0" prefix ever, and the printed number is the value to its decimals.
     for value in np.random.default_rng(0).normal(scale=0.01, size=2000):
         text = stats.signed(value, 2)
-        assert not text.startswith("-0.00") or float(text) != 0.0
+        assert float(text) != 0.0 or text == "0.00"  # a zero printed is unsigned
         places = len(text.split(".")[1])
         assert abs(float(text) - value) <= 0.5 * 10.0 ** -places + 1e-15  # rounding to its own decimals
     for digits in (-1, 1.5, True):

@@ -444,13 +444,13 @@ def test_comparison_cells_say_the_seeds_a_recall_gap_rests_on_and_never_print_mi
     assert protocol.comparison_cells(_gap_row(n_recall=0, recall_gap=np.nan))[0] == "beyond the curve's end"
     oos = protocol.out_of_sample_cells(_gap_row(n_oos_recall=3), points=True)[1]
     assert oos.endswith("(n = 3, 2 seed(s) beyond the curve's end)")
-    # An interval end that rounds to zero at two decimals (points) keeps its sign with a third;
-    # a mean that is zero prints unsigned, never "-0.00".
+    # An interval end that rounds to zero at two decimals (points) keeps its sign with the decimals
+    # its first digit needs; a mean that is zero to print prints unsigned, never "-0.00".
     row = _gap_row(accuracy_gap=0.0024, accuracy_gap_low=0.00003, accuracy_gap_high=0.0048,
-                   oos_accuracy_gap=-0.000001, oos_accuracy_gap_low=-0.0025, oos_accuracy_gap_high=0.0024,
+                   oos_accuracy_gap=-0.0, oos_accuracy_gap_low=-0.0025, oos_accuracy_gap_high=0.0024,
                    oos_recall_offset=-0.0002)
     assert protocol.comparison_cells(row, points=True)[1] == "+0.24 [+0.003, +0.48]"
-    assert protocol.out_of_sample_cells(row, points=True)[0] == "0.000 [-0.25, +0.24] (recall -0.02)"
+    assert protocol.out_of_sample_cells(row, points=True)[0] == "0.00 [-0.25, +0.24] (recall -0.02)"
     assert protocol.comparison_cells(row)[1] == "+0.0024 [+0.00003, +0.0048]"  # fractions: four decimals, one more
 
 

@@ -485,7 +485,8 @@ def _not_run_text(spec):
 
 def _gap_text(mean, low, high, n, digits=3, points=False):
     """A gap with its interval (:func:`~camri_utils.stats.signed`: an end that rounds to zero gets
-    one decimal more, never ``-0.00``); "beyond the curve's end" where it is undefined."""
+    the decimals its first digit needs, never ``-0.00``); "beyond the curve's end" where it is
+    undefined."""
     if pd.isna(mean):
         return "beyond the curve's end"
     if points:  # hundredths, as the prose says them: one digit fewer
