@@ -17,6 +17,13 @@ from sklearn.metrics import confusion_matrix
 from camri_utils import protocol, replication
 from camri_utils.data import fixtures
 from camri_utils.protocol.report import comparison_table
+from camri_utils.stats import signed
+
+
+def _pts(fraction):
+    """A gap in points as the chapters print it (camri_utils.stats.signed, two decimals)."""
+    return signed(100 * fraction, 2)
+
 
 _M = math.pi / 64
 _AUTHORS = [{"margin": 4 * _M, "scale": 16.0}]
@@ -170,7 +177,8 @@ def test_gain_lines_say_the_gain_tables_numbers_and_why_one_is_missing(summary):
         if np.isnan(row.gain):
             assert "ours: " in line and "[" not in line.split("ours")[1]  # no number where it is undefined
         else:
-            assert f"ours {100 * row.gain:+.2f} [{100 * row.gain_low:+.2f}, {100 * row.gain_high:+.2f}] (n = 2)" in line
+            # stats.signed's form (tested on its own): an exact zero prints "0.00", never "+0.00"
+            assert f"ours {_pts(row.gain)} [{_pts(row.gain_low)}, {_pts(row.gain_high)}] (n = 2)" in line
     wce = next(x for x in lines if x.startswith("worst2 (") and ", WCE:" in x)
     assert wce.endswith("ours: not run (the preset trains no setting of it for this role).")
     dashed = replication.gain_lines(_dash(summary, "CAMRI", "worst1"))
@@ -268,8 +276,8 @@ def test_verdict_lines_name_the_reports_numbers(summary):
         assert row.verdict == mine.verdict and row.resolved  # two seeds: an interval
         words = "CE's threshold curve" if row.reference == "CE" else "its control's"
         line = next(x for x in lines if x.startswith(f"{row.role} (") and f", {row.method} (" in x and words in x)
-        assert f"oracle {100 * mine.accuracy_gap:+.2f} [{100 * mine.accuracy_gap_low:+.2f}, " in line
-        assert f"out of sample {100 * mine.oos_accuracy_gap:+.2f} [" in line and line.endswith("n = 2.")
+        assert f"oracle {_pts(mine.accuracy_gap)} [{_pts(mine.accuracy_gap_low)}, " in line
+        assert f"out of sample {_pts(mine.oos_accuracy_gap)} [" in line and line.endswith("n = 2.")
     wce = rows[(rows.method == "WCE") & (rows.role == "worst1") & (rows.reference == "control")].iloc[0]
     assert wce.verdict == "no control" and "its control is CE itself" in wce.why
     assert any(x.startswith("worst2 (") and ", WCE: the preset trains no setting of it" in x for x in lines)
@@ -299,7 +307,7 @@ def test_a_margin_off_its_controls_curve_says_no_with_its_numbers(summary, gaps,
     answer = replication.fashion_mnist_answer(below)
     assert answer.startswith("Does the Fashion-MNIST answer hold on CIFAR-10? No: CAMRI's chosen setting is "
                              f"{verdict} its control's threshold curve for worst1")
-    assert f"{100 * mean:+.2f} [{100 * (mean - half):+.2f}, {100 * (mean + half):+.2f}] points" in answer
+    assert f"{_pts(mean)} [{_pts(mean - half)}, {_pts(mean + half)}] points" in answer
 
 
 def test_an_answer_holds_only_where_every_verdict_is_not_told_apart(summary):
