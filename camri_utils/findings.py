@@ -380,14 +380,11 @@ class Findings:
 
     def _where_measured(self, roles):
         """One sentence: the head's part is read at the recall of CAMRI's pick, the control
-        model's own row (Table 7.1, the head-alone line) at the control's own recall, with the
-        numbers of both for the first of ``roles`` whose head's part is resolved (else the first)
-        that has a control row; "" where none has."""
-        items = []
+        model's own row (Table 7.1, the head-alone line) at the control's own recall, with both
+        numbers for the first of ``roles`` (those whose head's part is resolved first) that has
+        a row of the control model itself; "" where none has."""
         resolved = [r for r in roles if self.credit(r) in ("head", "both")]
         for r in resolved + [r for r in roles if r not in resolved]:
-            if items:
-                break
             scale = self._scale_of(r)
             key = setting_key({"scale": scale})
             row = self.row(r, "NormSoftmax", key, "CE")
@@ -395,16 +392,14 @@ class Findings:
                                  & (self.per_seed.setting == key) & (self.per_seed.reference == "CE")]
             if row is None or "recall" not in mine or mine.recall.isna().all():
                 continue
-            items.append(f"for {self.name(r)} the control at $s = {scale:g}$ itself is "
-                         f"{self._acc(row)} against CE's curve at its own test recall, "
-                         f"{mine.recall.mean():.3f}, where the head's part is read at the pick's, "
-                         f"{self.chosen('CAMRI', r).recall_mean:.3f}")
-        if not items:
-            return ""
-        return ("Where each is measured: the head's part compares the two curves at the recall CAMRI's pick reaches "
-                "(the control moved by its own threshold to get there), the control's row against CE (Table 7.1 and "
-                "the head-alone line above) the control model itself at its own recall, so the two are read at "
-                "different points of the same curves and need not agree: " + items[0] + ".")
+            return ("Where each is measured: the head's part compares the two curves at the recall CAMRI's pick "
+                    "reaches (the control moved by its own threshold to get there), the control's row against CE "
+                    "(Table 7.1 and the head-alone line above) the control model itself at its own recall, so the "
+                    f"two are read at different points of the same curves and need not agree: for {self.name(r)} "
+                    f"the control at $s = {scale:g}$ itself is {self._acc(row)} against CE's curve at its own test "
+                    f"recall, {mine.recall.mean():.3f}, where the head's part is read at the pick's, "
+                    f"{self.chosen('CAMRI', r).recall_mean:.3f}.")
+        return ""
 
     def whose_lead(self):
         roles = [r for r in self.roles() if self.credit(r) is not None]
