@@ -152,8 +152,9 @@ _CURVE_PATTERNS = (":", (0, (7, 2.5, 1.5, 2.5)), (0, (6, 2, 1, 2, 1, 2)))
 
 
 def _curve_scale(label):
-    """The scale in a curve's label, ``NormSoftmax + threshold (s = 8)`` -> 8.0; None without."""
-    match = re.search(r"\(s = ([0-9.eE+-]+)\)", label)
+    """The scale in a curve's label, ``NormSoftmax + threshold (s = 8)`` or ``(s = 8, n = 3 of
+    5)`` -> 8.0; None without."""
+    match = re.search(r"\(s = ([0-9.eE+-]+)[,)]", label)
     return float(match.group(1)) if match else None
 
 

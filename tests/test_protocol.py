@@ -645,10 +645,11 @@ def test_tradeoff_figure_draws_the_curve_the_chosen_point_and_the_other_settings
     assert b.get_linestyle() not in (":", "-") and a.get_color() == b.get_color()
     plt.close(fig2)
     # The patterns follow the scale, whatever order the curves come in; CE's curve is solid.
-    labels = ["NormSoftmax + threshold (s = 8)", "CE + threshold", "NormSoftmax + threshold (s = 32)",
-              "NormSoftmax + threshold (s = 16)"]
+    labels = ["NormSoftmax + threshold (s = 8)", "CE + threshold (n = 5)", "NormSoftmax + threshold (s = 32)",
+              "NormSoftmax + threshold (s = 16, n = 3 of 5)"]  # the seeds, as Part III's figures give them
     patterns = plots.curve_patterns(labels)
-    assert patterns["CE + threshold"] == "-" and patterns["NormSoftmax + threshold (s = 32)"] == ":"
+    assert patterns["CE + threshold (n = 5)"] == "-" and patterns["NormSoftmax + threshold (s = 32)"] == ":"
+    assert patterns["NormSoftmax + threshold (s = 16, n = 3 of 5)"] == plots._CURVE_PATTERNS[1]
     assert len({str(patterns[k]) for k in labels}) == 4  # four curves, four patterns
     assert patterns == plots.curve_patterns(list(reversed(labels)))
     hollow = [line for line in ax.lines if line.get_label() == "CAMRI (other settings)"]
