@@ -256,14 +256,19 @@ class RareFindings:
         parts.append(self._posthoc(rows, above, below, level))
         return " ".join(parts)
 
+    def _posthoc_row(self):
+        """(setting, its comparison row against CE's curve) of post-hoc adjustment's chosen tau;
+        (None, None) where it has none."""
+        setting = self.chosen_setting("CE + logit adjustment")
+        found = self.comp[(self.comp.reference == "CE") & (self.comp.method == "CE + logit adjustment")
+                          & (self.comp.setting == setting)]
+        return (None, None) if setting is None or found.empty else (setting, found.iloc[0])
+
     def _posthoc(self, rows, above, below, level):
         """Post-hoc adjustment at its chosen tau against CE's curve, and what a practitioner loses."""
-        setting = self.chosen_setting("CE + logit adjustment")
-        posthoc = self.comp[(self.comp.reference == "CE") & (self.comp.method == "CE + logit adjustment")
-                            & (self.comp.setting == setting)]
-        if setting is None or posthoc.empty:
+        setting, r = self._posthoc_row()
+        if r is None:
             return ""
-        r = posthoc.iloc[0]
         tau = json.loads(setting)["tau"]
         where = ("below the oracle" if r.accuracy_gap_high < 0 else "above the oracle" if r.accuracy_gap_low > 0
                  else "not told apart from the oracle")
@@ -620,12 +625,9 @@ class RareFindings:
         return " ".join(p for p in parts if p)
 
     def _summary_posthoc(self, methods_above, settings_above):
-        setting = self.chosen_setting("CE + logit adjustment")
-        found = self.comp[(self.comp.reference == "CE") & (self.comp.method == "CE + logit adjustment")
-                          & (self.comp.setting == setting)]
-        if setting is None or found.empty:
+        setting, r = self._posthoc_row()
+        if r is None:
             return ""
-        r = found.iloc[0]
         text = f"Post-hoc adjustment of CE at $\\tau = {json.loads(setting)['tau']:g}$, which costs no training, is"
         if r.verdict == "below":
             return text + f" below CE's bias chosen on validation ({_pt(r, 'oos_accuracy_gap', ' points')})."
