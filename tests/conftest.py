@@ -39,12 +39,16 @@ def float32_policy():
 # module-scoped fixtures are built once, and tests that share files never overlap. The book's
 # build and browser tests (tests/test_book.py, tests/test_browser.py) are one unit, so only one
 # worker builds or reads a book at a time. The chapters' tests (tests/test_notebooks.py, each a
-# kernel of its own) are spread one by one and start first, the nbval re-executions before the
-# quick-profile runs: they are the longest, and a long test left for the end would keep one
-# worker busy while the others wait. (pytest-xdist's xdist_group marks would say the same, but
-# --dist loadgroup ignores them under pytest 9.2: pytest-xdist issue 1386.)
+# kernel of its own) are spread one by one. The longest units start first (LONGEST, then the
+# chapters' nbval re-executions, their quick-profile runs, the rest): a long unit left for the
+# end keeps one worker busy while the others wait. (pytest-xdist's xdist_group marks would say
+# the same, but --dist loadgroup ignores them under pytest 9.2: pytest-xdist issue 1386.)
 SPREAD = "test_notebooks.py"
 UNITS = {"test_book.py": "book", "test_browser.py": "book"}
+# The units that took a minute or more of one worker (2026-12-07, `pytest --durations`), longest
+# first; re-measure when a module grows.
+LONGEST = ("test_protocol_store.py", "test_training.py", "book", "test_part3_records.py", "test_benchmark.py",
+           "test_part3_protocol.py", "test_protocol.py")
 
 
 def parallel_unit(nodeid):
@@ -68,12 +72,17 @@ def pytest_xdist_make_scheduler(config, log):
     return UnitScheduling(config, log)
 
 
-def _start_rank(item):
-    if item.path.name != SPREAD:
-        return 2
-    return 0 if getattr(item, "originalname", None) == "test_stored_notebook_passes_nbval" else 1
+def start_rank(nodeid):
+    """Where a test's unit starts in a parallel run: :data:`LONGEST` in order, then the chapters'
+    nbval tests, their quick-profile runs, and every other unit (in collection order)."""
+    name = parallel_unit(nodeid).split("::", 1)[0].rsplit("/", 1)[-1]  # a file name, or "book"
+    if name in LONGEST:
+        return LONGEST.index(name)
+    if name == SPREAD:
+        return len(LONGEST) + (0 if "::test_stored_notebook_passes_nbval[" in nodeid else 1)
+    return len(LONGEST) + 2
 
 
 def pytest_collection_modifyitems(config, items):
     if hasattr(config, "workerinput"):  # a pytest-xdist worker: the longest tests first
-        items.sort(key=_start_rank)  # stable: each module keeps its order
+        items.sort(key=lambda item: start_rank(item.nodeid))  # stable: each module keeps its order

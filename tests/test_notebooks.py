@@ -40,6 +40,18 @@ def test_chapter_tests_are_spread_and_modules_kept_whole_in_parallel_runs():
         "tests/test_losses.py"
 
 
+def test_the_longest_units_start_first_then_the_chapters():
+    from tests.conftest import LONGEST, UNITS, start_rank
+
+    order = ["tests/test_losses.py::test_a", "tests/test_notebooks.py::test_runs_in_quick_profile[01_softmax_geometry]",
+             "tests/test_browser.py::test_page_renders_cleanly[intro]", "tests/test_protocol_store.py::test_b",
+             "tests/test_notebooks.py::test_stored_notebook_passes_nbval[01_softmax_geometry]"]
+    assert sorted(order, key=start_rank) == [order[3], order[2], order[4], order[1], order[0]]
+    # Every name in LONGEST is a unit of this suite (a renamed module would silently start last).
+    units = {p.name for p in Path(__file__).parent.glob("test_*.py")} | set(UNITS.values())
+    assert set(LONGEST) <= units, set(LONGEST) - units
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_runs_in_quick_profile(path, tmp_path):
     import papermill
