@@ -61,7 +61,7 @@ def test_runs_without_records_or_with_missing_ones_get_no_verdict(tmp_path):
     text = book_answer.markdown(rows)
     assert "| run (chapter)" not in text  # no complete run: no table
     assert "- A (chapter 7): the run is in progress: no verdict" in text
-    assert "- B (chapter 10): not recorded yet (this version holds no `absent`)" in text
+    assert "- B (chapter 10): not recorded yet (no record of it is committed): no verdict." in text
     assert "- C (chapter 12): no run is stored: no images here." in text
     assert text.startswith("No complete run gives CAMRI a verdict against its control yet.")
 
@@ -87,8 +87,10 @@ def test_the_answer_follows_the_verdicts():
                           _row("R", "dog", "not told apart", "not told apart")])
     text = book_answer.markdown(level)
     assert text.startswith("**In short, on the complete runs, CAMRI's chosen setting beats moving CE's threshold "
-                           "for one of the two cases, but it is above the same head without the margin for none: "
-                           "the margin moves along its own head's trade-off.**")
+                           "for one of the two cases, but in none is it above the same cosine head trained without "
+                           "the margin (the seeds cannot tell them apart): no case shows the margin itself reaching "
+                           "a better trade-off than its head's.**")
+    assert "†" not in text  # no run here has a late scale
     assert "against CE's threshold moving: one above and one not told apart; against the same head without the " \
            "margin: two not told apart." in text
     assert ("| R (7) | cat | m = 4π/64, s = 16 | **above**<br>oracle +0.40 [+0.30,&nbsp;+0.50]<br>out of sample "
@@ -98,12 +100,32 @@ def test_the_answer_follows_the_verdicts():
     beyond = pd.DataFrame([_row("R", "cat", "above", "above"), _row("S", "dog", "below", "below")])
     text = book_answer.markdown(beyond)
     assert text.startswith("**In short, on the complete runs, the margin itself reaches beyond its own head's "
-                           "trade-off for cat (R)")
+                           "trade-off for cat in R")
     assert "moves along" not in text and "against the same head without the margin: one above and one below." in text
 
     below = pd.DataFrame([_row("R", "cat", "below", "below"), _row("R", "dog", "above", "not told apart")])
-    assert "for none, and below it for cat (R): the margin moves along its own head's trade-off, or below it" \
-        in book_answer.markdown(below)
+    assert ("in none is it above the same cosine head trained without the margin (not told apart in one, below it "
+            "for cat in R): no case") in book_answer.markdown(below)
+    all_below = pd.DataFrame([_row("R", "cat", "below", "below")])
+    assert "without the margin (below it for cat in R): no case" in book_answer.markdown(all_below)
+
+
+def test_a_pick_at_a_scale_added_after_test_comparisons_is_flagged():
+    late = pd.DataFrame([dict(_row("R", "cat", "above", "not told apart"), late=True),
+                         dict(_row("R", "dog", "above", "not told apart"), late=False)])
+    text = book_answer.markdown(late)
+    assert "for two of the two cases (one at a scale added to the grid after test comparisons had been seen, " \
+           "marked †)" in text
+    assert "| R (7) | cat | m = 4π/64, s = 16 † |" in text and "| R (7) | dog | m = 4π/64, s = 16 |" in text
+    assert "†: a scale added to the run's grid after test comparisons had been seen" in text
+    both = pd.DataFrame([dict(_row("R", c, "above", "not told apart"), late=True) for c in ("cat", "dog")])
+    assert "(both at a scale added" in book_answer.markdown(both)
+
+
+def test_the_late_scale_flags_the_fashion_mnist_picks_at_it(rows):
+    fm = rows[rows.run == "Fashion-MNIST"]
+    assert list(fm.late) == [json.loads(s)["scale"] == 8.0 for s in fm.setting]
+    assert not rows[rows.run != "Fashion-MNIST"].late.fillna(False).astype(bool).any()
 
 
 def test_settings_above_their_control_that_were_not_chosen_are_named_beside_chance():
@@ -112,8 +134,8 @@ def test_settings_above_their_control_that_were_not_chosen_are_named_beside_chan
                          _row("R", "dog", "above", "not told apart", n_settings=20)])
     text = book_answer.markdown(rows)
     assert ("Over all 40 CAMRI settings trained in these cases, chosen or not, one is above its control "
-            "(not chosen on validation: m = 2π/64, s = 8 for cat (R)); with 40 comparisons at 95%, at most about "
-            "1.0 would be above by chance alone.") in text
+            "(not chosen on validation: m = 2π/64, s = 8 for cat in R). If the margin changed nothing, at most about "
+            "1.0 of the 40 would be") in text
 
 
 def test_an_undecided_verdict_is_shown_as_such_and_not_counted():
