@@ -528,8 +528,8 @@ def verdict_lines(summary):
 
 
 def fashion_mnist_answer(summary):
-    """One line: does the Fashion-MNIST answer (chapter 7: the margin moves along its own head's
-    trade-off; CAMRI's chosen setting is not told apart from its control's threshold curve)
+    """One line: does the Fashion-MNIST answer (chapter 7: CAMRI's chosen setting is not told
+    apart from its control's threshold curve; no sign of the margin beyond its head's trade-off)
     hold on this dataset? Computed from :func:`verdicts` of CAMRI against its control, per role
     where it rests on an interval (at least 2 seeds); the roles where it is undefined are named
     with why (roles with the same reason together, and once for all where no CAMRI run is
@@ -564,7 +564,8 @@ def fashion_mnist_answer(summary):
     off = [r for r in decided if r["verdict"] != "not told apart"]
     if not off:
         return (f"{question} Yes, in {len(decided)} of {len(camri)} roles: CAMRI's chosen setting is not told apart "
-                "from its control's threshold curve (the margin moves along its own head's trade-off): "
+                "from its control's threshold curve (as on Fashion-MNIST, no sign of the margin beyond its head's "
+                "trade-off): "
                 + "; ".join(cite(r) for r in decided) + f".{tail}")
     return (f"{question} No: CAMRI's chosen setting is "
             + "; ".join(f"{r['verdict']} its control's threshold curve for {cite(r)}" for r in off)
