@@ -68,9 +68,10 @@ def answer_rows(root=ROOT, runs=RUNS):
     chosen one), ``n`` (the seeds its comparisons rest on), for each reference (``ce``,
     ``control``) its ``*_verdict`` and the accuracy gaps at the same recall it rests on
     (``*_oracle``, ``*_oos`` with ``_low``/``_high``: paired t intervals), ``late`` (the chosen
-    setting is at the run's ``late_scale``), and over every CAMRI setting of the role, chosen or not: ``n_settings`` (those with a verdict against their
-    control) and ``settings_above`` (the settings above it). A run without verdicts has one row
-    with ``role`` None."""
+    setting is at the run's ``late_scale``), and over every CAMRI setting of the role, chosen or
+    not: ``n_settings`` (those with a verdict against their control), ``settings_above`` (the
+    settings above it) and ``settings_above_ce`` (the verdict of each of those against CE's
+    threshold moving). A run without verdicts has one row with ``role`` None."""
     from camri_utils import protocol, replication
     from camri_utils.protocol.report import WaitingForCE
 
@@ -114,6 +115,10 @@ def answer_rows(root=ROOT, runs=RUNS):
                           & (comp.n >= 2)] if comp is not None else pd.DataFrame(columns=["verdict", "setting"]))
             row["n_settings"] = len(every)
             row["settings_above"] = [k for k, v in zip(every.setting, every.verdict) if v == "above"]
+            against_ce = {k: v for k, v in zip(*(comp[(comp.role == role) & (comp.method == "CAMRI")
+                                                        & (comp.reference == "CE")][c] for c in ("setting", "verdict")))
+                          } if comp is not None else {}
+            row["settings_above_ce"] = [against_ce.get(k, "no verdict") for k in row["settings_above"]]
             out.append(row)
     return pd.DataFrame(out)
 
@@ -141,6 +146,10 @@ def _tally(rows, key):
     """``two above, one not told apart and one below`` (the verdicts that occur, in that order)."""
     counts = [(int((rows[f"{key}_verdict"] == v).sum()), v) for v in _DECIDED]
     return join_words(f"{count_words(k)} {v}" for k, v in counts if k)
+
+
+def _each(n):
+    return "it is" if n == 1 else "both are" if n == 2 else f"all {count_words(n)} are"
 
 
 def _case(r):
@@ -182,18 +191,28 @@ def _overall(rows):
                 + (f"{', ' if tied else ''}below it for {join_words(map(_case, below))}" if below else "") + ")"
                 + ": no case shows the margin itself reaching a better trade-off than its head's")
     text = f"**In short, on the complete runs, {lead}.**"
-    text += (f" The counts: {count_words(n)} case{'s' if n != 1 else ''} (a case: one important class of one run); CAMRI's "
+    text += (f" The counts: {count_words(n)} case{'s' if n != 1 else ''} (a case: one important class of one "
+             "run); CAMRI's "
              f"chosen setting against CE's threshold moving: {_tally(decided, 'ce')}; against the same head without "
              f"the margin: {_tally(decided, 'control')}.")
     total = int(decided.n_settings.sum())
-    others = [(r, k) for r in records for k in r["settings_above"] if k != r["setting"]]
+    def against_ce(r):  # rows made before that column: no verdict to name
+        ce = r.get("settings_above_ce")
+        return ce if isinstance(ce, list) else [None] * len(r["settings_above"])
+
+    others = [(r, k, ce) for r in records for k, ce in zip(r["settings_above"], against_ce(r)) if k != r["setting"]]
     if total:
         k = sum(len(r["settings_above"]) for r in records)
         text += (f" Over all {total} CAMRI settings trained in these cases, chosen or not, "
                  f"{count_words(k)} {'is' if k == 1 else 'are'} above {'its' if k == 1 else 'their'} control")
         if others:
-            text += (" (not chosen on validation: " + "; ".join(f"{setting_text(k)} for {_case(r)}" for r, k in others)
-                     + ")")
+            verdicts = {ce for _, _, ce in others}
+            same = verdicts.pop() if len(verdicts) == 1 else None  # said once when all share it
+            text += (" (not chosen on validation: "
+                     + "; ".join(f"{setting_text(k)} for {_case(r)}" + (f", {ce} against CE's threshold moving"
+                                                                          if ce and not same else "")
+                                 for r, k, ce in others)
+                     + (f"; against CE's threshold moving, {_each(len(others))} {same}" if same else "") + ")")
         # each "above" needs the lower end of a 95% interval above zero against the oracle: by chance
         # at most 2.5% of comparisons (fewer: the oracle is the reference's best threshold)
         text += (f". If the margin changed nothing, at most about {0.025 * total:.1f} of the {total} would be (each "

@@ -122,6 +122,17 @@ def test_a_pick_at_a_scale_added_after_test_comparisons_is_flagged():
     assert "(both at a scale added" in book_answer.markdown(both)
 
 
+def test_the_settings_above_their_control_carry_their_verdict_against_ce(rows):
+    fm = rows[rows.run == "Fashion-MNIST"]
+    comp = protocol.summarize(ROOT / "results/fashion_mnist").comparison
+    for r in fm.itertuples():
+        assert len(r.settings_above_ce) == len(r.settings_above)
+        for setting, verdict in zip(r.settings_above, r.settings_above_ce):
+            ce = comp[(comp.role == r.role) & (comp.method == "CAMRI") & (comp.setting == setting)
+                      & (comp.reference == "CE")]
+            assert [verdict] == list(ce.verdict)
+
+
 def test_the_late_scale_flags_the_fashion_mnist_picks_at_it(rows):
     fm = rows[rows.run == "Fashion-MNIST"]
     assert list(fm.late) == [json.loads(s)["scale"] == 8.0 for s in fm.setting]
@@ -130,12 +141,19 @@ def test_the_late_scale_flags_the_fashion_mnist_picks_at_it(rows):
 
 def test_settings_above_their_control_that_were_not_chosen_are_named_beside_chance():
     unchosen = json.dumps({"margin": 0.09817477042468103, "scale": 8.0})
-    rows = pd.DataFrame([_row("R", "cat", "above", "not told apart", above=[unchosen], n_settings=20),
+    rows = pd.DataFrame([dict(_row("R", "cat", "above", "not told apart", above=[unchosen], n_settings=20),
+                              settings_above_ce=["not told apart"]),
                          _row("R", "dog", "above", "not told apart", n_settings=20)])
     text = book_answer.markdown(rows)
     assert ("Over all 40 CAMRI settings trained in these cases, chosen or not, one is above its control "
-            "(not chosen on validation: m = 2π/64, s = 8 for cat in R). If the margin changed nothing, at most about "
+            "(not chosen on validation: m = 2π/64, s = 8 for cat in R; against CE's threshold moving, it is not "
+            "told apart). If the margin changed nothing, at most about "
             "1.0 of the 40 would be") in text
+    mixed = json.dumps({"margin": 0.2945243112740431, "scale": 8.0})
+    rows = pd.DataFrame([dict(_row("R", "cat", "above", "not told apart", above=[unchosen, mixed]),
+                              settings_above_ce=["not told apart", "above"])])
+    assert ("(not chosen on validation: m = 2π/64, s = 8 for cat in R, not told apart against CE's threshold moving; "
+            "m = 6π/64, s = 8 for cat in R, above against CE's threshold moving)") in book_answer.markdown(rows)
 
 
 def test_an_undecided_verdict_is_shown_as_such_and_not_counted():
