@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The suite runs on every core (pytest-xdist; TEST_WORKERS=0 for a serial run): each test
-# module on one worker, the chapters' notebook tests spread and started first (tests/conftest.py).
+# module on one worker, the chapters' notebook tests spread, the longest units first (tests/conftest.py).
 TEST_WORKERS ?= auto
 
 test: $(STAMP)
