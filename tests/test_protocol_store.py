@@ -49,6 +49,31 @@ def fixture_data(tmp_path, monkeypatch):
     return data.load("fashion_mnist", data_dir=fixtures.write("fashion_mnist", tmp_path / "f", per_class=6))
 
 
+@pytest.fixture(scope="module")
+def _trained_once(tmp_path_factory):
+    """:func:`_spec` trained once on the fixture data, for the tests that read, resume or damage
+    such a folder (each gets a copy of its own: :func:`trained`): (the folder, the data)."""
+    from camri_utils import data
+
+    root = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CAMRI_CACHE_DIR", str(root / "cache"))
+        ds = data.load("fashion_mnist", data_dir=fixtures.write("fashion_mnist", root / "f", per_class=6))
+        protocol.run(_spec(), root / "r", progress=False, dataset=ds)
+    return root / "r", ds
+
+
+@pytest.fixture
+def trained(tmp_path, _trained_once):
+    """(a copy, in this test's ``tmp_path``, of the folder of :func:`_spec` trained on the fixture
+    data, that data)."""
+    import shutil
+
+    folder, ds = _trained_once
+    shutil.copytree(folder, tmp_path / "r")
+    return tmp_path / "r", ds
+
+
 def _spec():
     return protocol.ProtocolSpec("fashion_mnist", "quick", "mlp", epochs=1, batch_size=16, learning_rate=1e-3,
                                  seeds=[0], camri_grid=[{"margin": 0.3, "scale": 8.0}], arcface_grid=[],
@@ -56,11 +81,10 @@ def _spec():
                                  normsoftmax_grid=[{"scale": 8.0}], threshold_biases=[0.0, 1.0])
 
 
-def test_stored_scores_reproduce_each_records_metrics_exactly(tmp_path, fixture_data):
+def test_stored_scores_reproduce_each_records_metrics_exactly(trained):
     from camri_utils import metrics
 
-    out = tmp_path / "r"
-    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+    out, _ = trained  # _spec() trained on the fixture data: a copy of its own
     records = protocol.load_records(out)
     assert records
     for r in records:
@@ -119,9 +143,8 @@ def test_a_changed_ranking_trains_new_runs_and_never_pools_stale_ones(tmp_path, 
     assert done == planned > 0  # (whether a setting keeps the now higher accuracy threshold is another matter)
 
 
-def test_resuming_on_another_data_source_is_refused(tmp_path, fixture_data):
-    out = tmp_path / "r"
-    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+def test_resuming_on_another_data_source_is_refused(trained):
+    out, fixture_data = trained  # _spec() trained on the fixture data: a copy of its own
     real_looking = dataclasses.replace(fixture_data, source=dataclasses.replace(fixture_data.source, real=True))
     with pytest.raises(protocol.ProtocolError, match="synthetic fixture data"):
         protocol.run(_spec(), out, progress=False, dataset=real_looking)
@@ -546,9 +569,8 @@ def _other_copy(ds):
     return dataclasses.replace(ds, x_train=x)
 
 
-def test_a_folder_pins_its_data_and_threads_and_every_record_states_them(tmp_path, fixture_data):
-    out = tmp_path / "r"
-    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+def test_a_folder_pins_its_data_and_threads_and_every_record_states_them(trained):
+    out, fixture_data = trained  # _spec() trained on the fixture data: a copy of its own
     pins = store.read_pins(out)
     threads = training.threads()  # this process trained the runs itself (one worker)
     assert pins == {"location": fixture_data.source.location, "fingerprint": fixture_data.fingerprint,
@@ -570,9 +592,8 @@ def test_the_fingerprint_follows_the_arrays_not_the_object():
     assert dataclasses.replace(ds, x_train=np.zeros((2, 4, 1, 1), np.uint8)).fingerprint != ds.fingerprint
 
 
-def test_a_run_on_another_copy_of_the_data_is_refused_naming_both(tmp_path, fixture_data):
-    out = tmp_path / "r"
-    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+def test_a_run_on_another_copy_of_the_data_is_refused_naming_both(trained):
+    out, fixture_data = trained  # _spec() trained on the fixture data: a copy of its own
     before = sorted(p.name for p in (out / "runs").iterdir())
     other = _other_copy(fixture_data)
     with pytest.raises(protocol.ProtocolError, match=f"fingerprint {fixture_data.fingerprint[:12]}.*this data is.*"
@@ -581,9 +602,8 @@ def test_a_run_on_another_copy_of_the_data_is_refused_naming_both(tmp_path, fixt
     assert sorted(p.name for p in (out / "runs").iterdir()) == before  # nothing trained, nothing written
 
 
-def test_a_resume_with_other_threads_is_refused_naming_both(tmp_path, fixture_data):
-    out = tmp_path / "r"
-    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+def test_a_resume_with_other_threads_is_refused_naming_both(trained):
+    out, fixture_data = trained  # _spec() trained on the fixture data: a copy of its own
     stored = json.loads((out / "protocol.json").read_text())
     stored["data"]["threads"] = {"intra_op": 7, "inter_op": 7}  # as if the folder's runs had 7 threads each
     (out / "protocol.json").write_text(json.dumps(stored))
@@ -591,9 +611,8 @@ def test_a_resume_with_other_threads_is_refused_naming_both(tmp_path, fixture_da
         protocol.run(_spec(), out, progress=False, dataset=fixture_data, workers=2, threads=1)
 
 
-def test_a_record_of_other_data_or_threads_in_a_pinned_folder_is_refused_when_read(tmp_path, fixture_data):
-    out = tmp_path / "r"
-    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+def test_a_record_of_other_data_or_threads_in_a_pinned_folder_is_refused_when_read(trained):
+    out, _ = trained  # _spec() trained on the fixture data: a copy of its own
     path = sorted((out / "runs").glob("*.json"))[0]
     original = path.read_text()
     record = json.loads(original)
@@ -613,9 +632,8 @@ def test_a_record_of_other_data_or_threads_in_a_pinned_folder_is_refused_when_re
         protocol.load_records(out)
 
 
-def test_a_folder_made_before_pins_gets_them_when_its_records_agree(tmp_path, fixture_data):
-    out = tmp_path / "r"
-    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+def test_a_folder_made_before_pins_gets_them_when_its_records_agree(trained):
+    out, fixture_data = trained  # _spec() trained on the fixture data: a copy of its own
     stored = json.loads((out / "protocol.json").read_text())
     pins = stored.pop("data")
     (out / "protocol.json").write_text(json.dumps(stored))
@@ -636,9 +654,8 @@ def test_a_folder_made_before_pins_gets_them_when_its_records_agree(tmp_path, fi
     assert store.read_pins(out) == pins
 
 
-def test_a_damaged_pin_in_protocol_json_is_an_error_naming_the_file(tmp_path, fixture_data):
-    out = tmp_path / "r"
-    protocol.run(_spec(), out, progress=False, dataset=fixture_data)
+def test_a_damaged_pin_in_protocol_json_is_an_error_naming_the_file(trained):
+    out, _ = trained  # _spec() trained on the fixture data: a copy of its own
     original = json.loads((out / "protocol.json").read_text())
     threads = {"intra_op": 1, "inter_op": 1}
     for data, match in [
