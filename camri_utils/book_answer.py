@@ -115,9 +115,9 @@ def answer_rows(root=ROOT, runs=RUNS):
                           & (comp.n >= 2)] if comp is not None else pd.DataFrame(columns=["verdict", "setting"]))
             row["n_settings"] = len(every)
             row["settings_above"] = [k for k, v in zip(every.setting, every.verdict) if v == "above"]
-            against_ce = {k: v for k, v in zip(*(comp[(comp.role == role) & (comp.method == "CAMRI")
-                                                        & (comp.reference == "CE")][c] for c in ("setting", "verdict")))
-                          } if comp is not None else {}
+            ce_rows = (comp[(comp.role == role) & (comp.method == "CAMRI") & (comp.reference == "CE")]
+                       if comp is not None else pd.DataFrame(columns=["setting", "verdict"]))
+            against_ce = dict(zip(ce_rows.setting, ce_rows.verdict))
             row["settings_above_ce"] = [against_ce.get(k, "no verdict") for k in row["settings_above"]]
             out.append(row)
     return pd.DataFrame(out)
