@@ -239,6 +239,63 @@ def progress_text(summary):
     return "" if done >= total else f"Incomplete: {done} of {total} planned runs are recorded"
 
 
+# The pilot's targets for CE's mean test accuracy with the CPU-scale network (issue 29), set
+# before the runs; the convergence part of the criterion is chapter 7's (protocol.convergence).
+CE_ACCURACY_TARGET = {"cifar10": 0.75, "gtsrb": 0.95}
+
+
+def _range_points(frame):
+    return ", ".join(f"seed {seed} ({100 * row.last_epochs_range:.2f} points)" for seed, row in frame.iterrows())
+
+
+def baseline_check(summary, window=3, tolerance=0.005):
+    """Is the baseline trained? Chapter 7's criterion on the recorded CE runs: per seed, the
+    validation accuracy's range over the last ``window`` epochs below ``tolerance``; and the mean
+    CE test accuracy at least the pilot's target. Returns (the per-seed frame of
+    :func:`camri_utils.protocol.convergence`, the lines that say what it finds: the criterion,
+    whether it is met, which seeds miss it and what that means, and the same range over every
+    recorded run, to tell a baseline still moving from an end of training that moves for all)."""
+    from camri_utils.protocol import convergence
+
+    dataset, ce = summary.spec.dataset, summary.selection.ce
+    if not ce:
+        return None, ["No CE run is recorded yet: nothing to check."]
+    epochs = min(len(r["history"].get("val_accuracy") or []) for r in ce)
+    if epochs < window:
+        return None, [f"The CE runs record {epochs} epoch(s) of validation accuracy: too few for the criterion's "
+                      f"{window}, so it cannot be checked."]
+    conv = convergence(ce, window, tolerance)
+    target = CE_ACCURACY_TARGET.get(dataset)
+    mean = conv.test_accuracy.mean()
+    missed = conv[~conv.converged]
+    planned = len(summary.spec.seeds)
+    lines = [f"Criterion, set before the runs (chapter 7's): for every CE seed, validation accuracy changes by less "
+             f"than {100 * tolerance:g} points over the last {window} epochs"
+             + (f"; the mean CE test accuracy at least {target:.2f} (the pilot's target for this network)."
+                if target is not None else ".")]
+    accuracy_ok = target is None or mean >= target
+    lines.append(f"{len(conv) - len(missed)} of {len(conv)} recorded CE seeds"
+                 + (f" (of {planned} planned)" if len(conv) < planned else "")
+                 + f" converged; largest range {100 * conv.last_epochs_range.max():.2f} points; mean CE test accuracy "
+                 f"{mean:.4f}" + (f" ({'at least' if accuracy_ok else 'below'} the target)" if target else "")
+                 + f". Criterion met: {'yes' if missed.empty and accuracy_ok else 'no'}.")
+    if not missed.empty:
+        schedule = " although the learning rate decays to zero by the last epoch (cosine schedule)" \
+            if summary.spec.lr_schedule == "cosine" else ""
+        lines.append(f"Not converged by this criterion: {_range_points(missed)}: their validation accuracy still moves"
+                     f"{schedule}. The protocol keeps them (dropping seeds after seeing them would choose on outcomes). "
+                     "Their final models carry that movement into every comparison against CE, where the paired "
+                     "intervals count it as seed-to-seed noise: it widens them.")
+        every = [r for r in summary.records if "source_run" not in r and not r.get("diverged")]
+        moved = convergence([{**r, "seed": i} for i, r in enumerate(every)], window, tolerance)
+        by_method = pd.Series([r["method"] for r in every])[~moved.converged.to_numpy()].value_counts(sort=False)
+        lines.append(f"The same range over every recorded run: {int((~moved.converged).sum())} of {len(moved)} miss "
+                     f"it ({', '.join(f'{m} {n}' for m, n in by_method.items())}): "
+                     + ("the movement is not CE's alone, but this network's at the end of its training."
+                        if len(by_method) > 1 else "the movement is CE's alone."))
+    return conv, lines
+
+
 def paper_cell(value):
     """One cell of the paper's table in the poster's style, four decimals: ``.7919 (.8821)``,
     ``.7600`` (no accuracy printed), ``-`` (no setting kept accuracy). The poster prints four

@@ -520,3 +520,53 @@ def test_the_report_counts_the_runs_behind_an_empty_cell():
     waiting = {("CE", None): (3, 5), ("class-specific", None): (0, 40)}
     assert cell_runs(waiting, "CAMRI", 3) == (None, None) and empty_cell((None, None)) == "- (CE runs missing)"
     assert "once every CE run is recorded" in empty_reason((None, None))
+
+
+# Is the baseline trained? (chapter 7's criterion on the Part III records)
+
+def _history_record(method, seed, last, accuracy=0.8, **extra):
+    """A record whose validation accuracy ends with ``last`` (earlier epochs far away)."""
+    return {"method": method, "seed": seed, "accuracy": accuracy,
+            "history": {"val_accuracy": [0.1, 0.2, *last]}, **extra}
+
+
+def _baseline_summary(ce, others=(), dataset="cifar10", seeds=5, schedule="cosine"):
+    from types import SimpleNamespace
+
+    spec = SimpleNamespace(dataset=dataset, seeds=list(range(seeds)), lr_schedule=schedule)
+    return SimpleNamespace(spec=spec, selection=SimpleNamespace(ce=ce), records=[*ce, *others])
+
+
+def test_baseline_check_passes_a_converged_baseline_in_two_lines():
+    ce = [_history_record("CE", s, [0.79, 0.792, 0.7905]) for s in range(5)]
+    conv, lines = replication.baseline_check(_baseline_summary(ce))
+    assert conv.converged.all() and conv.last_epochs_range.tolist() == pytest.approx([0.002] * 5, abs=1e-12)
+    assert len(lines) == 2 and "at least 0.75 (the pilot's target" in lines[0]
+    assert lines[1] == ("5 of 5 recorded CE seeds converged; largest range 0.20 points; mean CE test accuracy 0.8000 "
+                        "(at least the target). Criterion met: yes.")
+
+
+def test_baseline_check_names_the_seeds_that_still_move_and_whether_other_methods_do():
+    ce = [_history_record("CE", 0, [0.79, 0.792, 0.7905], accuracy=0.74),
+          _history_record("CE", 3, [0.778, 0.7976, 0.7932], accuracy=0.74)]  # range 0.0196
+    moving = _history_record("NormSoftmax", 3, [0.70, 0.71, 0.70])
+    threshold = {**ce[1], "method": "CE + threshold", "source_run": "x"}  # post-hoc: not a training run
+    conv, lines = replication.baseline_check(_baseline_summary(ce, [moving, _history_record("CAMRI", 0, [.8] * 3),
+                                                                   threshold]))
+    assert conv.converged.tolist() == [True, False]
+    assert "1 of 2 recorded CE seeds (of 5 planned) converged; largest range 1.96 points" in lines[1]
+    assert "0.7400 (below the target). Criterion met: no." in lines[1]
+    assert lines[2].startswith("Not converged by this criterion: seed 3 (1.96 points): ")
+    assert "decays to zero by the last epoch (cosine schedule)" in lines[2]
+    assert lines[3] == ("The same range over every recorded run: 2 of 4 miss it (CE 1, NormSoftmax 1): the movement "
+                        "is not CE's alone, but this network's at the end of its training.")
+    # CE alone moving, on a constant schedule (GTSRB: another target); and no CE run at all.
+    _, lines = replication.baseline_check(_baseline_summary(ce, dataset="gtsrb", schedule="constant"))
+    assert "at least 0.95" in lines[0] and "cosine" not in lines[2] and lines[3].endswith("CE's alone.")
+    assert replication.baseline_check(_baseline_summary([])) == (None, ["No CE run is recorded yet: nothing to check."])
+
+
+def test_baseline_check_of_runs_too_short_for_the_criterion_says_so(summary):
+    conv, lines = replication.baseline_check(summary)  # the module's fixture: 1 epoch
+    assert conv is None and lines == ["The CE runs record 1 epoch(s) of validation accuracy: too few for the "
+                                      "criterion's 3, so it cannot be checked."]
