@@ -71,7 +71,9 @@ def answer_rows(root=ROOT, runs=RUNS):
     setting is at the run's ``late_scale``), and over every CAMRI setting of the role, chosen or
     not: ``n_settings`` (those with a verdict against their control), ``settings_above`` (the
     settings above it) and ``settings_above_ce`` (the verdict of each of those against CE's
-    threshold moving). A run without verdicts has one row with ``role`` None."""
+    threshold moving), ``unconverged`` and ``ce_seeds`` (how many of the run's recorded CE seeds
+    miss chapter 7's convergence criterion, :func:`camri_utils.protocol.convergence`, of how many).
+    A run without verdicts has one row with ``role`` None."""
     from camri_utils import protocol, replication
     from camri_utils.protocol.report import WaitingForCE
 
@@ -94,11 +96,12 @@ def answer_rows(root=ROOT, runs=RUNS):
             out.append(dict(base, state="in progress", why=""))
             continue
         names = replication._class_names(summary)
+        missed, ce_seeds = _unconverged(summary)
         rows = replication.verdicts(summary)
         rows = rows[rows.method == "CAMRI"]
         comp = summary.comparison
         for role in dict.fromkeys(rows.role):
-            row = dict(base, state="complete", why="", role=role, n=np.nan)
+            row = dict(base, state="complete", why="", role=role, n=np.nan, unconverged=missed, ce_seeds=ce_seeds)
             for ref, key in (("CE", "ce"), ("control", "control")):
                 r = rows[(rows.role == role) & (rows.reference == ref)].iloc[0].to_dict()
                 row["class"] = names.get(r["important_class"], f"class {r['important_class']}")
@@ -121,6 +124,18 @@ def answer_rows(root=ROOT, runs=RUNS):
             row["settings_above_ce"] = [against_ce.get(k, "no verdict") for k in row["settings_above"]]
             out.append(row)
     return pd.DataFrame(out)
+
+
+def _unconverged(summary):
+    """(how many recorded CE seeds miss chapter 7's convergence criterion, how many there are);
+    runs with too few epochs for the criterion count as missing it."""
+    from camri_utils.protocol import convergence
+
+    try:
+        conv = convergence(summary.selection.ce)
+    except ValueError:  # fewer epochs than the criterion's window: it cannot be met
+        return len(summary.selection.ce), len(summary.selection.ce)
+    return int((~conv.converged).sum()), len(conv)
 
 
 def _scale(setting):
@@ -239,7 +254,8 @@ def markdown(rows):
                  "| --- | --- | --- | --- | --- |"]
         for r in done.to_dict("records"):
             mark = " †" if r.get("late") else ""
-            text.append(f"| {r['run']} ({r['chapter']}) | {r['class']} | {setting_text(r['setting'])}{mark} | "
+            moving = " ‡" if r.get("unconverged", 0) > 0 else ""
+            text.append(f"| {r['run']} ({r['chapter']}){moving} | {r['class']} | {setting_text(r['setting'])}{mark} | "
                         f"{_cell(r, 'ce')} | {_cell(r, 'control')} |")
         seeds = sorted({int(k) for k in done.n.dropna()})
         text += ["", "CAMRI's setting is the one chosen on validation for that class ($m$: its angular margin on the "
@@ -256,7 +272,8 @@ def markdown(rows):
                  "them."
                  + (" †: a scale added to the run's grid after test comparisons had been seen (its chapter tells "
                     "how), so that choice was not blind to the test set." if done.get("late", pd.Series()).any()
-                    else ""), ""]
+                    else "")
+                 + _moving_note(done), ""]
     for r in rows[rows.state != "complete"].to_dict("records"):
         words = {"no run": f"no run is stored: {r['why']}.",
                  "not recorded": f"not recorded yet ({r['why']}): no verdict.",
@@ -264,6 +281,21 @@ def markdown(rows):
                                 "the chapter shows the runs recorded so far."}[r["state"]]
         text.append(f"- {r['run']} (chapter {r['chapter']}): {words}")
     return "\n".join(text).rstrip("\n")
+
+
+def _moving_note(done):
+    """The caption's sentence for the runs marked ‡: how many of their CE seeds miss chapter 7's
+    convergence criterion ('' when none does)."""
+    if "unconverged" not in done:
+        return ""
+    runs = done[done.unconverged > 0].drop_duplicates("run")
+    if runs.empty:
+        return ""
+    each = join_words(f"{count_words(int(r.unconverged))} of {count_words(int(r.ce_seeds))} in {r.run}"
+                      for r in runs.itertuples())
+    return (f" ‡: CE seeds that miss chapter 7's convergence criterion (validation accuracy steady within 0.5 points "
+            f"over the last 3 epochs): {each}; {'its chapter gives' if len(runs) == 1 else 'their chapters give'} "
+            "each seed's range.")
 
 
 def replace_block(text, new, where="the page"):

@@ -122,6 +122,26 @@ def test_a_pick_at_a_scale_added_after_test_comparisons_is_flagged():
     assert "(both at a scale added" in book_answer.markdown(both)
 
 
+def test_a_run_whose_ce_seeds_miss_the_convergence_criterion_is_marked():
+    moving = pd.DataFrame([dict(_row("R", "cat", "above", "not told apart"), unconverged=2, ce_seeds=5),
+                           dict(_row("R", "dog", "above", "not told apart"), unconverged=2, ce_seeds=5),
+                           dict(_row("S", "cat", "above", "not told apart"), unconverged=0, ce_seeds=5)])
+    text = book_answer.markdown(moving)
+    assert "| R (7) ‡ | cat |" in text and "| R (7) ‡ | dog |" in text and "| S (7) | cat |" in text
+    assert text.count("two of five in R") == 1 and "in S" not in text.split("‡: ")[1]
+    assert "‡: CE seeds that miss chapter 7's convergence criterion" in text and "its chapter gives" in text
+    steady = pd.DataFrame([dict(_row("R", "cat", "above", "not told apart"), unconverged=0, ce_seeds=5)])
+    assert "‡" not in book_answer.markdown(steady)
+
+
+def test_the_marks_count_the_committed_ce_seeds_that_miss_the_criterion(rows):
+    for run, folder in (("Fashion-MNIST", "fashion_mnist"), ("Fashion-MNIST with Shirt rare", "fashion_mnist-rare")):
+        conv = protocol.convergence(protocol.summarize(ROOT / "results" / folder).selection.ce)
+        mine = rows[rows.run == run]
+        assert set(mine.unconverged) == {int((~conv.converged).sum())} and set(mine.ce_seeds) == {len(conv)}
+    assert set(rows[rows.run == "Fashion-MNIST"].unconverged) == {0}  # chapter 7: every seed converged
+
+
 def test_the_settings_above_their_control_carry_their_verdict_against_ce(rows):
     fm = rows[rows.run == "Fashion-MNIST"]
     comp = protocol.summarize(ROOT / "results/fashion_mnist").comparison
