@@ -35,16 +35,34 @@ _NATIVE_LOG = re.compile(
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IWE]\d{4} [\d:.]+\s+\d+ [\w.]+\.cc:\d+\] .*"
     r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.")
+# A progress bar's status line (tqdm's, as the loaders show them while they extract or decode):
+# "GTSRB train:  61%|██████    | 24014/39209 [00:02<00:01, 12006.73img/s]" or, with no total,
+# "extracting x.tar.xz: 6042file [00:02, 3020.90file/s]". Its lines depend on whether a cache was
+# warm when the notebook ran, so they are dropped from the stored outputs too.
+_PROGRESS = re.compile(r".*: +(\d+%\|.*\| *)?[\d.]+[kMG]?(/[\d.]+[kMG]?)?\w* \[\d+:\d\d(:\d\d)?(<[\d:?]+)?, [^\]]*\]")
 
 
-def _drop_native_log(nb):
+def _noise(line):
+    line = line.strip("\r\n")
+    return bool(_NATIVE_LOG.fullmatch(line) or _PROGRESS.fullmatch(line.strip()))
+
+
+def _drop_noise(nb):
+    """Drop TensorFlow's native start-up log and progress bars from the stderr outputs."""
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        kept = []
+        kept, after_noise = [], False
         for output in cell.outputs:
             if output.get("output_type") == "stream" and output.get("name") == "stderr":
-                lines = [ln for ln in output["text"].splitlines(True) if not _NATIVE_LOG.fullmatch(ln.rstrip("\n"))]
+                lines = []
+                # splitlines splits at "\r" too: each redrawn state of a bar is a line of its own
+                for line in output["text"].splitlines(True):
+                    if _noise(line) or (after_noise and not line.strip()):  # a closed bar leaves a newline
+                        after_noise = True
+                        continue
+                    after_noise = False
+                    lines.append(line)
                 if not "".join(lines).strip():
                     continue
                 output["text"] = "".join(lines)
@@ -300,7 +318,7 @@ def run(notebook, output=None, profile=None, parameters=None, timeout=1800, cwd=
         if record is None:
             raise RuntimeError(f"{notebook.name} did not call camri_utils.notebook.provenance().")
         nb.metadata["camri"] = record
-        _drop_native_log(nb)
+        _drop_noise(nb)
         # papermill records where it read and wrote the notebook: machine paths (a temporary
         # file, here) that mean nothing to a reader of the stored notebook.
         for key in ("input_path", "output_path"):

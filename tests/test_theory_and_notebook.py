@@ -150,3 +150,40 @@ def test_failed_run_leaves_previous_output_untouched(tmp_path):
     with pytest.raises(RuntimeError, match="did not call camri_utils.notebook.provenance"):
         run(silent, target)
     assert target.read_text() == "previous"
+
+
+@pytest.mark.parametrize("line", [
+    "\rextracting gtsrb-final.tar.xz: 0file [00:00, ?file/s]",
+    "\rextracting gtsrb-final.tar.xz: 51932file [00:16, 3150.20file/s]",
+    "\rGTSRB train:   0%|          | 0/39209 [00:00<?, ?img/s]",
+    "\rGTSRB train:  61%|██████    | 24014/39209 [00:02<00:01, 12006.73img/s]",
+    "CIFAR-10 test: 100%|██████████| 10000/10000 [00:00<00:00, 10826.71img/s]\n",
+    "I0000 00:00:1796655319.372418   17825 port.cc:153] oneDNN custom operations are on.\n",
+])
+def test_progress_bars_and_native_logs_are_noise(line):
+    from camri_utils.notebook import _noise
+
+    assert _noise(line)
+
+
+@pytest.mark.parametrize("line", ["UserWarning: 12 images of 100 differ from their CSV size [see notes]\n",
+                                  "only 40% of the images: 400/1000 [first pass]\n", "epoch 3: loss 0.51\n"])
+def test_other_stderr_lines_are_kept(line):
+    from camri_utils.notebook import _noise
+
+    assert not _noise(line)
+
+
+def test_a_stored_run_keeps_no_progress_bar_and_keeps_real_messages(tmp_path):
+    """A cell whose loader shows progress bars (they appear only when a cache is cold): the stored
+    outputs hold the cell's own messages and no bar, whatever the cache held."""
+    src = _notebook(tmp_path / "bars.ipynb", 'profile = "full"',
+                    "import sys\nfrom tqdm import tqdm\nfrom camri_utils.notebook import provenance\n"
+                    "provenance(profile, data='test data')\n"
+                    "for _ in tqdm(range(3), desc='decoding', unit='img', mininterval=0): pass\n"
+                    "for _ in tqdm(iter(range(3)), desc='extracting', unit='file', mininterval=0): pass\n"
+                    "print('12 images were skipped', file=sys.stderr)\nprint('done')")
+    stored = nbformat.read(run(src, tmp_path / "out.ipynb"), as_version=4)
+    streams = [o for o in stored.cells[1].outputs if o.get("output_type") == "stream"]
+    text = {name: "".join(o["text"] for o in streams if o["name"] == name) for name in ("stderr", "stdout")}
+    assert text == {"stderr": "12 images were skipped\n", "stdout": "done\n"}
