@@ -33,7 +33,8 @@ from camri_utils.protocol.report import cell_runs, empty_cell, empty_reason, see
 
 __all__ = ["PAPER_TABLE_1", "PAPER_LABEL", "PAPER_METHODS", "PAPER_EPOCHS", "DATASET_NAMES", "ours_label", "summarize",
            "not_recorded_text", "PARAMETERS", "network_frame", "network_cells", "network_lines",
-           "paper_network_on_cpu", "short_sources", "sources_text", "progress_text", "paper_cell", "paper_table", "table_1", "gain_table",
+           "paper_network_on_cpu", "short_sources", "sources_text", "progress_text", "partial_choice_lines",
+           "CE_ACCURACY_TARGET", "baseline_check", "paper_cell", "paper_table", "table_1", "gain_table",
            "gain_lines", "tradeoff", "VERDICT_METHODS", "verdicts", "verdict_lines",
            "fashion_mnist_answer", "compared_runs", "confusion_frame", "confusions", "angle_measures",
            "angle_summary", "class_angles", "angle_verdicts"]
@@ -239,22 +240,54 @@ def progress_text(summary):
     return "" if done >= total else f"Incomplete: {done} of {total} planned runs are recorded"
 
 
+def partial_choice_lines(summary):
+    """While settings are missing: one line per method and role whose grid is partly recorded,
+    with how many of its settings have runs and each one's seeds. A choice on validation is made
+    among the settings recorded so far, so it, and every number resting on it, may change as the
+    others arrive. [] when no method has a setting without runs."""
+    names, lines = _class_names(summary), []
+    roles = {}
+    for role, c in summary.selection.important.items():
+        roles.setdefault(c, []).append(role)
+    for (method, c), settings in (summary.settings or {}).items():
+        started = {k: v for k, v in settings.items() if v[0] > 0}
+        if not started or len(started) == len(settings):  # none recorded: "no run yet" says it
+            continue
+        where = (f"{_and(roles.get(c, [f'class {c}']))} ({names.get(c, c)}), " if c is not None else "") + method
+        seeds = "; ".join(f"{setting_text(k)}: {done} of {total} seeds" for k, (done, total) in started.items())
+        lines.append(f"{where}: {len(started)} of its {len(settings)} settings recorded so far"
+                     + f" ({seeds})"
+                     + ": its choice is made among these, and may change as the others arrive.")
+    return lines
+
+
 # The pilot's targets for CE's mean test accuracy with the CPU-scale network (issue 29), set
 # before the runs; the convergence part of the criterion is chapter 7's (protocol.convergence).
 CE_ACCURACY_TARGET = {"cifar10": 0.75, "gtsrb": 0.95}
 
 
-def _range_points(frame):
-    return ", ".join(f"seed {seed} ({100 * row.last_epochs_range:.2f} points)" for seed, row in frame.iterrows())
+def _range_points(frame, window):
+    return ", ".join(f"seed {seed} ({100 * row.last_epochs_range:.2f} points over the last {window} epochs, "
+                     f"{100 * row.last_epoch_change:.2f} in the last one)" for seed, row in frame.iterrows())
+
+
+def _group(record):
+    """A run's group in the count of runs that move: its method, and for normalized softmax (the
+    control of the margin methods at its scale) its scale."""
+    if record["method"] == "NormSoftmax":
+        return f"NormSoftmax {setting_text(record['params'])}"
+    return record["method"]
 
 
 def baseline_check(summary, window=3, tolerance=0.005):
     """Is the baseline trained? Chapter 7's criterion on the recorded CE runs: per seed, the
     validation accuracy's range over the last ``window`` epochs below ``tolerance``; and the mean
     CE test accuracy at least the pilot's target. Returns (the per-seed frame of
-    :func:`camri_utils.protocol.convergence`, the lines that say what it finds: the criterion,
-    whether it is met, which seeds miss it and what that means, and the same range over every
-    recorded run, to tell a baseline still moving from an end of training that moves for all)."""
+    :func:`camri_utils.protocol.convergence` with ``last_epoch_change``, the change of the last
+    epoch; the lines that say what it finds: the criterion, whether it is met, which seeds miss
+    it and by how much, what that means for the comparisons, and the same range over every
+    recorded run by method (normalized softmax by scale, the controls), to tell a baseline still
+    moving from an end of training that moves for every method)."""
     from camri_utils.protocol import convergence
 
     dataset, ce = summary.spec.dataset, summary.selection.ce
@@ -265,6 +298,8 @@ def baseline_check(summary, window=3, tolerance=0.005):
         return None, [f"The CE runs record {epochs} epoch(s) of validation accuracy: too few for the criterion's "
                       f"{window}, so it cannot be checked."]
     conv = convergence(ce, window, tolerance)
+    last = {r["seed"]: abs(r["history"]["val_accuracy"][-1] - r["history"]["val_accuracy"][-2]) for r in ce}
+    conv.insert(conv.columns.get_loc("last_epochs_range") + 1, "last_epoch_change", conv.index.map(last))
     target = CE_ACCURACY_TARGET.get(dataset)
     mean = conv.test_accuracy.mean()
     missed = conv[~conv.converged]
@@ -280,19 +315,22 @@ def baseline_check(summary, window=3, tolerance=0.005):
                  f"{mean:.4f}" + (f" ({'at least' if accuracy_ok else 'below'} the target)" if target else "")
                  + f". Criterion met: {'yes' if missed.empty and accuracy_ok else 'no'}.")
     if not missed.empty:
-        schedule = " although the learning rate decays to zero by the last epoch (cosine schedule)" \
-            if summary.spec.lr_schedule == "cosine" else ""
-        lines.append(f"Not converged by this criterion: {_range_points(missed)}: their validation accuracy still moves"
-                     f"{schedule}. The protocol keeps them (dropping seeds after seeing them would choose on outcomes). "
-                     "Their final models carry that movement into every comparison against CE, where the paired "
-                     "intervals count it as seed-to-seed noise: it widens them.")
+        schedule = (", with the learning rate decaying to zero by the last epoch (cosine schedule)"
+                    if summary.spec.lr_schedule == "cosine" else "")
+        lines.append(f"Not converged by this criterion{schedule}: {_range_points(missed, window)}. The protocol "
+                     "keeps these seeds (dropping them after seeing them would choose on outcomes). A seed's final "
+                     "model carries where its last epochs left it into each comparison paired on that seed; the "
+                     "paired intervals below count that as noise between seeds, and with few seeds it can also "
+                     "shift a mean.")
         every = [r for r in summary.records if "source_run" not in r and not r.get("diverged")]
         moved = convergence([{**r, "seed": i} for i, r in enumerate(every)], window, tolerance)
-        by_method = pd.Series([r["method"] for r in every])[~moved.converged.to_numpy()].value_counts(sort=False)
-        lines.append(f"The same range over every recorded run: {int((~moved.converged).sum())} of {len(moved)} miss "
-                     f"it ({', '.join(f'{m} {n}' for m, n in by_method.items())}): "
-                     + ("the movement is not CE's alone, but this network's at the end of its training."
-                        if len(by_method) > 1 else "the movement is CE's alone."))
+        groups = pd.DataFrame({"group": [_group(r) for r in every], "missed": ~moved.converged.to_numpy()})
+        counts = groups.groupby("group", sort=False).missed.agg(["sum", "size"])
+        lines.append(f"The same range over every recorded run: {int(counts['sum'].sum())} of {len(every)} miss it ("
+                     + ", ".join(f"{g} {int(k)} of {n}" for g, (k, n) in counts.iterrows()) + "): "
+                     + ("the movement is not CE's alone, but this network's at the end of its training; a comparison "
+                        "with the control rests on two such final models."
+                        if (counts.drop("CE", errors="ignore")["sum"] > 0).any() else "the movement is CE's alone."))
     return conv, lines
 
 
@@ -560,6 +598,7 @@ def verdict_lines(summary):
     progress = progress_text(summary)
     if progress:
         lines.append(f"{progress}: the lines below rest on the runs recorded so far.")
+        lines += partial_choice_lines(summary)
     for row in verdicts(summary).to_dict("records"):
         c = row["important_class"]
         head = f"{row['role']} ({names.get(c, c)}), {row['method']}"
@@ -618,6 +657,7 @@ def fashion_mnist_answer(summary):
     if not decided:
         return (f"{question} Not answerable from these records: no CAMRI setting has a verdict against its control "
                 f"resting on two or more seeds.{tail}")
+    tail = _against_ce(rows, decided) + tail
     off = [r for r in decided if r["verdict"] != "not told apart"]
     if not off:
         return (f"{question} Yes, in {len(decided)} of {len(camri)} roles: CAMRI's chosen setting is not told apart "
@@ -628,6 +668,26 @@ def fashion_mnist_answer(summary):
             + "; ".join(f"{r['verdict']} its control's threshold curve for {cite(r)}" for r in off)
             + (f"; not told apart for " + "; ".join(cite(r) for r in decided if r not in off)
                if len(off) < len(decided) else "") + f".{tail}")
+
+
+def _against_ce(rows, decided):
+    """The sentence that sets the settings of ``decided`` (verdicts against their control) against
+    CE's threshold moving too: the book's question has both references, and a setting above its
+    control can still lie on (or below) CE's curve."""
+    ce = {r["role"]: r for r in rows[(rows.method == "CAMRI") & (rows.reference == "CE")].to_dict("records")}
+    parts = []
+    for r in decided:
+        row = ce.get(r["role"])
+        if row is None or not row["resolved"] or row["verdict"] not in ("above", "not told apart", "below"):
+            parts.append(f"no verdict for {r['role']} ({(row or {}).get('why') or 'no comparison'})")
+            continue
+        parts.append(f"{row['verdict']} for {r['role']} (accuracy at the same recall "
+                     f"{_points(row['accuracy_gap'], row['accuracy_gap_low'], row['accuracy_gap_high'])} points "
+                     f"against the oracle, "
+                     f"{_points(row['oos_accuracy_gap'], row['oos_accuracy_gap_low'], row['oos_accuracy_gap_high'])}"
+                     " out of sample)")
+    return (f" Against CE's threshold moving, the other half of the book's question, the same setting"
+            f"{'s are' if len(decided) > 1 else ' is'} " + "; ".join(parts) + ".")
 
 
 def _and(items):

@@ -439,6 +439,10 @@ def test_comparison_cells_say_the_seeds_a_recall_gap_rests_on_and_never_print_mi
     recall, accuracy, precision, seeds = protocol.comparison_cells(row, points=True)
     assert recall == "+2.4 [-54.2, +58.9] (n = 2, 3 seed(s) beyond the curve's end)"
     assert seeds == "3/0/2"
+    # Counts read from a frame whose columns hold NaN elsewhere arrive as floats: still whole numbers.
+    floats = _gap_row(n=5.0, n_recall=2.0, above=1.0, on=0.0, below=4.0, recall_gap=0.024)
+    recall, _, _, seeds = protocol.comparison_cells(floats, points=True)
+    assert seeds == "1/0/4" and recall.endswith("(n = 2, 3 seed(s) beyond the curve's end)")
     one = protocol.comparison_cells(_gap_row(n_recall=1, recall_gap_low=np.nan, recall_gap_high=np.nan))[0]
     assert one == "+0.010 (n = 1, 4 seed(s) beyond the curve's end)"  # one seed: no interval
     assert protocol.comparison_cells(_gap_row(n_recall=0, recall_gap=np.nan))[0] == "beyond the curve's end"

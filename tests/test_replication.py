@@ -308,6 +308,10 @@ def test_a_margin_off_its_controls_curve_says_no_with_its_numbers(summary, gaps,
     assert answer.startswith("Does the Fashion-MNIST answer hold on CIFAR-10? No: CAMRI's chosen setting is "
                              f"{verdict} its control's threshold curve for worst1")
     assert f"{_pts(mean)} [{_pts(mean - half)}, {_pts(mean + half)}] points" in answer
+    # The same setting against CE's threshold moving: the other half of the question, its own verdict.
+    ce = replication.verdicts(below).set_index(["role", "method", "reference"]).loc[("worst1", "CAMRI", "CE")]
+    assert "Against CE's threshold moving, the other half of the book's question, the same setting" in answer
+    assert f"{ce.verdict} for worst1 (accuracy at the same recall {_pts(ce.accuracy_gap)} [" in answer
 
 
 def test_an_answer_holds_only_where_every_verdict_is_not_told_apart(summary):
@@ -549,17 +553,20 @@ def test_baseline_check_passes_a_converged_baseline_in_two_lines():
 def test_baseline_check_names_the_seeds_that_still_move_and_whether_other_methods_do():
     ce = [_history_record("CE", 0, [0.79, 0.792, 0.7905], accuracy=0.74),
           _history_record("CE", 3, [0.778, 0.7976, 0.7932], accuracy=0.74)]  # range 0.0196
-    moving = _history_record("NormSoftmax", 3, [0.70, 0.71, 0.70])
+    moving = _history_record("NormSoftmax", 3, [0.70, 0.71, 0.70], params={"scale": 8.0})
     threshold = {**ce[1], "method": "CE + threshold", "source_run": "x"}  # post-hoc: not a training run
     conv, lines = replication.baseline_check(_baseline_summary(ce, [moving, _history_record("CAMRI", 0, [.8] * 3),
                                                                    threshold]))
     assert conv.converged.tolist() == [True, False]
     assert "1 of 2 recorded CE seeds (of 5 planned) converged; largest range 1.96 points" in lines[1]
     assert "0.7400 (below the target). Criterion met: no." in lines[1]
-    assert lines[2].startswith("Not converged by this criterion: seed 3 (1.96 points): ")
-    assert "decays to zero by the last epoch (cosine schedule)" in lines[2]
-    assert lines[3] == ("The same range over every recorded run: 2 of 4 miss it (CE 1, NormSoftmax 1): the movement "
-                        "is not CE's alone, but this network's at the end of its training.")
+    assert lines[2].startswith("Not converged by this criterion, with the learning rate decaying to zero by the last "
+                               "epoch (cosine schedule): seed 3 (1.96 points over the last 3 epochs, 0.44 in the last "
+                               "one). The protocol keeps these seeds")
+    assert conv.last_epoch_change.tolist() == pytest.approx([0.0015, 0.0044], abs=1e-12)
+    assert lines[3] == ("The same range over every recorded run: 2 of 4 miss it (CE 1 of 2, NormSoftmax s = 8 1 of 1, "
+                        "CAMRI 0 of 1): the movement is not CE's alone, but this network's at the end of its training; "
+                        "a comparison with the control rests on two such final models.")
     # CE alone moving, on a constant schedule (GTSRB: another target); and no CE run at all.
     _, lines = replication.baseline_check(_baseline_summary(ce, dataset="gtsrb", schedule="constant"))
     assert "at least 0.95" in lines[0] and "cosine" not in lines[2] and lines[3].endswith("CE's alone.")
@@ -570,3 +577,16 @@ def test_baseline_check_of_runs_too_short_for_the_criterion_says_so(summary):
     conv, lines = replication.baseline_check(summary)  # the module's fixture: 1 epoch
     assert conv is None and lines == ["The CE runs record 1 epoch(s) of validation accuracy: too few for the "
                                       "criterion's 3, so it cannot be checked."]
+
+
+def test_a_choice_among_partly_recorded_settings_says_so(summary):
+    assert summary.settings and replication.partial_choice_lines(summary) == []  # the fixture is complete
+    c = summary.selection.important["worst1"]
+    names = replication._class_names(summary)
+    done, missing = (protocol.setting_key({"margin": m * _M, "scale": s, "monotonic": False}) for m, s in
+                     ((4, 16.0), (8, 8.0)))
+    partial = dataclasses.replace(summary, settings={**summary.settings, ("CAMRI", c): {done: (2, 2), missing: (0, 2)},
+                                                     ("WCE", c): {"w": (0, 2)}})  # none recorded: said elsewhere
+    assert replication.partial_choice_lines(partial) == [
+        f"worst1 ({names[c]}), CAMRI: 1 of its 2 settings recorded so far (m = 4π/64, s = 16: 2 of 2 seeds): its "
+        "choice is made among these, and may change as the others arrive."]

@@ -42,6 +42,7 @@ class Summary:
     diverged: list = None  # records of runs that diverged: shown, never chosen
     comparisons: pd.DataFrame = None  # every setting against the threshold curves, per seed
     comparison: pd.DataFrame = None  # the same, per setting: paired t intervals and positions
+    settings: dict = None  # {(method, class or None): {setting key: (recorded, planned)}}: see setting_status
 
 
 def current_records(spec, data_kind, records):
@@ -264,18 +265,37 @@ def plan_status(spec, data_kind, records):
     recorded: before that their classes are unknown, and they are counted as ``None`` runs
     of ``"class-specific"``)."""
     have = {r["run_id"] for r in records}
-    shared = plan(spec, data_kind)
     ce = [r for r in records if r["method"] == "CE" and not r.get("diverged")]
     status = {}
-    planned = list(shared)
-    if len(ce) >= len(spec.seeds) or spec.important_class is not None:
-        planned += plan(spec, data_kind, important_classes(spec, ce))
-    for p in planned:
+    for p in _planned_now(spec, data_kind, ce):
         done, total = status.get((p.method, p.important_class), (0, 0))
         status[(p.method, p.important_class)] = (done + (p.run_id in have), total + 1)
     if len(ce) < len(spec.seeds) and spec.important_class is None:
         status[("class-specific", None)] = (0, len(plan(spec, data_kind, [0, 1, 2])))  # three classes, by role
     return status
+
+
+def _planned_now(spec, data_kind, ce):
+    """The runs the plan asks for now: the shared ones, and the class-specific ones once every CE
+    run (``ce``: the recorded, non-diverged ones) is there to rank the classes."""
+    planned = plan(spec, data_kind)
+    if len(ce) >= len(spec.seeds) or spec.important_class is not None:
+        planned += plan(spec, data_kind, important_classes(spec, ce))
+    return planned
+
+
+def setting_status(spec, data_kind, records):
+    """How far each setting is: {(method label, important class or None): {setting key:
+    (recorded, planned)}} over the runs the plan asks for now (as :func:`plan_status`). While a
+    method's settings are partly recorded, its choice on validation is made among those that are."""
+    have = {r["run_id"] for r in records}
+    ce = [r for r in records if r["method"] == "CE" and not r.get("diverged")]
+    out = {}
+    for p in _planned_now(spec, data_kind, ce):
+        cell = out.setdefault((p.method, p.important_class), {})
+        done, total = cell.get(setting_key(p.params), (0, 0))
+        cell[setting_key(p.params)] = (done + (p.run_id in have), total + 1)
+    return out
 
 
 class WaitingForCE(ProtocolError):
@@ -309,7 +329,7 @@ def summarize(output, accuracy_k=None):
     spec, data_kind = read_spec(output)
     k = spec.accuracy_k if accuracy_k is None else accuracy_k
     ProtocolSpec.from_dict({**spec.to_dict(), "accuracy_k": k})  # checks k
-    records, ignored, status, diverged = load_records(output), 0, {}, []
+    records, ignored, status, diverged, settings = load_records(output), 0, {}, [], {}
     n_classes = next((len(r["class_names"]) for r in records if r.get("class_names")), None)
     if spec.important_class is not None and n_classes is not None and spec.important_class >= n_classes:
         raise ProtocolError(f"{output / 'protocol.json'} names important_class {spec.important_class}, but its runs' "
@@ -328,6 +348,7 @@ def summarize(output, accuracy_k=None):
         _check_ce(output, spec, everything, [r for r in records if r["method"] == "CE" and not r.get("diverged")],
                   [r for r in records if r["method"] == "CE" and r.get("diverged")])
         status = plan_status(spec, data_kind, records)
+        settings = setting_status(spec, data_kind, records)
         # Rows by variant (LDAM-DRW apart from LDAM); the records on disk keep their method.
         records = [r if variant_label(r) == r["method"] else {**r, "method": variant_label(r)} for r in records]
         # A diverged run is shown as such and never chosen (its metrics are not results).
@@ -354,7 +375,8 @@ def summarize(output, accuracy_k=None):
         comparison = comparison_table(comparisons) if not comparisons.empty else None
     n_validation = _validation_count(output, records) if data_kind is not None else None
     markdown = _markdown(spec, sel, table, k, records, ignored, expected, n_validation, status, diverged, comparison)
-    return Summary(spec, records, sel, table, markdown, k, ignored, status, diverged, comparisons, comparison)
+    return Summary(spec, records, sel, table, markdown, k, ignored, status, diverged, comparisons, comparison,
+                   settings)
 
 
 def _seeds_planned(spec, status, sel):
@@ -501,7 +523,12 @@ def _past_end(n, n_defined):
     """What a recall cell rests on where some seeds lie past the curve's end: ``(n = 2, 3 seed(s)
     beyond the curve's end)``: its mean and Student-t interval are over those ``n_defined`` seeds
     only, so with two of them the interval is very wide (:func:`~camri_utils.stats.t_multiplier`)."""
-    return f" (n = {n_defined}, {n - n_defined} seed(s) beyond the curve's end)"
+    return f" (n = {int(n_defined)}, {int(n - n_defined)} seed(s) beyond the curve's end)"
+
+
+def _count(value):
+    """A count as a whole number (a table column holding NaN elsewhere turns counts into floats)."""
+    return "?" if pd.isna(value) else str(int(value))
 
 
 def comparison_cells(row, points=False):
@@ -515,7 +542,7 @@ def comparison_cells(row, points=False):
     return (recall,
             _gap_text(row["accuracy_gap"], row["accuracy_gap_low"], row["accuracy_gap_high"], row["n"], 4, points),
             _gap_text(row["precision_gap"], row["precision_gap_low"], row["precision_gap_high"], row["n"], 3, points),
-            f"{row['above']}/{row['on']}/{row['below']}")
+            f"{_count(row['above'])}/{_count(row['on'])}/{_count(row['below'])}")
 
 
 def out_of_sample_cells(row, points=False):
