@@ -22,6 +22,10 @@ no substitute value is ever shown.
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -34,7 +38,7 @@ from camri_utils.protocol.report import cell_runs, empty_cell, empty_reason, see
 __all__ = ["PAPER_TABLE_1", "PAPER_LABEL", "PAPER_METHODS", "PAPER_EPOCHS", "DATASET_NAMES", "ours_label", "summarize",
            "not_recorded_text", "PARAMETERS", "network_frame", "network_cells", "network_lines",
            "paper_network_on_cpu", "short_sources", "sources_text", "progress_text", "partial_choice_lines",
-           "CE_ACCURACY_TARGET", "baseline_check", "paper_cell", "paper_table", "table_1", "gain_table",
+           "CE_ACCURACY_TARGET", "NOISE_FOLDER", "eval_noise", "baseline_check", "paper_cell", "paper_table", "table_1", "gain_table",
            "gain_lines", "tradeoff", "VERDICT_METHODS", "verdicts", "verdict_lines",
            "fashion_mnist_answer", "compared_runs", "confusion_frame", "confusions", "angle_measures",
            "angle_summary", "class_angles", "angle_verdicts"]
@@ -279,7 +283,106 @@ def _group(record):
     return record["method"]
 
 
-def baseline_check(summary, window=3, tolerance=0.005):
+# Where benchmarks/eval_noise.py's checks of a results folder are committed: <folder>/eval-noise/
+NOISE_FOLDER = "eval-noise"
+_NOISE_REMEDY = "restore it (git checkout) or write it again with benchmarks/eval_noise.py"
+
+
+def _fraction_list(value, at_least):
+    return (isinstance(value, list) and len(value) >= at_least
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value))
+
+
+def _noise_problem(value):
+    """What makes ``value`` not a check written by benchmarks/eval_noise.py, or None."""
+    if not isinstance(value, dict):
+        return "it is not a JSON object"
+    checks = [("seed", isinstance(value.get("seed"), int) and not isinstance(value.get("seed"), bool)
+               and value["seed"] >= 0, "a whole number of at least 0"),
+              ("smoke_test", isinstance(value.get("smoke_test"), bool), "true or false"),
+              ("dataset", isinstance(value.get("dataset"), str), "a dataset's name"),
+              ("windows_val_accuracy", _fraction_list(value.get("windows_val_accuracy"), 3),
+               "a list of at least 3 accuracies in [0, 1]"),
+              ("history", isinstance(value.get("history"), dict)
+               and _fraction_list(value["history"].get("val_accuracy"), 1),
+               "an object whose val_accuracy is a list of accuracies in [0, 1]")]
+    for field, ok, expected in checks:
+        if not ok:
+            return f"field {field!r} must be {expected}; got {value.get(field)!r}"
+    return None
+
+
+def eval_noise(folder):
+    """The frozen-weights checks of ``benchmarks/eval_noise.py`` committed in
+    ``<folder>/eval-noise/`` (one JSON file per CE seed), sorted by seed; ``[]`` when the
+    folder has none. A file that is not such a check, or is a smoke test, is refused by name."""
+    where = Path(folder) / NOISE_FOLDER
+    checks = []
+    for path in sorted(where.glob("*.json")) if where.is_dir() else []:
+        try:
+            value = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not valid JSON ({exc}); {_NOISE_REMEDY}.") from None
+        problem = _noise_problem(value)
+        if problem:
+            raise ValueError(f"{path} is not a check written by benchmarks/eval_noise.py: {problem}; {_NOISE_REMEDY}.")
+        if value["smoke_test"]:
+            raise ValueError(f"{path} is a smoke test (trained for --epochs {len(value['history']['val_accuracy'])}), "
+                             "not a result: delete it, or write the check again with benchmarks/eval_noise.py without --epochs.")
+        checks.append(value)
+    return sorted(checks, key=lambda c: c["seed"])
+
+
+def _last_rate(spec):
+    """The largest learning rate of the last two epochs (the ones that move the last-3 range),
+    as a share of the initial one, under a cosine decay to zero; None for another schedule."""
+    epochs = getattr(spec, "epochs", None)
+    if spec.lr_schedule != "cosine" or getattr(spec, "warmup_epochs", 0) or not epochs or epochs < 2:
+        return None
+    return 0.5 * (1 + math.cos(math.pi * (epochs - 2) / epochs))
+
+
+def _noise_lines(checks, summary, window, tolerance):
+    """What the frozen-weights checks say the criterion measures."""
+    ce = {r["seed"]: r["history"]["val_accuracy"] for r in summary.selection.ce}
+    ranges = {c["seed"]: max(max(v[i:i + window]) - min(v[i:i + window])
+                             for i in range(max(1, len(v) - window + 1)))
+              for c in checks for v in [c["windows_val_accuracy"]]}
+    same, other = [], []
+    for c in checks:
+        recorded, again = ce.get(c["seed"]), c["history"]["val_accuracy"]
+        if recorded is not None and len(recorded) == len(again) and np.allclose(recorded, again, rtol=0, atol=1e-6):
+            same.append(c["seed"])
+        else:
+            other.append(c["seed"])
+    seeds = _and([str(s) for s in ranges])
+    largest = max(ranges.values())
+    per_seed = ", ".join(f"seed {s}: {100 * r:.2f}" for s, r in ranges.items())
+    line = (f"What moves? benchmarks/eval_noise.py trained CE seed{'s' if len(ranges) > 1 else ''} {seeds} again as "
+            "the preset trains " + ("them" if len(ranges) > 1 else "it")
+            + (f" (the same network{'s' if len(same) > 1 else ''} as the record{'s' if len(same) > 1 else ''} of seed"
+               f"{'s' if len(same) > 1 else ''} {_and([str(s) for s in same])}: equal validation histories)"
+               if same else "")
+            + (f" (seed{'s' if len(other) > 1 else ''} {_and([str(s) for s in other])}: not the recorded network, "
+               "whose validation history differs; it stands for the seed's training, not its stored model)"
+               if other else "")
+            + ", froze the weights, and passed more epochs of training batches through "
+            + ("each" if len(ranges) > 1 else "it") + ": that changes "
+            "only batch normalization's moving statistics. Over any 3 consecutive epochs of them, validation "
+            f"accuracy moved by at most {100 * largest:.2f} points ({per_seed}; the criterion allows "
+            f"{100 * tolerance:g}).")
+    if largest >= tolerance:
+        return [line + " The statistics alone can move it as far as the criterion allows: a seed's miss may be "
+                       "this evaluation noise, not training."]
+    rate = _last_rate(summary.spec)
+    when = (f" at learning rates of at most {math.ceil(1000 * rate) / 10:g}% of the initial one (the cosine "
+            "schedule's last two epochs)"
+            if rate is not None else "")
+    return [line + " The statistics alone stay within the criterion: where a seed misses it, its weights still "
+                   f"moved in the last epochs{when}, and its final model is where they stopped."]
+
+
+def baseline_check(summary, noise=(), window=3, tolerance=0.005):
     """Is the baseline trained? Chapter 7's criterion on the recorded CE runs: per seed, the
     validation accuracy's range over the last ``window`` epochs below ``tolerance``; and the mean
     CE test accuracy at least the pilot's target. Returns (the per-seed frame of
@@ -287,7 +390,9 @@ def baseline_check(summary, window=3, tolerance=0.005):
     epoch; the lines that say what it finds: the criterion, whether it is met, which seeds miss
     it and by how much, what that means for the comparisons, and the same range over every
     recorded run by method (normalized softmax by scale, the controls), to tell a baseline still
-    moving from an end of training that moves for every method)."""
+    moving from an end of training that moves for every method). ``noise``: the frozen-weights
+    checks of :func:`eval_noise` (the folder's), which say whether the weights or batch
+    normalization's moving statistics move the validation accuracy."""
     from camri_utils.protocol import convergence
 
     dataset, ce = summary.spec.dataset, summary.selection.ce
@@ -331,6 +436,8 @@ def baseline_check(summary, window=3, tolerance=0.005):
                      + ("the movement is not CE's alone, but this network's at the end of its training; a comparison "
                         "with the control rests on two such final models."
                         if (counts.drop("CE", errors="ignore")["sum"] > 0).any() else "the movement is CE's alone."))
+    if noise:
+        lines += _noise_lines(noise, summary, window, tolerance)
     return conv, lines
 
 

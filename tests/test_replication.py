@@ -5,6 +5,7 @@ smoke test of the code, not a result), its comparisons rebuilt from hand-made pe
 a verdict must come out exactly, and on hostile folders (another dataset, empty, incomplete)."""
 
 import dataclasses
+import json
 import math
 import shutil
 
@@ -571,6 +572,68 @@ def test_baseline_check_names_the_seeds_that_still_move_and_whether_other_method
     _, lines = replication.baseline_check(_baseline_summary(ce, dataset="gtsrb", schedule="constant"))
     assert "at least 0.95" in lines[0] and "cosine" not in lines[2] and lines[3].endswith("CE's alone.")
     assert replication.baseline_check(_baseline_summary([])) == (None, ["No CE run is recorded yet: nothing to check."])
+
+
+def _noise_check(seed, windows, history, smoke=False):
+    """A check as benchmarks/eval_noise.py writes it (the fields the chapter reads)."""
+    return {"dataset": "cifar10", "seed": seed, "smoke_test": smoke, "epochs": len(history),
+            "history": {"val_accuracy": history}, "windows_val_accuracy": windows}
+
+
+def test_baseline_check_says_whether_the_weights_or_the_statistics_move():
+    moving = [0.1, 0.2, 0.778, 0.7976, 0.7932]  # seed 4: range 1.96 points
+    ce = [_history_record("CE", 0, [0.79, 0.792, 0.7905]), _history_record("CE", 4, moving[2:])]
+    summary = _baseline_summary(ce)
+    summary.spec.epochs = 20
+    quiet = _noise_check(4, [0.7940, 0.7944, 0.7932, 0.7936], moving)  # ranges 0.12, 0.12 points
+    _, lines = replication.baseline_check(summary, [quiet])
+    assert lines[-1].startswith("What moves? benchmarks/eval_noise.py trained CE seed 4 again as the preset trains it "
+                                "(the same network as the record of seed 4: equal validation histories), froze")
+    assert "moved by at most 0.12 points (seed 4: 0.12; the criterion allows 0.5)" in lines[-1]
+    # cosine over 20 epochs: at the start of epoch 19 the rate is (1 + cos(0.9 pi)) / 2 = 2.45% of the initial one
+    assert "froze the weights, and passed more epochs of training batches through it: that" in lines[-1]
+    assert lines[-1].endswith("The statistics alone stay within the criterion: where a seed misses it, its weights "
+                              "still moved in the last epochs at learning rates of at most 2.5% of the initial one "
+                              "(the cosine schedule's last two epochs), and its final model is where they stopped.")
+    other = _noise_check(0, [0.70, 0.71, 0.70], [0.1, 0.2, 0.79, 0.792, 0.7915])  # not seed 0's recorded history
+    _, lines = replication.baseline_check(summary, [other, quiet])
+    assert "trained CE seeds 0 and 4 again as the preset trains them" in lines[-1]
+    assert "(seed 0: not the recorded network, whose validation history differs" in lines[-1]
+    assert "moved by at most 1.00 points (seed 0: 1.00, seed 4: 0.12;" in lines[-1]
+    assert lines[-1].endswith("a seed's miss may be this evaluation noise, not training.")
+    assert replication.baseline_check(summary)[1] == replication.baseline_check(summary, [])[1] == lines[:-1]
+
+
+def _write_check(folder, name, value):
+    where = folder / replication.NOISE_FOLDER
+    where.mkdir(exist_ok=True)
+    (where / name).write_text(value if isinstance(value, str) else json.dumps(value))
+
+
+def test_eval_noise_reads_the_folders_checks_by_seed(tmp_path):
+    assert replication.eval_noise(tmp_path) == []  # no check committed
+    _write_check(tmp_path, "seed-4.json", _noise_check(4, [0.5] * 3, [0.5]))
+    _write_check(tmp_path, "seed-0.json", _noise_check(0, [0.5] * 3, [0.5]))
+    assert [c["seed"] for c in replication.eval_noise(tmp_path)] == [0, 4]
+
+
+@pytest.mark.parametrize("value,message", [
+    ("{", "is not valid JSON"),
+    ([], "it is not a JSON object"),
+    (_noise_check(-1, [0.5] * 3, [0.5]), "field 'seed' must be a whole number of at least 0; got -1"),
+    (_noise_check(True, [0.5] * 3, [0.5]), "field 'seed' must be a whole number of at least 0; got True"),
+    (_noise_check(0, [0.5] * 2, [0.5]), "field 'windows_val_accuracy' must be a list of at least 3 accuracies"),
+    (_noise_check(0, [0.5, 0.5, 1.5], [0.5]), "field 'windows_val_accuracy' must be a list of at least 3 accuracies"),
+    (_noise_check(0, [0.5] * 3, ["0.5"]), "field 'history' must be an object whose val_accuracy is a list"),
+    ({**_noise_check(0, [0.5] * 3, [0.5]), "smoke_test": "no"}, "field 'smoke_test' must be true or false"),
+    (_noise_check(0, [0.5] * 3, [0.5, 0.6], smoke=True), "is a smoke test (trained for --epochs 2), not a result"),
+])
+def test_eval_noise_refuses_a_file_that_is_not_a_check_naming_it(tmp_path, value, message):
+    _write_check(tmp_path, "seed-0.json", value)
+    with pytest.raises(ValueError) as exc:
+        replication.eval_noise(tmp_path)
+    assert message in str(exc.value) and "seed-0.json" in str(exc.value)
+    assert "benchmarks/eval_noise.py" in str(exc.value)
 
 
 def test_baseline_check_of_runs_too_short_for_the_criterion_says_so(summary):
