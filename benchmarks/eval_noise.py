@@ -1,7 +1,8 @@
-"""Does the convergence criterion measure training, or the noise of evaluating the network?
+r"""Does the convergence criterion measure training, or the noise of evaluating the network?
 
     mkdir -p results/cifar10-cpu/eval-noise
-    python benchmarks/eval_noise.py --dataset cifar10 --data-dir PATH --seed 4 --output results/cifar10-cpu/eval-noise/seed-4.json
+    python benchmarks/eval_noise.py --dataset cifar10 --data-dir PATH --seed 4 \
+        --output results/cifar10-cpu/eval-noise/seed-4.json
 
 The protocol's criterion (validation accuracy within 0.005 over a CE run's last 3 epochs) is met
 when training has stopped moving the network. With batch normalization, though, the network that

@@ -38,8 +38,8 @@ from camri_utils.protocol.report import cell_runs, empty_cell, empty_reason, see
 __all__ = ["PAPER_TABLE_1", "PAPER_LABEL", "PAPER_METHODS", "PAPER_EPOCHS", "DATASET_NAMES", "ours_label", "summarize",
            "not_recorded_text", "PARAMETERS", "network_frame", "network_cells", "network_lines",
            "paper_network_on_cpu", "short_sources", "sources_text", "progress_text", "partial_choice_lines",
-           "CE_ACCURACY_TARGET", "NOISE_FOLDER", "eval_noise", "baseline_check", "paper_cell", "paper_table", "table_1", "gain_table",
-           "gain_lines", "tradeoff", "VERDICT_METHODS", "verdicts", "verdict_lines",
+           "CE_ACCURACY_TARGET", "NOISE_FOLDER", "eval_noise", "baseline_check", "paper_cell", "paper_table",
+           "table_1", "gain_table", "gain_lines", "tradeoff", "VERDICT_METHODS", "verdicts", "verdict_lines",
            "fashion_mnist_answer", "compared_runs", "confusion_frame", "confusions", "angle_measures",
            "angle_summary", "class_angles", "angle_verdicts"]
 
@@ -328,7 +328,8 @@ def eval_noise(folder):
             raise ValueError(f"{path} is not a check written by benchmarks/eval_noise.py: {problem}; {_NOISE_REMEDY}.")
         if value["smoke_test"]:
             raise ValueError(f"{path} is a smoke test (trained for --epochs {len(value['history']['val_accuracy'])}), "
-                             "not a result: delete it, or write the check again with benchmarks/eval_noise.py without --epochs.")
+                             "not a result: delete it, or write the check again with benchmarks/eval_noise.py "
+                             "without --epochs.")
         checks.append(value)
     return sorted(checks, key=lambda c: c["seed"])
 
@@ -344,6 +345,10 @@ def _last_rate(spec):
 
 def _noise_lines(checks, summary, window, tolerance):
     """What the frozen-weights checks say the criterion measures."""
+    foreign = sorted({c["dataset"] for c in checks} - {summary.spec.dataset})
+    if foreign:
+        raise ValueError(f"the {NOISE_FOLDER}/ checks of this {summary.spec.dataset} folder include checks of "
+                         f"{_and(foreign)}: move them to their own dataset's folder.")
     ce = {r["seed"]: r["history"]["val_accuracy"] for r in summary.selection.ce}
     ranges = {c["seed"]: max(max(v[i:i + window]) - min(v[i:i + window])
                              for i in range(max(1, len(v) - window + 1)))

@@ -602,6 +602,8 @@ def test_baseline_check_says_whether_the_weights_or_the_statistics_move():
     assert "moved by at most 1.00 points (seed 0: 1.00, seed 4: 0.12;" in lines[-1]
     assert lines[-1].endswith("a seed's miss may be this evaluation noise, not training.")
     assert replication.baseline_check(summary)[1] == replication.baseline_check(summary, [])[1] == lines[:-1]
+    with pytest.raises(ValueError, match="checks of this cifar10 folder include checks of gtsrb: move them"):
+        replication.baseline_check(summary, [quiet, {**quiet, "dataset": "gtsrb"}])
 
 
 def _write_check(folder, name, value):
