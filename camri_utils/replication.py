@@ -330,7 +330,10 @@ def eval_noise(folder):
             raise ValueError(f"{path} is a smoke test (trained for --epochs {len(value['history']['val_accuracy'])}), "
                              "not a result: delete it, or write the check again with benchmarks/eval_noise.py "
                              "without --epochs.")
-        checks.append(value)
+        twin = next((c for c in checks if c["seed"] == value["seed"]), None)
+        if twin is not None:
+            raise ValueError(f"{path} checks seed {value['seed']} again ({twin['_file']} did): keep one file per seed.")
+        checks.append({**value, "_file": path.name})
     return sorted(checks, key=lambda c: c["seed"])
 
 
@@ -353,24 +356,29 @@ def _noise_lines(checks, summary, window, tolerance):
     ranges = {c["seed"]: max(max(v[i:i + window]) - min(v[i:i + window])
                              for i in range(max(1, len(v) - window + 1)))
               for c in checks for v in [c["windows_val_accuracy"]]}
-    same, other = [], []
+    same, differs, unrecorded = [], [], []
     for c in checks:
         recorded, again = ce.get(c["seed"]), c["history"]["val_accuracy"]
-        if recorded is not None and len(recorded) == len(again) and np.allclose(recorded, again, rtol=0, atol=1e-6):
-            same.append(c["seed"])
+        if recorded is None:
+            unrecorded.append(str(c["seed"]))
+        elif len(recorded) == len(again) and np.allclose(recorded, again, rtol=0, atol=1e-6):
+            same.append(str(c["seed"]))
         else:
-            other.append(c["seed"])
-    seeds = _and([str(s) for s in ranges])
+            differs.append(str(c["seed"]))
+
+    def some(word, items):
+        return word + ("s" if len(items) > 1 else "")
+
+    notes = ([f"the same {some('network', same)} as the {some('record', same)} of {some('seed', same)} {_and(same)}: "
+              "equal validation histories"] if same else []) \
+        + ([f"{some('seed', differs)} {_and(differs)}: not the recorded network, whose validation history differs; it "
+            "stands for the seed's training, not its stored model"] if differs else []) \
+        + ([f"{some('seed', unrecorded)} {_and(unrecorded)}: no CE record of that seed yet to compare with"]
+           if unrecorded else [])
     largest = max(ranges.values())
     per_seed = ", ".join(f"seed {s}: {100 * r:.2f}" for s, r in ranges.items())
-    line = (f"What moves? benchmarks/eval_noise.py trained CE seed{'s' if len(ranges) > 1 else ''} {seeds} again as "
-            "the preset trains " + ("them" if len(ranges) > 1 else "it")
-            + (f" (the same network{'s' if len(same) > 1 else ''} as the record{'s' if len(same) > 1 else ''} of seed"
-               f"{'s' if len(same) > 1 else ''} {_and([str(s) for s in same])}: equal validation histories)"
-               if same else "")
-            + (f" (seed{'s' if len(other) > 1 else ''} {_and([str(s) for s in other])}: not the recorded network, "
-               "whose validation history differs; it stands for the seed's training, not its stored model)"
-               if other else "")
+    line = (f"What moves? benchmarks/eval_noise.py trained CE {some('seed', ranges)} {_and([str(s) for s in ranges])} "
+            f"again as the preset trains {'them' if len(ranges) > 1 else 'it'} ({'; '.join(notes)})"
             + ", froze the weights, and passed more epochs of training batches through "
             + ("each" if len(ranges) > 1 else "it") + ": that changes "
             "only batch normalization's moving statistics. Over any 3 consecutive epochs of them, validation "

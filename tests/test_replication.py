@@ -598,10 +598,14 @@ def test_baseline_check_says_whether_the_weights_or_the_statistics_move():
     other = _noise_check(0, [0.70, 0.71, 0.70], [0.1, 0.2, 0.79, 0.792, 0.7915])  # not seed 0's recorded history
     _, lines = replication.baseline_check(summary, [other, quiet])
     assert "trained CE seeds 0 and 4 again as the preset trains them" in lines[-1]
-    assert "(seed 0: not the recorded network, whose validation history differs" in lines[-1]
+    assert ("(the same network as the record of seed 4: equal validation histories; seed 0: not the recorded network, "
+            "whose validation history differs; it stands for") in lines[-1]
     assert "moved by at most 1.00 points (seed 0: 1.00, seed 4: 0.12;" in lines[-1]
     assert lines[-1].endswith("a seed's miss may be this evaluation noise, not training.")
     assert replication.baseline_check(summary)[1] == replication.baseline_check(summary, [])[1] == lines[:-1]
+    _, lines = replication.baseline_check(summary, [quiet, {**quiet, "seed": 7}])  # no CE record of seed 7
+    assert ("again as the preset trains them (the same network as the record of seed 4: equal validation histories; "
+            "seed 7: no CE record of that seed yet to compare with), froze") in lines[-1]
     with pytest.raises(ValueError, match="checks of this cifar10 folder include checks of gtsrb: move them"):
         replication.baseline_check(summary, [quiet, {**quiet, "dataset": "gtsrb"}])
 
@@ -617,6 +621,9 @@ def test_eval_noise_reads_the_folders_checks_by_seed(tmp_path):
     _write_check(tmp_path, "seed-4.json", _noise_check(4, [0.5] * 3, [0.5]))
     _write_check(tmp_path, "seed-0.json", _noise_check(0, [0.5] * 3, [0.5]))
     assert [c["seed"] for c in replication.eval_noise(tmp_path)] == [0, 4]
+    _write_check(tmp_path, "seed-4-again.json", _noise_check(4, [0.5] * 3, [0.5]))
+    with pytest.raises(ValueError, match="seed-4.json checks seed 4 again \\(seed-4-again.json did\\): keep one file"):
+        replication.eval_noise(tmp_path)
 
 
 @pytest.mark.parametrize("value,message", [
