@@ -489,7 +489,22 @@ def _class_counts(ds):
     return np.bincount(ds.y_train, minlength=ds.n_classes)
 
 
-def _build_model(config, ds, steps_per_epoch):
+def _build_before_tracing(model, batch_spec):
+    """Create the optimizer's and the metrics' variables before :meth:`keras.Model.fit` traces.
+
+    Under TensorFlow without a distribution strategy Keras creates them inside the first trace
+    of the train and test steps, and a ``tf.function`` that created variables is traced again:
+    each step twice: a fifth to a third of a small run's time (a test's, a sweep's; measured
+    by ``benchmarks/prebuild.py``, report in ``benchmarks/PREBUILD.md``). Keras builds them beforehand itself under a strategy, with
+    this method (symbolic: no step runs, no number changes, tested). A Keras without it
+    traces twice, as before.
+    """
+    build = getattr(model, "_symbolic_build", None)
+    if build is not None:
+        build(data_batch=batch_spec)
+
+
+def _build_model(config, ds, steps_per_epoch, batch_spec=None):
     method = methods.get(config.loss)
     important = config.important_classes
     policy_before = keras.config.dtype_policy()
@@ -509,6 +524,8 @@ def _build_model(config, ds, steps_per_epoch):
             model.compile(optimizer=optimizer, loss=loss, jit_compile=config.xla,
                           steps_per_execution=config.steps_per_execution,
                           metrics=["accuracy"] + [metrics.ImportantClassRecall(c, name=f"recall_{c}") for c in important])
+            if batch_spec is not None:
+                _build_before_tracing(model, batch_spec)
     finally:
         keras.config.set_dtype_policy(policy_before)
     return model
@@ -778,7 +795,7 @@ def train(config, callbacks=(), dataset=None):
     val_ds = data.pipeline(ds.x_val, ds.y_val, eval_batch, training=False) if ds.x_val is not None else None
     test_ds = data.pipeline(ds.x_test, ds.y_test, eval_batch, training=False)
     steps = math.ceil(len(ds.x_train) / config.batch_size)
-    model = _build_model(config, ds, steps)
+    model = _build_model(config, ds, steps, train_ds.element_spec)
     out = Path(config.output_dir) if config.output_dir else None
     cbs, angle_summary = _callbacks(config, out, ds, callbacks)
     cbs.append(_StopWhenDiverged())

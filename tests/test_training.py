@@ -406,3 +406,39 @@ def test_a_margin_schedule_and_deferred_reweighting_work_together(tmp_path):
     assert loss.base_loss.base_loss.easy_margin is True and not result.metrics["diverged"]
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["margin_schedule"] == {"start_epoch": 1, "ramp_epochs": 0}
+
+
+@pytest.mark.parametrize("loss,params", [("ce", {}), ("camri", {"margin": 0.2, "scale": 16.0})])
+def test_building_before_fit_traces_each_step_once_and_changes_no_number(loss, params, monkeypatch):
+    """train() creates the optimizer's and metrics' variables before fit (_build_before_tracing):
+    the train step is then traced once, not twice, and the run (batch normalization, dropout,
+    a cosine schedule) is the same to the last bit as one that builds them inside the trace."""
+    from camri_utils import data, training
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    ds = data.load("cifar10", data_dir=fixtures.write("cifar10", Path(os.environ["CAMRI_CACHE_DIR"]) / "fx",
+                                                      per_class=8))
+    traces = []
+    step = TensorFlowTrainer.train_step
+
+    def counted(self, batch):
+        traces.append(1)
+        return step(self, batch)
+
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", counted)
+    config = TrainConfig(dataset="cifar10", model="cpu_cnn_s", loss=loss, loss_params=params,
+                         important_classes=[3] if loss == "camri" else [], epochs=2, batch_size=16,
+                         validation_size=20, seed=1, verbose=0)
+    runs = {}
+    for prebuild in (True, False):
+        traces.clear()
+        with monkeypatch.context() as mp:
+            if not prebuild:
+                mp.setattr(training, "_build_before_tracing", lambda model, spec: None)
+            result = train(config, dataset=ds)
+        runs[prebuild] = (len(traces), result)
+    assert runs[True][0] == 1 and runs[False][0] == 2
+    first, second = runs[True][1], runs[False][1]
+    assert first.history == second.history  # exactly: the same steps in the same order
+    for split in first.scores:
+        np.testing.assert_array_equal(first.scores[split], second.scores[split])
