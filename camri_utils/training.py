@@ -494,7 +494,7 @@ def _build_before_tracing(model, batch_spec):
 
     Under TensorFlow without a distribution strategy Keras creates them inside the first trace
     of the train and test steps, and a ``tf.function`` that created variables is traced again:
-    each step twice: a fifth to a third of a small run's time (a test's, a sweep's; measured
+    each step twice: 20-40% of a small run's time (a test's, a sweep's; measured
     by ``benchmarks/prebuild.py``, report in ``benchmarks/PREBUILD.md``). Keras builds them beforehand itself under a strategy, with
     this method (symbolic: no step runs, no number changes, tested). A Keras without it
     traces twice, as before.
