@@ -129,6 +129,35 @@ def test_tar_archive_as_data_dir_is_extracted_once_and_named_by_its_file(tmp_pat
     assert data.load("cifar10").source.location == "cifar10-png.tar.xz"
 
 
+def test_the_same_archive_again_is_neither_extracted_nor_decoded_again(tmp_path, monkeypatch):
+    """Keyed by the archive's bytes: a copy elsewhere with a new modification time (a download
+    again, this project's shared data provisioned afresh) reuses the extraction and the decoded
+    arrays; an archive with other bytes at the same path is extracted again."""
+    import os
+    import shutil
+
+    from camri_utils.data import _common
+
+    root = png_fixture(tmp_path)
+    archive = tar_of(root, tmp_path / "cifar10-png.tar.xz")
+    first = data.load("cifar10", data_dir=archive)
+    cache = tmp_path / "decoded-cache"
+    before = sorted(p.name for p in cache.rglob("*"))
+    (tmp_path / "again").mkdir()
+    copy = shutil.copy(archive, tmp_path / "again" / "cifar10-png.tar.xz")
+    os.utime(copy, (1e9, 1e9))
+    with monkeypatch.context() as mp:
+        mp.setattr(tarfile, "open", lambda *a, **k: pytest.fail("extracted a second time"))
+        mp.setattr(_common, "save_arrays", lambda *a, **k: pytest.fail("decoded a second time"))
+        np.testing.assert_array_equal(data.load("cifar10", data_dir=copy).x_train, first.x_train)
+    assert sorted(p.name for p in cache.rglob("*")) == before
+    # Other images under the same name: extracted again, into a folder of their own.
+    other = png_fixture(tmp_path / "other", per_class=5)
+    tar_of(other, archive)
+    assert len(data.load("cifar10", data_dir=archive).x_train) == 50
+    assert len(list((cache / "extracted").iterdir())) == 2
+
+
 def test_truncated_archive_is_refused_and_leaves_nothing(tmp_path):
     archive = tar_of(png_fixture(tmp_path), tmp_path / "cifar10-png.tar.xz")
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
