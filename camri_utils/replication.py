@@ -245,23 +245,25 @@ def progress_text(summary):
 
 
 def partial_choice_lines(summary):
-    """While settings are missing: one line per method and role whose grid is partly recorded,
-    with how many of its settings have runs and each one's seeds. A choice on validation is made
-    among the settings recorded so far, so it, and every number resting on it, may change as the
-    others arrive. [] when no method has a setting without runs."""
+    """While a grid is partly recorded: one line per method and role with a setting that has no
+    runs or only some of its seeds, with how many of its settings have runs and each one's seeds.
+    A choice on validation is made among the settings recorded so far, on the seeds recorded so
+    far, so it, and every number resting on it, may change as the others arrive. [] when every
+    grid is complete or has no run at all (then "no run yet" says it)."""
     names, lines = _class_names(summary), []
     roles = {}
     for role, c in summary.selection.important.items():
         roles.setdefault(c, []).append(role)
     for (method, c), settings in (summary.settings or {}).items():
         started = {k: v for k, v in settings.items() if v[0] > 0}
-        if not started or len(started) == len(settings):  # none recorded: "no run yet" says it
+        if not started or all(done >= total for done, total in settings.values()):
             continue
         where = (f"{_and(roles.get(c, [f'class {c}']))} ({names.get(c, c)}), " if c is not None else "") + method
         seeds = "; ".join(f"{setting_text(k)}: {done} of {total} seeds" for k, (done, total) in started.items())
-        lines.append(f"{where}: {len(started)} of its {len(settings)} settings recorded so far"
-                     + f" ({seeds})"
-                     + ": its choice is made among these, and may change as the others arrive.")
+        recorded = (f"{len(started)} of its {len(settings)} settings recorded so far" if len(started) < len(settings)
+                    else f"all {len(settings)} of its settings recorded, not all their seeds")
+        lines.append(f"{where}: {recorded} ({seeds}): its choice is made among these, on the seeds recorded so far, "
+                     "and may change as the others arrive.")
     return lines
 
 

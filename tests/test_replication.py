@@ -670,4 +670,10 @@ def test_a_choice_among_partly_recorded_settings_says_so(summary):
                                                      ("WCE", c): {"w": (0, 2)}})  # none recorded: said elsewhere
     assert replication.partial_choice_lines(partial) == [
         f"worst1 ({names[c]}), CAMRI: 1 of its 2 settings recorded so far (m = 4π/64, s = 16: 2 of 2 seeds): its "
-        "choice is made among these, and may change as the others arrive."]
+        "choice is made among these, on the seeds recorded so far, and may change as the others arrive."]
+    # Every setting started, one of them on 1 seed of 2: the choice may still change.
+    started = dataclasses.replace(summary, settings={**summary.settings, ("CAMRI", c): {done: (2, 2), missing: (1, 2)}})
+    assert replication.partial_choice_lines(started) == [
+        f"worst1 ({names[c]}), CAMRI: all 2 of its settings recorded, not all their seeds (m = 4π/64, s = 16: 2 of 2 "
+        "seeds; m = 8π/64, s = 8: 1 of 2 seeds): its choice is made among these, on the seeds recorded so far, and "
+        "may change as the others arrive."]
