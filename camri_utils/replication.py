@@ -691,7 +691,7 @@ def verdicts(summary):
                             n, n_oos = int(found["n"]), int(found.get("n_oos", 0))
                             row["resolved"] = n >= 2 and (n_oos >= 2 or found["verdict"] == "above")
                             if n < 2:
-                                row["why"] = f"{n} seed: no interval, so no verdict"
+                                row["why"] = f"{n} seed: no interval"
                             elif not row["resolved"]:
                                 row["why"] = "no out-of-sample interval (no validation scores): 'below' untestable"
                 rows.append(row)
@@ -750,6 +750,8 @@ def verdict_lines(summary):
         n_planned = _planned_seeds(summary, row["method"], c)
         n = seeds_text({"n_seeds": row["n"], "n_planned": n_planned}).replace("n=", "n = ")
         verdict = row["verdict"] + (f" ({row['why']})" if row["why"] else "")
+        if row["n"] < 2:  # the interval's label would be a guess: no verdict, the numbers alone
+            verdict = f"no verdict ({row['why']})"
         lines.append(f"{head} against {_reference_words(row)}: {verdict}. Accuracy at the same recall, in points: "
                      f"oracle {accuracy}, out of sample {oos_accuracy}; recall at the same accuracy (oracle) "
                      f"{recall}; seeds above/on/below the oracle {seeds}; {n}.")

@@ -177,10 +177,10 @@ def test_settings_above_their_control_that_were_not_chosen_are_named_beside_chan
 
 
 def test_an_undecided_verdict_is_shown_as_such_and_not_counted():
-    rows = pd.DataFrame([_row("R", "cat", "above", "no verdict (1 seed: no interval, so no verdict)"),
+    rows = pd.DataFrame([_row("R", "cat", "above", "no verdict (1 seed: no interval)"),
                          _row("R", "dog", "above", "not told apart")])
     text = book_answer.markdown(rows)
-    assert "| no verdict (1 seed: no interval, so no verdict) |" in text
+    assert "| no verdict (1 seed: no interval) |" in text
     assert "beats moving CE's threshold in the one case" in text and "The counts: one case (" in text
 
 

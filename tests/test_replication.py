@@ -330,8 +330,11 @@ def test_an_answer_holds_only_where_every_verdict_is_not_told_apart(summary):
 def test_one_seed_gives_no_verdict_and_no_answer(summary):
     one = _rebuilt(summary, [-0.02])
     row = replication.verdicts(one).set_index(["role", "method", "reference"]).loc[("worst1", "CAMRI", "control")]
-    assert not row.resolved and row.why == "1 seed: no interval, so no verdict"
-    assert "Undefined for worst1 (1 seed: no interval, so no verdict)" in replication.fashion_mnist_answer(one)
+    assert not row.resolved and row.why == "1 seed: no interval"
+    assert "Undefined for worst1 (1 seed: no interval)" in replication.fashion_mnist_answer(one)
+    (line,) = [t for t in replication.verdict_lines(one) if t.startswith("worst1") and "CAMRI" in t
+               and "its control" in t]
+    assert ": no verdict (1 seed: no interval). Accuracy at the same recall" in line  # not "not told apart"
 
 
 def test_a_missing_control_is_undefined_not_substituted(summary):
