@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import json
 import math
 import os
@@ -494,13 +495,14 @@ def _build_before_tracing(model, batch_spec):
 
     Under TensorFlow without a distribution strategy Keras creates them inside the first trace
     of the train and test steps, and a ``tf.function`` that created variables is traced again:
-    each step twice: 20-40% of a small run's time (a test's, a sweep's; measured
-    by ``benchmarks/prebuild.py``, report in ``benchmarks/PREBUILD.md``). Keras builds them beforehand itself under a strategy, with
-    this method (symbolic: no step runs, no number changes, tested). A Keras without it
-    traces twice, as before.
+    each step twice, 20-40% of a small run's time (a test's, a sweep's; measured by
+    ``benchmarks/prebuild.py``, report in ``benchmarks/PREBUILD.md``). Under a strategy Keras
+    builds them beforehand itself, with this (private) method: symbolic, no step runs and no
+    number changes (tested). A Keras without it, or with another signature, traces twice, as
+    before.
     """
     build = getattr(model, "_symbolic_build", None)
-    if build is not None:
+    if build is not None and "data_batch" in inspect.signature(build).parameters:
         build(data_batch=batch_spec)
 
 

@@ -442,3 +442,18 @@ def test_building_before_fit_traces_each_step_once_and_changes_no_number(loss, p
     assert first.history == second.history  # exactly: the same steps in the same order
     for split in first.scores:
         np.testing.assert_array_equal(first.scores[split], second.scores[split])
+
+
+def test_a_keras_whose_build_method_differs_trains_as_before(monkeypatch):
+    """The pre-build uses a private Keras method: one with another signature is left alone (the
+    run traces twice, as plain Keras does), never called wrongly."""
+    from keras.src.trainers.trainer import Trainer
+
+    from camri_utils import data, training
+
+    monkeypatch.setattr(Trainer, "_symbolic_build", lambda self, iterator: pytest.fail("called with data_batch"))
+    ds = data.load("fashion_mnist", data_dir=fixtures.write("fashion_mnist",
+                                                            Path(os.environ["CAMRI_CACHE_DIR"]) / "fx", per_class=6))
+    result = training.train(TrainConfig(dataset="fashion_mnist", model="mlp", epochs=1, batch_size=16,
+                                        validation_size=20, verbose=0), dataset=ds)
+    assert len(result.history["loss"]) == 1
