@@ -1,6 +1,7 @@
 """Part III's committed records (results/cifar10-cpu, results/gtsrb-cpu): one record, picked at
 random, retrained for one epoch on the real data from ``../shared/data`` reproduces the first
-epoch of its history."""
+epoch of its history: its running averages over the epoch's steps (tests/retrain.py says why not
+its validation metrics)."""
 
 import json
 import random
