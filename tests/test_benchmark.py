@@ -2,7 +2,6 @@
 The train-step benchmark (benchmarks/train_step.py) on a tiny model and a few steps; the
 throughput benchmark (benchmarks/throughput.py) on known numbers and one tiny invocation."""
 
-import importlib.util
 import json
 import math
 import pathlib
@@ -13,22 +12,14 @@ import keras
 import numpy as np
 import pytest
 
+from tests import benchmark_script
+
 PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
-
-
-def _load(name, path):
-    """A benchmark script as a module, registered in sys.modules while a test uses it (the
-    throughput benchmark's dataclasses look their module up there)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    yield _load("train_step_benchmark", PATH)
+    yield benchmark_script.load("train_step_benchmark", PATH)
     del sys.modules["train_step_benchmark"]
 
 
@@ -131,7 +122,7 @@ THROUGHPUT = PATH.with_name("throughput.py")
 
 @pytest.fixture(scope="module")
 def tp():
-    yield _load("throughput_benchmark", THROUGHPUT)
+    yield benchmark_script.load("throughput_benchmark", THROUGHPUT)
     del sys.modules["throughput_benchmark"]
 
 
@@ -346,7 +337,7 @@ GPU_PATH = PATH.parent / "gpu_step.py"
 
 @pytest.fixture(scope="module")
 def gpu_bench():
-    yield _load("gpu_step_benchmark", GPU_PATH)
+    yield benchmark_script.load("gpu_step_benchmark", GPU_PATH)
     del sys.modules["gpu_step_benchmark"]
 
 

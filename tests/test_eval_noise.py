@@ -1,26 +1,19 @@
 """benchmarks/eval_noise.py: the moving statistics of batch normalization, refreshed with the
 weights frozen, against a NumPy reference; its flags' errors; one smoke run on a fixture."""
 
-import importlib.util
 import json
-import pathlib
-import sys
 
 import keras
 import numpy as np
 import pytest
 
-PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "eval_noise.py"
+from tests import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def noise():
-    spec = importlib.util.spec_from_file_location("eval_noise_benchmark", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    with benchmark_script.loaded("eval_noise") as module:
+        yield module
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -1,23 +1,15 @@
 """benchmarks/prebuild.py: its flags' errors and its report on known numbers (its timings are the
 benchmark's to measure, not a test's)."""
 
-import importlib.util
-import pathlib
-import sys
-
 import pytest
 
-PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "prebuild.py"
+from tests import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("prebuild_benchmark", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    with benchmark_script.loaded("prebuild") as module:
+        yield module
 
 
 @pytest.mark.parametrize("argv,message", [
