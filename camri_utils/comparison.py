@@ -423,7 +423,7 @@ def _warn_no_gpu(exp):
     text = (f"No GPU in this runtime, so nothing is trained here: the full profile trains the {exp.model} three "
             f"times for {exp.epochs} epochs, which on a CPU takes {how_long}. Use the estimates of the cost cell above; for a "
             "real run choose a GPU runtime (Runtime > Change runtime type > T4 GPU) and run all cells again, or "
-            'set profile = "quick" to run every cell on a small network in minutes.')
+            'set profile = "quick" to run every cell on a small network in seconds.')
     try:
         from IPython.display import display
 
@@ -437,6 +437,13 @@ def _book_style():
     from camri_utils import plots
 
     plots.use_book_style()
+
+
+def _short_title(c, name, width=15):
+    """``c: name`` in at most three lines of ``width`` characters, cut with an ellipsis: GTSRB's
+    names differ at their ends ("Speed limit (20km/h)", "Speed limit (30km/h)"), so a name cut at
+    a fixed length loses what tells them apart."""
+    return "\n".join(textwrap.wrap(f"{c}: {name}", width, max_lines=3, placeholder="…"))
 
 
 def plot_examples(ds, name, per_class=6, max_rows=10):
@@ -460,12 +467,12 @@ def plot_examples(ds, name, per_class=6, max_rows=10):
         return fig
     cols = 5
     rows = math.ceil(ds.n_classes / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(PAGE_WIDTH, 1.25 * rows + 0.5), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(PAGE_WIDTH, 1.7 * rows + 0.5), squeeze=False)
     for c, ax in enumerate(axes.ravel()):
         ax.set_xticks([]), ax.set_yticks([])
         if c < ds.n_classes:
             ax.imshow(ds.x_train[np.flatnonzero(ds.y_train == c)[0]])
-            ax.set_title(f"{c}: {ds.class_names[c][:10]}", fontsize=9)
+            ax.set_title(_short_title(c, ds.class_names[c]), fontsize=9)
         else:
             ax.axis("off")
     fig.suptitle(f"{name}: one training image of each class (after preprocessing)")

@@ -261,6 +261,7 @@ def partial_choice_lines(summary):
         where = (f"{_and(roles.get(c, [f'class {c}']))} ({names.get(c, c)}), " if c is not None else "") + method
         seeds = "; ".join(f"{setting_text(k)}: {done} of {total} seeds" for k, (done, total) in started.items())
         recorded = (f"{len(started)} of its {len(settings)} settings recorded so far" if len(started) < len(settings)
+                    else "its one setting recorded, not all its seeds" if len(settings) == 1
                     else f"all {len(settings)} of its settings recorded, not all their seeds")
         lines.append(f"{where}: {recorded} ({seeds}): its choice is made among these, on the seeds recorded so far, "
                      "and may change as the others arrive.")
@@ -718,6 +719,22 @@ def _planned_seeds(summary, method, c):
     return len(summary.spec.seeds) if pd.isna(planned) or not planned else int(planned)
 
 
+def _one_sided(row):
+    """Why a setting whose interval clears zero on one reference is still *not told apart*: below
+    the oracle alone (the best threshold on the test set, which no threshold chosen beforehand
+    reaches) is not below threshold moving, and above the out-of-sample reference alone is not
+    above its upper bound. '' for other verdicts or where neither interval clears zero."""
+    if row["verdict"] != "not told apart":
+        return ""
+    parts = []
+    if row["accuracy_gap_high"] < 0:
+        parts.append("below the oracle, the best threshold on the test set, but not below the threshold chosen on "
+                     "validation")
+    if row.get("oos_accuracy_gap_low", np.nan) > 0:
+        parts.append("above the threshold chosen on validation, but not above the oracle")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def verdict_lines(summary):
     """:func:`verdicts` in words, one line per chosen setting and reference: the verdict and
     the numbers it rests on, in points (hundredths) with paired Student-t 95% intervals over
@@ -749,7 +766,7 @@ def verdict_lines(summary):
         oos_accuracy = out_of_sample_cells(row, points=True)[0]
         n_planned = _planned_seeds(summary, row["method"], c)
         n = seeds_text({"n_seeds": row["n"], "n_planned": n_planned}).replace("n=", "n = ")
-        verdict = row["verdict"] + (f" ({row['why']})" if row["why"] else "")
+        verdict = row["verdict"] + (f" ({row['why']})" if row["why"] else _one_sided(row))
         if row["n"] < 2:  # the interval's label would be a guess: no verdict, the numbers alone
             verdict = f"no verdict ({row['why']})"
         lines.append(f"{head} against {_reference_words(row)}: {verdict}. Accuracy at the same recall, in points: "
@@ -764,7 +781,8 @@ def fashion_mnist_answer(summary):
     hold on this dataset? Computed from :func:`verdicts` of CAMRI against its control, per role
     where it rests on an interval (at least 2 seeds); the roles where it is undefined are named
     with why (roles with the same reason together, and once for all where no CAMRI run is
-    recorded yet), and an incomplete run is said to be one."""
+    recorded yet), and an incomplete run is said to be one. A "No" says which way: below its
+    control's curve (not in the margin's favour), above it, or both in different roles."""
     name = DATASET_NAMES.get(summary.spec.dataset, summary.spec.dataset)
     question = f"Does the Fashion-MNIST answer hold on {name}?"
     rows = verdicts(summary)
@@ -799,7 +817,13 @@ def fashion_mnist_answer(summary):
                 "from its control's threshold curve (as on Fashion-MNIST, no sign of the margin beyond its head's "
                 "trade-off): "
                 + "; ".join(cite(r) for r in decided) + f".{tail}")
-    return (f"{question} No: CAMRI's chosen setting is "
+    # "No" alone reads as "the margin did better here"; say which way the answer fails.
+    ways = {r["verdict"] for r in off}
+    way = (" (and not in the margin's favour: the same head without the margin, its threshold moved, does "
+           "better)" if ways == {"below"} else
+           " (in the margin's favour: it reaches what moving the threshold of the same head without the margin "
+           "does not)" if ways == {"above"} else " (one way in some roles, the other in others)")
+    return (f"{question} No{way}: CAMRI's chosen setting is "
             + "; ".join(f"{r['verdict']} its control's threshold curve for {cite(r)}" for r in off)
             + (f"; not told apart for " + "; ".join(cite(r) for r in decided if r not in off)
                if len(off) < len(decided) else "") + f".{tail}")

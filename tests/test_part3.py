@@ -94,7 +94,7 @@ def test_chapter_says_what_each_figure_will_show_and_labels_the_papers_numbers(s
     intro = nb.cells[0].source
     assert "appear when you run it" in intro and "not a result" in intro
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    assert "These are the paper's numbers, not ours." in markdown
+    assert "the paper's numbers, not ours." in markdown
     for command in ("camri protocol --dataset", "--shard", "camri protocol report"):
         assert command in markdown
     for figure in ("example images", "learning curves", "histograms"):
@@ -214,6 +214,26 @@ def test_figures_have_their_panels(trained):
     fig, counts = comparison.plot_class_counts(ds, exp.name, 3)
     assert counts.sum() == len(ds.y_train)
     assert [p.get_facecolor() for p in fig.axes[0].patches].count(fig.axes[0].patches[3].get_facecolor()) == 1
+    plt.close("all")
+
+
+def test_example_titles_keep_what_tells_gtsrbs_classes_apart():
+    import types
+
+    import matplotlib.pyplot as plt
+
+    from camri_utils.data.gtsrb import CLASS_NAMES
+
+    n = len(CLASS_NAMES)
+    ds = types.SimpleNamespace(n_classes=n, class_names=CLASS_NAMES, y_train=np.arange(n),
+                               x_train=np.zeros((n, 4, 4, 3), np.uint8))
+    fig = comparison.plot_examples(ds, "GTSRB")
+    titles = [ax.get_title() for ax in fig.axes[:n]]
+    # Cut at ten characters, classes 0-5, 7 and 8 all read "Speed limi": now each title is its own.
+    names = [t.split(": ", 1)[1] for t in titles]  # without the class number, which differs anyway
+    assert len(set(names)) == n and titles[0] == "0: Speed limit\n(20km/h)"
+    assert all(len(line) <= 15 for t in titles for line in t.split("\n")) and max(t.count("\n") for t in titles) == 2
+    assert titles[42].endswith("…")  # the longest name, cut where it must be
     plt.close("all")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from camri_utils import protocol, training
+from camri_utils import protocol, stats, training
 from camri_utils.cli import main as camri
 from camri_utils.data import fixtures
 
@@ -446,6 +446,12 @@ def test_comparison_cells_say_the_seeds_a_recall_gap_rests_on_and_never_print_mi
     one = protocol.comparison_cells(_gap_row(n_recall=1, recall_gap_low=np.nan, recall_gap_high=np.nan))[0]
     assert one == "+0.010 (n = 1, 4 seed(s) beyond the curve's end)"  # one seed: no interval
     assert protocol.comparison_cells(_gap_row(n_recall=0, recall_gap=np.nan))[0] == "beyond the curve's end"
+    # Two seeds whose recall gaps are equal (recall moves in steps of one test image): a paired t
+    # interval of zero width, said in words rather than printed as "[-4.7, -4.7]".
+    mean, low, high, n = stats.paired_t([-0.047, -0.047, np.nan, np.nan, np.nan])
+    same = _gap_row(n_recall=n, recall_gap=mean, recall_gap_low=low, recall_gap_high=high)
+    assert protocol.comparison_cells(same, points=True)[0] == (
+        "-4.7, its seeds equal (n = 2, 3 seed(s) beyond the curve's end)")
     oos = protocol.out_of_sample_cells(_gap_row(n_oos_recall=3), points=True)[1]
     assert oos.endswith("(n = 3, 2 seed(s) beyond the curve's end)")
     # An interval end that rounds to zero at two decimals (points) keeps its sign with the decimals

@@ -277,19 +277,23 @@ def test_verdict_lines_name_the_reports_numbers(summary):
         assert row.verdict == mine.verdict and row.resolved  # two seeds: an interval
         words = "CE's threshold curve" if row.reference == "CE" else "its control's"
         line = next(x for x in lines if x.startswith(f"{row.role} (") and f", {row.method} (" in x and words in x)
-        assert f"oracle {_pts(mine.accuracy_gap)} [{_pts(mine.accuracy_gap_low)}, " in line
-        assert f"out of sample {_pts(mine.oos_accuracy_gap)} [" in line and line.endswith("n = 2.")
+        # Two seeds with the same gap (the fixture's) give a zero-width interval, said in words.
+        spread = (", its seeds equal" if mine.accuracy_gap_low == mine.accuracy_gap_high
+                  else f" [{_pts(mine.accuracy_gap_low)}, ")
+        assert f"oracle {_pts(mine.accuracy_gap)}{spread}" in line
+        spread = ", its seeds equal" if mine.oos_accuracy_gap_low == mine.oos_accuracy_gap_high else " ["
+        assert f"out of sample {_pts(mine.oos_accuracy_gap)}{spread}" in line and line.endswith("n = 2.")
     wce = rows[(rows.method == "WCE") & (rows.role == "worst1") & (rows.reference == "control")].iloc[0]
     assert wce.verdict == "no control" and "its control is CE itself" in wce.why
     assert any(x.startswith("worst2 (") and ", WCE: the preset trains no setting of it" in x for x in lines)
 
 
-def _rebuilt(summary, per_seed_gaps):
-    """The summary with CAMRI's worst1 comparison with its control replaced by hand-made
+def _rebuilt(summary, per_seed_gaps, role="worst1"):
+    """The summary with CAMRI's ``role`` comparison with its control replaced by hand-made
     per-seed accuracy gaps (oracle and out of sample equal), its table rebuilt by the report."""
     per_seed = summary.comparisons.copy()
-    key = protocol.setting_key(summary.selection.chosen[("CAMRI", "worst1")].params)
-    mask = ((per_seed.role == "worst1") & (per_seed.method == "CAMRI") & (per_seed.setting == key)
+    key = protocol.setting_key(summary.selection.chosen[("CAMRI", role)].params)
+    mask = ((per_seed.role == role) & (per_seed.method == "CAMRI") & (per_seed.setting == key)
             & (per_seed.reference == "control"))
     rows = per_seed[mask].sort_values("seed").iloc[:len(per_seed_gaps)].copy()
     rows["accuracy_gap"] = rows["oos_accuracy_gap"] = per_seed_gaps
@@ -306,13 +310,42 @@ def test_a_margin_off_its_controls_curve_says_no_with_its_numbers(summary, gaps,
     mean = np.mean(gaps)
     assert (row.accuracy_gap_low, row.accuracy_gap_high) == pytest.approx((mean - half, mean + half), abs=1e-12)
     answer = replication.fashion_mnist_answer(below)
-    assert answer.startswith("Does the Fashion-MNIST answer hold on CIFAR-10? No: CAMRI's chosen setting is "
-                             f"{verdict} its control's threshold curve for worst1")
+    way = {"below": "and not in the margin's favour", "above": "in the margin's favour"}[verdict]
+    assert answer.startswith(f"Does the Fashion-MNIST answer hold on CIFAR-10? No ({way}: ")
+    assert f"): CAMRI's chosen setting is {verdict} its control's threshold curve for worst1" in answer
     assert f"{_pts(mean)} [{_pts(mean - half)}, {_pts(mean + half)}] points" in answer
     # The same setting against CE's threshold moving: the other half of the question, its own verdict.
     ce = replication.verdicts(below).set_index(["role", "method", "reference"]).loc[("worst1", "CAMRI", "CE")]
     assert "Against CE's threshold moving, the other half of the book's question, the same setting" in answer
     assert f"{ce.verdict} for worst1 (accuracy at the same recall {_pts(ce.accuracy_gap)} [" in answer
+
+
+@pytest.mark.parametrize("oracle,oos,words", [
+    ([-0.020, -0.021], [0.01, -0.01], "not told apart (below the oracle, the best threshold on the test set, but not "
+                                      "below the threshold chosen on validation)"),
+    ([0.01, -0.01], [0.020, 0.021], "not told apart (above the threshold chosen on validation, but not above the "
+                                    "oracle)"),
+    ([0.01, -0.01], [0.01, -0.01], "not told apart. Accuracy")])
+def test_a_not_told_apart_clearing_zero_on_one_reference_says_which(summary, oracle, oos, words):
+    rebuilt = _rebuilt(summary, oracle)
+    per_seed = rebuilt.comparisons.copy()
+    key = protocol.setting_key(summary.selection.chosen[("CAMRI", "worst1")].params)
+    mask = ((per_seed.role == "worst1") & (per_seed.method == "CAMRI") & (per_seed.setting == key)
+            & (per_seed.reference == "control") & per_seed.accuracy_gap.isin(oracle))
+    per_seed.loc[mask, "oos_accuracy_gap"] = oos
+    rebuilt = dataclasses.replace(rebuilt, comparisons=per_seed, comparison=comparison_table(per_seed))
+    (line,) = [t for t in replication.verdict_lines(rebuilt)
+               if t.startswith("worst1") and "CAMRI" in t and "its control's" in t]
+    assert f"(normalized softmax, s = 16): {words}" in line
+
+
+def test_a_no_with_roles_off_the_curve_both_ways_says_so(summary):
+    both = _rebuilt(_rebuilt(summary, [-0.020, -0.021]), [0.020, 0.021], role="worst2")
+    verdicts = replication.verdicts(both).set_index(["role", "method", "reference"]).verdict
+    assert (verdicts[("worst1", "CAMRI", "control")], verdicts[("worst2", "CAMRI", "control")]) == ("below", "above")
+    answer = replication.fashion_mnist_answer(both)
+    assert "? No (one way in some roles, the other in others): CAMRI's chosen setting is below its control's" in answer
+    assert "; above its control's threshold curve for worst2" in answer
 
 
 def test_an_answer_holds_only_where_every_verdict_is_not_told_apart(summary):
@@ -324,7 +357,7 @@ def test_an_answer_holds_only_where_every_verdict_is_not_told_apart(summary):
     if (camri.verdict == "not told apart").all():
         assert "? Yes, in 3 of 3 roles" in answer
     else:
-        assert "? No:" in answer
+        assert "? No (" in answer
 
 
 def test_one_seed_gives_no_verdict_and_no_answer(summary):
@@ -680,3 +713,9 @@ def test_a_choice_among_partly_recorded_settings_says_so(summary):
         f"worst1 ({names[c]}), CAMRI: all 2 of its settings recorded, not all their seeds (m = 4π/64, s = 16: 2 of 2 "
         "seeds; m = 8π/64, s = 8: 1 of 2 seeds): its choice is made among these, on the seeds recorded so far, and "
         "may change as the others arrive."]
+    # A grid of one setting (WCE's one weight) reads as one, not as "all 1 of its settings".
+    weight = protocol.setting_key({"weight": 4.0})
+    single = dataclasses.replace(summary, settings={**summary.settings, ("WCE", c): {weight: (1, 2)}})
+    assert replication.partial_choice_lines(single) == [
+        f"worst1 ({names[c]}), WCE: its one setting recorded, not all its seeds (weight 4: 1 of 2 seeds): its choice is "
+        "made among these, on the seeds recorded so far, and may change as the others arrive."]

@@ -507,14 +507,16 @@ def _not_run_text(spec):
 
 def _gap_text(mean, low, high, n, digits=3, points=False):
     """A gap with its interval (:func:`~camri_utils.stats.signed`: an end that rounds to zero gets
-    the decimals its first digit needs, never ``-0.00``); "beyond the curve's end" where it is
-    undefined."""
+    the decimals its first digit needs, never ``-0.00``), or that its seeds agree exactly (a
+    zero-width interval); "beyond the curve's end" where it is undefined."""
     if pd.isna(mean):
         return "beyond the curve's end"
     if points:  # hundredths, as the prose says them: one digit fewer
         mean, low, high, digits = 100 * mean, 100 * low, 100 * high, digits - 2
     text = stats.signed(mean, digits)
-    if not pd.isna(low):
+    if not pd.isna(low) and low == high:  # [x, x] would read as a bug; recall steps are coarse
+        text += ", its seeds equal"
+    elif not pd.isna(low):
         text += f" [{stats.signed(low, digits)}, {stats.signed(high, digits)}]"
     return text
 
