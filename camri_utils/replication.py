@@ -1003,3 +1003,88 @@ def angle_verdicts(summary, folder, role, camri=None):
             v = stats.paired_verdict(by_seed[mine], by_seed[against], claimed)
             rows.append({"against": against, "measure": words[column].format(name=name), "claimed": claimed, **v})
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# The chapter's summary, in numbers
+# ------------------------------------------------------------------------------------------------
+_VERDICT_WORDS = {"above": "above", "below": "below", "not told apart": "not told apart from"}
+
+
+def _against_words(row):
+    """``not told apart from CE's threshold moving``, or that there is no verdict and why."""
+    what = ("CE's threshold moving" if row["reference"] == "CE"
+            else "the threshold moving of the same head without the margin")
+    if row["verdict"] in _VERDICT_WORDS and row["resolved"]:
+        return f"{_VERDICT_WORDS[row['verdict']]} {what}"
+    return f"without a verdict against {what} ({row['why'] or row['verdict']})"
+
+
+def _open_runs(summary):
+    """``CAMRI on bird (0 of 5 runs)``, ... for every method and class with runs still missing."""
+    names, parts = _class_names(summary), []
+    roles = {c: role for role, c in summary.selection.important.items()}
+    for (method, c), (done, total) in (summary.status or {}).items():
+        if done < total:
+            where = f" on {names.get(c, c)} ({roles[c]})" if c in roles else ""
+            parts.append(f"{method}{where}: {done} of {total} runs")
+    return parts
+
+
+def summary_points(summary, folder):
+    """The chapter's summary in numbers: one Markdown bullet per role with CAMRI's chosen setting
+    (its recall against CE's and the paper's gain, its accuracy, what moving CE's threshold
+    reaches instead, and its verdicts against both threshold curves), one on the angles of the
+    role with CAMRI's grid (worst1, against the control, paired by seed), and one saying whether
+    these are final or which runs are still missing. Every number is read from ``summary`` (and
+    the stored scores in ``folder``); where a comparison is undefined the bullet says why."""
+    names, important = _class_names(summary), summary.selection.important
+    table = summary.table.set_index(["method", "role"])
+    gains = gain_table(summary).set_index(["method", "role"])
+    rows = {(r["role"], r["method"], r["reference"]): r for r in verdicts(summary).to_dict("records")}
+    grid = list(summary.spec.camri_grid)
+    points = []
+    for role, c in important.items():
+        who = f"**{role} ({names.get(c, c)})**"
+        gain = gains.loc[("CAMRI", role)]
+        if np.isnan(gain.gain):
+            points.append(f"{who}: no CAMRI result to summarize ({gain.why}).")
+            continue
+        mine, ce = table.loc[("CAMRI", role)], table.loc[("CE", role)]
+        paper = ("no setting kept accuracy" if np.isnan(gain.paper_gain)
+                 else f"{stats.signed(100 * gain.paper_gain, 1)} points")
+        text = (f"{who}: CAMRI ({setting_text(mine.setting)}, chosen on validation) raises the test recall from "
+                f"CE's {ce.recall_mean:.4f} to {mine.recall_mean:.4f}, {stats.signed(100 * gain.gain, 1)} "
+                f"[{stats.signed(100 * gain.gain_low, 1)}, {stats.signed(100 * gain.gain_high, 1)}] points over CE "
+                f"paired by seed (the paper's gain: {paper}), at a test "
+                f"accuracy of {mine.accuracy_mean:.4f} against CE's {ce.accuracy_mean:.4f}.")
+        params = _params(mine.setting)
+        margins = [p["margin"] for p in grid if p.get("scale") == params.get("scale")]
+        if len(margins) > 1 and params.get("margin") == max(margins):
+            text += " That is the largest margin of the grid: larger ones were not tried."
+        if ("CE + threshold", role) in table.index and not pd.isna(table.loc[("CE + threshold", role)].recall_mean):
+            moved = table.loc[("CE + threshold", role)]
+            text += (f" Moving CE's threshold instead (one bias, chosen on validation; no training) reaches "
+                     f"{moved.recall_mean:.4f} at {moved.accuracy_mean:.4f}.")
+        text += (f" At the same recall CAMRI is {_against_words(rows[(role, 'CAMRI', 'CE')])} and "
+                 f"{_against_words(rows[(role, 'CAMRI', 'control')])} (the verdict lines above).")
+        points.append(text)
+    if not np.isnan(gains.loc[("CAMRI", "worst1")].gain):
+        angles = angle_verdicts(summary, folder, "worst1")
+        versus = angles[angles.against.str.startswith("control")].reset_index(drop=True)
+        if len(versus) == 5:  # mean angle, relative mean, relative variance, room, median gap
+            closer, spread = versus.iloc[0], versus.iloc[2]
+            name = names.get(important["worst1"], important["worst1"])
+            points.append(
+                f"**Angles ({name}, CAMRI against the same head without the margin, paired by seed)**: the mean angle "
+                f"between a {name} image's feature and its class weight changes by {stats.signed(closer['diff'], 1)} "
+                f"[{stats.signed(closer['low'], 1)}, {stats.signed(closer['high'], 1)}] degrees (the paper's claim, "
+                f"closer: {closer['verdict']}), its relative variance by {stats.signed(spread['diff'], 2)} "
+                f"[{stats.signed(spread['low'], 2)}, {stats.signed(spread['high'], 2)}] (the paper's claim, tighter: "
+                f"{spread['verdict']}).")
+    missing = _open_runs(summary)
+    progress = progress_text(summary).removeprefix("Incomplete: ")
+    points.append(f"**Still open**: {progress}; missing: {'; '.join(missing)}. Every line above that "
+                  "rests on those may change." if missing else
+                  "**Every planned run is recorded**: these are the run's final numbers.")
+    return points

@@ -719,3 +719,53 @@ def test_a_choice_among_partly_recorded_settings_says_so(summary):
     assert replication.partial_choice_lines(single) == [
         f"worst1 ({names[c]}), WCE: its one setting recorded, not all its seeds (weight 4: 1 of 2 seeds): its choice is "
         "made among these, on the seeds recorded so far, and may change as the others arrive."]
+
+
+# The chapter's summary in numbers
+
+def test_summary_points_read_their_numbers_from_the_records(summary, folder):
+    points = replication.summary_points(summary, folder)
+    names, table = replication._class_names(summary), summary.table.set_index(["method", "role"])
+    gains = replication.gain_table(summary).set_index(["method", "role"])
+    verdicts = {(r["role"], r["reference"]): r for r in replication.verdicts(summary).to_dict("records")
+                if r["method"] == "CAMRI"}
+    for role, c in summary.selection.important.items():
+        (text,) = [p for p in points if p.startswith(f"**{role} ({names[c]})**")]
+        mine, ce, gain = table.loc[("CAMRI", role)], table.loc[("CE", role)], gains.loc[("CAMRI", role)]
+        assert f"from CE's {ce.recall_mean:.4f} to {mine.recall_mean:.4f}, {signed(100 * gain.gain, 1)} [" in text
+        assert f"at a test accuracy of {mine.accuracy_mean:.4f} against CE's {ce.accuracy_mean:.4f}" in text
+        moved = table.loc[("CE + threshold", role)]
+        assert f"reaches {moved.recall_mean:.4f} at {moved.accuracy_mean:.4f}" in text
+        for reference, words in (("CE", "CE's threshold moving"),
+                                 ("control", "the threshold moving of the same head without the margin")):
+            v = verdicts[(role, reference)]
+            said = ({"above": "above", "below": "below", "not told apart": "not told apart from"}[v["verdict"]]
+                    if v["resolved"] else "without a verdict against")
+            assert f"{said} {words}" in text
+        assert "largest margin of the grid" not in text  # one margin per scale in the fixture's grid
+    angles = replication.angle_verdicts(summary, folder, "worst1")
+    closer = angles[angles.against.str.startswith("control")].iloc[0]
+    (text,) = [p for p in points if p.startswith("**Angles (")]
+    assert f"changes by {signed(closer['diff'], 1)} [" in text and f"closer: {closer['verdict']})" in text
+    assert points[-1] == "**Every planned run is recorded**: these are the run's final numbers."
+
+
+def test_summary_points_say_what_is_open_missing_or_untried(summary, folder, tmp_path):
+    part, incomplete = _without(folder, tmp_path, lambda r: r["method"] == "CAMRI" and r["seed"] == 1
+                                and r.get("important_class") != summary.selection.important["worst1"])
+    names, important = replication._class_names(summary), summary.selection.important
+    last = replication.summary_points(incomplete, part)[-1]
+    done = sum(d for d, _ in incomplete.status.values())
+    assert last.startswith(f"**Still open**: {done} of {sum(t for _, t in incomplete.status.values())} planned runs")
+    assert f"CAMRI on {names[important['worst2']]} (worst2): 1 of 2 runs" in last
+    assert f"CAMRI on {names[important['worst1']]}" not in last  # worst1's grid is complete
+    # No setting kept accuracy: the role's bullet says why instead of a number.
+    dashed = replication.summary_points(_dash(summary, "CAMRI", "median"), folder)
+    assert f"**median ({names[important['median']]})**: no CAMRI result to summarize (" in "\n".join(dashed)
+    # A chosen margin that is the largest of its scale's grid: larger ones were not tried, said so.
+    chosen = summary.selection.chosen[("CAMRI", "worst1")].params
+    smaller = dict(chosen, margin=chosen["margin"] / 2)
+    for grid, said in (([chosen, smaller], True), ([chosen, dict(chosen, margin=2 * chosen["margin"])], False)):
+        spec = dataclasses.replace(summary.spec, camri_grid=grid)
+        text = replication.summary_points(dataclasses.replace(summary, spec=spec), folder)[0]
+        assert ("That is the largest margin of the grid: larger ones were not tried." in text) is said
