@@ -263,10 +263,16 @@ def protocol_cost(dataset, convergence_epochs=None, batch_sizes=(256,)):
         say(f"On {cpu['machine']} at its measured {cpu['flops_per_s'] / 1e9:.0f} GFLOP/s: about {years:,.0f} "
              f"year{'' if round(years) == 1 else 's'}.")
     fashion = protocol.preset("fashion_mnist", "full")
+    try:  # this dataset's CPU-scale run, where there is one: its own check, in this chapter
+        cpu_spec = protocol.preset(dataset, "cpu")
+        cpu_words = (f", and this chapter's CPU-scale runs {cpu_spec.lr_schedule} decay over {cpu_spec.epochs} "
+                     "(its baseline check above says whether they converged)")
+    except protocol.ProtocolError:
+        cpu_words = ""
     say(f"Epochs: the preset trains {spec.epochs} ({spec.lr_schedule} learning rate); the book's Fashion-MNIST "
          f"runs use {fashion.lr_schedule} decay over {fashion.epochs} epochs (the protocol chapter checks that "
-         "they converged). How many a dataset needs under that schedule is for its own convergence check to "
-         "measure; the rows below show what fewer epochs would save.")
+         f"they converged){cpu_words}. How many a dataset needs under that schedule is for its own convergence "
+         "check to measure; the rows below show what fewer epochs would save.")
     if convergence_epochs is None:
         convergence_epochs = (e.epochs // 2, e.epochs // 6)
     return cost.levers(e, [n for n in convergence_epochs if 0 < n < e.epochs], batch_sizes)

@@ -15,7 +15,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from camri_utils import comparison, cost
+from camri_utils import comparison, cost, protocol
 from camri_utils.data import Source
 from camri_utils.notebook import FIXTURE_BANNER, fixture_banner
 
@@ -469,6 +469,11 @@ def test_cost_cells_need_no_data(capsys):
     assert "GFLOP per 32x32 image" in out and "measured" in out.lower() and "GPU-hours" in out
     assert "epochs" in levers.index and "mixed precision" in levers.index
     assert levers.loc["as planned", "x planned"] == 1
+    # The chapter's own CPU-scale epochs are named beside Fashion-MNIST's; AwA2 has no CPU preset.
+    cpu = protocol.preset("gtsrb", "cpu")
+    assert f"this chapter's CPU-scale runs {cpu.lr_schedule} decay over {cpu.epochs}" in out
+    comparison.protocol_cost("awa2")
+    assert "CPU-scale" not in capsys.readouterr().out
 
 
 def _throughput(**variant):
