@@ -1053,10 +1053,14 @@ def summary_points(summary, folder):
         mine, ce = table.loc[("CAMRI", role)], table.loc[("CE", role)]
         paper = ("no setting kept accuracy" if np.isnan(gain.paper_gain)
                  else f"{stats.signed(100 * gain.paper_gain, 1)} points")
+        if np.isnan(gain.gain_low):
+            interval, seeds = "", f"n = {gain.n} of {gain.n_planned}: no interval; "
+        else:
+            interval = f" [{stats.signed(100 * gain.gain_low, 1)}, {stats.signed(100 * gain.gain_high, 1)}]"
+            seeds = f"n = {gain.n} of {gain.n_planned}; " if gain.n < gain.n_planned else ""
         text = (f"{who}: CAMRI ({setting_text(mine.setting)}, chosen on validation) raises the test recall from "
-                f"CE's {ce.recall_mean:.4f} to {mine.recall_mean:.4f}, {stats.signed(100 * gain.gain, 1)} "
-                f"[{stats.signed(100 * gain.gain_low, 1)}, {stats.signed(100 * gain.gain_high, 1)}] points over CE "
-                f"paired by seed (the paper's gain: {paper}), at a test "
+                f"CE's {ce.recall_mean:.4f} to {mine.recall_mean:.4f}, {stats.signed(100 * gain.gain, 1)}{interval} "
+                f"points over CE, paired by seed ({seeds}the paper's gain: {paper}), at a test "
                 f"accuracy of {mine.accuracy_mean:.4f} against CE's {ce.accuracy_mean:.4f}.")
         params = _params(mine.setting)
         margins = [p["margin"] for p in grid if p.get("scale") == params.get("scale")]
@@ -1066,8 +1070,12 @@ def summary_points(summary, folder):
             moved = table.loc[("CE + threshold", role)]
             text += (f" Moving CE's threshold instead (one bias, chosen on validation; no training) reaches "
                      f"{moved.recall_mean:.4f} at {moved.accuracy_mean:.4f}.")
-        text += (f" At the same recall CAMRI is {_against_words(rows[(role, 'CAMRI', 'CE')])} and "
-                 f"{_against_words(rows[(role, 'CAMRI', 'control')])} (the verdict lines above).")
+        against = rows[(role, "CAMRI", "CE")], rows[(role, "CAMRI", "control")]
+        if not any(r["resolved"] for r in against) and against[0]["why"] == against[1]["why"]:
+            text += f" No verdict yet against either threshold curve ({against[0]['why'] or against[0]['verdict']})."
+        else:
+            text += (f" At the same recall CAMRI is {_against_words(against[0])} and {_against_words(against[1])} "
+                     "(the verdict lines above).")
         points.append(text)
     if not np.isnan(gains.loc[("CAMRI", "worst1")].gain):
         angles = angle_verdicts(summary, folder, "worst1")

@@ -759,6 +759,10 @@ def test_summary_points_say_what_is_open_missing_or_untried(summary, folder, tmp
     assert last.startswith(f"**Still open**: {done} of {sum(t for _, t in incomplete.status.values())} planned runs")
     assert f"CAMRI on {names[important['worst2']]} (worst2): 1 of 2 runs" in last
     assert f"CAMRI on {names[important['worst1']]}" not in last  # worst1's grid is complete
+    # One seed of worst2's setting: its gain without an interval, and no verdict, said once.
+    (bird,) = [p for p in replication.summary_points(incomplete, part) if p.startswith("**worst2 (")]
+    assert "points over CE, paired by seed (n = 1 of 2: no interval; the paper's gain: " in bird and "nan" not in bird
+    assert bird.endswith("No verdict yet against either threshold curve (1 seed: no interval).")
     # No setting kept accuracy: the role's bullet says why instead of a number.
     dashed = replication.summary_points(_dash(summary, "CAMRI", "median"), folder)
     assert f"**median ({names[important['median']]})**: no CAMRI result to summarize (" in "\n".join(dashed)
