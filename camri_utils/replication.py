@@ -340,13 +340,14 @@ def eval_noise(folder):
     return sorted(checks, key=lambda c: c["seed"])
 
 
-def _last_rate(spec):
-    """The largest learning rate of the last two epochs (the ones that move the last-3 range),
-    as a share of the initial one, under a cosine decay to zero; None for another schedule."""
+def _last_rate(spec, window=3):
+    """The largest learning rate of the last ``window - 1`` epochs (the ones whose changes the
+    range over the last ``window`` epochs measures), as a share of the initial one, under a
+    cosine decay to zero; None for another schedule."""
     epochs = getattr(spec, "epochs", None)
-    if spec.lr_schedule != "cosine" or getattr(spec, "warmup_epochs", 0) or not epochs or epochs < 2:
+    if spec.lr_schedule != "cosine" or getattr(spec, "warmup_epochs", 0) or not epochs or epochs < window - 1:
         return None
-    return 0.5 * (1 + math.cos(math.pi * (epochs - 2) / epochs))
+    return 0.5 * (1 + math.cos(math.pi * (epochs - window + 1) / epochs))
 
 
 def _noise_lines(checks, summary, conv, window, tolerance):
@@ -393,9 +394,9 @@ def _noise_lines(checks, summary, conv, window, tolerance):
     missed = conv[~conv.converged]
     if missed.empty:
         return [line + " The statistics alone stay within the criterion, and every CE seed meets it."]
-    rate = _last_rate(summary.spec)
+    rate = _last_rate(summary.spec, window)
     when = (f", at learning rates of at most {math.ceil(1000 * rate) / 10:g}% of the initial one (the cosine "
-            f"schedule's last two epochs, the two changes the last {window} epochs span)" if rate is not None else "")
+            f"schedule's last {window - 1} epochs)" if rate is not None else "")
     compared = [f"seed {s} moved {100 * row.last_epochs_range:.2f} points, "
                 + (f"{row.last_epochs_range / ranges[s]:.1f} times its statistics' {100 * ranges[s]:.2f}"
                    if ranges.get(s) else "its statistics not checked") for s, row in missed.iterrows()]
