@@ -638,9 +638,13 @@ VERDICT_METHODS = ("CAMRI", "ArcFace", "WCE")
 _MARGIN = ("CAMRI", "ArcFace")  # a cosine head with a margin: its control is normalized softmax
 
 
-def _points(mean, low, high):
-    text = stats.signed(100 * mean, 2)
-    return text if np.isnan(low) else f"{text} [{stats.signed(100 * low, 2)}, {stats.signed(100 * high, 2)}]"
+def _points(mean, low, high, digits=2, scale=100):
+    """``+8.41 [+7.70, +9.12]``: ``scale`` times a mean (points, by default) with its interval where it
+    has one (:func:`camri_utils.stats.signed`)."""
+    text = stats.signed(scale * mean, digits)
+    if np.isnan(low):
+        return text
+    return f"{text} [{stats.signed(scale * low, digits)}, {stats.signed(scale * high, digits)}]"
 
 
 def verdicts(summary):
@@ -1022,7 +1026,8 @@ def _against_words(row):
 
 
 def _open_runs(summary):
-    """``CAMRI on bird (0 of 5 runs)``, ... for every method and class with runs still missing."""
+    """``CAMRI on bird (worst2): 0 of 5 runs``, ... for every method and class with runs still
+    missing."""
     names, parts = _class_names(summary), []
     roles = {c: role for role, c in summary.selection.important.items()}
     for (method, c), (done, total) in (summary.status or {}).items():
@@ -1054,13 +1059,11 @@ def summary_points(summary, folder):
         mine, ce = table.loc[("CAMRI", role)], table.loc[("CE", role)]
         paper = ("no setting kept accuracy" if np.isnan(gain.paper_gain)
                  else f"{stats.signed(100 * gain.paper_gain, 1)} points")
-        if np.isnan(gain.gain_low):
-            interval, seeds = "", f"n = {gain.n} of {gain.n_planned}: no interval; "
-        else:
-            interval = f" [{stats.signed(100 * gain.gain_low, 1)}, {stats.signed(100 * gain.gain_high, 1)}]"
-            seeds = f"n = {gain.n} of {gain.n_planned}; " if gain.n < gain.n_planned else ""
+        seeds = (f"n = {gain.n} of {gain.n_planned}: no interval; " if np.isnan(gain.gain_low) else
+                 f"n = {gain.n} of {gain.n_planned}; " if gain.n < gain.n_planned else "")
+        lift = _points(gain.gain, gain.gain_low, gain.gain_high, 1)
         text = (f"{who}: CAMRI ({setting_text(mine.setting)}, chosen on validation) raises the test recall from "
-                f"CE's {ce.recall_mean:.4f} to {mine.recall_mean:.4f}, {stats.signed(100 * gain.gain, 1)}{interval} "
+                f"CE's {ce.recall_mean:.4f} to {mine.recall_mean:.4f}, {lift} "
                 f"points over CE, paired by seed ({seeds}the paper's gain: {paper}), at a test "
                 f"accuracy of {mine.accuracy_mean:.4f} against CE's {ce.accuracy_mean:.4f}.")
         params = _params(mine.setting)
@@ -1086,11 +1089,11 @@ def summary_points(summary, folder):
             name = names.get(important["worst1"], important["worst1"])
             points.append(
                 f"**Angles ({name}, CAMRI against the same head without the margin, paired by seed)**: the mean angle "
-                f"between a {name} image's feature and its class weight changes by {stats.signed(closer['diff'], 1)} "
-                f"[{stats.signed(closer['low'], 1)}, {stats.signed(closer['high'], 1)}] degrees (the paper's claim, "
-                f"closer: {closer['verdict']}), its relative variance by {stats.signed(spread['diff'], 2)} "
-                f"[{stats.signed(spread['low'], 2)}, {stats.signed(spread['high'], 2)}] (the paper's claim, tighter: "
-                f"{spread['verdict']}).")
+                f"between a {name} image's feature and its class weight changes by "
+                f"{_points(closer['diff'], closer['low'], closer['high'], 1, scale=1)} degrees (the paper's claim, "
+                f"closer: {closer['verdict']}), its relative variance by "
+                f"{_points(spread['diff'], spread['low'], spread['high'], 2, scale=1)} (the paper's claim, tighter: "
+                f"{spread['verdict']}; n = {int(closer['n'])}).")
     missing = _open_runs(summary)
     progress = progress_text(summary).removeprefix("Incomplete: ")
     points.append(f"**Still open**: {progress}; missing: {'; '.join(missing)}. Every line above that "

@@ -775,6 +775,12 @@ def test_summary_points_say_what_is_open_missing_or_untried(summary, folder, tmp
     (bird,) = [p for p in replication.summary_points(incomplete, part) if p.startswith("**worst2 (")]
     assert "points over CE, paired by seed (n = 1 of 2: no interval; the paper's gain: " in bird and "nan" not in bird
     assert bird.endswith("No verdict yet against either threshold curve (1 seed: no interval).")
+    # One seed of every CAMRI setting: no interval anywhere, and never a "nan" printed.
+    part1, one = _without(folder, tmp_path / "one", lambda r: r["method"] == "CAMRI" and r["seed"] == 1)
+    points = replication.summary_points(one, part1)
+    assert not any("nan" in p for p in points)
+    (angles,) = [p for p in points if p.startswith("**Angles (")]
+    assert angles.endswith("; n = 1).")
     # No setting kept accuracy: the role's bullet says why instead of a number.
     dashed = replication.summary_points(_dash(summary, "CAMRI", "median"), folder)
     assert f"**median ({names[important['median']]})**: no CAMRI result to summarize (" in "\n".join(dashed)
